@@ -1,0 +1,92 @@
+/* imap/pool.h — the connection pool: the public, asynchronous API of imap/.
+ *
+ * One pool per mount: up to max_conns logged-in connections, opened lazily
+ * by connector threads and then owned by the pool's imap-io thread, which
+ * runs every socket, parser and queue. imap_pool_submit() may be called
+ * from any thread and never blocks; callbacks run on the imap-io thread and
+ * must not block.
+ *
+ * Routing: a command for a mailbox goes to a connection that has it
+ * selected, else to an idle one (which SELECTs it first, after its pipeline
+ * drains), else it waits at pool level. Commands are pipelined on a
+ * connection. After a drop, the pool reconnects (with backoff) and resends
+ * the commands flagged IMAP_COMMAND_RETRIABLE; the others complete with
+ * IMAP_ERROR_CONNECTION_LOST, since their outcome must be worked out by
+ * looking, never by resending.
+ */
+#ifndef IMAPFS_IMAP_POOL_H
+#define IMAPFS_IMAP_POOL_H
+
+#include <glib.h>
+#include "imap/command.h"
+#include "imap/config.h"
+#include "imap/connect.h"
+#include "imap/response.h"
+
+typedef struct ImapPool ImapPool;
+
+typedef struct {
+	ImapStatus status;	/* OK, NO or BAD */
+	char *code;		/* response code of the tagged reply; nullable */
+	char *code_arg;		/* nullable */
+	char *text;		/* never NULL */
+	GPtrArray *untagged;	/* ImapResponse *: untagged responses that
+				 * arrived while this command was the oldest
+				 * in flight and were not given to a data
+				 * func; never NULL */
+	guint32 uidvalidity;	/* of the mailbox the command ran in, or 0 */
+} ImapReply;
+
+void imap_reply_free(ImapReply *reply); /* NULL-safe */
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ImapReply, imap_reply_free)
+
+/* Runs exactly once per submitted command, on the imap-io thread, also on
+ * failure and shutdown. @reply (transfer full, nullable): the server's
+ * answer, NULL if none came. @error (transfer full, nullable): set when the
+ * command did not succeed; a NO or BAD gives both a reply and an error
+ * (IMAPFS_IMAP_ERROR, code from the response code, message with the
+ * server's words and the command's name). */
+typedef void (*ImapDoneFunc)(ImapReply *reply, GError *error,
+			     gpointer user_data);
+
+/* Runs on the imap-io thread for each untagged response that arrives while
+ * the command is the oldest in flight on its connection (FETCH data, for
+ * example), instead of collecting it in the reply. @resp is borrowed;
+ * @uidvalidity is that of the selected mailbox (0 if none). May be called
+ * again for the same command after a retry. */
+typedef void (*ImapDataFunc)(const ImapResponse *resp, guint32 uidvalidity,
+			     gpointer user_data);
+
+/* Runs on the imap-io thread after every successful SELECT, so the cache can
+ * check UIDVALIDITY. @mailbox is the wire name as submitted. */
+typedef void (*ImapSelectFunc)(const char *mailbox,
+			       const ImapMailboxInfo *info,
+			       gpointer user_data);
+
+/* Creates the pool and starts its imap-io thread. @first (transfer full,
+ * nullable) is an already logged-in stream to use as connection 1, such as
+ * the probe login. @cfg is copied. */
+ImapPool *imap_pool_new(const ImapConfig *cfg, ImapStream *first);
+
+/* Stops the thread, closes connections; commands not yet done complete with
+ * IMAP_ERROR_SHUTDOWN before this returns. NULL-safe. Not from the imap-io
+ * thread. */
+void imap_pool_free(ImapPool *pool);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ImapPool, imap_pool_free)
+
+/* Set once, before the first submit. */
+void imap_pool_set_select_func(ImapPool *pool, ImapSelectFunc func,
+			       gpointer user_data);
+
+/* Capabilities of the logged-in server (ImapCaps bits); 0 until a
+ * connection has logged in. Any thread. */
+guint imap_pool_caps(ImapPool *pool);
+
+/* Queues @cmd (transfer full) to run with @mailbox (wire name, nullable:
+ * needs no selected state) selected. @data (nullable) gets the untagged
+ * responses; @done runs exactly once. Any thread; never blocks. */
+void imap_pool_submit(ImapPool *pool, const char *mailbox, ImapCommand *cmd,
+		      ImapDataFunc data, ImapDoneFunc done,
+		      gpointer user_data);
+
+#endif
