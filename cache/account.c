@@ -1,1 +1,640 @@
-/* placeholder: being written */
+/* cache/account.c — the facade fs/ calls.
+ *
+ * Answers from the index when it is fresh enough and from the store when
+ * the bytes are there; otherwise asks the server through the pool and
+ * blocks in cache/wait.c. Concurrent requests for the same thing (a
+ * mailbox listing, a message, a chunk) join one job instead of sending the
+ * command twice.
+ *
+ * Reading: a message up to CACHE_WHOLE_MAX is fetched whole with
+ * BODY.PEEK[]; a larger one in CACHE_STORE_CHUNK-aligned ranges with
+ * BODY.PEEK[]<off.len>, growing the range while a reader goes on
+ * sequentially. RFC822.SIZE is only the server's word: a whole fetch gives
+ * the true size, and a range that comes back short or long corrects it;
+ * then fs/ is told to drop what the kernel cached.
+ */
+#include "cache/account.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache/account-private.h"
+#include "cache/sync.h"
+#include "cache/text.h"
+
+#define CACHE_WHOLE_MAX (1024 * 1024)
+#define CACHE_READAHEAD_MAX (4 * 1024 * 1024)
+
+void cache_mailbox_clear(CacheMailbox *mbox)
+{
+	g_clear_pointer(&mbox->component, g_free);
+	g_clear_pointer(&mbox->full_name, g_free);
+}
+
+void cache_message_clear(CacheMessage *msg)
+{
+	g_clear_pointer(&msg->flags, g_free);
+	g_clear_pointer(&msg->subject, g_free);
+	g_clear_pointer(&msg->from, g_free);
+	g_clear_pointer(&msg->message_id, g_free);
+}
+
+CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
+				GError **error)
+{
+	g_autofree char *store_dir = NULL;
+	CacheAccount *acct;
+	CacheStore *store;
+
+	cache_text_init();
+	if (g_mkdir_with_parents(opts->cache_dir, 0700) < 0) {
+		int err = errno;
+
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
+			    "cannot create cache directory %s: %s",
+			    opts->cache_dir, g_strerror(err));
+		return NULL;
+	}
+	store_dir = g_build_filename(opts->cache_dir, "messages", NULL);
+	store = cache_store_new(store_dir, error);
+	if (!store)
+		return NULL;
+
+	acct = g_new0(CacheAccount, 1);
+	acct->pool = pool;
+	acct->store = store;
+	acct->cache_dir = g_strdup(opts->cache_dir);
+	acct->timeout_s = opts->timeout_s ? opts->timeout_s : 60;
+	acct->list_ttl = (gint64)opts->list_ttl_s * G_TIME_SPAN_SECOND;
+	g_mutex_init(&acct->lock);
+	acct->index = cache_index_new();
+	acct->inflight = g_hash_table_new_full(
+		g_str_hash, g_str_equal, g_free,
+		(GDestroyNotify)cache_wait_unref);
+	imap_pool_set_select_func(pool, cache_sync_on_select, acct);
+	return acct;
+}
+
+void cache_account_free(CacheAccount *acct)
+{
+	if (!acct)
+		return;
+	/* First the pool: every callback that could touch us has run. */
+	imap_pool_free(acct->pool);
+	g_hash_table_unref(acct->inflight);
+	cache_index_free(acct->index);
+	cache_store_free(acct->store);
+	g_mutex_clear(&acct->lock);
+	g_free(acct->cache_dir);
+	g_free(acct);
+}
+
+void cache_account_set_invalidate_func(CacheAccount *acct,
+				       CacheInvalidateFunc func,
+				       gpointer user_data)
+{
+	acct->invalidate = func;
+	acct->invalidate_data = user_data;
+}
+
+CacheWait *cache_account_join(CacheAccount *acct, const char *key,
+			      CacheWait *fresh, gboolean *out_is_new)
+{
+	CacheWait *wait;
+
+	g_mutex_lock(&acct->lock);
+	wait = g_hash_table_lookup(acct->inflight, key);
+	*out_is_new = wait == NULL;
+	if (!wait) {
+		wait = fresh;
+		g_hash_table_insert(acct->inflight, g_strdup(key),
+				    cache_wait_ref(wait));
+	}
+	cache_wait_ref(wait);
+	g_mutex_unlock(&acct->lock);
+	return wait;
+}
+
+void cache_account_leave(CacheAccount *acct, const char *key)
+{
+	g_mutex_lock(&acct->lock);
+	g_hash_table_remove(acct->inflight, key);
+	g_mutex_unlock(&acct->lock);
+}
+
+/* ---- Mailboxes ---------------------------------------------------------- */
+
+static gboolean ensure_listed(CacheAccount *acct, gboolean refresh,
+			      GError **error)
+{
+	gboolean listed, stale;
+
+	g_mutex_lock(&acct->lock);
+	listed = cache_index_ever_listed(acct->index);
+	stale = g_get_monotonic_time() - cache_index_listed_at(acct->index) >=
+		acct->list_ttl;
+	g_mutex_unlock(&acct->lock);
+	if (listed && !(refresh && stale))
+		return TRUE;
+	if (!cache_sync_mailboxes(acct, error)) {
+		/* A refresh that fails still leaves the old list usable. */
+		if (listed) {
+			g_warning("cannot refresh the mailbox list: %s",
+				  (*error)->message);
+			g_clear_error(error);
+			return TRUE;
+		}
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static void copy_mailbox_locked(CacheAccount *acct,
+				const CacheIndexMailbox *mbox,
+				CacheMailbox *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->id = mbox->id;
+	out->parent_id = mbox->parent_id;
+	out->component = g_strdup(mbox->component);
+	out->full_name = g_strdup(mbox->full_name);
+	out->delimiter = mbox->delimiter;
+	out->flags = mbox->flags;
+	if (!mbox->wire_name)
+		out->flags |= CACHE_MAILBOX_NOSELECT;
+	out->n_children = cache_index_n_children(acct->index, mbox->id);
+	out->uidvalidity = mbox->uidvalidity;
+	out->uidnext = mbox->uidnext;
+	out->highestmodseq = mbox->highestmodseq;
+	out->n_messages = g_hash_table_size(mbox->by_uid);
+}
+
+gboolean cache_account_get_mailbox(CacheAccount *acct, guint32 id,
+				   CacheMailbox *out, GError **error)
+{
+	CacheIndexMailbox *mbox;
+
+	if (!ensure_listed(acct, FALSE, error))
+		return FALSE;
+	g_mutex_lock(&acct->lock);
+	if (id == CACHE_ROOT_ID) {
+		memset(out, 0, sizeof(*out));
+		out->component = g_strdup("");
+		out->full_name = g_strdup("");
+		out->flags = CACHE_MAILBOX_NOSELECT;
+		out->n_children =
+			cache_index_n_children(acct->index, CACHE_ROOT_ID);
+		g_mutex_unlock(&acct->lock);
+		return TRUE;
+	}
+	mbox = cache_index_mailbox(acct->index, id);
+	if (mbox)
+		copy_mailbox_locked(acct, mbox, out);
+	g_mutex_unlock(&acct->lock);
+	if (!mbox)
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
+			    "no mailbox %u", id);
+	return mbox != NULL;
+}
+
+GArray *cache_account_list_children(CacheAccount *acct, guint32 parent_id,
+				    GError **error)
+{
+	g_autoptr(GPtrArray) children = NULL;
+	GArray *out;
+
+	if (!ensure_listed(acct, TRUE, error))
+		return NULL;
+	out = g_array_new(FALSE, TRUE, sizeof(CacheMailbox));
+	g_array_set_clear_func(out, (GDestroyNotify)cache_mailbox_clear);
+	g_mutex_lock(&acct->lock);
+	if (parent_id != CACHE_ROOT_ID &&
+	    !cache_index_mailbox(acct->index, parent_id)) {
+		g_mutex_unlock(&acct->lock);
+		g_array_unref(out);
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
+			    "no mailbox %u", parent_id);
+		return NULL;
+	}
+	children = cache_index_children(acct->index, parent_id);
+	g_array_set_size(out, children->len);
+	for (guint i = 0; i < children->len; i++)
+		copy_mailbox_locked(acct, children->pdata[i],
+				    &g_array_index(out, CacheMailbox, i));
+	g_mutex_unlock(&acct->lock);
+	return out;
+}
+
+guint32 cache_account_find_child(CacheAccount *acct, guint32 parent_id,
+				 const char *component)
+{
+	g_autoptr(GPtrArray) children = NULL;
+	guint32 id = 0;
+
+	if (!ensure_listed(acct, FALSE, NULL))
+		return 0;
+	g_mutex_lock(&acct->lock);
+	children = cache_index_children(acct->index, parent_id);
+	for (guint i = 0; i < children->len && !id; i++) {
+		CacheIndexMailbox *mbox = children->pdata[i];
+
+		if (strcmp(mbox->component, component) == 0)
+			id = mbox->id;
+	}
+	g_mutex_unlock(&acct->lock);
+	return id;
+}
+
+/* ---- Messages ----------------------------------------------------------- */
+
+/* Syncs mailbox @id if it never was, or (with @refresh) if it is stale. */
+static gboolean ensure_synced(CacheAccount *acct, guint32 id, gboolean refresh,
+			      GError **error)
+{
+	CacheIndexMailbox *mbox;
+	gboolean synced = FALSE, stale = FALSE;
+
+	if (!ensure_listed(acct, FALSE, error))
+		return FALSE;
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, id);
+	if (mbox) {
+		synced = mbox->synced;
+		stale = g_get_monotonic_time() - mbox->synced_at >=
+			acct->list_ttl;
+	}
+	g_mutex_unlock(&acct->lock);
+	if (!mbox) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
+			    "no mailbox %u", id);
+		return FALSE;
+	}
+	if (synced && !(refresh && stale))
+		return TRUE;
+	if (!cache_sync_messages(acct, id, error)) {
+		if (synced) {
+			g_warning("cannot refresh mailbox %u: %s", id,
+				  (*error)->message);
+			g_clear_error(error);
+			return TRUE;
+		}
+		return FALSE;
+	}
+	return TRUE;
+}
+
+GArray *cache_account_list_messages(CacheAccount *acct, guint32 mailbox_id,
+				    GError **error)
+{
+	CacheIndexMailbox *mbox;
+	GPtrArray *sorted;
+	GArray *out;
+
+	if (!ensure_synced(acct, mailbox_id, TRUE, error))
+		return NULL;
+	out = g_array_new(FALSE, TRUE, sizeof(CacheMessage));
+	g_array_set_clear_func(out, (GDestroyNotify)cache_message_clear);
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, mailbox_id);
+	if (mbox) {
+		sorted = cache_index_sorted(mbox);
+		g_array_set_size(out, sorted->len);
+		for (guint i = 0; i < sorted->len; i++)
+			cache_message_copy_to(
+				sorted->pdata[i],
+				&g_array_index(out, CacheMessage, i));
+	}
+	g_mutex_unlock(&acct->lock);
+	return out;
+}
+
+gboolean cache_account_get_message(CacheAccount *acct, CacheMsgRef ref,
+				   CacheMessage *out, GError **error)
+{
+	CacheIndexMailbox *mbox;
+	CacheMessage *msg = NULL;
+
+	if (!ensure_synced(acct, ref.mailbox_id, FALSE, error))
+		return FALSE;
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
+	if (mbox)
+		msg = cache_index_message(mbox, ref.uid);
+	if (msg)
+		cache_message_copy_to(msg, out);
+	g_mutex_unlock(&acct->lock);
+	if (!msg)
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
+			    "no message %u in mailbox %u", ref.uid,
+			    ref.mailbox_id);
+	return msg != NULL;
+}
+
+/* ---- Reading ------------------------------------------------------------ */
+
+typedef struct {
+	CacheAccount *acct;	/* borrowed */
+	CacheMsgRef ref;
+	char *key;		/* inflight key */
+	char *mailbox;		/* wire name */
+	guint32 uidvalidity;
+	guint64 size;		/* what the index said when we asked */
+	gboolean whole;
+	guint64 off;		/* range: requested origin and length */
+	guint64 len;
+	gboolean got;		/* the body arrived and was stored */
+	guint64 new_size;	/* the true size, if it proved different */
+	GError *error;
+} FetchJob;
+
+static void fetch_job_free(gpointer data)
+{
+	FetchJob *job = data;
+
+	g_clear_error(&job->error);
+	g_free(job->key);
+	g_free(job->mailbox);
+	g_free(job);
+}
+
+/* imap-io thread: place the body in the store. */
+static void on_fetch_data(const ImapResponse *resp, guint32 uidvalidity,
+			  gpointer user_data)
+{
+	FetchJob *job = user_data;
+	CacheKey key = {job->mailbox, job->uidvalidity, job->ref.uid};
+	ImapFetch fetch;
+	const ImapValue *body;
+	gsize n;
+
+	if (g_strcmp0(resp->name, "FETCH") != 0 ||
+	    !imap_response_get_fetch(resp, &fetch, NULL))
+		return;
+	body = fetch.body;
+	if (fetch.uid != job->ref.uid || !body || job->got || job->error)
+		goto out;
+	if (uidvalidity != job->uidvalidity) {
+		g_set_error(&job->error, IMAPFS_CACHE_ERROR,
+			    CACHE_ERROR_NOT_FOUND,
+			    "mailbox %s changed UIDVALIDITY", job->mailbox);
+		goto out;
+	}
+	if (body->type == IMAP_VALUE_NIL ||
+	    (!job->whole && (!fetch.has_origin || fetch.origin != job->off))) {
+		g_set_error(&job->error, IMAPFS_CACHE_ERROR, CACHE_ERROR_IO,
+			    "server sent no usable body for UID %u in %s",
+			    job->ref.uid, job->mailbox);
+		goto out;
+	}
+	n = body->len;
+	if (job->whole) {
+		if (!cache_store_put_whole(job->acct->store, &key,
+					   body->type == IMAP_VALUE_STRING
+						   ? body->str
+						   : NULL,
+					   body->fd, n, &job->error))
+			goto out;
+		if (n != job->size)
+			job->new_size = n;
+		job->got = TRUE;
+	} else {
+		guint64 expect = MIN(job->len, job->size - job->off);
+
+		if (n > expect || (n < expect && n < job->len)) {
+			/* The server's RFC822.SIZE was wrong. A short range
+			 * tells where the message ends; a long one only that
+			 * it goes on, so fetch it whole to learn more. */
+			job->new_size = n < expect ? job->off + n : 0;
+			if (n > expect) {
+				job->whole = TRUE; /* ask again, whole */
+				goto out;
+			}
+		}
+		if (!cache_store_put_range(
+			    job->acct->store, &key,
+			    job->new_size ? job->new_size : job->size,
+			    job->off,
+			    body->type == IMAP_VALUE_STRING ? body->str : NULL,
+			    body->fd, n, &job->error))
+			goto out;
+		job->got = TRUE;
+	}
+out:
+	imap_fetch_clear(&fetch);
+}
+
+static void on_fetch_done(CacheWait *wait, const ImapReply *reply,
+			  const GError *error, gpointer user_data)
+{
+	FetchJob *job = user_data;
+	CacheAccount *acct = job->acct;
+	gboolean changed = FALSE;
+
+	cache_account_leave(acct, job->key);
+	if (!error && job->new_size) {
+		CacheIndexMailbox *mbox;
+		CacheMessage *msg = NULL;
+
+		g_mutex_lock(&acct->lock);
+		mbox = cache_index_mailbox(acct->index, job->ref.mailbox_id);
+		if (mbox)
+			msg = cache_index_message(mbox, job->ref.uid);
+		if (msg && msg->size != job->new_size) {
+			g_message("UID %u in %s: the server said %" G_GUINT64_FORMAT
+				  " bytes, the message has %" G_GUINT64_FORMAT,
+				  job->ref.uid, job->mailbox, msg->size,
+				  job->new_size);
+			msg->size = job->new_size;
+			mbox->generation++;
+			changed = TRUE;
+		}
+		g_mutex_unlock(&acct->lock);
+	}
+	if (changed && acct->invalidate)
+		acct->invalidate(job->ref, acct->invalidate_data);
+}
+
+typedef struct {
+	char *mailbox;
+	guint32 uidvalidity;
+	guint64 size;
+} MsgPlace;
+
+static gboolean locate(CacheAccount *acct, CacheMsgRef ref, MsgPlace *out,
+		       GError **error)
+{
+	CacheIndexMailbox *mbox;
+	CacheMessage *msg = NULL;
+
+	if (!ensure_synced(acct, ref.mailbox_id, FALSE, error))
+		return FALSE;
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
+	if (mbox && mbox->synced)
+		msg = cache_index_message(mbox, ref.uid);
+	if (msg) {
+		out->mailbox = g_strdup(mbox->wire_name);
+		out->uidvalidity = mbox->uidvalidity;
+		out->size = msg->size;
+	}
+	g_mutex_unlock(&acct->lock);
+	if (!msg)
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
+			    "message %u of mailbox %u is gone", ref.uid,
+			    ref.mailbox_id);
+	return msg != NULL;
+}
+
+/* Fetches what a read of [off, off+len) needs, or joins the fetch that is
+ * already under way, and waits for it. */
+static gboolean fetch_for_read(CacheAccount *acct, CacheMsgRef ref,
+			       const MsgPlace *place, goffset off, gsize len,
+			       gboolean whole, GCancellable *cancel,
+			       GError **error)
+{
+	g_autoptr(CacheWait) fresh = cache_wait_new();
+	g_autoptr(CacheWait) wait = NULL;
+	g_autofree char *key = NULL;
+	guint64 start = 0, span = 0;
+	gboolean is_new;
+
+	if (!whole) {
+		CacheKey ck = {place->mailbox, place->uidvalidity, ref.uid};
+		guint64 end = MIN((guint64)off + len, place->size);
+		int prev;
+
+		start = off - off % CACHE_STORE_CHUNK;
+		span = end - start;
+		/* Reading on from the chunk before: read further ahead. */
+		if (start >= CACHE_STORE_CHUNK) {
+			prev = cache_store_open_range(acct->store, &ck,
+						      place->size,
+						      start - CACHE_STORE_CHUNK,
+						      1);
+			if (prev >= 0) {
+				close(prev);
+				span = MAX(span, MIN(start / 2 + CACHE_STORE_CHUNK,
+						     CACHE_READAHEAD_MAX));
+			}
+		}
+		span = (span + CACHE_STORE_CHUNK - 1) / CACHE_STORE_CHUNK *
+		       CACHE_STORE_CHUNK;
+		key = g_strdup_printf("fetch:%u:%u:%" G_GUINT64_FORMAT,
+				      ref.mailbox_id, ref.uid, start);
+	} else {
+		key = g_strdup_printf("fetch:%u:%u", ref.mailbox_id, ref.uid);
+	}
+
+	wait = cache_account_join(acct, key, fresh, &is_new);
+	if (is_new) {
+		FetchJob *job = g_new0(FetchJob, 1);
+		ImapCommand *cmd;
+
+		job->acct = acct;
+		job->ref = ref;
+		job->key = g_strdup(key);
+		job->mailbox = g_strdup(place->mailbox);
+		job->uidvalidity = place->uidvalidity;
+		job->size = place->size;
+		job->whole = whole;
+		job->off = start;
+		job->len = span;
+		if (whole)
+			cmd = imap_command_new(NULL, IMAP_COMMAND_RETRIABLE,
+					       "UID FETCH %u (BODY.PEEK[])",
+					       ref.uid);
+		else
+			cmd = imap_command_new(
+				NULL, IMAP_COMMAND_RETRIABLE,
+				"UID FETCH %u (BODY.PEEK[]<%u.%u>)", ref.uid,
+				(guint)start, (guint)span);
+		cache_wait_submit(wait, acct->pool, place->mailbox, cmd,
+				  on_fetch_data, on_fetch_done, job,
+				  fetch_job_free);
+	}
+	return cache_wait_block(wait, acct->timeout_s, cancel, error);
+}
+
+static gboolean span_from_fd(int fd, goffset off, gsize len,
+			     CacheSpan *out_span)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return FALSE;
+	}
+	out_span->fd = fd;
+	out_span->pos = off;
+	out_span->len = off >= st.st_size ? 0 : MIN(len, (gsize)(st.st_size - off));
+	return TRUE;
+}
+
+gboolean cache_account_read(CacheAccount *acct, CacheMsgRef ref, goffset off,
+			    gsize len, CacheSpan *out_span,
+			    GCancellable *cancel, GError **error)
+{
+	*out_span = (CacheSpan){.fd = -1};
+
+	for (guint attempt = 0; attempt < 4; attempt++) {
+		MsgPlace place = {0};
+		CacheKey key;
+		gboolean whole;
+		int fd;
+
+		if (!locate(acct, ref, &place, error))
+			return FALSE;
+		key = (CacheKey){place.mailbox, place.uidvalidity, ref.uid};
+		if ((guint64)off >= place.size) {
+			g_free(place.mailbox);
+			out_span->len = 0;
+			return TRUE;
+		}
+		fd = cache_store_open_complete(acct->store, &key);
+		if (fd >= 0) {
+			g_free(place.mailbox);
+			/* The file on disk is the whole message: its size is
+			 * the truth, whatever the server said. */
+			return span_from_fd(fd, off, MIN(len, place.size - off),
+					    out_span) ||
+			       (g_set_error(error, IMAPFS_CACHE_ERROR,
+					    CACHE_ERROR_IO, "cache file: %s",
+					    g_strerror(errno)),
+				FALSE);
+		}
+		whole = place.size <= CACHE_WHOLE_MAX || attempt >= 2;
+		if (!whole) {
+			fd = cache_store_open_range(acct->store, &key,
+						    place.size, off, len);
+			if (fd >= 0) {
+				g_free(place.mailbox);
+				out_span->fd = fd;
+				out_span->pos = off;
+				out_span->len = MIN(len, place.size - off);
+				return TRUE;
+			}
+		}
+		if (!fetch_for_read(acct, ref, &place, off, len, whole, cancel,
+				    error)) {
+			g_free(place.mailbox);
+			return FALSE;
+		}
+		g_free(place.mailbox);
+	}
+	g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_IO,
+		    "message %u of mailbox %u could not be read consistently",
+		    ref.uid, ref.mailbox_id);
+	return FALSE;
+}
+
+void cache_span_release(CacheSpan *span)
+{
+	if (span && span->fd >= 0) {
+		close(span->fd);
+		span->fd = -1;
+	}
+}

@@ -1,1 +1,276 @@
-/* placeholder: being written */
+/* cache/index.c — the in-memory index.
+ *
+ * Mailboxes live in an array indexed by id - 1 (ids are never reused, so a
+ * gone mailbox keeps its slot) and in a table by UTF-8 full name. A
+ * mailbox's messages are a hash table by UID plus a lazily sorted array for
+ * listings in UID order. The caller holds the account's index lock.
+ */
+#include "cache/index.h"
+
+#include <string.h>
+
+struct CacheIndex {
+	GPtrArray *mailboxes;	/* CacheIndexMailbox *, slot id - 1 */
+	GHashTable *by_name;	/* full_name -> CacheIndexMailbox * */
+	gboolean ever_listed;
+	gint64 listed_at;
+};
+
+void cache_message_free(CacheMessage *msg)
+{
+	if (!msg)
+		return;
+	cache_message_clear(msg);
+	g_free(msg);
+}
+
+void cache_message_copy_to(const CacheMessage *msg, CacheMessage *out)
+{
+	*out = *msg;
+	out->flags = g_strdup(msg->flags ? msg->flags : "");
+	out->subject = g_strdup(msg->subject);
+	out->from = g_strdup(msg->from);
+	out->message_id = g_strdup(msg->message_id);
+}
+
+CacheMessage *cache_message_copy(const CacheMessage *msg)
+{
+	CacheMessage *copy = g_new(CacheMessage, 1);
+
+	cache_message_copy_to(msg, copy);
+	return copy;
+}
+
+static void mailbox_free(CacheIndexMailbox *mbox)
+{
+	if (!mbox)
+		return;
+	g_free(mbox->wire_name);
+	g_free(mbox->full_name);
+	g_free(mbox->component);
+	g_clear_pointer(&mbox->sorted, g_ptr_array_unref);
+	g_hash_table_unref(mbox->by_uid);
+	g_free(mbox);
+}
+
+CacheIndex *cache_index_new(void)
+{
+	CacheIndex *index = g_new0(CacheIndex, 1);
+
+	index->mailboxes =
+		g_ptr_array_new_with_free_func((GDestroyNotify)mailbox_free);
+	index->by_name = g_hash_table_new(g_str_hash, g_str_equal);
+	return index;
+}
+
+void cache_index_free(CacheIndex *index)
+{
+	if (!index)
+		return;
+	g_hash_table_unref(index->by_name);
+	g_ptr_array_unref(index->mailboxes);
+	g_free(index);
+}
+
+CacheIndexMailbox *cache_index_mailbox(CacheIndex *index, guint32 id)
+{
+	CacheIndexMailbox *mbox;
+
+	if (id == 0 || id > index->mailboxes->len)
+		return NULL;
+	mbox = g_ptr_array_index(index->mailboxes, id - 1);
+	return mbox->gone ? NULL : mbox;
+}
+
+CacheIndexMailbox *cache_index_mailbox_by_name(CacheIndex *index,
+					       const char *full_name)
+{
+	return g_hash_table_lookup(index->by_name, full_name);
+}
+
+GPtrArray *cache_index_children(CacheIndex *index, guint32 parent_id)
+{
+	GPtrArray *out = g_ptr_array_new();
+
+	for (guint i = 0; i < index->mailboxes->len; i++) {
+		CacheIndexMailbox *mbox = g_ptr_array_index(index->mailboxes, i);
+
+		if (!mbox->gone && mbox->parent_id == parent_id)
+			g_ptr_array_add(out, mbox);
+	}
+	return out;
+}
+
+guint cache_index_n_children(CacheIndex *index, guint32 parent_id)
+{
+	g_autoptr(GPtrArray) children = cache_index_children(index, parent_id);
+
+	return children->len;
+}
+
+static CacheIndexMailbox *mailbox_new(CacheIndex *index, const char *full_name,
+				      const char *component, guint32 parent_id,
+				      char delimiter)
+{
+	CacheIndexMailbox *mbox = g_new0(CacheIndexMailbox, 1);
+
+	mbox->id = index->mailboxes->len + 1;
+	mbox->parent_id = parent_id;
+	mbox->full_name = g_strdup(full_name);
+	mbox->component = g_strdup(component);
+	mbox->delimiter = delimiter;
+	mbox->flags = CACHE_MAILBOX_NOSELECT;
+	mbox->by_uid = g_hash_table_new_full(
+		g_direct_hash, g_direct_equal, NULL,
+		(GDestroyNotify)cache_message_free);
+	g_ptr_array_add(index->mailboxes, mbox);
+	g_hash_table_insert(index->by_name, mbox->full_name, mbox);
+	return mbox;
+}
+
+void cache_index_list_begin(CacheIndex *index)
+{
+	for (guint i = 0; i < index->mailboxes->len; i++) {
+		CacheIndexMailbox *mbox = g_ptr_array_index(index->mailboxes, i);
+
+		mbox->listed = FALSE;
+	}
+}
+
+/* Finds or makes the mailbox for @full_name and every parent on its way. */
+static CacheIndexMailbox *ensure_path(CacheIndex *index, const char *full_name,
+				      char delimiter)
+{
+	CacheIndexMailbox *mbox = NULL;
+	guint32 parent_id = CACHE_ROOT_ID;
+	g_auto(GStrv) parts = NULL;
+	GString *prefix = g_string_new(NULL);
+
+	if (delimiter) {
+		char sep[2] = {delimiter, 0};
+
+		parts = g_strsplit(full_name, sep, -1);
+	} else {
+		parts = g_new0(char *, 2);
+		parts[0] = g_strdup(full_name);
+	}
+	for (guint i = 0; parts[i]; i++) {
+		if (i > 0)
+			g_string_append_c(prefix, delimiter);
+		g_string_append(prefix, parts[i]);
+		mbox = g_hash_table_lookup(index->by_name, prefix->str);
+		if (!mbox || mbox->gone) {
+			if (mbox) /* a gone one: give the name a fresh id */
+				g_hash_table_remove(index->by_name, prefix->str);
+			mbox = mailbox_new(index, prefix->str, parts[i],
+					   parent_id, delimiter);
+		}
+		mbox->listed = TRUE;
+		parent_id = mbox->id;
+	}
+	g_string_free(prefix, TRUE);
+	return mbox;
+}
+
+CacheIndexMailbox *cache_index_list_add(CacheIndex *index,
+					const char *wire_name,
+					const char *full_name, char delimiter,
+					guint flags)
+{
+	CacheIndexMailbox *mbox = ensure_path(index, full_name, delimiter);
+
+	if (!mbox)
+		return NULL;
+	g_free(mbox->wire_name);
+	mbox->wire_name = g_strdup(wire_name);
+	mbox->flags = flags;
+	return mbox;
+}
+
+void cache_index_list_end(CacheIndex *index)
+{
+	for (guint i = 0; i < index->mailboxes->len; i++) {
+		CacheIndexMailbox *mbox = g_ptr_array_index(index->mailboxes, i);
+
+		if (!mbox->listed && !mbox->gone) {
+			mbox->gone = TRUE;
+			g_hash_table_remove(index->by_name, mbox->full_name);
+			cache_index_clear_messages(mbox);
+		}
+	}
+	index->ever_listed = TRUE;
+	index->listed_at = g_get_monotonic_time();
+}
+
+gboolean cache_index_ever_listed(CacheIndex *index)
+{
+	return index->ever_listed;
+}
+
+gint64 cache_index_listed_at(CacheIndex *index)
+{
+	return index->listed_at;
+}
+
+CacheMessage *cache_index_message(CacheIndexMailbox *mbox, guint32 uid)
+{
+	return g_hash_table_lookup(mbox->by_uid, GUINT_TO_POINTER(uid));
+}
+
+void cache_index_put_message(CacheIndexMailbox *mbox, CacheMessage *msg)
+{
+	g_hash_table_replace(mbox->by_uid, GUINT_TO_POINTER(msg->uid), msg);
+	g_clear_pointer(&mbox->sorted, g_ptr_array_unref);
+	mbox->generation++;
+}
+
+void cache_index_remove_message(CacheIndexMailbox *mbox, guint32 uid)
+{
+	if (g_hash_table_remove(mbox->by_uid, GUINT_TO_POINTER(uid))) {
+		g_clear_pointer(&mbox->sorted, g_ptr_array_unref);
+		mbox->generation++;
+	}
+}
+
+void cache_index_clear_messages(CacheIndexMailbox *mbox)
+{
+	g_clear_pointer(&mbox->sorted, g_ptr_array_unref);
+	g_hash_table_remove_all(mbox->by_uid);
+	mbox->synced = FALSE;
+	mbox->generation++;
+}
+
+static gint compare_uid(gconstpointer a, gconstpointer b)
+{
+	const CacheMessage *ma = *(const CacheMessage *const *)a;
+	const CacheMessage *mb = *(const CacheMessage *const *)b;
+
+	return ma->uid < mb->uid ? -1 : ma->uid > mb->uid;
+}
+
+GPtrArray *cache_index_sorted(CacheIndexMailbox *mbox)
+{
+	if (!mbox->sorted) {
+		GHashTableIter iter;
+		gpointer value;
+
+		mbox->sorted =
+			g_ptr_array_sized_new(g_hash_table_size(mbox->by_uid));
+		g_hash_table_iter_init(&iter, mbox->by_uid);
+		while (g_hash_table_iter_next(&iter, NULL, &value))
+			g_ptr_array_add(mbox->sorted, value);
+		g_ptr_array_sort(mbox->sorted, compare_uid);
+	}
+	return mbox->sorted;
+}
+
+guint32 cache_index_max_uid(CacheIndexMailbox *mbox)
+{
+	GPtrArray *sorted = cache_index_sorted(mbox);
+	const CacheMessage *last;
+
+	if (sorted->len == 0)
+		return 0;
+	last = g_ptr_array_index(sorted, sorted->len - 1);
+	return last->uid;
+}

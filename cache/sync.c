@@ -1,1 +1,408 @@
-/* placeholder: being written */
+/* cache/sync.c — refreshing the index.
+ *
+ * A mailbox is first listed with one command:
+ *   UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)
+ * Later refreshes pipeline two commands in one round trip:
+ *   UID FETCH 1:* (UID FLAGS)                  flags, and who is gone
+ *   UID FETCH <max+1>:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)
+ * (RFC 9051 §6.4.8: "n:*" with n above every UID still returns the last
+ * message, so UIDs at or below max are ignored there.)
+ *
+ * Data arrives on the imap-io thread into a SyncJob; the job's completion
+ * applies it to the index under the account lock, and only if the
+ * mailbox's UIDVALIDITY still matches what the data was fetched under.
+ */
+#include "cache/sync.h"
+
+#include <string.h>
+
+#include "cache/text.h"
+#include "imap/caps.h"
+#include "imap/utf7.h"
+
+/* ---- Mailboxes ---------------------------------------------------------- */
+
+typedef struct {
+	CacheAccount *acct;	/* borrowed: outlives every job */
+	GArray *items;		/* ImapListItem */
+} ListJob;
+
+static void list_job_free(gpointer data)
+{
+	ListJob *job = data;
+
+	g_array_unref(job->items);
+	g_free(job);
+}
+
+static void on_list_data(const ImapResponse *resp, guint32 uidvalidity,
+			 gpointer user_data)
+{
+	ListJob *job = user_data;
+	ImapListItem item;
+
+	if (g_strcmp0(resp->name, "LIST") != 0)
+		return;
+	if (!imap_response_get_list(resp, &item, NULL))
+		return;
+	g_array_append_val(job->items, item);
+}
+
+static guint flags_from_attrs(guint attrs)
+{
+	guint flags = 0;
+
+	if (attrs & (IMAP_MBOX_NOSELECT | IMAP_MBOX_NONEXISTENT))
+		flags |= CACHE_MAILBOX_NOSELECT;
+	if (attrs & IMAP_MBOX_TRASH)
+		flags |= CACHE_MAILBOX_TRASH;
+	if (attrs & IMAP_MBOX_JUNK)
+		flags |= CACHE_MAILBOX_JUNK;
+	if (attrs & IMAP_MBOX_SENT)
+		flags |= CACHE_MAILBOX_SENT;
+	if (attrs & IMAP_MBOX_DRAFTS)
+		flags |= CACHE_MAILBOX_DRAFTS;
+	if (attrs & IMAP_MBOX_ARCHIVE)
+		flags |= CACHE_MAILBOX_ARCHIVE;
+	return flags;
+}
+
+/* The UTF-8 name of a wire name; INBOX in any case is "INBOX". A name that
+ * is not valid modified UTF-7 is shown as it is (made valid UTF-8). */
+static char *display_name(const char *wire)
+{
+	char *utf8;
+
+	if (g_ascii_strcasecmp(wire, "INBOX") == 0)
+		return g_strdup("INBOX");
+	utf8 = imap_utf7_decode(wire);
+	if (!utf8) {
+		g_message("mailbox name \"%s\" is not modified UTF-7; shown "
+			  "as sent",
+			  wire);
+		utf8 = g_utf8_make_valid(wire, -1);
+	}
+	return utf8;
+}
+
+static void on_list_done(CacheWait *wait, const ImapReply *reply,
+			 const GError *error, gpointer user_data)
+{
+	ListJob *job = user_data;
+	CacheAccount *acct = job->acct;
+
+	cache_account_leave(acct, "list");
+	if (error)
+		return;
+	g_mutex_lock(&acct->lock);
+	cache_index_list_begin(acct->index);
+	for (guint i = 0; i < job->items->len; i++) {
+		ImapListItem *item = &g_array_index(job->items, ImapListItem, i);
+		g_autofree char *name = display_name(item->name);
+
+		if (!*name)
+			continue;
+		if (item->delimiter && strstr(name, (char[]){item->delimiter,
+							   0,
+							   0}) == name)
+			continue; /* a leading delimiter: not a name we map */
+		cache_index_list_add(acct->index, item->name, name,
+				     item->delimiter,
+				     flags_from_attrs(item->attrs));
+	}
+	cache_index_list_end(acct->index);
+	g_mutex_unlock(&acct->lock);
+}
+
+static void list_item_clear(gpointer data)
+{
+	imap_list_item_clear(data);
+}
+
+gboolean cache_sync_mailboxes(CacheAccount *acct, GError **error)
+{
+	g_autoptr(CacheWait) fresh = cache_wait_new();
+	g_autoptr(CacheWait) wait = NULL;
+	gboolean is_new;
+
+	wait = cache_account_join(acct, "list", fresh, &is_new);
+	if (is_new) {
+		guint caps = imap_pool_caps(acct->pool);
+		gboolean special = (caps & IMAP_CAP_SPECIAL_USE) &&
+				   (caps & IMAP_CAP_LIST_EXTENDED);
+		ListJob *job = g_new0(ListJob, 1);
+		ImapCommand *cmd;
+
+		job->acct = acct;
+		job->items = g_array_new(FALSE, TRUE, sizeof(ImapListItem));
+		g_array_set_clear_func(job->items, list_item_clear);
+		cmd = special ? imap_command_new(
+					NULL, IMAP_COMMAND_RETRIABLE,
+					"LIST \"\" \"*\" RETURN (SPECIAL-USE)")
+			      : imap_command_new(NULL, IMAP_COMMAND_RETRIABLE,
+						 "LIST \"\" \"*\"");
+		cache_wait_submit(wait, acct->pool, NULL, cmd, on_list_data,
+				  on_list_done, job, list_job_free);
+	}
+	return cache_wait_block(wait, acct->timeout_s, NULL, error);
+}
+
+/* ---- Messages ----------------------------------------------------------- */
+
+typedef struct {
+	CacheAccount *acct;	/* borrowed */
+	CacheWait *wait;	/* completed when the job is applied */
+	guint32 id;
+	char *key;
+	gboolean full;		/* a first listing, not a refresh */
+	guint32 max_uid;	/* refresh: the highest UID we knew */
+	guint32 uidvalidity;	/* what the data was fetched under */
+	gboolean mixed;		/* data came under two UIDVALIDITYs */
+	GHashTable *meta;	/* uid -> CacheMessage * (new messages) */
+	GHashTable *flags;	/* refresh: uid -> flags string (everyone) */
+	guint pending;		/* commands not yet complete */
+	GError *error;		/* first failure */
+} SyncJob;
+
+static void sync_job_free(SyncJob *job)
+{
+	cache_wait_unref(job->wait);
+	g_hash_table_unref(job->meta);
+	g_clear_pointer(&job->flags, g_hash_table_unref);
+	g_clear_error(&job->error);
+	g_free(job->key);
+	g_free(job);
+}
+
+static char *join_flags(char **flags)
+{
+	GString *out = g_string_new(NULL);
+
+	for (guint i = 0; flags && flags[i]; i++) {
+		/* \Recent belongs to one session and cannot be set. */
+		if (g_ascii_strcasecmp(flags[i], "\\Recent") == 0)
+			continue;
+		if (out->len)
+			g_string_append_c(out, ' ');
+		g_string_append(out, flags[i]);
+	}
+	return g_string_free(out, FALSE);
+}
+
+static CacheMessage *message_from_fetch(const ImapFetch *fetch)
+{
+	CacheMessage *msg = g_new0(CacheMessage, 1);
+	ImapEnvelope env = {0};
+
+	msg->uid = fetch->uid;
+	msg->size = fetch->size;
+	msg->internaldate = fetch->internaldate;
+	msg->modseq = fetch->has_modseq ? fetch->modseq : 0;
+	msg->flags = join_flags(fetch->flags);
+	if (fetch->envelope && imap_envelope_parse(fetch->envelope, &env)) {
+		msg->subject = cache_text_decode_header(env.subject);
+		msg->from = cache_text_decode_header(env.from);
+		msg->message_id = g_strdup(env.message_id);
+		imap_envelope_clear(&env);
+	}
+	return msg;
+}
+
+static void note_uidvalidity(SyncJob *job, guint32 uidvalidity)
+{
+	if (!uidvalidity)
+		return;
+	if (job->uidvalidity && job->uidvalidity != uidvalidity)
+		job->mixed = TRUE;
+	job->uidvalidity = uidvalidity;
+}
+
+/* Runs on the imap-io thread, as does everything that touches the job
+ * until it is applied. */
+static void on_sync_data(const ImapResponse *resp, guint32 uidvalidity,
+			 gpointer user_data)
+{
+	SyncJob *job = user_data;
+	ImapFetch fetch;
+
+	if (g_strcmp0(resp->name, "FETCH") != 0 ||
+	    !imap_response_get_fetch(resp, &fetch, NULL))
+		return;
+	note_uidvalidity(job, uidvalidity);
+	if (fetch.uid == 0) {
+		imap_fetch_clear(&fetch);
+		return;
+	}
+	if (fetch.has_size && fetch.has_internaldate &&
+	    (job->full || fetch.uid > job->max_uid)) {
+		g_hash_table_replace(job->meta, GUINT_TO_POINTER(fetch.uid),
+				     message_from_fetch(&fetch));
+	} else if (job->flags && fetch.flags) {
+		g_hash_table_replace(job->flags, GUINT_TO_POINTER(fetch.uid),
+				     join_flags(fetch.flags));
+	}
+	imap_fetch_clear(&fetch);
+}
+
+static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
+{
+	GHashTableIter iter;
+	gpointer key, value;
+
+	if (job->mixed || (!job->full && mbox->synced &&
+			   mbox->uidvalidity != job->uidvalidity)) {
+		/* UIDVALIDITY changed under us: what we hold is void. */
+		cache_index_clear_messages(mbox);
+		return;
+	}
+	if (job->full) {
+		cache_index_clear_messages(mbox);
+	} else {
+		g_autoptr(GPtrArray) gone = g_ptr_array_new();
+		GPtrArray *sorted = cache_index_sorted(mbox);
+
+		for (guint i = 0; i < sorted->len; i++) {
+			CacheMessage *msg = g_ptr_array_index(sorted, i);
+			const char *flags = g_hash_table_lookup(
+				job->flags, GUINT_TO_POINTER(msg->uid));
+
+			if (!flags) {
+				g_ptr_array_add(gone,
+						GUINT_TO_POINTER(msg->uid));
+			} else if (strcmp(flags, msg->flags) != 0) {
+				g_free(msg->flags);
+				msg->flags = g_strdup(flags);
+				mbox->generation++;
+			}
+		}
+		for (guint i = 0; i < gone->len; i++)
+			cache_index_remove_message(
+				mbox, GPOINTER_TO_UINT(gone->pdata[i]));
+	}
+	g_hash_table_iter_init(&iter, job->meta);
+	while (g_hash_table_iter_next(&iter, &key, &value)) {
+		g_hash_table_iter_steal(&iter);
+		cache_index_put_message(mbox, value);
+	}
+	if (job->uidvalidity)
+		mbox->uidvalidity = job->uidvalidity;
+	mbox->synced = TRUE;
+	mbox->synced_at = g_get_monotonic_time();
+}
+
+static void on_sync_done(ImapReply *reply, GError *error, gpointer user_data)
+{
+	SyncJob *job = user_data;
+	CacheAccount *acct = job->acct;
+	CacheIndexMailbox *mbox;
+
+	if (error && !job->error)
+		job->error = g_error_copy(error);
+	if (reply)
+		note_uidvalidity(job, reply->uidvalidity);
+	imap_reply_free(reply);
+	g_clear_error(&error);
+	if (--job->pending > 0)
+		return;
+
+	cache_account_leave(acct, job->key);
+	if (!job->error) {
+		g_mutex_lock(&acct->lock);
+		mbox = cache_index_mailbox(acct->index, job->id);
+		if (mbox)
+			apply_locked(job, mbox);
+		g_mutex_unlock(&acct->lock);
+	}
+	cache_wait_complete(job->wait, job->error);
+	sync_job_free(job);
+}
+
+gboolean cache_sync_messages(CacheAccount *acct, guint32 id, GError **error)
+{
+	g_autoptr(CacheWait) fresh = cache_wait_new();
+	g_autoptr(CacheWait) wait = NULL;
+	g_autofree char *key = g_strdup_printf("sync:%u", id);
+	g_autofree char *wire = NULL;
+	gboolean is_new, synced = FALSE;
+	guint32 max_uid = 0;
+	CacheIndexMailbox *mbox;
+
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, id);
+	if (mbox && mbox->wire_name &&
+	    !(mbox->flags & CACHE_MAILBOX_NOSELECT)) {
+		wire = g_strdup(mbox->wire_name);
+		synced = mbox->synced;
+		max_uid = synced ? cache_index_max_uid(mbox) : 0;
+	}
+	g_mutex_unlock(&acct->lock);
+	if (!wire) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
+			    "mailbox %u cannot hold messages", id);
+		return FALSE;
+	}
+
+	wait = cache_account_join(acct, key, fresh, &is_new);
+	if (is_new) {
+		SyncJob *job = g_new0(SyncJob, 1);
+		ImapCommand *cmds[2] = {NULL, NULL};
+		guint n;
+
+		job->acct = acct;
+		job->wait = cache_wait_ref(wait);
+		job->id = id;
+		job->key = g_strdup(key);
+		job->full = !synced;
+		job->max_uid = max_uid;
+		job->meta = g_hash_table_new_full(
+			g_direct_hash, g_direct_equal, NULL,
+			(GDestroyNotify)cache_message_free);
+		if (job->full) {
+			cmds[0] = imap_command_new(
+				NULL, IMAP_COMMAND_RETRIABLE,
+				"UID FETCH 1:* (UID FLAGS RFC822.SIZE "
+				"INTERNALDATE ENVELOPE)");
+		} else {
+			job->flags = g_hash_table_new_full(
+				g_direct_hash, g_direct_equal, NULL, g_free);
+			cmds[0] = imap_command_new(NULL, IMAP_COMMAND_RETRIABLE,
+						   "UID FETCH 1:* (UID FLAGS)");
+			cmds[1] = imap_command_new(
+				NULL, IMAP_COMMAND_RETRIABLE,
+				"UID FETCH %u:* (UID FLAGS RFC822.SIZE "
+				"INTERNALDATE ENVELOPE)",
+				max_uid + 1);
+		}
+		n = cmds[1] ? 2 : 1;
+		/* Set before the first submit: completions may run at once. */
+		job->pending = n;
+		for (guint i = 0; i < n; i++)
+			imap_pool_submit(acct->pool, wire, cmds[i],
+					 on_sync_data, on_sync_done, job);
+	}
+	return cache_wait_block(wait, acct->timeout_s, NULL, error);
+}
+
+void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
+			  gpointer user_data)
+{
+	CacheAccount *acct = user_data;
+	g_autofree char *name = display_name(mailbox);
+	CacheIndexMailbox *mbox;
+
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox_by_name(acct->index, name);
+	if (mbox) {
+		if (mbox->synced && mbox->uidvalidity &&
+		    mbox->uidvalidity != info->uidvalidity) {
+			g_message("mailbox %s: UIDVALIDITY changed from %u to "
+				  "%u; its cached messages are dropped",
+				  name, mbox->uidvalidity, info->uidvalidity);
+			cache_index_clear_messages(mbox);
+		}
+		mbox->uidvalidity = info->uidvalidity;
+		mbox->uidnext = info->uidnext;
+		mbox->highestmodseq = info->highestmodseq;
+	}
+	g_mutex_unlock(&acct->lock);
+}

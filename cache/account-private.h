@@ -1,0 +1,38 @@
+/* cache/account-private.h — the account's state, shared by account.c and
+ * sync.c only. */
+#ifndef IMAPFS_CACHE_ACCOUNT_PRIVATE_H
+#define IMAPFS_CACHE_ACCOUNT_PRIVATE_H
+
+#include "cache/account.h"
+#include "cache/index.h"
+#include "cache/store.h"
+#include "cache/wait.h"
+#include "imap/pool.h"
+
+struct CacheAccount {
+	ImapPool *pool;
+	CacheStore *store;
+	char *cache_dir;
+	guint timeout_s;
+	gint64 list_ttl;	/* microseconds */
+
+	/* Lock order: lock, then the store's leaf lock. Never held across
+	 * imap_pool_submit() or a call into fs/. Taken on the imap-io thread
+	 * by completion callbacks, briefly. */
+	GMutex lock;
+	CacheIndex *index;
+	GHashTable *inflight;	/* job key -> CacheWait * (a reference) */
+
+	CacheInvalidateFunc invalidate;
+	gpointer invalidate_data;
+};
+
+/* Joins the job named @key if one is running, else registers @fresh under
+ * it. Returns a reference to the wait to block on; *out_is_new tells the
+ * caller to submit @fresh. Takes the lock. */
+CacheWait *cache_account_join(CacheAccount *acct, const char *key,
+			      CacheWait *fresh, gboolean *out_is_new);
+/* Unregisters @key; called from a job's completion. Takes the lock. */
+void cache_account_leave(CacheAccount *acct, const char *key);
+
+#endif

@@ -1,0 +1,144 @@
+/* cache/account.h — everything fs/ may ask of what we know.
+ *
+ * One CacheAccount per mount. It owns the pool (imap/), the index of
+ * mailboxes and messages (cache/index.h) and the message store on disk
+ * (cache/store.h), and keeps them fresh (cache/sync.h).
+ *
+ * Every call may be made from any FUSE worker thread at once. Calls that may
+ * need the server block the calling thread in cache/wait.c only, for at
+ * most the configured timeout; FALSE means @error is set (IMAPFS_CACHE_ERROR,
+ * IMAPFS_IMAP_ERROR or G_IO_ERROR; fs/errmap.c turns it into an errno).
+ *
+ * Identity: a mailbox has an id (>= 1) that is stable for the life of the
+ * account object; id 0 is the root of the tree. A message is named by
+ * (mailbox id, UID); (mailbox, UIDVALIDITY, UID) names one byte sequence
+ * forever, which is what makes the disk cache safe.
+ */
+#ifndef IMAPFS_CACHE_ACCOUNT_H
+#define IMAPFS_CACHE_ACCOUNT_H
+
+#include <gio/gio.h>
+#include <glib.h>
+#include "cache/error.h"
+
+typedef struct CacheAccount CacheAccount;
+typedef struct ImapPool ImapPool;
+
+#define CACHE_ROOT_ID 0
+
+typedef enum {
+	CACHE_MAILBOX_NOSELECT = 1 << 0, /* holds only children */
+	CACHE_MAILBOX_TRASH = 1 << 1,	 /* RFC 6154 \Trash */
+	CACHE_MAILBOX_JUNK = 1 << 2,
+	CACHE_MAILBOX_SENT = 1 << 3,
+	CACHE_MAILBOX_DRAFTS = 1 << 4,
+	CACHE_MAILBOX_ARCHIVE = 1 << 5,
+} CacheMailboxFlags;
+
+typedef struct {
+	guint32 id;
+	guint32 parent_id;	/* CACHE_ROOT_ID for top level */
+	char *component;	/* last part of the name, UTF-8 */
+	char *full_name;	/* whole name, UTF-8, server's delimiter */
+	char delimiter;		/* '\0': the server has no hierarchy */
+	guint flags;		/* CacheMailboxFlags */
+	guint n_children;	/* child mailboxes */
+	/* Known after the mailbox was first listed, else 0: */
+	guint32 uidvalidity;
+	guint32 uidnext;
+	guint32 n_messages;
+	guint64 highestmodseq;
+} CacheMailbox;
+
+void cache_mailbox_clear(CacheMailbox *mbox);
+
+typedef struct {
+	guint32 uid;
+	guint64 size;		/* exact byte count a read returns */
+	gint64 internaldate;	/* seconds since the epoch */
+	guint64 modseq;		/* 0 if unknown */
+	char *flags;		/* "\Seen \Flagged", never NULL */
+	char *subject;		/* decoded UTF-8; nullable */
+	char *from;		/* decoded UTF-8; nullable */
+	char *message_id;	/* nullable */
+} CacheMessage;
+
+void cache_message_clear(CacheMessage *msg);
+
+typedef struct {
+	guint32 mailbox_id;
+	guint32 uid;
+} CacheMsgRef;
+
+typedef struct {
+	char *cache_dir;	/* per-account directory, created 0700 */
+	guint timeout_s;	/* longest a call waits for the server */
+	guint list_ttl_s;	/* re-list a mailbox after this long */
+} CacheOptions;
+
+/* Takes @pool (transfer full). Creates @opts->cache_dir if needed. Call on
+ * the main thread, once, after the pool exists. */
+CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
+				GError **error);
+void cache_account_free(CacheAccount *acct); /* NULL-safe; frees the pool */
+
+/* Called (from any thread, with no cache lock held) when what the kernel
+ * may have cached about a message is wrong, e.g. a size the server got
+ * wrong. fs/ forwards it to the kernel from its own thread. */
+typedef void (*CacheInvalidateFunc)(CacheMsgRef ref, gpointer user_data);
+void cache_account_set_invalidate_func(CacheAccount *acct,
+				       CacheInvalidateFunc func,
+				       gpointer user_data);
+
+/* ---- Mailboxes ---------------------------------------------------------- */
+
+/* Copies mailbox @id into @out (clear it with cache_mailbox_clear). Lists
+ * the mailboxes from the server first if that has never been done. For
+ * CACHE_ROOT_ID: a NOSELECT pseudo-mailbox with an empty name. */
+gboolean cache_account_get_mailbox(CacheAccount *acct, guint32 id,
+				   CacheMailbox *out, GError **error);
+
+/* The child mailboxes of @parent_id, as CacheMailbox in a GArray with a
+ * clear func set (transfer full). Re-lists from the server when the list is
+ * older than list_ttl_s. */
+GArray *cache_account_list_children(CacheAccount *acct, guint32 parent_id,
+				    GError **error);
+
+/* The id of @parent_id's child named @component (UTF-8), or 0. No server
+ * round trip unless nothing was listed yet. */
+guint32 cache_account_find_child(CacheAccount *acct, guint32 parent_id,
+				 const char *component);
+
+/* ---- Messages ----------------------------------------------------------- */
+
+/* The messages of @mailbox_id in UID order, as CacheMessage in a GArray
+ * with a clear func set (transfer full). Fetches or refreshes the mailbox's
+ * index when it is older than list_ttl_s. */
+GArray *cache_account_list_messages(CacheAccount *acct, guint32 mailbox_id,
+				    GError **error);
+
+/* Copies one message's facts into @out. Served from the index; lists the
+ * mailbox first only if it never was. CACHE_ERROR_NOT_FOUND if the UID is
+ * not (or no longer) there. */
+gboolean cache_account_get_message(CacheAccount *acct, CacheMsgRef ref,
+				   CacheMessage *out, GError **error);
+
+/* ---- Reading ------------------------------------------------------------ */
+
+typedef struct {
+	int fd;		/* owned by the span; valid until released */
+	goffset pos;	/* where the requested offset lives in that file */
+	gsize len;	/* may be short at the end of the message; 0 at EOF */
+} CacheSpan;
+
+/* Makes sure bytes [off, off+len) of the message are on disk, fetching what
+ * is missing with BODY.PEEK (never sets \Seen), and returns where they are.
+ * Never returns bytes that are not the message's: a read that cannot be
+ * served fails (EIO). @cancel (nullable) aborts the wait with
+ * G_IO_ERROR_CANCELLED; the fetch still completes into the cache. */
+gboolean cache_account_read(CacheAccount *acct, CacheMsgRef ref, goffset off,
+			    gsize len, CacheSpan *out_span,
+			    GCancellable *cancel, GError **error);
+void cache_span_release(CacheSpan *span); /* NULL-safe, idempotent */
+
+#endif

@@ -1,0 +1,78 @@
+/* cache/index.h — mailboxes and their message tables, in memory.
+ *
+ * Plain data structures with no lock of their own: the account's index lock
+ * (cache/account-private.h) guards every call. Mailbox ids start at 1 and
+ * are never reused while the index lives; messages are CacheMessage records
+ * keyed by UID and kept in UID order.
+ */
+#ifndef IMAPFS_CACHE_INDEX_H
+#define IMAPFS_CACHE_INDEX_H
+
+#include <glib.h>
+#include "cache/account.h"
+
+typedef struct {
+	guint32 id;
+	guint32 parent_id;
+	char *wire_name;	/* as the server spells it; NULL for a parent
+				 * the server did not list */
+	char *full_name;	/* UTF-8 */
+	char *component;	/* UTF-8, last part of full_name */
+	char delimiter;
+	guint flags;		/* CacheMailboxFlags */
+	gboolean gone;		/* no longer on the server */
+	gboolean listed;	/* seen in the latest LIST */
+	/* Message table: valid once synced. */
+	gboolean synced;
+	gint64 synced_at;	/* monotonic time of the last sync */
+	guint32 uidvalidity;
+	guint32 uidnext;
+	guint64 highestmodseq;
+	guint64 generation;	/* bumped by every change of the table */
+	GHashTable *by_uid;	/* uid -> CacheMessage * (owned) */
+	GPtrArray *sorted;	/* CacheMessage * in UID order, or NULL */
+} CacheIndexMailbox;
+
+typedef struct CacheIndex CacheIndex;
+
+CacheIndex *cache_index_new(void);
+void cache_index_free(CacheIndex *index); /* NULL-safe */
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CacheIndex, cache_index_free)
+
+/* NULL if @id is unknown or gone. (transfer none) */
+CacheIndexMailbox *cache_index_mailbox(CacheIndex *index, guint32 id);
+/* By UTF-8 full name. (transfer none) */
+CacheIndexMailbox *cache_index_mailbox_by_name(CacheIndex *index,
+					       const char *full_name);
+/* The children of @parent_id, CacheIndexMailbox * (transfer container). */
+GPtrArray *cache_index_children(CacheIndex *index, guint32 parent_id);
+guint cache_index_n_children(CacheIndex *index, guint32 parent_id);
+
+/* A LIST refresh: begin, add every listed mailbox, end. Mailboxes not
+ * listed become gone (unless they are parents of listed ones, which stay
+ * as NOSELECT). @full_name is UTF-8; missing parents are made up. */
+void cache_index_list_begin(CacheIndex *index);
+CacheIndexMailbox *cache_index_list_add(CacheIndex *index,
+					const char *wire_name,
+					const char *full_name, char delimiter,
+					guint flags);
+void cache_index_list_end(CacheIndex *index);
+gboolean cache_index_ever_listed(CacheIndex *index);
+gint64 cache_index_listed_at(CacheIndex *index);
+
+/* Message table. */
+CacheMessage *cache_index_message(CacheIndexMailbox *mbox, guint32 uid);
+/* Takes @msg (transfer full); replaces an entry with the same UID. */
+void cache_index_put_message(CacheIndexMailbox *mbox, CacheMessage *msg);
+void cache_index_remove_message(CacheIndexMailbox *mbox, guint32 uid);
+/* Drops every message (UIDVALIDITY changed). */
+void cache_index_clear_messages(CacheIndexMailbox *mbox);
+/* CacheMessage * in UID order. (transfer none, valid under the lock) */
+GPtrArray *cache_index_sorted(CacheIndexMailbox *mbox);
+guint32 cache_index_max_uid(CacheIndexMailbox *mbox);
+
+CacheMessage *cache_message_copy(const CacheMessage *msg);
+void cache_message_free(CacheMessage *msg);
+void cache_message_copy_to(const CacheMessage *msg, CacheMessage *out);
+
+#endif

@@ -1,0 +1,57 @@
+/* cache/store.h — message bytes on disk.
+ *
+ * Keyed by (mailbox, UIDVALIDITY, UID), which names one byte sequence
+ * forever, so a cached byte never goes stale; a new UIDVALIDITY simply
+ * lands in a new directory. A message is either complete ("<uid>", only
+ * ever created whole, by rename) or partial ("<uid>.part", a sparse file
+ * whose present CACHE_STORE_CHUNK-aligned chunks are tracked in memory for
+ * the life of the store; partial files left by an earlier run are ignored
+ * and overwritten). Thread-safe: one internal leaf lock.
+ */
+#ifndef IMAPFS_CACHE_STORE_H
+#define IMAPFS_CACHE_STORE_H
+
+#include <glib.h>
+
+#define CACHE_STORE_CHUNK (256 * 1024)
+
+typedef struct CacheStore CacheStore;
+
+typedef struct {
+	const char *mailbox;	/* wire name */
+	guint32 uidvalidity;
+	guint32 uid;
+} CacheKey;
+
+/* Uses (and creates, 0700) @dir. */
+CacheStore *cache_store_new(const char *dir, GError **error);
+void cache_store_free(CacheStore *store); /* NULL-safe */
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CacheStore, cache_store_free)
+
+/* A read-only fd of the complete message, or -1. (transfer full) */
+int cache_store_open_complete(CacheStore *store, const CacheKey *key);
+
+/* A read-only fd of the partial file if every chunk touching
+ * [off, off+len) of a message of @size bytes is present, else -1. */
+int cache_store_open_range(CacheStore *store, const CacheKey *key,
+			   guint64 size, goffset off, gsize len);
+
+/* Stores the whole message: @len bytes from @data, or from @src_fd (read
+ * with pread from offset 0) when @data is NULL. Drops any partial state. */
+gboolean cache_store_put_whole(CacheStore *store, const CacheKey *key,
+			       const void *data, int src_fd, gsize len,
+			       GError **error);
+
+/* Stores bytes [off, off+len) of a message of @size bytes: @off must be
+ * chunk-aligned and @len a multiple of the chunk or reaching @size. From
+ * @data, or @src_fd from offset 0. When that completes the message, the
+ * file becomes complete. A different @size than before drops what was
+ * stored for the key first. */
+gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
+			       guint64 size, goffset off, const void *data,
+			       int src_fd, gsize len, GError **error);
+
+/* Forgets everything stored for @key. */
+void cache_store_forget(CacheStore *store, const CacheKey *key);
+
+#endif

@@ -1,0 +1,25 @@
+/* cache/sync.h — keeping the index fresh from the server.
+ *
+ * Mailboxes come from LIST; a mailbox's message table from one pipelined
+ * metadata FETCH the first time and, after that, a flags scan plus the
+ * metadata of new UIDs. Results are applied on the imap-io thread, under the
+ * account lock, in one place. Concurrent requests for the same refresh
+ * share one command. Called from FUSE threads; blocks in cache/wait.c.
+ */
+#ifndef IMAPFS_CACHE_SYNC_H
+#define IMAPFS_CACHE_SYNC_H
+
+#include "cache/account-private.h"
+
+/* Lists the mailboxes (LIST "" "*") and updates the index. */
+gboolean cache_sync_mailboxes(CacheAccount *acct, GError **error);
+
+/* Refreshes the message table of mailbox @id. */
+gboolean cache_sync_messages(CacheAccount *acct, guint32 id, GError **error);
+
+/* The pool's SELECT hook: records UIDVALIDITY/UIDNEXT/HIGHESTMODSEQ and
+ * drops a mailbox's table when UIDVALIDITY changed. imap-io thread. */
+void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
+			  gpointer user_data);
+
+#endif
