@@ -1,1 +1,245 @@
-/* placeholder: being written */
+/* fs/main.c — the imapfs program.
+ *
+ * Order matters (STYLE.md, threading model):
+ *   parse options -> password -> probe login on this thread, so a wrong
+ *   host, port, password or certificate is reported on the terminal and
+ *   nothing is mounted -> mount -> fuse_daemonize (fork keeps only this
+ *   thread, so no thread may exist before it) -> pool (its imap-io thread
+ *   adopts the probe connection), account, notify thread -> the
+ *   multi-threaded FUSE loop -> teardown in reverse.
+ */
+#include <errno.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "cache/account.h"
+#include "fs/inode.h"
+#include "fs/mount.h"
+#include "fs/notify.h"
+#include "fs/options.h"
+#include "fs/password.h"
+#include "imap/connect.h"
+#include "imap/pool.h"
+
+static GLogWriterOutput log_to_syslog(GLogLevelFlags level,
+				      const GLogField *fields, gsize n_fields,
+				      gpointer user_data)
+{
+	const char *message = NULL, *domain = NULL;
+	int priority;
+
+	for (gsize i = 0; i < n_fields; i++) {
+		if (strcmp(fields[i].key, "MESSAGE") == 0)
+			message = fields[i].value;
+		else if (strcmp(fields[i].key, "GLIB_DOMAIN") == 0)
+			domain = fields[i].value;
+	}
+	if (!message)
+		return G_LOG_WRITER_UNHANDLED;
+	if (g_log_writer_default_would_drop(level, domain))
+		return G_LOG_WRITER_HANDLED;
+	if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
+		priority = LOG_ERR;
+	else if (level & G_LOG_LEVEL_WARNING)
+		priority = LOG_WARNING;
+	else if (level & (G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO))
+		priority = LOG_INFO;
+	else
+		priority = LOG_DEBUG;
+	syslog(priority, "%s: %s", domain ? domain : "imapfs", message);
+	return G_LOG_WRITER_HANDLED;
+}
+
+static char *default_cache_dir(const FsOptions *opts)
+{
+	g_autofree char *account = NULL;
+
+	if (opts->port == (opts->tls_mode == IMAP_TLS_IMPLICIT ? 993 : 143))
+		account = g_strdup_printf("%s@%s", opts->user, opts->host);
+	else
+		account = g_strdup_printf("%s@%s:%u", opts->user, opts->host,
+					  opts->port);
+	g_strdelimit(account, "/", '_');
+	return g_build_filename(g_get_user_cache_dir(), "imapfs", account,
+				NULL);
+}
+
+static gboolean make_private_dir(const char *path, GError **error)
+{
+	if (g_mkdir_with_parents(path, 0700) < 0) {
+		int err = errno;
+
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err),
+			    "cannot create %s: %s", path, g_strerror(err));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static void on_invalidate(CacheMsgRef ref, gpointer user_data)
+{
+	FsMount *mnt = user_data;
+
+	fs_notify_inode(mnt->notify, fs_inode_msg(ref.mailbox_id, ref.uid));
+}
+
+static int fail(const char *message)
+{
+	fprintf(stderr, "imapfs: %s\n", message);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts cmdline = {0};
+	struct fuse_loop_config *loop = NULL;
+	struct fuse_session *se = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(ImapConfig) cfg = NULL;
+	g_autofree char *cache_dir = NULL;
+	g_autofree char *fsname_opt = NULL;
+	char *fsname_escaped = NULL;
+	CacheOptions cache_opts = {0};
+	ImapStream *probe = NULL;
+	FsOptions opts = {0};
+	FsMount mnt = {0};
+	int ret = 1;
+
+	setlocale(LC_ALL, "");
+	g_log_writer_default_set_use_stderr(TRUE);
+
+	if (!fs_options_parse(&args, &opts, &error)) {
+		ret = fail(error->message);
+		goto out_args;
+	}
+	if (opts.show_version) {
+		printf("imapfs %s\n", IMAPFS_VERSION);
+		printf("FUSE library version %s\n", fuse_pkgversion());
+		ret = 0;
+		goto out_args;
+	}
+	if (opts.show_help) {
+		fs_options_print_usage(argv[0]);
+		printf("FUSE options:\n");
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		ret = 0;
+		goto out_args;
+	}
+	if (fuse_parse_cmdline(&args, &cmdline) != 0)
+		goto out_args;
+	if (!fs_options_check(&opts, &error)) {
+		ret = fail(error->message);
+		goto out_args;
+	}
+	if (!cmdline.mountpoint) {
+		ret = fail("no mount point given (see --help)");
+		goto out_args;
+	}
+	if (cmdline.debug)
+		g_log_set_debug_enabled(TRUE);
+
+	cfg = g_new0(ImapConfig, 1);
+	cfg->host = g_strdup(opts.host);
+	cfg->port = opts.port;
+	cfg->tls = opts.tls_mode;
+	cfg->cafile = g_strdup(opts.cafile);
+	cfg->user = g_strdup(opts.user);
+	cfg->allow_plaintext_auth = opts.allow_plaintext_auth;
+	cfg->max_conns = opts.max_conns;
+	cfg->trace = cmdline.debug;
+	cfg->timeout_s = opts.timeout;
+	cache_dir = opts.cache_dir ? g_strdup(opts.cache_dir)
+				   : default_cache_dir(&opts);
+	cfg->spool_dir = g_build_filename(cache_dir, "spool", NULL);
+	if (!make_private_dir(cache_dir, &error) ||
+	    !make_private_dir(cfg->spool_dir, &error)) {
+		ret = fail(error->message);
+		goto out_args;
+	}
+
+	cfg->password = fs_password_get(opts.passcmd, opts.passfile, opts.user,
+					opts.host, &error);
+	if (!cfg->password) {
+		ret = fail(error->message);
+		goto out_args;
+	}
+	probe = imap_stream_connect(cfg, 1, &error);
+	if (!probe) {
+		ret = fail(error->message);
+		goto out_args;
+	}
+
+	fsname_opt = g_strdup_printf("%s@%s", opts.user, opts.host);
+	fuse_opt_add_opt_escaped(&fsname_escaped, fsname_opt);
+	g_free(g_steal_pointer(&fsname_opt));
+	fsname_opt = g_strdup_printf("subtype=imapfs,fsname=%s", fsname_escaped);
+	free(fsname_escaped);
+	fuse_opt_add_arg(&args, "-o");
+	fuse_opt_add_arg(&args, fsname_opt);
+
+	mnt.uid = getuid();
+	mnt.gid = getgid();
+	mnt.mount_time = time(NULL);
+	mnt.timeout = opts.list_ttl;
+	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &mnt);
+	if (!se)
+		goto out_probe;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_session;
+	if (fuse_session_mount(se, cmdline.mountpoint) != 0)
+		goto out_signals;
+	if (fuse_daemonize(cmdline.foreground) != 0)
+		goto out_unmount;
+	if (!cmdline.foreground) {
+		openlog("imapfs", LOG_PID, LOG_DAEMON);
+		g_log_set_writer_func(log_to_syslog, NULL, NULL);
+	}
+
+	/* Threads from here on. */
+	cache_opts.cache_dir = cache_dir;
+	cache_opts.timeout_s = opts.timeout;
+	cache_opts.list_ttl_s = opts.list_ttl;
+	mnt.acct = cache_account_new(imap_pool_new(cfg, g_steal_pointer(&probe)),
+				     &cache_opts, &error);
+	if (!mnt.acct) {
+		g_critical("%s", error->message);
+		goto out_unmount;
+	}
+	mnt.notify = fs_notify_new(se);
+	cache_account_set_invalidate_func(mnt.acct, on_invalidate, &mnt);
+	g_message("mounted %s@%s on %s", opts.user, opts.host,
+		  cmdline.mountpoint);
+
+	if (cmdline.singlethread) {
+		ret = fuse_session_loop(se);
+	} else {
+		loop = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(loop, cmdline.clone_fd);
+		fuse_loop_cfg_set_max_threads(loop, cmdline.max_threads);
+		ret = fuse_session_loop_mt(se, loop);
+		fuse_loop_cfg_destroy(loop);
+	}
+	ret = ret == 0 ? 0 : 1;
+
+	fs_notify_free(mnt.notify);
+	cache_account_free(mnt.acct);
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_probe:
+	imap_stream_free(probe);
+out_args:
+	free(cmdline.mountpoint);
+	fs_options_clear(&opts);
+	fuse_opt_free_args(&args);
+	return ret;
+}

@@ -11,9 +11,10 @@
  * ten digits (so lexical order is UID order for every 32-bit UID, and the
  * name never changes) and the decoded Subject cleaned: letters, digits and
  * "-_.,+=@()&!" kept, any other run of characters (spaces, '/', ':',
- * quotes, controls) becomes one '_', leading/trailing '_' and '.' trimmed,
- * cut at 60 characters (on a character boundary). No usable subject gives
- * "<uid>.eml". Pure functions, any thread.
+ * quotes, controls, invalid UTF-8 bytes) becomes one '_', leading/trailing
+ * '_' and '.' trimmed, cut at 60 characters (on a character boundary; valid
+ * UTF-8 is NFC-normalised first). No usable subject gives "<uid>.eml".
+ * Pure functions, any thread.
  */
 #ifndef IMAPFS_FS_NAMES_H
 #define IMAPFS_FS_NAMES_H
@@ -24,13 +25,17 @@
 
 /* Directory entry name for mailbox component @component (UTF-8, or bytes
  * from a server that sent invalid UTF-8: then non-UTF-8 bytes are escaped
- * as %XX too). (transfer full) */
+ * as %XX too). An empty @component (no server should send one) gives "",
+ * which is no usable entry name: callers skip such a mailbox.
+ * (transfer full) */
 char *fs_names_from_mailbox(const char *component);
 
 /* The mailbox component for directory entry @name, or NULL if @name is not
  * a valid directory name for a mailbox: a bad %XX escape, an empty result,
  * invalid UTF-8, or a result that contains @delimiter ('\0': none).
- * (transfer full) */
+ * Hex digits of either case are accepted, so several names can decode to
+ * one mailbox: where that matters (lookup, mkdir), accept @name only if
+ * fs_names_from_mailbox() of the result gives @name back. (transfer full) */
 char *fs_names_to_mailbox(const char *name, char delimiter);
 
 /* File name for message @uid with decoded subject @subject (nullable).

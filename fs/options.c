@@ -1,1 +1,246 @@
-/* placeholder: being written */
+/* fs/options.c — parsing the command line.
+ *
+ * fuse_opt does the -o splitting. The first non-option is the server URL
+ * (consumed here); the second, the mount point, is left for
+ * fuse_parse_cmdline(). Strings stay NULL unless given, and defaults are
+ * applied in fs_options_check() afterwards.
+ */
+#include "fs/options.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+enum { KEY_HELP, KEY_VERSION };
+
+#define FS_OPT(t, p) {t, offsetof(FsOptions, p), 1}
+
+static const struct fuse_opt fs_option_spec[] = {
+	FS_OPT("passcmd=%s", passcmd),
+	FS_OPT("passfile=%s", passfile),
+	FS_OPT("cafile=%s", cafile),
+	FS_OPT("tls=%s", tls),
+	FS_OPT("cache_dir=%s", cache_dir),
+	FS_OPT("allow_plaintext_auth", allow_plaintext_auth),
+	FS_OPT("max_conns=%u", max_conns),
+	FS_OPT("timeout=%u", timeout),
+	FS_OPT("list_ttl=%u", list_ttl),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_END,
+};
+
+static int on_option(void *data, const char *arg, int key,
+		     struct fuse_args *outargs)
+{
+	FsOptions *opts = data;
+
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (!opts->url) {
+			opts->url = strdup(arg);
+			return 0;
+		}
+		return 1; /* the mount point, for fuse_parse_cmdline() */
+	case KEY_HELP:
+		opts->show_help = 1;
+		return 0;
+	case KEY_VERSION:
+		opts->show_version = 1;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+gboolean fs_options_parse(struct fuse_args *args, FsOptions *opts,
+			  GError **error)
+{
+	if (fuse_opt_parse(args, opts, fs_option_spec, on_option) < 0) {
+		g_set_error_literal(error, G_OPTION_ERROR,
+				    G_OPTION_ERROR_BAD_VALUE,
+				    "cannot parse the options (see --help)");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean fs_options_parse_url(const char *url, FsOptions *opts,
+			      GError **error)
+{
+	const char *rest, *at, *host, *port = NULL;
+	g_autofree char *user_enc = NULL;
+	g_autofree char *hostport = NULL;
+
+	if (g_str_has_prefix(url, "imaps://")) {
+		opts->tls_mode = IMAP_TLS_IMPLICIT;
+		rest = url + strlen("imaps://");
+	} else if (g_str_has_prefix(url, "imap://")) {
+		opts->tls_mode = IMAP_TLS_STARTTLS;
+		rest = url + strlen("imap://");
+	} else {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "\"%s\" is not a server URL: use "
+			    "imaps://USER@HOST[:PORT] or imap://USER@HOST[:PORT]",
+			    url);
+		return FALSE;
+	}
+	/* The user may itself contain '@': the host follows the last one. */
+	at = strrchr(rest, '@');
+	if (!at || at == rest || !at[1]) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "\"%s\" names no user or no host: use "
+			    "imaps://USER@HOST[:PORT]",
+			    url);
+		return FALSE;
+	}
+	user_enc = g_strndup(rest, at - rest);
+	hostport = g_strdup(at + 1);
+	if (hostport[strlen(hostport) - 1] == '/')
+		hostport[strlen(hostport) - 1] = '\0';
+	host = hostport;
+	if (hostport[0] == '[') {
+		char *close = strchr(hostport, ']');
+
+		if (!close || (close[1] && close[1] != ':'))
+			goto bad_host;
+		*close = '\0';
+		host = hostport + 1;
+		if (close[1] == ':')
+			port = close + 2;
+	} else {
+		char *colon = strchr(hostport, ':');
+
+		if (colon) {
+			*colon = '\0';
+			port = colon + 1;
+		}
+	}
+	if (!*host || strchr(host, '/'))
+		goto bad_host;
+	opts->host = g_strdup(host);
+	opts->user = g_uri_unescape_string(user_enc, NULL);
+	if (!opts->user || !*opts->user) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "bad user name in \"%s\"", url);
+		return FALSE;
+	}
+	opts->port = opts->tls_mode == IMAP_TLS_IMPLICIT ? 993 : 143;
+	if (port) {
+		guint64 n;
+
+		if (!g_ascii_string_to_unsigned(port, 10, 1, 65535, &n, NULL)) {
+			g_set_error(error, G_OPTION_ERROR,
+				    G_OPTION_ERROR_BAD_VALUE,
+				    "bad port \"%s\" in \"%s\"", port, url);
+			return FALSE;
+		}
+		opts->port = n;
+	}
+	return TRUE;
+
+bad_host:
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+		    "bad host in \"%s\"", url);
+	return FALSE;
+}
+
+gboolean fs_options_check(FsOptions *opts, GError **error)
+{
+	if (!opts->url) {
+		g_set_error_literal(error, G_OPTION_ERROR,
+				    G_OPTION_ERROR_BAD_VALUE,
+				    "no server given (see --help)");
+		return FALSE;
+	}
+	if (!fs_options_parse_url(opts->url, opts, error))
+		return FALSE;
+	if (opts->tls) {
+		if (strcmp(opts->tls, "none") == 0) {
+			if (opts->tls_mode == IMAP_TLS_IMPLICIT) {
+				g_set_error_literal(
+					error, G_OPTION_ERROR,
+					G_OPTION_ERROR_BAD_VALUE,
+					"-o tls=none goes with imap://, not "
+					"imaps://");
+				return FALSE;
+			}
+			opts->tls_mode = IMAP_TLS_NONE;
+		} else if (strcmp(opts->tls, "starttls") != 0 &&
+			   strcmp(opts->tls, "implicit") != 0) {
+			g_set_error(error, G_OPTION_ERROR,
+				    G_OPTION_ERROR_BAD_VALUE,
+				    "-o tls=%s: use tls=none (plaintext, "
+				    "imap:// only); TLS is the default",
+				    opts->tls);
+			return FALSE;
+		}
+	}
+	if (opts->allow_plaintext_auth && opts->tls_mode != IMAP_TLS_NONE)
+		g_message("allow_plaintext_auth has no effect: the link is "
+			  "encrypted");
+	if (opts->max_conns == 0)
+		opts->max_conns = 4;
+	if (opts->max_conns > 16) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "-o max_conns=%u is more than servers tolerate; "
+			    "use 16 or fewer",
+			    opts->max_conns);
+		return FALSE;
+	}
+	if (opts->timeout == 0)
+		opts->timeout = 60;
+	if (opts->list_ttl == 0)
+		opts->list_ttl = 30;
+	return TRUE;
+}
+
+void fs_options_clear(FsOptions *opts)
+{
+	/* Strings from fuse_opt are malloc'd. */
+	free(opts->url);
+	free(opts->passcmd);
+	free(opts->passfile);
+	free(opts->cafile);
+	free(opts->tls);
+	free(opts->cache_dir);
+	g_free(opts->user);
+	g_free(opts->host);
+	memset(opts, 0, sizeof(*opts));
+}
+
+void fs_options_print_usage(const char *prog)
+{
+	printf("usage: %s [options] imaps://USER@HOST[:PORT] MOUNTPOINT\n"
+	       "       %s [options] imap://USER@HOST[:PORT] MOUNTPOINT "
+	       "(STARTTLS)\n"
+	       "unmount with: fusermount3 -u MOUNTPOINT\n"
+	       "\n"
+	       "imapfs options:\n"
+	       "    -o passcmd=CMD         password: first line CMD prints\n"
+	       "    -o passfile=FILE       password: first line of FILE "
+	       "(mode 0600)\n"
+	       "                           (else $IMAPFS_PASSWORD, else a "
+	       "prompt)\n"
+	       "    -o cafile=FILE         also trust the CA certificates in "
+	       "FILE\n"
+	       "    -o tls=none            plaintext (imap:// only; needs "
+	       "allow_plaintext_auth\n"
+	       "                           to send a password)\n"
+	       "    -o allow_plaintext_auth  allow LOGIN over plaintext\n"
+	       "    -o max_conns=N         IMAP connections (default 4)\n"
+	       "    -o cache_dir=DIR       disk cache (default "
+	       "$XDG_CACHE_HOME/imapfs/USER@HOST)\n"
+	       "    -o timeout=S           give up on the server after S "
+	       "seconds (default 60)\n"
+	       "    -o list_ttl=S          re-list a mailbox after S seconds "
+	       "(default 30)\n"
+	       "    -d, -o debug           debug output and wire trace "
+	       "(passwords hidden)\n"
+	       "    -f                     stay in the foreground\n"
+	       "    -V, --version          print the version\n"
+	       "\n",
+	       prog, prog);
+}

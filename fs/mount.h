@@ -1,0 +1,25 @@
+/* fs/mount.h — the state of one mount, passed to every handler as libfuse
+ * userdata (fuse_req_userdata()). No globals. */
+#ifndef IMAPFS_FS_MOUNT_H
+#define IMAPFS_FS_MOUNT_H
+
+#include <fuse_lowlevel.h>
+#include <glib.h>
+#include <sys/types.h>
+#include "cache/account.h"
+
+typedef struct FsNotify FsNotify;
+
+typedef struct {
+	CacheAccount *acct;	/* set after daemonizing, before the loop */
+	FsNotify *notify;
+	uid_t uid;		/* owner shown for every node: who mounted */
+	gid_t gid;
+	time_t mount_time;	/* mtime of directories */
+	double timeout;		/* kernel entry/attr cache, seconds */
+} FsMount;
+
+/* The handlers, for fuse_session_new(). */
+extern const struct fuse_lowlevel_ops fs_ops;
+
+#endif

@@ -1,0 +1,129 @@
+/* fs/password.c — getting the password without exposing it.
+ *
+ * The password is kept in one heap string that is wiped with
+ * OPENSSL_cleanse() when freed; the prompt turns echo off with termios.
+ */
+#include "fs/password.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+void fs_password_free(char *password)
+{
+	if (!password)
+		return;
+	OPENSSL_cleanse(password, strlen(password));
+	g_free(password);
+}
+
+/* The first line of @text, without its line end. (transfer full) */
+static char *first_line(const char *text, gsize len)
+{
+	gsize n = 0;
+
+	while (n < len && text[n] != '\n' && text[n] != '\r')
+		n++;
+	return g_strndup(text, n);
+}
+
+static char *from_command(const char *cmd, GError **error)
+{
+	const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+	g_autofree char *out = NULL;
+	char *password;
+	int status;
+
+	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL,
+			  NULL, &out, NULL, &status, error)) {
+		g_prefix_error(error, "passcmd: ");
+		return NULL;
+	}
+	if (!g_spawn_check_wait_status(status, NULL)) {
+		OPENSSL_cleanse(out, strlen(out));
+		g_set_error(error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED,
+			    "passcmd \"%s\" failed (exit status %d)", cmd,
+			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		return NULL;
+	}
+	password = first_line(out, strlen(out));
+	OPENSSL_cleanse(out, strlen(out));
+	return password;
+}
+
+static char *from_file(const char *path, GError **error)
+{
+	g_autofree char *text = NULL;
+	struct stat st;
+	gsize len;
+	char *password;
+
+	if (stat(path, &st) < 0) {
+		int err = errno;
+
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err),
+			    "passfile %s: %s", path, g_strerror(err));
+		return NULL;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_PERM,
+			    "passfile %s can be read by others; make it "
+			    "private with: chmod 600 %s",
+			    path, path);
+		return NULL;
+	}
+	if (!g_file_get_contents(path, &text, &len, error))
+		return NULL;
+	password = first_line(text, len);
+	OPENSSL_cleanse(text, len);
+	return password;
+}
+
+static char *from_prompt(const char *user, const char *host, GError **error)
+{
+	struct termios old, quiet;
+	char buf[1024];
+	char *password = NULL;
+
+	if (!isatty(STDIN_FILENO)) {
+		g_set_error_literal(
+			error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+			"no password: set IMAPFS_PASSWORD, or use "
+			"-o passcmd=CMD or -o passfile=FILE");
+		return NULL;
+	}
+	fprintf(stderr, "Password for %s@%s: ", user, host);
+	fflush(stderr);
+	tcgetattr(STDIN_FILENO, &old);
+	quiet = old;
+	quiet.c_lflag &= ~ECHO;
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	if (fgets(buf, sizeof(buf), stdin))
+		password = first_line(buf, strlen(buf));
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+	fputc('\n', stderr);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (!password)
+		g_set_error_literal(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+				    "no password given");
+	return password;
+}
+
+char *fs_password_get(const char *passcmd, const char *passfile,
+		      const char *user, const char *host, GError **error)
+{
+	const char *env;
+
+	if (passcmd)
+		return from_command(passcmd, error);
+	if (passfile)
+		return from_file(passfile, error);
+	env = g_getenv("IMAPFS_PASSWORD");
+	if (env)
+		return g_strdup(env);
+	return from_prompt(user, host, error);
+}
