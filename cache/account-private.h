@@ -32,6 +32,14 @@ struct CacheAccount {
  * caller to submit @fresh. Takes the lock. */
 CacheWait *cache_account_join(CacheAccount *acct, const char *key,
 			      CacheWait *fresh, gboolean *out_is_new);
+/* Lists the mailboxes if that was never done, or (@refresh) if the list
+ * is older than the TTL. */
+gboolean cache_account_ensure_listed(CacheAccount *acct, gboolean refresh,
+				     GError **error);
+/* Syncs mailbox @id if it never was, or (@refresh) if it is stale. */
+gboolean cache_account_ensure_synced(CacheAccount *acct, guint32 id,
+				     gboolean refresh, GError **error);
+
 /* Unregisters @key; called from a job's completion. Takes the lock. */
 void cache_account_leave(CacheAccount *acct, const char *key);
 

@@ -41,6 +41,7 @@ void cache_message_clear(CacheMessage *msg)
 	g_clear_pointer(&msg->subject, g_free);
 	g_clear_pointer(&msg->from, g_free);
 	g_clear_pointer(&msg->message_id, g_free);
+	g_clear_pointer(&msg->alias, g_free);
 }
 
 CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
@@ -128,7 +129,7 @@ void cache_account_leave(CacheAccount *acct, const char *key)
 
 /* ---- Mailboxes ---------------------------------------------------------- */
 
-static gboolean ensure_listed(CacheAccount *acct, gboolean refresh,
+gboolean cache_account_ensure_listed(CacheAccount *acct, gboolean refresh,
 			      GError **error)
 {
 	gboolean listed, stale;
@@ -178,7 +179,7 @@ gboolean cache_account_get_mailbox(CacheAccount *acct, guint32 id,
 {
 	CacheIndexMailbox *mbox;
 
-	if (!ensure_listed(acct, FALSE, error))
+	if (!cache_account_ensure_listed(acct, FALSE, error))
 		return FALSE;
 	g_mutex_lock(&acct->lock);
 	if (id == CACHE_ROOT_ID) {
@@ -207,7 +208,7 @@ GArray *cache_account_list_children(CacheAccount *acct, guint32 parent_id,
 	g_autoptr(GPtrArray) children = NULL;
 	GArray *out;
 
-	if (!ensure_listed(acct, TRUE, error))
+	if (!cache_account_ensure_listed(acct, TRUE, error))
 		return NULL;
 	out = g_array_new(FALSE, TRUE, sizeof(CacheMailbox));
 	g_array_set_clear_func(out, (GDestroyNotify)cache_mailbox_clear);
@@ -235,7 +236,7 @@ guint32 cache_account_find_child(CacheAccount *acct, guint32 parent_id,
 	g_autoptr(GPtrArray) children = NULL;
 	guint32 id = 0;
 
-	if (!ensure_listed(acct, FALSE, NULL))
+	if (!cache_account_ensure_listed(acct, FALSE, NULL))
 		return 0;
 	g_mutex_lock(&acct->lock);
 	children = cache_index_children(acct->index, parent_id);
@@ -252,13 +253,13 @@ guint32 cache_account_find_child(CacheAccount *acct, guint32 parent_id,
 /* ---- Messages ----------------------------------------------------------- */
 
 /* Syncs mailbox @id if it never was, or (with @refresh) if it is stale. */
-static gboolean ensure_synced(CacheAccount *acct, guint32 id, gboolean refresh,
+gboolean cache_account_ensure_synced(CacheAccount *acct, guint32 id, gboolean refresh,
 			      GError **error)
 {
 	CacheIndexMailbox *mbox;
 	gboolean synced = FALSE, stale = FALSE;
 
-	if (!ensure_listed(acct, FALSE, error))
+	if (!cache_account_ensure_listed(acct, FALSE, error))
 		return FALSE;
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox(acct->index, id);
@@ -294,7 +295,7 @@ GArray *cache_account_list_messages(CacheAccount *acct, guint32 mailbox_id,
 	GPtrArray *sorted;
 	GArray *out;
 
-	if (!ensure_synced(acct, mailbox_id, TRUE, error))
+	if (!cache_account_ensure_synced(acct, mailbox_id, TRUE, error))
 		return NULL;
 	out = g_array_new(FALSE, TRUE, sizeof(CacheMessage));
 	g_array_set_clear_func(out, (GDestroyNotify)cache_message_clear);
@@ -318,7 +319,7 @@ gboolean cache_account_get_message(CacheAccount *acct, CacheMsgRef ref,
 	CacheIndexMailbox *mbox;
 	CacheMessage *msg = NULL;
 
-	if (!ensure_synced(acct, ref.mailbox_id, FALSE, error))
+	if (!cache_account_ensure_synced(acct, ref.mailbox_id, FALSE, error))
 		return FALSE;
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
@@ -470,7 +471,7 @@ static gboolean locate(CacheAccount *acct, CacheMsgRef ref, MsgPlace *out,
 	CacheIndexMailbox *mbox;
 	CacheMessage *msg = NULL;
 
-	if (!ensure_synced(acct, ref.mailbox_id, FALSE, error))
+	if (!cache_account_ensure_synced(acct, ref.mailbox_id, FALSE, error))
 		return FALSE;
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);

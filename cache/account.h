@@ -61,6 +61,9 @@ typedef struct {
 	char *subject;		/* decoded UTF-8; nullable */
 	char *from;		/* decoded UTF-8; nullable */
 	char *message_id;	/* nullable */
+	char *alias;		/* the file name it was added under through
+				 * this filesystem, kept so that a restore
+				 * by rsync finds it again; nullable */
 } CacheMessage;
 
 void cache_message_clear(CacheMessage *msg);
@@ -140,5 +143,59 @@ gboolean cache_account_read(CacheAccount *acct, CacheMsgRef ref, goffset off,
 			    gsize len, CacheSpan *out_span,
 			    GCancellable *cancel, GError **error);
 void cache_span_release(CacheSpan *span); /* NULL-safe, idempotent */
+
+/* ---- Changes: the mutation table of DESIGN.md (cache/mutate.c) ----------
+ *
+ * Each call changes the server first and then the index, in one place, so
+ * a listing right after shows the result. None sends a bare EXPUNGE. A
+ * non-idempotent command whose connection dropped is never resent: the
+ * outcome is worked out by looking at the server again. */
+
+/* Replaces the message's flags with @flags (as a user wrote them; see
+ * cache/flags.h). CACHE_ERROR_INVALID for a bad list, _UNSUPPORTED for a
+ * keyword the mailbox cannot store, _READONLY for a read-only mailbox. */
+gboolean cache_account_set_flags(CacheAccount *acct, CacheMsgRef ref,
+				 const char *flags, GError **error);
+
+/* Moves a message to mailbox @to_id: UID MOVE, else UID COPY + STORE
+ * \Deleted + UID EXPUNGE of that UID (UIDPLUS), else COPY + STORE \Deleted
+ * only. *out_uid (nullable) gets its UID there, 0 if the server did not
+ * say (no COPYUID). */
+gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref,
+			    guint32 to_id, guint32 *out_uid, GError **error);
+
+/* rm: moves the message to the \Trash mailbox (else one named Trash) if
+ * there is one and this is not it, else (or with @expunge) STORE \Deleted
+ * + UID EXPUNGE of that UID only. */
+gboolean cache_account_delete(CacheAccount *acct, CacheMsgRef ref,
+			      gboolean expunge, GError **error);
+
+/* APPENDs the message in @fd (its whole content; bare LF line ends become
+ * CRLF) to mailbox @mailbox_id with @flags (nullable) and @internaldate
+ * (0: now). @alias (nullable) is kept as the message's file name. *out_uid
+ * (nullable) gets the new UID (APPENDUID, else found by looking). */
+gboolean cache_account_append(CacheAccount *acct, guint32 mailbox_id, int fd,
+			      const char *flags, gint64 internaldate,
+			      const char *alias, guint32 *out_uid,
+			      GError **error);
+
+/* CREATE @component (UTF-8, without the delimiter) under @parent_id. */
+gboolean cache_account_create_mailbox(CacheAccount *acct, guint32 parent_id,
+				      const char *component, GError **error);
+
+/* DELETE a mailbox that holds no messages and no children (else
+ * CACHE_ERROR_NOT_EMPTY); INBOX: CACHE_ERROR_NOT_PERMITTED. */
+gboolean cache_account_delete_mailbox(CacheAccount *acct, guint32 id,
+				      GError **error);
+
+/* RENAME mailbox @id to @component under @parent_id; its id and its
+ * children's stay. INBOX: CACHE_ERROR_NOT_PERMITTED. */
+gboolean cache_account_rename_mailbox(CacheAccount *acct, guint32 id,
+				      guint32 parent_id, const char *component,
+				      GError **error);
+
+/* The hierarchy delimiter of the account's names ('\0': flat), as LIST
+ * reported it. */
+char cache_account_delimiter(CacheAccount *acct);
 
 #endif

@@ -31,6 +31,7 @@ void cache_message_copy_to(const CacheMessage *msg, CacheMessage *out)
 	out->subject = g_strdup(msg->subject);
 	out->from = g_strdup(msg->from);
 	out->message_id = g_strdup(msg->message_id);
+	out->alias = g_strdup(msg->alias);
 }
 
 CacheMessage *cache_message_copy(const CacheMessage *msg)
@@ -48,6 +49,7 @@ static void mailbox_free(CacheIndexMailbox *mbox)
 	g_free(mbox->wire_name);
 	g_free(mbox->full_name);
 	g_free(mbox->component);
+	g_strfreev(mbox->permanentflags);
 	g_clear_pointer(&mbox->sorted, g_ptr_array_unref);
 	g_hash_table_unref(mbox->by_uid);
 	g_free(mbox);
@@ -273,4 +275,90 @@ guint32 cache_index_max_uid(CacheIndexMailbox *mbox)
 		return 0;
 	last = g_ptr_array_index(sorted, sorted->len - 1);
 	return last->uid;
+}
+
+CacheMessage *cache_index_message_by_alias(CacheIndexMailbox *mbox,
+					   const char *alias)
+{
+	GHashTableIter iter;
+	gpointer value;
+
+	/* Aliases are few (messages added through this mount); a scan of
+	 * the table is cheap next to the round trip the caller saves. */
+	g_hash_table_iter_init(&iter, mbox->by_uid);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		CacheMessage *msg = value;
+
+		if (msg->alias && strcmp(msg->alias, alias) == 0)
+			return msg;
+	}
+	return NULL;
+}
+
+void cache_index_rename(CacheIndex *index, CacheIndexMailbox *mbox,
+			guint32 parent_id, const char *full_name,
+			const char *wire_name)
+{
+	g_autofree char *old_full = g_strdup(mbox->full_name);
+	g_autofree char *old_wire = g_strdup(mbox->wire_name);
+	gsize old_len = strlen(old_full);
+	const char *last;
+
+	for (guint i = 0; i < index->mailboxes->len; i++) {
+		CacheIndexMailbox *m = g_ptr_array_index(index->mailboxes, i);
+		gboolean below = m != mbox && !m->gone && m->delimiter &&
+				 strncmp(m->full_name, old_full, old_len) == 0 &&
+				 m->full_name[old_len] == m->delimiter;
+		char *name;
+
+		if (m != mbox && !below)
+			continue;
+		g_hash_table_remove(index->by_name, m->full_name);
+		name = g_strconcat(full_name, m->full_name + old_len, NULL);
+		g_free(m->full_name);
+		m->full_name = name;
+		if (m->wire_name && old_wire &&
+		    g_str_has_prefix(m->wire_name, old_wire)) {
+			char *wire = g_strconcat(
+				wire_name, m->wire_name + strlen(old_wire), NULL);
+
+			g_free(m->wire_name);
+			m->wire_name = wire;
+		}
+		g_hash_table_insert(index->by_name, m->full_name, m);
+	}
+	mbox->parent_id = parent_id;
+	last = mbox->delimiter ? strrchr(full_name, mbox->delimiter) : NULL;
+	g_free(mbox->component);
+	mbox->component = g_strdup(last ? last + 1 : full_name);
+}
+
+CacheIndexMailbox *cache_index_find_trash(CacheIndex *index)
+{
+	CacheIndexMailbox *named = NULL;
+
+	for (guint i = 0; i < index->mailboxes->len; i++) {
+		CacheIndexMailbox *mbox = g_ptr_array_index(index->mailboxes, i);
+
+		if (mbox->gone || !mbox->wire_name ||
+		    (mbox->flags & CACHE_MAILBOX_NOSELECT))
+			continue;
+		if (mbox->flags & CACHE_MAILBOX_TRASH)
+			return mbox;
+		if (!named && mbox->parent_id == CACHE_ROOT_ID &&
+		    g_ascii_strcasecmp(mbox->full_name, "Trash") == 0)
+			named = mbox;
+	}
+	return named;
+}
+
+char cache_index_delimiter(CacheIndex *index)
+{
+	for (guint i = 0; i < index->mailboxes->len; i++) {
+		CacheIndexMailbox *mbox = g_ptr_array_index(index->mailboxes, i);
+
+		if (!mbox->gone && mbox->delimiter)
+			return mbox->delimiter;
+	}
+	return '\0';
 }

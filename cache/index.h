@@ -28,6 +28,8 @@ typedef struct {
 	guint32 uidvalidity;
 	guint32 uidnext;
 	guint64 highestmodseq;
+	gboolean readonly;	/* SELECT said [READ-ONLY] */
+	char **permanentflags;	/* from SELECT; NULL: not known yet */
 	guint64 generation;	/* bumped by every change of the table */
 	GHashTable *by_uid;	/* uid -> CacheMessage * (owned) */
 	GPtrArray *sorted;	/* CacheMessage * in UID order, or NULL */
@@ -60,6 +62,18 @@ void cache_index_list_end(CacheIndex *index);
 gboolean cache_index_ever_listed(CacheIndex *index);
 gint64 cache_index_listed_at(CacheIndex *index);
 
+/* Gives @mbox and every mailbox below it the new name @full_name (UTF-8)
+ * and @wire_name, under @parent_id, keeping their ids. */
+void cache_index_rename(CacheIndex *index, CacheIndexMailbox *mbox,
+			guint32 parent_id, const char *full_name,
+			const char *wire_name);
+
+/* The mailbox with the \Trash special use, else a top-level mailbox
+ * named "Trash" (any case), else NULL. */
+CacheIndexMailbox *cache_index_find_trash(CacheIndex *index);
+/* The delimiter of the first mailbox that has one, else '\0'. */
+char cache_index_delimiter(CacheIndex *index);
+
 /* Message table. */
 CacheMessage *cache_index_message(CacheIndexMailbox *mbox, guint32 uid);
 /* Takes @msg (transfer full); replaces an entry with the same UID. */
@@ -70,6 +84,9 @@ void cache_index_clear_messages(CacheIndexMailbox *mbox);
 /* CacheMessage * in UID order. (transfer none, valid under the lock) */
 GPtrArray *cache_index_sorted(CacheIndexMailbox *mbox);
 guint32 cache_index_max_uid(CacheIndexMailbox *mbox);
+/* The message added under file name @alias, or NULL. */
+CacheMessage *cache_index_message_by_alias(CacheIndexMailbox *mbox,
+					   const char *alias);
 
 CacheMessage *cache_message_copy(const CacheMessage *msg);
 void cache_message_free(CacheMessage *msg);

@@ -254,6 +254,15 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 
 	g_mutex_lock(&store->lock);
 	p = g_hash_table_lookup(store->partials, part);
+	if (!p) {
+		/* A late range of a message that is complete already. */
+		path = key_path(store, key, "");
+		if (g_file_test(path, G_FILE_TEST_EXISTS)) {
+			g_mutex_unlock(&store->lock);
+			return TRUE;
+		}
+		g_clear_pointer(&path, g_free);
+	}
 	if (p && p->size != size) {
 		drop_partial_locked(store, part);
 		p = NULL;

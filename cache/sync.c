@@ -403,6 +403,12 @@ void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
 		mbox->uidvalidity = info->uidvalidity;
 		mbox->uidnext = info->uidnext;
 		mbox->highestmodseq = info->highestmodseq;
+		mbox->readonly = info->readonly;
+		if (info->permanentflags) {
+			g_strfreev(mbox->permanentflags);
+			mbox->permanentflags =
+				g_strdupv(info->permanentflags);
+		}
 	}
 	g_mutex_unlock(&acct->lock);
 }

@@ -12,6 +12,8 @@
  *       (RFC 3501 §5.1.3), then as %q
  *   %F  const char *: a space-separated list of flags ("\Seen $Work");
  *       each checked as a flag; emitted as "(\Seen $Work)"
+ *   %L  GBytes *: always sent as a literal (a message for APPEND); the
+ *       command takes its own reference
  *   %%  a literal '%'
  * Anything else in the format is copied as is, so formats must be string
  * constants. The tag and the final CRLF are added by the connection.

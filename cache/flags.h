@@ -1,0 +1,23 @@
+/* cache/flags.h — the user.imap.flags value: checking and normalising.
+ * Pure functions, any thread. */
+#ifndef IMAPFS_CACHE_FLAGS_H
+#define IMAPFS_CACHE_FLAGS_H
+
+#include <glib.h>
+
+/* Turns what a user wrote ("\seen  $Work\n\Flagged") into the canonical
+ * space-separated set ("\Seen $Work \Flagged"): split on any white space,
+ * system flags spelled as RFC 9051 does, duplicates dropped, order kept.
+ * CACHE_ERROR_INVALID for a token that is not a flag, for \Recent and \*
+ * (which cannot be set), and for an unknown system flag. (transfer full) */
+char *cache_flags_normalize(const char *text, GError **error);
+
+/* TRUE if @flags (canonical) holds a keyword (a flag without '\'). */
+gboolean cache_flags_have_keyword(const char *flags);
+
+/* TRUE if the server lets us store every keyword in @flags: its
+ * PERMANENTFLAGS (nullable: unknown, assume yes) holds \* or each of them. */
+gboolean cache_flags_keywords_allowed(const char *flags,
+				      char *const *permanentflags);
+
+#endif

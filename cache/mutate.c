@@ -1,0 +1,803 @@
+/* cache/mutate.c — the mutation table (DESIGN.md, "Mutations").
+ *
+ *   set flags        UID STORE uid FLAGS (...)
+ *   move             UID MOVE, else UID COPY + UID STORE +FLAGS.SILENT
+ *                    (\Deleted) + UID EXPUNGE uid (UIDPLUS), else COPY +
+ *                    STORE only, with a log line saying why it stays
+ *   delete           move to Trash, else STORE \Deleted + UID EXPUNGE uid
+ *   append           APPEND mailbox (flags) "date" {literal}
+ *   mailboxes        CREATE / DELETE / RENAME
+ *
+ * Every function here runs on a FUSE thread and blocks in cache/wait.c.
+ * The server is changed first; the index is updated after success, here
+ * and nowhere else. A bare EXPUNGE is never sent: it would also remove
+ * what other clients marked \Deleted. Commands that are not idempotent are
+ * never resent by the pool; when their connection drops, the outcome is
+ * found by looking at the mailbox again, so that a message ends up in the
+ * source, or in both, never in neither.
+ */
+#include "cache/account.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache/account-private.h"
+#include "cache/flags.h"
+#include "cache/sync.h"
+#include "imap/caps.h"
+#include "imap/error.h"
+#include "imap/utf7.h"
+
+/* What a change needs to know about the mailbox it touches. */
+typedef struct {
+	char *wire;
+	char *full_name;
+	guint32 uidvalidity;
+	guint flags;
+	gboolean readonly;
+	char **permanentflags;
+	guint32 parent_id;
+} Place;
+
+static void place_clear(Place *place)
+{
+	g_free(place->wire);
+	g_free(place->full_name);
+	g_strfreev(place->permanentflags);
+	memset(place, 0, sizeof(*place));
+}
+
+static gboolean place_of(CacheAccount *acct, guint32 id, Place *out,
+			 GError **error)
+{
+	CacheIndexMailbox *mbox;
+
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, id);
+	if (mbox) {
+		out->wire = g_strdup(mbox->wire_name);
+		out->full_name = g_strdup(mbox->full_name);
+		out->uidvalidity = mbox->uidvalidity;
+		out->flags = mbox->flags;
+		if (!mbox->wire_name)
+			out->flags |= CACHE_MAILBOX_NOSELECT;
+		out->readonly = mbox->readonly;
+		out->permanentflags = g_strdupv(mbox->permanentflags);
+		out->parent_id = mbox->parent_id;
+	}
+	g_mutex_unlock(&acct->lock);
+	if (!mbox)
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
+			    "no mailbox %u", id);
+	return mbox != NULL;
+}
+
+/* The message must be known, in a mailbox we may change. */
+static gboolean message_place(CacheAccount *acct, CacheMsgRef ref,
+			      Place *out, CacheMessage *out_msg, GError **error)
+{
+	gboolean found = FALSE;
+
+	if (!cache_account_ensure_synced(acct, ref.mailbox_id, FALSE, error) ||
+	    !place_of(acct, ref.mailbox_id, out, error))
+		return FALSE;
+	g_mutex_lock(&acct->lock);
+	{
+		CacheIndexMailbox *mbox =
+			cache_index_mailbox(acct->index, ref.mailbox_id);
+		CacheMessage *msg =
+			mbox ? cache_index_message(mbox, ref.uid) : NULL;
+
+		if (msg && out_msg)
+			cache_message_copy_to(msg, out_msg);
+		found = msg != NULL;
+	}
+	g_mutex_unlock(&acct->lock);
+	if (!found) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
+			    "message %u is no longer in %s", ref.uid,
+			    out->full_name);
+		place_clear(out);
+		return FALSE;
+	}
+	if (out->readonly) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_READONLY,
+			    "mailbox %s is read-only on the server",
+			    out->full_name);
+		place_clear(out);
+		if (out_msg)
+			cache_message_clear(out_msg);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean run(CacheAccount *acct, const char *mailbox, ImapCommand *cmd,
+		    ImapReply **out_reply, GError **error)
+{
+	if (!cmd)
+		return FALSE; /* imap_command_new() set @error */
+	return cache_wait_run(acct->pool, mailbox, cmd, acct->timeout_s, NULL,
+			      out_reply, error);
+}
+
+static gboolean is_connection_lost(const GError *error)
+{
+	return g_error_matches(error, IMAPFS_IMAP_ERROR,
+			       IMAP_ERROR_CONNECTION_LOST) ||
+	       g_error_matches(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_TIMEOUT) ||
+	       g_error_matches(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_TIMEOUT);
+}
+
+/* Next time anyone lists mailbox @id, ask the server. */
+static void mark_stale(CacheAccount *acct, guint32 id)
+{
+	CacheIndexMailbox *mbox;
+
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, id);
+	if (mbox)
+		mbox->synced_at = 0;
+	g_mutex_unlock(&acct->lock);
+}
+
+static void forget_message(CacheAccount *acct, CacheMsgRef ref,
+			   guint32 uidvalidity)
+{
+	CacheIndexMailbox *mbox;
+
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
+	if (mbox && mbox->uidvalidity == uidvalidity)
+		cache_index_remove_message(mbox, ref.uid);
+	g_mutex_unlock(&acct->lock);
+}
+
+/* TRUE if UID @uid is still in mailbox @id, by asking the server. */
+static gboolean still_there(CacheAccount *acct, guint32 id, guint32 uid,
+			    GError **error)
+{
+	CacheIndexMailbox *mbox;
+	gboolean there = FALSE;
+
+	mark_stale(acct, id);
+	if (!cache_account_ensure_synced(acct, id, TRUE, error))
+		return TRUE; /* cannot tell: assume the safe answer */
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, id);
+	there = mbox && cache_index_message(mbox, uid);
+	g_mutex_unlock(&acct->lock);
+	return there;
+}
+
+/* The last number of a "uidvalidity src-set dst-set" or "uidvalidity uid"
+ * response code argument, if it is a single UID. */
+static guint32 code_last_uid(const char *arg)
+{
+	const char *last;
+	guint64 n;
+
+	if (!arg)
+		return 0;
+	last = strrchr(arg, ' ');
+	last = last ? last + 1 : arg;
+	if (!g_ascii_string_to_unsigned(last, 10, 1, G_MAXUINT32, &n, NULL))
+		return 0;
+	return n;
+}
+
+/* COPYUID comes with the tagged OK of COPY, and in an untagged OK before
+ * the EXPUNGE of MOVE (RFC 6851 §4.3). */
+static guint32 reply_copyuid(const ImapReply *reply)
+{
+	if (!reply)
+		return 0;
+	if (g_strcmp0(reply->code, "COPYUID") == 0)
+		return code_last_uid(reply->code_arg);
+	for (guint i = 0; i < reply->untagged->len; i++) {
+		const ImapResponse *resp = reply->untagged->pdata[i];
+
+		if (resp->status == IMAP_STATUS_OK &&
+		    g_strcmp0(resp->code, "COPYUID") == 0)
+			return code_last_uid(resp->code_arg);
+	}
+	return 0;
+}
+
+/* ---- Flags -------------------------------------------------------------- */
+
+gboolean cache_account_set_flags(CacheAccount *acct, CacheMsgRef ref,
+				 const char *flags, GError **error)
+{
+	g_autofree char *wanted = cache_flags_normalize(flags, error);
+	g_autoptr(ImapReply) reply = NULL;
+	g_autofree char *stored = NULL;
+	Place place = {0};
+	gboolean ok;
+
+	if (!wanted)
+		return FALSE;
+	if (!message_place(acct, ref, &place, NULL, error))
+		return FALSE;
+	if (!cache_flags_keywords_allowed(wanted, place.permanentflags)) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_UNSUPPORTED,
+			    "mailbox %s cannot store keywords other than its "
+			    "PERMANENTFLAGS: \"%s\" refused",
+			    place.full_name, wanted);
+		place_clear(&place);
+		return FALSE;
+	}
+	ok = run(acct, place.wire,
+		 imap_command_new(error, IMAP_COMMAND_RETRIABLE,
+				  "UID STORE %u FLAGS %F", ref.uid, wanted),
+		 &reply, error);
+	if (ok) {
+		/* The server's answer is the truth (it may drop what it
+		 * cannot keep); without one, what we asked for. */
+		for (guint i = 0; i < reply->untagged->len && !stored; i++) {
+			ImapFetch fetch;
+
+			if (g_strcmp0(((ImapResponse *)reply->untagged->pdata[i])
+					      ->name,
+				      "FETCH") != 0 ||
+			    !imap_response_get_fetch(reply->untagged->pdata[i],
+						     &fetch, NULL))
+				continue;
+			if ((fetch.uid == ref.uid || fetch.uid == 0) &&
+			    fetch.flags) {
+				g_autofree char *joined =
+					g_strjoinv(" ", fetch.flags);
+
+				stored = cache_flags_normalize(joined, NULL);
+				if (!stored) /* \Recent and the like */
+					stored = g_strdup(wanted);
+			}
+			imap_fetch_clear(&fetch);
+		}
+		g_mutex_lock(&acct->lock);
+		{
+			CacheIndexMailbox *mbox =
+				cache_index_mailbox(acct->index, ref.mailbox_id);
+			CacheMessage *msg =
+				mbox && mbox->uidvalidity == place.uidvalidity
+					? cache_index_message(mbox, ref.uid)
+					: NULL;
+
+			if (msg) {
+				g_free(msg->flags);
+				msg->flags = g_strdup(stored ? stored : wanted);
+				mbox->generation++;
+			}
+		}
+		g_mutex_unlock(&acct->lock);
+	}
+	place_clear(&place);
+	return ok;
+}
+
+/* ---- Move and delete ---------------------------------------------------- */
+
+/* Puts what we know of the moved message under its new UID, so the
+ * destination lists it at once; else the destination is asked again. */
+static void place_copy(CacheAccount *acct, guint32 to_id, guint32 new_uid,
+		       const CacheMessage *msg)
+{
+	CacheIndexMailbox *mbox;
+
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, to_id);
+	if (mbox && mbox->synced && new_uid) {
+		CacheMessage *copy = cache_message_copy(msg);
+		g_autofree char *flags = copy->flags;
+
+		copy->uid = new_uid;
+		copy->flags = g_strdup(flags);
+		g_clear_pointer(&copy->alias, g_free);
+		cache_index_put_message(mbox, copy);
+	} else if (mbox) {
+		mbox->synced_at = 0;
+	}
+	g_mutex_unlock(&acct->lock);
+	if (!new_uid)
+		mark_stale(acct, to_id);
+}
+
+/* STORE \Deleted, then UID EXPUNGE of that UID alone where the server has
+ * UIDPLUS. Without it the message stays, marked: a bare EXPUNGE would take
+ * other clients' deleted mail with it. */
+static gboolean expunge_uid(CacheAccount *acct, const Place *place,
+			    CacheMsgRef ref, GError **error)
+{
+	gboolean ok;
+
+	ok = run(acct, place->wire,
+		 imap_command_new(error, IMAP_COMMAND_RETRIABLE,
+				  "UID STORE %u +FLAGS.SILENT (\\Deleted)",
+				  ref.uid),
+		 NULL, error);
+	if (!ok)
+		return FALSE;
+	if (!(imap_pool_caps(acct->pool) & IMAP_CAP_UIDPLUS)) {
+		g_message("UID %u in %s is marked \\Deleted but stays: the "
+			  "server lacks UIDPLUS, and a plain EXPUNGE would "
+			  "also remove what other clients marked \\Deleted",
+			  ref.uid, place->full_name);
+		mark_stale(acct, ref.mailbox_id);
+		return TRUE;
+	}
+	ok = run(acct, place->wire,
+		 imap_command_new(error, 0, "UID EXPUNGE %u", ref.uid), NULL,
+		 error);
+	if (!ok && is_connection_lost(*error)) {
+		GError *look = NULL;
+
+		if (!still_there(acct, ref.mailbox_id, ref.uid, &look)) {
+			g_clear_error(error);
+			ok = TRUE;
+		}
+		g_clear_error(&look);
+	}
+	if (ok)
+		forget_message(acct, ref, place->uidvalidity);
+	return ok;
+}
+
+gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref,
+			    guint32 to_id, guint32 *out_uid, GError **error)
+{
+	g_autoptr(ImapReply) reply = NULL;
+	Place from = {0}, to = {0};
+	CacheMessage msg = {0};
+	guint32 new_uid = 0;
+	gboolean ok = FALSE;
+	guint caps;
+
+	if (out_uid)
+		*out_uid = 0;
+	if (!message_place(acct, ref, &from, &msg, error))
+		return FALSE;
+	if (!place_of(acct, to_id, &to, error))
+		goto out;
+	if (to.flags & CACHE_MAILBOX_NOSELECT) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_PERMITTED,
+			    "mailbox %s cannot hold messages", to.full_name);
+		goto out;
+	}
+	if (to_id == ref.mailbox_id) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_PERMITTED,
+			    "a message's name comes from the message; it "
+			    "cannot be renamed within %s",
+			    from.full_name);
+		goto out;
+	}
+	caps = imap_pool_caps(acct->pool);
+	if (caps & IMAP_CAP_MOVE) {
+		ok = run(acct, from.wire,
+			 imap_command_new(error, 0, "UID MOVE %u %q", ref.uid,
+					  to.wire),
+			 &reply, error);
+		if (ok) {
+			forget_message(acct, ref, from.uidvalidity);
+		} else if (is_connection_lost(*error)) {
+			GError *look = NULL;
+
+			/* Gone from the source: it moved. Still there: it
+			 * did not, and nothing is lost either way. */
+			if (!still_there(acct, ref.mailbox_id, ref.uid,
+					 &look)) {
+				g_clear_error(error);
+				ok = TRUE;
+			}
+			g_clear_error(&look);
+		}
+	} else {
+		ok = run(acct, from.wire,
+			 imap_command_new(error, 0, "UID COPY %u %q", ref.uid,
+					  to.wire),
+			 &reply, error);
+		/* A COPY whose answer was lost may or may not have
+		 * happened; the source is untouched either way, so report
+		 * the failure and let the user look. */
+		if (ok)
+			ok = expunge_uid(acct, &from, ref, error);
+	}
+	if (ok) {
+		new_uid = reply_copyuid(reply);
+		place_copy(acct, to_id, new_uid, &msg);
+		if (out_uid)
+			*out_uid = new_uid;
+	}
+out:
+	cache_message_clear(&msg);
+	place_clear(&from);
+	place_clear(&to);
+	return ok;
+}
+
+gboolean cache_account_delete(CacheAccount *acct, CacheMsgRef ref,
+			      gboolean expunge, GError **error)
+{
+	guint32 trash_id = 0;
+	Place place = {0};
+	gboolean ok;
+
+	if (!expunge) {
+		CacheIndexMailbox *trash;
+
+		g_mutex_lock(&acct->lock);
+		trash = cache_index_find_trash(acct->index);
+		if (trash)
+			trash_id = trash->id;
+		g_mutex_unlock(&acct->lock);
+	}
+	if (trash_id && trash_id != ref.mailbox_id)
+		return cache_account_move(acct, ref, trash_id, NULL, error);
+	if (!message_place(acct, ref, &place, NULL, error))
+		return FALSE;
+	ok = expunge_uid(acct, &place, ref, error);
+	place_clear(&place);
+	return ok;
+}
+
+/* ---- Append ------------------------------------------------------------- */
+
+/* The file's bytes with every bare LF made CRLF, as IMAP wants; 8-bit
+ * bytes are sent as they are. */
+static GBytes *read_message(int fd, GError **error)
+{
+	GByteArray *out = g_byte_array_new();
+	char buf[65536];
+	gboolean cr = FALSE;
+	off_t off = 0;
+	ssize_t n;
+
+	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+		ssize_t start = 0;
+
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] == '\n' && !cr) {
+				g_byte_array_append(out, (guint8 *)buf + start,
+						    i - start);
+				g_byte_array_append(out, (guint8 *)"\r", 1);
+				start = i;
+			}
+			cr = buf[i] == '\r';
+		}
+		g_byte_array_append(out, (guint8 *)buf + start, n - start);
+		off += n;
+	}
+	if (n < 0) {
+		int err = errno;
+
+		g_byte_array_unref(out);
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
+			    "reading the new message: %s", g_strerror(err));
+		return NULL;
+	}
+	return g_byte_array_free_to_bytes(out);
+}
+
+static char *format_date(gint64 t)
+{
+	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr",
+					   "May", "Jun", "Jul", "Aug",
+					   "Sep", "Oct", "Nov", "Dec"};
+	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
+
+	if (!dt)
+		return NULL;
+	/* RFC 9051 date-time: "dd-Mon-yyyy hh:mm:ss +zzzz" */
+	return g_strdup_printf("%02d-%s-%04d %02d:%02d:%02d +0000",
+			       g_date_time_get_day_of_month(dt),
+			       months[g_date_time_get_month(dt) - 1],
+			       g_date_time_get_year(dt),
+			       g_date_time_get_hour(dt),
+			       g_date_time_get_minute(dt),
+			       g_date_time_get_second(dt));
+}
+
+/* The messages above @max_uid in mailbox @id whose size is @size: how an
+ * APPEND whose answer was lost is found again. */
+static guint32 find_new(CacheAccount *acct, guint32 id, guint32 max_uid,
+			guint64 size)
+{
+	CacheIndexMailbox *mbox;
+	guint32 found = 0;
+
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, id);
+	if (mbox) {
+		GPtrArray *sorted = cache_index_sorted(mbox);
+
+		for (guint i = 0; i < sorted->len; i++) {
+			CacheMessage *msg = sorted->pdata[i];
+
+			if (msg->uid > max_uid && msg->size == size)
+				found = msg->uid;
+		}
+	}
+	g_mutex_unlock(&acct->lock);
+	return found;
+}
+
+static guint32 max_uid_of(CacheAccount *acct, guint32 id)
+{
+	CacheIndexMailbox *mbox;
+	guint32 max = 0;
+
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, id);
+	if (mbox)
+		max = cache_index_max_uid(mbox);
+	g_mutex_unlock(&acct->lock);
+	return max;
+}
+
+gboolean cache_account_append(CacheAccount *acct, guint32 mailbox_id, int fd,
+			      const char *flags, gint64 internaldate,
+			      const char *alias, guint32 *out_uid,
+			      GError **error)
+{
+	g_autoptr(GBytes) body = NULL;
+	g_autoptr(ImapReply) reply = NULL;
+	g_autofree char *wanted = NULL;
+	g_autofree char *date = NULL;
+	ImapCommand *cmd;
+	Place place = {0};
+	guint32 before, uid = 0;
+	gboolean ok;
+
+	if (out_uid)
+		*out_uid = 0;
+	wanted = cache_flags_normalize(flags ? flags : "", error);
+	if (!wanted)
+		return FALSE;
+	if (!cache_account_ensure_synced(acct, mailbox_id, FALSE, error) ||
+	    !place_of(acct, mailbox_id, &place, error))
+		return FALSE;
+	if (place.flags & CACHE_MAILBOX_NOSELECT) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_PERMITTED,
+			    "mailbox %s cannot hold messages", place.full_name);
+		place_clear(&place);
+		return FALSE;
+	}
+	body = read_message(fd, error);
+	if (!body) {
+		place_clear(&place);
+		return FALSE;
+	}
+	if (g_bytes_get_size(body) == 0) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_INVALID,
+			    "an empty file is not a message; nothing was "
+			    "added to %s",
+			    place.full_name);
+		place_clear(&place);
+		return FALSE;
+	}
+	date = internaldate > 0 ? format_date(internaldate) : NULL;
+	before = max_uid_of(acct, mailbox_id);
+	if (date)
+		cmd = imap_command_new(error, 0, "APPEND %q %F %q %L",
+				       place.wire, wanted, date, body);
+	else
+		cmd = imap_command_new(error, 0, "APPEND %q %F %L", place.wire,
+				       wanted, body);
+	/* APPEND needs no selected mailbox; NULL lets any connection take
+	 * it. */
+	ok = run(acct, NULL, cmd, &reply, error);
+	if (ok && g_strcmp0(reply->code, "APPENDUID") == 0)
+		uid = code_last_uid(reply->code_arg);
+	if (!ok && !is_connection_lost(*error)) {
+		place_clear(&place);
+		return FALSE;
+	}
+	/* Learn the new message's facts (and, after a lost answer, whether
+	 * it arrived at all). */
+	mark_stale(acct, mailbox_id);
+	if (!cache_account_ensure_synced(acct, mailbox_id, TRUE, NULL))
+		g_debug("mailbox %s: listing after APPEND failed; it will "
+			"catch up later",
+			place.full_name);
+	if (!uid)
+		uid = find_new(acct, mailbox_id, before,
+			       g_bytes_get_size(body));
+	if (!ok) {
+		if (!uid) {
+			place_clear(&place);
+			return FALSE; /* the connection error stands */
+		}
+		g_clear_error(error);
+		ok = TRUE;
+	}
+	if (uid && alias) {
+		g_mutex_lock(&acct->lock);
+		{
+			CacheIndexMailbox *mbox =
+				cache_index_mailbox(acct->index, mailbox_id);
+			CacheMessage *msg =
+				mbox ? cache_index_message(mbox, uid) : NULL;
+
+			if (msg && !cache_index_message_by_alias(mbox, alias)) {
+				g_free(msg->alias);
+				msg->alias = g_strdup(alias);
+				mbox->generation++;
+			}
+		}
+		g_mutex_unlock(&acct->lock);
+	}
+	if (out_uid)
+		*out_uid = uid;
+	place_clear(&place);
+	return ok;
+}
+
+/* ---- Mailboxes ---------------------------------------------------------- */
+
+char cache_account_delimiter(CacheAccount *acct)
+{
+	char delimiter;
+
+	if (!cache_account_ensure_listed(acct, FALSE, NULL))
+		return '\0';
+	g_mutex_lock(&acct->lock);
+	delimiter = cache_index_delimiter(acct->index);
+	g_mutex_unlock(&acct->lock);
+	return delimiter;
+}
+
+/* The UTF-8 full name of @component under @parent_id. */
+static char *child_name(CacheAccount *acct, guint32 parent_id,
+			const char *component, GError **error)
+{
+	char delimiter = cache_account_delimiter(acct);
+	Place parent = {0};
+	char *name;
+
+	if (!*component || (delimiter && strchr(component, delimiter))) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_INVALID,
+			    "\"%s\" cannot be a mailbox name here (the "
+			    "server uses '%c' between levels)",
+			    component, delimiter ? delimiter : '?');
+		return NULL;
+	}
+	if (parent_id == CACHE_ROOT_ID)
+		return g_strdup(component);
+	if (!delimiter) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_PERMITTED,
+			    "the server has no mailbox hierarchy");
+		return NULL;
+	}
+	if (!place_of(acct, parent_id, &parent, error))
+		return NULL;
+	name = g_strdup_printf("%s%c%s", parent.full_name, delimiter,
+			       component);
+	place_clear(&parent);
+	return name;
+}
+
+static gboolean is_inbox(const char *full_name)
+{
+	return g_ascii_strcasecmp(full_name, "INBOX") == 0;
+}
+
+gboolean cache_account_create_mailbox(CacheAccount *acct, guint32 parent_id,
+				      const char *component, GError **error)
+{
+	g_autofree char *name = NULL;
+
+	if (!cache_account_ensure_listed(acct, FALSE, error))
+		return FALSE;
+	name = child_name(acct, parent_id, component, error);
+	if (!name)
+		return FALSE;
+	if (!run(acct, NULL,
+		 imap_command_new(error, 0, "CREATE %m", name), NULL, error))
+		return FALSE;
+	return cache_sync_mailboxes(acct, error);
+}
+
+gboolean cache_account_delete_mailbox(CacheAccount *acct, guint32 id,
+				      GError **error)
+{
+	Place place = {0};
+	guint n_children, n_messages = 0;
+	gboolean ok;
+
+	if (!cache_account_ensure_listed(acct, TRUE, error) ||
+	    !place_of(acct, id, &place, error))
+		return FALSE;
+	if (is_inbox(place.full_name)) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_PERMITTED,
+			    "INBOX cannot be removed");
+		place_clear(&place);
+		return FALSE;
+	}
+	if (place.wire && !(place.flags & CACHE_MAILBOX_NOSELECT)) {
+		mark_stale(acct, id);
+		if (!cache_account_ensure_synced(acct, id, TRUE, error)) {
+			place_clear(&place);
+			return FALSE;
+		}
+	}
+	g_mutex_lock(&acct->lock);
+	{
+		CacheIndexMailbox *mbox = cache_index_mailbox(acct->index, id);
+
+		n_children = cache_index_n_children(acct->index, id);
+		if (mbox)
+			n_messages = g_hash_table_size(mbox->by_uid);
+	}
+	g_mutex_unlock(&acct->lock);
+	if (n_children || n_messages) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_EMPTY,
+			    "mailbox %s still holds %u messages and %u "
+			    "mailboxes",
+			    place.full_name, n_messages, n_children);
+		place_clear(&place);
+		return FALSE;
+	}
+	if (!place.wire) {
+		/* A parent the server never listed: nothing to delete. */
+		place_clear(&place);
+		return cache_sync_mailboxes(acct, error);
+	}
+	ok = run(acct, NULL,
+		 imap_command_new(error, 0, "DELETE %q", place.wire), NULL,
+		 error);
+	place_clear(&place);
+	return ok && cache_sync_mailboxes(acct, error);
+}
+
+gboolean cache_account_rename_mailbox(CacheAccount *acct, guint32 id,
+				      guint32 parent_id, const char *component,
+				      GError **error)
+{
+	g_autofree char *name = NULL;
+	Place place = {0};
+	gboolean ok;
+
+	if (!cache_account_ensure_listed(acct, FALSE, error) ||
+	    !place_of(acct, id, &place, error))
+		return FALSE;
+	if (is_inbox(place.full_name)) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_PERMITTED,
+			    "INBOX cannot be renamed");
+		place_clear(&place);
+		return FALSE;
+	}
+	if (!place.wire) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_PERMITTED,
+			    "%s exists only as the parent of other mailboxes; "
+			    "rename those instead",
+			    place.full_name);
+		place_clear(&place);
+		return FALSE;
+	}
+	name = child_name(acct, parent_id, component, error);
+	if (!name) {
+		place_clear(&place);
+		return FALSE;
+	}
+	ok = run(acct, NULL,
+		 imap_command_new(error, 0, "RENAME %q %m", place.wire, name),
+		 NULL, error);
+	if (ok) {
+		/* What %m sent: the name in modified UTF-7. */
+		g_autofree char *wire = imap_utf7_encode(name);
+
+		g_mutex_lock(&acct->lock);
+		{
+			CacheIndexMailbox *mbox =
+				cache_index_mailbox(acct->index, id);
+
+			if (mbox && wire)
+				cache_index_rename(acct->index, mbox, parent_id,
+						   name, wire);
+		}
+		g_mutex_unlock(&acct->lock);
+		ok = cache_sync_mailboxes(acct, error);
+	}
+	place_clear(&place);
+	return ok;
+}
