@@ -335,6 +335,22 @@ gboolean cache_account_get_message(CacheAccount *acct, CacheMsgRef ref,
 	return msg != NULL;
 }
 
+guint32 cache_account_find_alias(CacheAccount *acct, guint32 mailbox_id,
+				 const char *alias)
+{
+	CacheIndexMailbox *mbox;
+	CacheMessage *msg = NULL;
+	guint32 uid;
+
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, mailbox_id);
+	if (mbox)
+		msg = cache_index_message_by_alias(mbox, alias);
+	uid = msg ? msg->uid : 0;
+	g_mutex_unlock(&acct->lock);
+	return uid;
+}
+
 /* ---- Reading ------------------------------------------------------------ */
 
 typedef struct {
@@ -630,6 +646,79 @@ gboolean cache_account_read(CacheAccount *acct, CacheMsgRef ref, goffset off,
 		    "message %u of mailbox %u could not be read consistently",
 		    ref.uid, ref.mailbox_id);
 	return FALSE;
+}
+
+gboolean cache_account_open(CacheAccount *acct, CacheMsgRef ref,
+			    CacheFile *out, GError **error)
+{
+	MsgPlace place = {0};
+
+	memset(out, 0, sizeof(*out));
+	if (!locate(acct, ref, &place, error))
+		return FALSE;
+	out->ref = ref;
+	out->mailbox = place.mailbox;
+	out->uidvalidity = place.uidvalidity;
+	out->size = place.size;
+	return TRUE;
+}
+
+void cache_file_clear(CacheFile *file)
+{
+	g_clear_pointer(&file->mailbox, g_free);
+}
+
+gboolean cache_account_keep(CacheAccount *acct, CacheMsgRef ref,
+			    GError **error)
+{
+	MsgPlace place = {0};
+	CacheKey key;
+	gboolean ok = TRUE;
+	int fd;
+
+	if (!locate(acct, ref, &place, error))
+		return FALSE;
+	key = (CacheKey){place.mailbox, place.uidvalidity, ref.uid};
+	fd = cache_store_open_complete(acct->store, &key);
+	if (fd >= 0)
+		close(fd);
+	else
+		ok = fetch_for_read(acct, ref, &place, 0, place.size, TRUE,
+				    NULL, error);
+	g_free(place.mailbox);
+	return ok;
+}
+
+gboolean cache_account_read_file(CacheAccount *acct, const CacheFile *file,
+				 goffset off, gsize len, CacheSpan *out_span,
+				 GCancellable *cancel, GError **error)
+{
+	GError *local = NULL;
+	CacheKey key = {file->mailbox, file->uidvalidity, file->ref.uid};
+	int fd;
+
+	if (cache_account_read(acct, file->ref, off, len, out_span, cancel,
+			       &local))
+		return TRUE;
+	if (!g_error_matches(local, IMAPFS_CACHE_ERROR,
+			     CACHE_ERROR_NOT_FOUND)) {
+		g_propagate_error(error, local);
+		return FALSE;
+	}
+	/* Gone from the index (moved or deleted while open): what the store
+	 * kept is still the message's, byte for byte. */
+	fd = cache_store_open_complete(acct->store, &key);
+	if (fd < 0) {
+		g_propagate_error(error, local);
+		return FALSE;
+	}
+	g_error_free(local);
+	if (!span_from_fd(fd, off, len, out_span)) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_IO,
+			    "cache file: %s", g_strerror(errno));
+		return FALSE;
+	}
+	return TRUE;
 }
 
 void cache_span_release(CacheSpan *span)

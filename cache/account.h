@@ -126,7 +126,31 @@ GArray *cache_account_list_messages(CacheAccount *acct, guint32 mailbox_id,
 gboolean cache_account_get_message(CacheAccount *acct, CacheMsgRef ref,
 				   CacheMessage *out, GError **error);
 
+/* The UID of the message that was added under file name @alias in mailbox
+ * @mailbox_id (see CacheMessage.alias), or 0. No round trip. */
+guint32 cache_account_find_alias(CacheAccount *acct, guint32 mailbox_id,
+				 const char *alias);
+
 /* ---- Reading ------------------------------------------------------------ */
+
+/* An open message: what is needed to find its bytes even after the message
+ * has left the index (moved or deleted while open). */
+typedef struct {
+	CacheMsgRef ref;
+	char *mailbox;		/* wire name at open time */
+	guint32 uidvalidity;
+	guint64 size;
+} CacheFile;
+
+/* Fills @out for message @ref (clear it with cache_file_clear). */
+gboolean cache_account_open(CacheAccount *acct, CacheMsgRef ref,
+			    CacheFile *out, GError **error);
+void cache_file_clear(CacheFile *file);
+
+/* Fetches the whole message into the store now, so that reads through an
+ * open CacheFile go on working after the message is moved or deleted. */
+gboolean cache_account_keep(CacheAccount *acct, CacheMsgRef ref,
+			    GError **error);
 
 typedef struct {
 	int fd;		/* owned by the span; valid until released */
@@ -142,6 +166,11 @@ typedef struct {
 gboolean cache_account_read(CacheAccount *acct, CacheMsgRef ref, goffset off,
 			    gsize len, CacheSpan *out_span,
 			    GCancellable *cancel, GError **error);
+/* The same through an open file: when the message is no longer in the
+ * index, what the store holds of it is still served. */
+gboolean cache_account_read_file(CacheAccount *acct, const CacheFile *file,
+				 goffset off, gsize len, CacheSpan *out_span,
+				 GCancellable *cancel, GError **error);
 void cache_span_release(CacheSpan *span); /* NULL-safe, idempotent */
 
 /* ---- Changes: the mutation table of DESIGN.md (cache/mutate.c) ----------
@@ -150,6 +179,10 @@ void cache_span_release(CacheSpan *span); /* NULL-safe, idempotent */
  * a listing right after shows the result. None sends a bare EXPUNGE. A
  * non-idempotent command whose connection dropped is never resent: the
  * outcome is worked out by looking at the server again. */
+
+/* Checks a flag list as a user wrote it and returns it in canonical form
+ * (see cache/flags.h), or NULL with CACHE_ERROR_INVALID. */
+char *cache_account_check_flags(const char *flags, GError **error);
 
 /* Replaces the message's flags with @flags (as a user wrote them; see
  * cache/flags.h). CACHE_ERROR_INVALID for a bad list, _UNSUPPORTED for a

@@ -207,6 +207,11 @@ static guint32 reply_copyuid(const ImapReply *reply)
 
 /* ---- Flags -------------------------------------------------------------- */
 
+char *cache_account_check_flags(const char *flags, GError **error)
+{
+	return cache_flags_normalize(flags, error);
+}
+
 gboolean cache_account_set_flags(CacheAccount *acct, CacheMsgRef ref,
 				 const char *flags, GError **error)
 {

@@ -19,6 +19,7 @@
 #include "cache/account.h"
 #include "fs/inode.h"
 #include "fs/mount.h"
+#include "fs/newfile.h"
 #include "fs/notify.h"
 #include "fs/options.h"
 #include "fs/password.h"
@@ -102,6 +103,7 @@ int main(int argc, char **argv)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(ImapConfig) cfg = NULL;
 	g_autofree char *cache_dir = NULL;
+	g_autofree char *new_dir = NULL;
 	g_autofree char *fsname_opt = NULL;
 	char *fsname_escaped = NULL;
 	CacheOptions cache_opts = {0};
@@ -187,6 +189,15 @@ int main(int argc, char **argv)
 	mnt.gid = getgid();
 	mnt.mount_time = time(NULL);
 	mnt.timeout = opts.list_ttl;
+	mnt.rm_expunge = opts.rm_expunge;
+	g_mutex_init(&mnt.open_lock);
+	mnt.open_count = g_hash_table_new(g_direct_hash, g_direct_equal);
+	new_dir = g_build_filename(cache_dir, "new", NULL);
+	mnt.newfiles = fs_newfiles_new(new_dir, &error);
+	if (!mnt.newfiles) {
+		ret = fail(error->message);
+		goto out_probe;
+	}
 	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &mnt);
 	if (!se)
 		goto out_probe;
@@ -228,6 +239,8 @@ int main(int argc, char **argv)
 	ret = ret == 0 ? 0 : 1;
 
 	fs_notify_free(mnt.notify);
+	fs_newfiles_free(mnt.newfiles);
+	mnt.newfiles = NULL;
 	cache_account_free(mnt.acct);
 out_unmount:
 	fuse_session_unmount(se);
@@ -236,6 +249,9 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_probe:
+	fs_newfiles_free(mnt.newfiles);
+	if (mnt.open_count)
+		g_hash_table_unref(mnt.open_count);
 	imap_stream_free(probe);
 out_args:
 	free(cmdline.mountpoint);

@@ -9,6 +9,7 @@
 #include "cache/account.h"
 
 typedef struct FsNotify FsNotify;
+typedef struct FsNewFiles FsNewFiles;
 
 typedef struct {
 	CacheAccount *acct;	/* set after daemonizing, before the loop */
@@ -17,6 +18,10 @@ typedef struct {
 	gid_t gid;
 	time_t mount_time;	/* mtime of directories */
 	double timeout;		/* kernel entry/attr cache, seconds */
+	gboolean rm_expunge;	/* -o rm=expunge: rm never goes to Trash */
+	FsNewFiles *newfiles;	/* files being created (fs/newfile.h) */
+	GMutex open_lock;	/* guards open_count; a leaf lock */
+	GHashTable *open_count;	/* message ino -> open handles */
 } FsMount;
 
 /* The handlers, for fuse_session_new(). */

@@ -2,10 +2,16 @@
 #include "fs/notify.h"
 
 #include <errno.h>
+#include <string.h>
+
+typedef struct {
+	fuse_ino_t ino;		/* 0: stop */
+	char *name;		/* NULL: the inode; else an entry of it */
+} Item;
 
 struct FsNotify {
 	struct fuse_session *se; /* borrowed */
-	GAsyncQueue *queue;	 /* fuse_ino_t, 0 = stop */
+	GAsyncQueue *queue;	 /* Item * */
 	GThread *thread;
 };
 
@@ -14,14 +20,23 @@ static gpointer notify_main(gpointer data)
 	FsNotify *notify = data;
 
 	for (;;) {
-		gpointer item = g_async_queue_pop(notify->queue);
-		fuse_ino_t ino = *(fuse_ino_t *)item;
+		Item *item = g_async_queue_pop(notify->queue);
+		fuse_ino_t ino = item->ino;
 		int ret;
 
-		g_free(item);
-		if (ino == 0)
+		if (ino == 0) {
+			g_free(item);
 			break;
-		ret = fuse_lowlevel_notify_inval_inode(notify->se, ino, 0, 0);
+		}
+		if (item->name)
+			ret = fuse_lowlevel_notify_inval_entry(
+				notify->se, ino, item->name,
+				strlen(item->name));
+		else
+			ret = fuse_lowlevel_notify_inval_inode(notify->se, ino,
+							       0, 0);
+		g_free(item->name);
+		g_free(item);
 		/* ENOENT: the kernel does not know the inode; nothing to do. */
 		if (ret < 0 && ret != -ENOENT)
 			g_debug("invalidating inode %" G_GUINT64_FORMAT
@@ -43,9 +58,18 @@ FsNotify *fs_notify_new(struct fuse_session *se)
 
 void fs_notify_inode(FsNotify *notify, fuse_ino_t ino)
 {
-	fuse_ino_t *item = g_new(fuse_ino_t, 1);
+	Item *item = g_new0(Item, 1);
 
-	*item = ino;
+	item->ino = ino;
+	g_async_queue_push(notify->queue, item);
+}
+
+void fs_notify_entry(FsNotify *notify, fuse_ino_t parent, const char *name)
+{
+	Item *item = g_new0(Item, 1);
+
+	item->ino = parent;
+	item->name = g_strdup(name);
 	g_async_queue_push(notify->queue, item);
 }
 

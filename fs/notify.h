@@ -17,5 +17,7 @@ void fs_notify_free(FsNotify *notify);
 
 /* Queues "drop attributes and data of @ino". Any thread, never blocks. */
 void fs_notify_inode(FsNotify *notify, fuse_ino_t ino);
+/* Queues "forget the entry @name in directory @parent". */
+void fs_notify_entry(FsNotify *notify, fuse_ino_t parent, const char *name);
 
 #endif

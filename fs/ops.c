@@ -5,18 +5,21 @@
  * returns. Directory listings are snapshots taken at opendir, so readdir
  * offsets stay valid while the mailbox changes underneath.
  *
- * This version mounts read-only: every change answers EROFS.
+ * Changes go through the mutation table in cache/ (cache/account.h); files
+ * being created live in fs/newfile.c until they become messages.
  */
 #include "fs/mount.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
 #include "fs/errmap.h"
 #include "fs/inode.h"
 #include "fs/names.h"
+#include "fs/newfile.h"
 #include "fs/notify.h"
 #include "fs/xattr.h"
 
@@ -53,6 +56,87 @@ static void fill_entry(FsMount *mnt, const struct stat *st,
 }
 
 /* ---- Lookup and attributes --------------------------------------------- */
+
+static gboolean stat_inode(FsMount *mnt, fuse_ino_t ino, struct stat *st,
+			   GError **error)
+{
+	guint32 id, uid;
+
+	if (fs_newfiles_is_new(ino)) {
+		CacheMsgRef ref;
+
+		if (fs_newfiles_stat(mnt->newfiles, ino, mnt->uid, mnt->gid,
+				     st))
+			return TRUE;
+		if (!fs_newfiles_committed(mnt->newfiles, ino, &ref) ||
+		    !ref.uid) {
+			g_set_error(error, IMAPFS_CACHE_ERROR,
+				    CACHE_ERROR_NOT_FOUND, "no such file");
+			return FALSE;
+		}
+		if (!stat_inode(mnt, fs_inode_msg(ref.mailbox_id, ref.uid), st,
+				error))
+			return FALSE;
+		st->st_ino = ino;
+		return TRUE;
+	}
+	if (!fs_inode_decode(ino, &id, &uid)) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
+			    "unknown inode");
+		return FALSE;
+	}
+	if (uid == 0) {
+		CacheMailbox mbox;
+
+		if (!cache_account_get_mailbox(mnt->acct, id, &mbox, error))
+			return FALSE;
+		fs_inode_stat_dir(&mbox, mnt->uid, mnt->gid, mnt->mount_time,
+				  st);
+		cache_mailbox_clear(&mbox);
+	} else {
+		CacheMsgRef ref = {id, uid};
+		CacheMessage msg;
+
+		if (!cache_account_get_message(mnt->acct, ref, &msg, error))
+			return FALSE;
+		fs_inode_stat_msg(id, &msg, mnt->uid, mnt->gid, st);
+		cache_message_clear(&msg);
+	}
+	return TRUE;
+}
+
+/* The file name a message is listed under: the name it was added under,
+ * else the canonical one. (transfer full) */
+static char *message_name(const CacheMessage *msg)
+{
+	return msg->alias ? g_strdup(msg->alias)
+			  : fs_names_message(msg->uid, msg->subject);
+}
+
+/* The UID of the message listed as @name in mailbox @id, or 0. */
+static guint32 find_message(FsMount *mnt, guint32 id, const char *name,
+			    GError **error)
+{
+	CacheMessage msg;
+	guint32 uid;
+
+	uid = cache_account_find_alias(mnt->acct, id, name);
+	if (uid)
+		return uid;
+	if (!fs_names_parse_message(name, &uid))
+		return 0;
+	if (!cache_account_get_message(mnt->acct, (CacheMsgRef){id, uid}, &msg,
+				       error))
+		return 0;
+	{
+		g_autofree char *listed = message_name(&msg);
+
+		if (strcmp(listed, name) != 0)
+			uid = 0;
+	}
+	cache_message_clear(&msg);
+	return uid;
+}
 
 /* The child mailbox called @name, or 0. Only the canonical spelling of a
  * name is accepted, so one mailbox never has two names. */
@@ -96,24 +180,25 @@ static void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 		return;
 	}
-	if (pid != CACHE_ROOT_ID && fs_names_parse_message(name, &uid)) {
-		CacheMsgRef ref = {pid, uid};
-		CacheMessage msg;
+	if (pid != CACHE_ROOT_ID) {
+		fuse_ino_t ino = fs_newfiles_find(mnt->newfiles, pid, name);
 
-		if (cache_account_get_message(mnt->acct, ref, &msg, &error)) {
-			g_autofree char *canonical =
-				fs_names_message(uid, msg.subject);
-			gboolean same = strcmp(canonical, name) == 0;
-
-			fs_inode_stat_msg(pid, &msg, mnt->uid, mnt->gid, &st);
-			cache_message_clear(&msg);
-			if (same) {
-				fill_entry(mnt, &st, &e);
-				fuse_reply_entry(req, &e);
-				return;
-			}
-		} else if (!g_error_matches(error, IMAPFS_CACHE_ERROR,
-					    CACHE_ERROR_NOT_FOUND)) {
+		if (ino && fs_newfiles_stat(mnt->newfiles, ino, mnt->uid,
+					    mnt->gid, &st)) {
+			fill_entry(mnt, &st, &e);
+			e.attr_timeout = e.entry_timeout = 0;
+			fuse_reply_entry(req, &e);
+			return;
+		}
+		uid = find_message(mnt, pid, name, &error);
+		if (uid && stat_inode(mnt, fs_inode_msg(pid, uid), &st,
+				      &error)) {
+			fill_entry(mnt, &st, &e);
+			fuse_reply_entry(req, &e);
+			return;
+		}
+		if (error && !g_error_matches(error, IMAPFS_CACHE_ERROR,
+					      CACHE_ERROR_NOT_FOUND)) {
 			reply_error(req, error, "lookup", parent);
 			return;
 		}
@@ -121,36 +206,6 @@ static void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	memset(&e, 0, sizeof(e));
 	e.entry_timeout = FS_NEGATIVE_TIMEOUT;
 	fuse_reply_entry(req, &e);
-}
-
-static gboolean stat_inode(FsMount *mnt, fuse_ino_t ino, struct stat *st,
-			   GError **error)
-{
-	guint32 id, uid;
-
-	if (!fs_inode_decode(ino, &id, &uid)) {
-		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
-			    "unknown inode");
-		return FALSE;
-	}
-	if (uid == 0) {
-		CacheMailbox mbox;
-
-		if (!cache_account_get_mailbox(mnt->acct, id, &mbox, error))
-			return FALSE;
-		fs_inode_stat_dir(&mbox, mnt->uid, mnt->gid, mnt->mount_time,
-				  st);
-		cache_mailbox_clear(&mbox);
-	} else {
-		CacheMsgRef ref = {id, uid};
-		CacheMessage msg;
-
-		if (!cache_account_get_message(mnt->acct, ref, &msg, error))
-			return FALSE;
-		fs_inode_stat_msg(id, &msg, mnt->uid, mnt->gid, st);
-		cache_message_clear(&msg);
-	}
-	return TRUE;
 }
 
 static void fs_op_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -235,8 +290,7 @@ static GArray *snapshot_dir(FsMount *mnt, guint32 id, GError **error)
 			CacheMessage *msg = &g_array_index(msgs, CacheMessage, i);
 
 			fs_inode_stat_msg(id, msg, mnt->uid, mnt->gid, &st);
-			add_entry(dir, fs_names_message(msg->uid, msg->subject),
-				  &st);
+			add_entry(dir, message_name(msg), &st);
 		}
 	}
 	cache_mailbox_clear(&self);
@@ -315,29 +369,81 @@ static void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 /* ---- Files -------------------------------------------------------------- */
 
+/* Where an inode's message is: for a file created here and added since,
+ * the message it became. FALSE for directories and pending files. */
+static gboolean message_ref(FsMount *mnt, fuse_ino_t ino, CacheMsgRef *out)
+{
+	if (fs_newfiles_is_new(ino))
+		return fs_newfiles_committed(mnt->newfiles, ino, out) &&
+		       out->uid != 0;
+	return fs_inode_decode(ino, &out->mailbox_id, &out->uid) &&
+	       out->uid != 0;
+}
+
+static void count_open(FsMount *mnt, fuse_ino_t ino, int delta)
+{
+	gpointer key = GSIZE_TO_POINTER(ino);
+	guint n;
+
+	g_mutex_lock(&mnt->open_lock);
+	n = GPOINTER_TO_UINT(g_hash_table_lookup(mnt->open_count, key)) +
+	    delta;
+	if (n)
+		g_hash_table_insert(mnt->open_count, key, GUINT_TO_POINTER(n));
+	else
+		g_hash_table_remove(mnt->open_count, key);
+	g_mutex_unlock(&mnt->open_lock);
+}
+
+static gboolean is_open(FsMount *mnt, fuse_ino_t ino)
+{
+	gboolean open;
+
+	g_mutex_lock(&mnt->open_lock);
+	open = g_hash_table_contains(mnt->open_count, GSIZE_TO_POINTER(ino));
+	g_mutex_unlock(&mnt->open_lock);
+	return open;
+}
+
 static void fs_op_open(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	FsMount *mnt = mount_of(req);
 	g_autoptr(GError) error = NULL;
-	guint32 id, uid;
-	struct stat st;
+	CacheFile *file;
+	CacheMsgRef ref;
 
-	if (!fs_inode_decode(ino, &id, &uid) || uid == 0) {
+	if (fs_newfiles_is_new(ino) &&
+	    !fs_newfiles_committed(mnt->newfiles, ino, &ref)) {
+		fs_newfiles_open(mnt->newfiles, ino);
+		fi->direct_io = 1;
+		fuse_reply_open(req, fi);
+		return;
+	}
+	if (!message_ref(mnt, ino, &ref)) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
+	/* A message's bytes never change. */
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		fuse_reply_err(req, EROFS);
+		fuse_reply_err(req, EPERM);
 		return;
 	}
-	if (!stat_inode(mnt, ino, &st, &error)) {
+	file = g_new0(CacheFile, 1);
+	if (!cache_account_open(mnt->acct, ref, file, &error)) {
+		g_free(file);
 		reply_error(req, error, "open", ino);
 		return;
 	}
-	/* A message never changes: what the kernel cached stays right. */
+	fi->fh = (uint64_t)(uintptr_t)file;
+	/* What the kernel cached of a message stays right. */
 	fi->keep_cache = 1;
-	fuse_reply_open(req, fi);
+	count_open(mnt, ino, 1);
+	if (fuse_reply_open(req, fi) != 0) {
+		count_open(mnt, ino, -1);
+		cache_file_clear(file);
+		g_free(file);
+	}
 }
 
 static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -345,18 +451,25 @@ static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	FsMount *mnt = mount_of(req);
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GCancellable) cancel = g_cancellable_new();
-	CacheMsgRef ref;
+	g_autoptr(GCancellable) cancel = NULL;
+	CacheFile *file = (CacheFile *)(uintptr_t)fi->fh;
 	CacheSpan span;
 	gboolean ok;
 
-	if (!fs_inode_decode(ino, &ref.mailbox_id, &ref.uid) || ref.uid == 0) {
-		fuse_reply_err(req, EISDIR);
+	if (!file) {
+		g_autofree char *buf = g_malloc(size);
+		ssize_t n = fs_newfiles_read(mnt->newfiles, ino, buf, size, off);
+
+		if (n < 0)
+			fuse_reply_err(req, -n);
+		else
+			fuse_reply_buf(req, buf, n);
 		return;
 	}
+	cancel = g_cancellable_new();
 	fuse_req_interrupt_func(req, on_interrupt, cancel);
-	ok = cache_account_read(mnt->acct, ref, off, size, &span, cancel,
-				&error);
+	ok = cache_account_read_file(mnt->acct, file, off, size, &span, cancel,
+				     &error);
 	fuse_req_interrupt_func(req, NULL, NULL);
 	if (!ok) {
 		reply_error(req, error, "read", ino);
@@ -375,9 +488,71 @@ static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	cache_span_release(&span);
 }
 
+static void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+			size_t size, off_t off, struct fuse_file_info *fi)
+{
+	FsMount *mnt = mount_of(req);
+	ssize_t n;
+
+	if (fi->fh) { /* an existing message: immutable */
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	n = fs_newfiles_write(mnt->newfiles, ino, buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, -n);
+	else
+		fuse_reply_write(req, n);
+}
+
+/* Adds a pending file to its mailbox and makes the kernel forget the name
+ * it had: the message is listed under its own name from now on. */
+static gboolean commit_new(FsMount *mnt, fuse_ino_t ino, gboolean keep_name,
+			   GError **error)
+{
+	g_autofree char *name = NULL;
+	guint32 parent;
+
+	if (!fs_newfiles_commit(mnt->newfiles, ino, mnt->acct, keep_name,
+				&parent, &name, error))
+		return FALSE;
+	fs_notify_entry(mnt->notify, fs_inode_dir(parent), name);
+	fs_notify_inode(mnt->notify, fs_inode_dir(parent));
+	return TRUE;
+}
+
+static void fs_op_flush(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi)
+{
+	FsMount *mnt = mount_of(req);
+	g_autoptr(GError) error = NULL;
+
+	/* close() of a new file is where cp learns whether it was added. */
+	if (!fi->fh && fs_newfiles_ready(mnt->newfiles, ino, FALSE) &&
+	    !commit_new(mnt, ino, FALSE, &error)) {
+		reply_error(req, error, "adding the new message", ino);
+		return;
+	}
+	fuse_reply_err(req, 0);
+}
+
 static void fs_op_release(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
+	FsMount *mnt = mount_of(req);
+	CacheFile *file = (CacheFile *)(uintptr_t)fi->fh;
+
+	if (file) {
+		count_open(mnt, ino, -1);
+		cache_file_clear(file);
+		g_free(file);
+	} else if (fs_newfiles_release(mnt->newfiles, ino) &&
+		   fs_newfiles_ready(mnt->newfiles, ino, FALSE)) {
+		g_autoptr(GError) error = NULL;
+
+		if (!commit_new(mnt, ino, FALSE, &error))
+			fs_errno_log(error, "adding the new message");
+	}
 	fuse_reply_err(req, 0);
 }
 
@@ -401,11 +576,30 @@ static void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	g_autoptr(GError) error = NULL;
 	g_autofree char *value = NULL;
 	CacheMailbox mbox;
+	CacheMsgRef ref;
 	guint32 id, uid;
 
 	/* security.*, system.* and the like cost no round trip. */
-	if (!g_str_has_prefix(name, FS_XATTR_PREFIX) ||
-	    !fs_inode_decode(ino, &id, &uid)) {
+	if (!g_str_has_prefix(name, FS_XATTR_PREFIX)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	if (fs_newfiles_is_new(ino) && !message_ref(mnt, ino, &ref)) {
+		value = strcmp(name, FS_XATTR_PREFIX "flags") == 0
+				? fs_newfiles_get_flags(mnt->newfiles, ino)
+				: NULL;
+		if (!value && strcmp(name, FS_XATTR_PREFIX "flags") == 0)
+			value = g_strdup("");
+		if (!value)
+			fuse_reply_err(req, ENODATA);
+		else
+			reply_xattr_value(req, value, strlen(value), size);
+		return;
+	}
+	if (message_ref(mnt, ino, &ref)) {
+		id = ref.mailbox_id;
+		uid = ref.uid;
+	} else if (!fs_inode_decode(ino, &id, &uid)) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
@@ -416,10 +610,10 @@ static void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	if (uid == 0) {
 		value = fs_xattr_mailbox(&mbox, name);
 	} else {
-		CacheMsgRef ref = {id, uid};
 		CacheMessage msg;
 
-		if (!cache_account_get_message(mnt->acct, ref, &msg, &error)) {
+		if (!cache_account_get_message(mnt->acct, (CacheMsgRef){id, uid},
+					       &msg, &error)) {
 			cache_mailbox_clear(&mbox);
 			reply_error(req, error, "getxattr", ino);
 			return;
@@ -440,7 +634,8 @@ static void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	const char *names;
 	gsize len;
 
-	if (!fs_inode_decode(ino, &id, &uid) || uid == 0) {
+	if (!fs_newfiles_is_new(ino) &&
+	    (!fs_inode_decode(ino, &id, &uid) || uid == 0)) {
 		reply_xattr_value(req, "", 0, size);
 		return;
 	}
@@ -448,7 +643,414 @@ static void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	reply_xattr_value(req, names, len, size);
 }
 
-/* ---- Everything else ---------------------------------------------------- */
+/* Sets the flags of a message or of a file being created. */
+static int set_flags(FsMount *mnt, fuse_ino_t ino, const char *text)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *flags = cache_account_check_flags(text, &error);
+	CacheMsgRef ref;
+
+	if (!flags)
+		return fs_errno_log(error, "setfattr user.imap.flags");
+	if (fs_newfiles_is_new(ino) && !message_ref(mnt, ino, &ref))
+		return -fs_newfiles_set_flags(mnt->newfiles, ino, flags);
+	if (!message_ref(mnt, ino, &ref))
+		return EPERM; /* directories have no flags */
+	if (!cache_account_set_flags(mnt->acct, ref, flags, &error))
+		return fs_errno_log(error, "setfattr user.imap.flags");
+	return 0;
+}
+
+static void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			   const char *value, size_t size, int flags)
+{
+	FsMount *mnt = mount_of(req);
+	g_autofree char *text = NULL;
+
+	if (strcmp(name, FS_XATTR_PREFIX "flags") != 0) {
+		/* The other user.imap.* are facts of the server. */
+		if (g_str_has_prefix(name, FS_XATTR_PREFIX)) {
+			g_message("%s is read-only; only %sflags can be set",
+				  name, FS_XATTR_PREFIX);
+			fuse_reply_err(req, EPERM);
+		} else {
+			fuse_reply_err(req, ENOTSUP);
+		}
+		return;
+	}
+	if (memchr(value, '\0', size)) {
+		g_message("setfattr %s: the value holds a NUL byte", name);
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	text = g_strndup(value, size);
+	fuse_reply_err(req, set_flags(mnt, ino, text));
+}
+
+static void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	FsMount *mnt = mount_of(req);
+
+	if (strcmp(name, FS_XATTR_PREFIX "flags") == 0)
+		fuse_reply_err(req, set_flags(mnt, ino, ""));
+	else if (g_str_has_prefix(name, FS_XATTR_PREFIX))
+		fuse_reply_err(req, EPERM);
+	else
+		fuse_reply_err(req, ENODATA);
+}
+
+/* ---- Changes ------------------------------------------------------------ */
+
+static void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			  int to_set, struct fuse_file_info *fi)
+{
+	FsMount *mnt = mount_of(req);
+	g_autoptr(GError) error = NULL;
+	CacheMsgRef ref;
+	struct stat st;
+	int err = 0;
+
+	if (fs_newfiles_is_new(ino) && !message_ref(mnt, ino, &ref)) {
+		if (to_set & FUSE_SET_ATTR_SIZE)
+			err = -fs_newfiles_truncate(mnt->newfiles, ino,
+						    attr->st_size);
+		if (!err && (to_set & FUSE_SET_ATTR_MTIME))
+			err = -fs_newfiles_set_mtime(mnt->newfiles, ino,
+						     attr->st_mtime);
+		if (!err && (to_set & FUSE_SET_ATTR_MTIME_NOW))
+			err = -fs_newfiles_set_mtime(
+				mnt->newfiles, ino,
+				g_get_real_time() / G_USEC_PER_SEC);
+	} else if (to_set & FUSE_SET_ATTR_SIZE) {
+		err = EPERM; /* a message's bytes never change */
+	}
+	/* Owner, mode and times of messages and mailboxes are the server's
+	 * (mtime is INTERNALDATE); changing them is accepted and has no
+	 * effect, so that cp -p and rsync -a into the mount work. */
+	if (err) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	if (!stat_inode(mnt, ino, &st, &error)) {
+		reply_error(req, error, "setattr", ino);
+		return;
+	}
+	fuse_reply_attr(req, &st, fs_newfiles_is_new(ino) ? 0 : mnt->timeout);
+}
+
+/* The selectable mailbox that directory inode @ino is, or 0 with @err. */
+static guint32 mailbox_dir(FsMount *mnt, fuse_ino_t ino, int *err)
+{
+	g_autoptr(GError) error = NULL;
+	CacheMailbox mbox;
+	guint32 id, uid;
+	gboolean selectable;
+
+	if (fs_newfiles_is_new(ino) || !fs_inode_decode(ino, &id, &uid) ||
+	    uid) {
+		*err = ENOTDIR;
+		return 0;
+	}
+	if (id == CACHE_ROOT_ID) {
+		*err = EPERM; /* the root holds mailboxes, not messages */
+		return 0;
+	}
+	if (!cache_account_get_mailbox(mnt->acct, id, &mbox, &error)) {
+		*err = fs_errno_log(error, "mailbox");
+		return 0;
+	}
+	selectable = !(mbox.flags & CACHE_MAILBOX_NOSELECT);
+	cache_mailbox_clear(&mbox);
+	if (!selectable) {
+		*err = EPERM;
+		return 0;
+	}
+	return id;
+}
+
+static void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 mode_t mode, struct fuse_file_info *fi)
+{
+	FsMount *mnt = mount_of(req);
+	g_autoptr(GError) error = NULL;
+	struct fuse_entry_param e;
+	fuse_ino_t ino;
+	struct stat st;
+	int err = 0;
+	guint32 id = mailbox_dir(mnt, parent, &err);
+
+	if (!id) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	if (!S_ISREG(mode)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (!fs_newfiles_create(mnt->newfiles, id, name, &ino, &error)) {
+		reply_error(req, error, "create", parent);
+		return;
+	}
+	fs_newfiles_open(mnt->newfiles, ino);
+	fs_newfiles_stat(mnt->newfiles, ino, mnt->uid, mnt->gid, &st);
+	fill_entry(mnt, &st, &e);
+	e.attr_timeout = e.entry_timeout = 0;
+	fi->fh = 0;
+	fi->direct_io = 1;
+	fuse_reply_create(req, &e, fi);
+}
+
+static void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode, dev_t rdev)
+{
+	/* A message is made by writing it: create + write + close. */
+	fuse_reply_err(req, EPERM);
+}
+
+static void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode)
+{
+	FsMount *mnt = mount_of(req);
+	g_autoptr(GError) error = NULL;
+	g_autofree char *component = NULL;
+	g_autofree char *canonical = NULL;
+	struct fuse_entry_param e;
+	guint32 pid, puid, id;
+	CacheMailbox mbox;
+	struct stat st;
+
+	if (fs_newfiles_is_new(parent) ||
+	    !fs_inode_decode(parent, &pid, &puid) || puid) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	component = fs_names_to_mailbox(
+		name, cache_account_delimiter(mnt->acct));
+	canonical = component ? fs_names_from_mailbox(component) : NULL;
+	if (!component || strcmp(canonical, name) != 0) {
+		g_message("mkdir \"%s\": not a mailbox name this server can "
+			  "take (a %%XX escape, or the server's hierarchy "
+			  "delimiter)",
+			  name);
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (!cache_account_create_mailbox(mnt->acct, pid, component, &error)) {
+		reply_error(req, error, "mkdir", parent);
+		return;
+	}
+	id = cache_account_find_child(mnt->acct, pid, component);
+	if (!id || !cache_account_get_mailbox(mnt->acct, id, &mbox, &error)) {
+		if (!error)
+			g_set_error(&error, IMAPFS_CACHE_ERROR, CACHE_ERROR_IO,
+				    "mailbox \"%s\" was created but is not "
+				    "listed by the server",
+				    component);
+		reply_error(req, error, "mkdir", parent);
+		return;
+	}
+	fs_inode_stat_dir(&mbox, mnt->uid, mnt->gid, mnt->mount_time, &st);
+	cache_mailbox_clear(&mbox);
+	fill_entry(mnt, &st, &e);
+	fs_notify_inode(mnt->notify, parent);
+	fuse_reply_entry(req, &e);
+}
+
+static void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	FsMount *mnt = mount_of(req);
+	g_autoptr(GError) error = NULL;
+	guint32 pid, puid, id;
+
+	if (fs_newfiles_is_new(parent) ||
+	    !fs_inode_decode(parent, &pid, &puid) || puid) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	id = find_mailbox(mnt, pid, name);
+	if (!id) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (!cache_account_delete_mailbox(mnt->acct, id, &error)) {
+		reply_error(req, error, "rmdir", parent);
+		return;
+	}
+	fs_notify_inode(mnt->notify, parent);
+	fuse_reply_err(req, 0);
+}
+
+static void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	FsMount *mnt = mount_of(req);
+	g_autoptr(GError) error = NULL;
+	guint32 pid, puid, uid;
+	fuse_ino_t ino;
+
+	if (fs_newfiles_is_new(parent) ||
+	    !fs_inode_decode(parent, &pid, &puid) || puid) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (fs_newfiles_unlink(mnt->newfiles, pid, name) == 0) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	uid = find_message(mnt, pid, name, &error);
+	if (!uid) {
+		if (error)
+			reply_error(req, error, "unlink", parent);
+		else
+			fuse_reply_err(req, ENOENT);
+		return;
+	}
+	ino = fs_inode_msg(pid, uid);
+	/* An open file stays readable until closed: keep its bytes. */
+	if (is_open(mnt, ino) &&
+	    !cache_account_keep(mnt->acct, (CacheMsgRef){pid, uid}, &error)) {
+		reply_error(req, error, "unlink", parent);
+		return;
+	}
+	if (!cache_account_delete(mnt->acct, (CacheMsgRef){pid, uid},
+				  mnt->rm_expunge, &error)) {
+		reply_error(req, error, "unlink", parent);
+		return;
+	}
+	fuse_reply_err(req, 0);
+}
+
+static void rename_new(FsMount *mnt, fuse_req_t req, fuse_ino_t ino,
+		       guint32 to_id, const char *newname)
+{
+	g_autoptr(GError) error = NULL;
+	int err = -fs_newfiles_rename(mnt->newfiles, ino, to_id, newname);
+	gboolean taken;
+
+	if (err) {
+		fuse_reply_err(req, err);
+		return;
+	}
+	/* rsync's "write .name.XXXXXX, set times and xattrs, rename": the
+	 * rename is where the message is complete. If a message is already
+	 * listed under the new name, the new one keeps its own name. */
+	taken = find_message(mnt, to_id, newname, NULL) != 0;
+	if (fs_newfiles_ready(mnt->newfiles, ino, TRUE) &&
+	    !commit_new(mnt, ino, !taken, &error)) {
+		reply_error(req, error, "adding the new message", ino);
+		return;
+	}
+	fuse_reply_err(req, 0);
+}
+
+static void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 fuse_ino_t newparent, const char *newname,
+			 unsigned int flags)
+{
+	FsMount *mnt = mount_of(req);
+	g_autoptr(GError) error = NULL;
+	guint32 pid, puid, nid, nuid, id, uid;
+	fuse_ino_t ino;
+
+	if (flags & RENAME_EXCHANGE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (fs_newfiles_is_new(parent) || fs_newfiles_is_new(newparent) ||
+	    !fs_inode_decode(parent, &pid, &puid) || puid ||
+	    !fs_inode_decode(newparent, &nid, &nuid) || nuid) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	/* A mailbox: RENAME. */
+	id = find_mailbox(mnt, pid, name);
+	if (id) {
+		g_autofree char *component = fs_names_to_mailbox(
+			newname, cache_account_delimiter(mnt->acct));
+		g_autofree char *canonical =
+			component ? fs_names_from_mailbox(component) : NULL;
+
+		if (!component || strcmp(canonical, newname) != 0) {
+			g_message("rename to \"%s\": not a mailbox name this "
+				  "server can take",
+				  newname);
+			fuse_reply_err(req, EINVAL);
+			return;
+		}
+		if (!cache_account_rename_mailbox(mnt->acct, id, nid, component,
+						  &error)) {
+			reply_error(req, error, "rename", parent);
+			return;
+		}
+		fs_notify_inode(mnt->notify, parent);
+		fs_notify_inode(mnt->notify, newparent);
+		fuse_reply_err(req, 0);
+		return;
+	}
+	/* A file being created. */
+	ino = fs_newfiles_find(mnt->newfiles, pid, name);
+	if (ino) {
+		int err = 0;
+		guint32 to = mailbox_dir(mnt, newparent, &err);
+
+		if (!to)
+			fuse_reply_err(req, err);
+		else
+			rename_new(mnt, req, ino, to, newname);
+		return;
+	}
+	/* A message: MOVE into another mailbox. */
+	uid = find_message(mnt, pid, name, &error);
+	if (!uid) {
+		if (error)
+			reply_error(req, error, "rename", parent);
+		else
+			fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (nid == pid) {
+		g_message("rename \"%s\" -> \"%s\": a message's name comes from "
+			  "the message; move it into another mailbox instead",
+			  name, newname);
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	{
+		int err = 0;
+
+		if (!mailbox_dir(mnt, newparent, &err)) {
+			fuse_reply_err(req, err);
+			return;
+		}
+	}
+	ino = fs_inode_msg(pid, uid);
+	if (is_open(mnt, ino) &&
+	    !cache_account_keep(mnt->acct, (CacheMsgRef){pid, uid}, &error)) {
+		reply_error(req, error, "rename", parent);
+		return;
+	}
+	if (!cache_account_move(mnt->acct, (CacheMsgRef){pid, uid}, nid, NULL,
+				&error)) {
+		reply_error(req, error, "rename", parent);
+		return;
+	}
+	/* The message now has another UID, so another inode and name: the
+	 * kernel must not keep the typed name for it. */
+	fs_notify_entry(mnt->notify, newparent, newname);
+	fs_notify_inode(mnt->notify, ino);
+	fuse_reply_err(req, 0);
+}
+
+static void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+			  const char *name)
+{
+	fuse_reply_err(req, EPERM);
+}
+
+static void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		       const char *newname)
+{
+	fuse_reply_err(req, EPERM);
+}
 
 static void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
@@ -461,70 +1063,6 @@ static void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
-static void fs_op_erofs(fuse_req_t req)
-{
-	fuse_reply_err(req, EROFS);
-}
-
-static void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-			  int to_set, struct fuse_file_info *fi)
-{
-	fs_op_erofs(req);
-}
-
-static void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
-			mode_t mode, dev_t rdev)
-{
-	fs_op_erofs(req);
-}
-
-static void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
-			mode_t mode)
-{
-	fs_op_erofs(req);
-}
-
-static void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	fs_op_erofs(req);
-}
-
-static void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
-			  const char *name)
-{
-	fs_op_erofs(req);
-}
-
-static void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-			 fuse_ino_t newparent, const char *newname,
-			 unsigned int flags)
-{
-	fs_op_erofs(req);
-}
-
-static void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
-		       const char *newname)
-{
-	fs_op_erofs(req);
-}
-
-static void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-			 mode_t mode, struct fuse_file_info *fi)
-{
-	fs_op_erofs(req);
-}
-
-static void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			   const char *value, size_t size, int flags)
-{
-	fs_op_erofs(req);
-}
-
-static void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	fs_op_erofs(req);
-}
-
 const struct fuse_lowlevel_ops fs_ops = {
 	.lookup = fs_op_lookup,
 	.getattr = fs_op_getattr,
@@ -532,12 +1070,14 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.mknod = fs_op_mknod,
 	.mkdir = fs_op_mkdir,
 	.unlink = fs_op_unlink,
-	.rmdir = fs_op_unlink,
+	.rmdir = fs_op_rmdir,
 	.symlink = fs_op_symlink,
 	.rename = fs_op_rename,
 	.link = fs_op_link,
 	.open = fs_op_open,
 	.read = fs_op_read,
+	.write = fs_op_write,
+	.flush = fs_op_flush,
 	.release = fs_op_release,
 	.opendir = fs_op_opendir,
 	.readdir = fs_op_readdir,

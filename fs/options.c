@@ -21,6 +21,7 @@ static const struct fuse_opt fs_option_spec[] = {
 	FS_OPT("cafile=%s", cafile),
 	FS_OPT("tls=%s", tls),
 	FS_OPT("cache_dir=%s", cache_dir),
+	FS_OPT("rm=%s", rm),
 	FS_OPT("allow_plaintext_auth", allow_plaintext_auth),
 	FS_OPT("max_conns=%u", max_conns),
 	FS_OPT("timeout=%u", timeout),
@@ -181,6 +182,18 @@ gboolean fs_options_check(FsOptions *opts, GError **error)
 	if (opts->allow_plaintext_auth && opts->tls_mode != IMAP_TLS_NONE)
 		g_message("allow_plaintext_auth has no effect: the link is "
 			  "encrypted");
+	if (opts->rm) {
+		if (strcmp(opts->rm, "expunge") == 0) {
+			opts->rm_expunge = TRUE;
+		} else if (strcmp(opts->rm, "trash") != 0) {
+			g_set_error(error, G_OPTION_ERROR,
+				    G_OPTION_ERROR_BAD_VALUE,
+				    "-o rm=%s: use rm=trash (the default) or "
+				    "rm=expunge",
+				    opts->rm);
+			return FALSE;
+		}
+	}
 	if (opts->max_conns == 0)
 		opts->max_conns = 4;
 	if (opts->max_conns > 16) {
@@ -206,6 +219,7 @@ void fs_options_clear(FsOptions *opts)
 	free(opts->cafile);
 	free(opts->tls);
 	free(opts->cache_dir);
+	free(opts->rm);
 	g_free(opts->user);
 	g_free(opts->host);
 	memset(opts, 0, sizeof(*opts));
@@ -233,6 +247,8 @@ void fs_options_print_usage(const char *prog)
 	       "    -o max_conns=N         IMAP connections (default 4)\n"
 	       "    -o cache_dir=DIR       disk cache (default "
 	       "$XDG_CACHE_HOME/imapfs/USER@HOST)\n"
+	       "    -o rm=trash|expunge    rm moves to Trash (default) or "
+	       "expunges\n"
 	       "    -o timeout=S           give up on the server after S "
 	       "seconds (default 60)\n"
 	       "    -o list_ttl=S          re-list a mailbox after S seconds "

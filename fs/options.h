@@ -20,6 +20,7 @@ typedef struct {
 	char *cafile;
 	char *tls;
 	char *cache_dir;
+	char *rm;
 	int allow_plaintext_auth;
 	unsigned max_conns;
 	unsigned timeout;
@@ -31,6 +32,7 @@ typedef struct {
 	char *host;
 	guint16 port;
 	ImapTlsMode tls_mode;
+	gboolean rm_expunge;
 } FsOptions;
 
 /* Parses @args (modified: our options removed). FALSE with a message in

@@ -1,0 +1,447 @@
+/* fs/newfile.c — pending new files (see newfile.h for the life cycle).
+ *
+ * Each pending file is an unnamed-looking temporary file "new-<n>" in the
+ * cache's new/ directory, removed once its APPEND succeeded. The table
+ * maps temporary inode -> file and (mailbox, name) -> inode. Committed
+ * files stay in the inode map (a few bytes each) so the kernel's inode for
+ * them keeps resolving to the message they became.
+ */
+#include "fs/newfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs/names.h"
+
+typedef struct {
+	fuse_ino_t ino;
+	guint32 mailbox_id;
+	char *name;
+	char *path;
+	int fd;			/* -1 once committed */
+	guint opens;
+	char *flags;		/* canonical; nullable */
+	gint64 mtime;		/* 0: not set */
+	gint64 ctime;
+	gboolean committed;
+	gboolean committing;
+	gboolean dropped;	/* unlinked before it was added */
+	CacheMsgRef ref;	/* once committed */
+} NewFile;
+
+struct FsNewFiles {
+	char *dir;
+	GMutex lock;		/* guards everything below; a leaf lock */
+	guint64 next;
+	GHashTable *by_ino;	/* fuse_ino_t * -> NewFile * (owned) */
+	GHashTable *by_name;	/* "<mailbox>/<name>" -> NewFile * */
+};
+
+static void newfile_free(NewFile *file)
+{
+	if (file->fd >= 0)
+		close(file->fd);
+	g_free(file->name);
+	g_free(file->path);
+	g_free(file->flags);
+	g_free(file);
+}
+
+static char *name_key(guint32 mailbox_id, const char *name)
+{
+	return g_strdup_printf("%u/%s", mailbox_id, name);
+}
+
+FsNewFiles *fs_newfiles_new(const char *dir, GError **error)
+{
+	FsNewFiles *files;
+
+	if (g_mkdir_with_parents(dir, 0700) < 0) {
+		int err = errno;
+
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err),
+			    "cannot create %s: %s", dir, g_strerror(err));
+		return NULL;
+	}
+	files = g_new0(FsNewFiles, 1);
+	files->dir = g_strdup(dir);
+	g_mutex_init(&files->lock);
+	files->by_ino = g_hash_table_new_full(g_int64_hash, g_int64_equal,
+					      NULL,
+					      (GDestroyNotify)newfile_free);
+	files->by_name = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					       NULL);
+	return files;
+}
+
+void fs_newfiles_free(FsNewFiles *files)
+{
+	GHashTableIter iter;
+	gpointer value;
+
+	if (!files)
+		return;
+	g_hash_table_iter_init(&iter, files->by_ino);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		NewFile *file = value;
+
+		if (!file->committed && !file->dropped)
+			g_warning("%s was never added to the mailbox (its name "
+				  "starts with '.' and it was not renamed); "
+				  "its bytes are kept in %s",
+				  file->name, file->path);
+	}
+	g_hash_table_unref(files->by_name);
+	g_hash_table_unref(files->by_ino);
+	g_mutex_clear(&files->lock);
+	g_free(files->dir);
+	g_free(files);
+}
+
+static NewFile *lookup_locked(FsNewFiles *files, fuse_ino_t ino)
+{
+	return g_hash_table_lookup(files->by_ino, &ino);
+}
+
+gboolean fs_newfiles_create(FsNewFiles *files, guint32 mailbox_id,
+			    const char *name, fuse_ino_t *out_ino,
+			    GError **error)
+{
+	NewFile *file = g_new0(NewFile, 1);
+	char base[32];
+
+	g_mutex_lock(&files->lock);
+	file->ino = FS_INO_NEW_BIT | ++files->next;
+	g_snprintf(base, sizeof(base), "new-%" G_GUINT64_FORMAT "-%u",
+		   files->next, (guint)getpid());
+	file->path = g_build_filename(files->dir, base, NULL);
+	file->fd = open(file->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+			0600);
+	if (file->fd < 0) {
+		int err = errno;
+
+		g_mutex_unlock(&files->lock);
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
+			    "cannot create %s: %s", file->path,
+			    g_strerror(err));
+		newfile_free(file);
+		return FALSE;
+	}
+	file->mailbox_id = mailbox_id;
+	file->name = g_strdup(name);
+	file->ctime = g_get_real_time() / G_USEC_PER_SEC;
+	g_hash_table_insert(files->by_ino, &file->ino, file);
+	g_hash_table_replace(files->by_name, name_key(mailbox_id, name), file);
+	g_mutex_unlock(&files->lock);
+	*out_ino = file->ino;
+	return TRUE;
+}
+
+fuse_ino_t fs_newfiles_find(FsNewFiles *files, guint32 mailbox_id,
+			    const char *name)
+{
+	g_autofree char *key = name_key(mailbox_id, name);
+	NewFile *file;
+	fuse_ino_t ino;
+
+	g_mutex_lock(&files->lock);
+	file = g_hash_table_lookup(files->by_name, key);
+	ino = file ? file->ino : 0;
+	g_mutex_unlock(&files->lock);
+	return ino;
+}
+
+gboolean fs_newfiles_stat(FsNewFiles *files, fuse_ino_t ino, uid_t uid,
+			  gid_t gid, struct stat *st)
+{
+	NewFile *file;
+	struct stat fst;
+	gboolean ok = FALSE;
+
+	g_mutex_lock(&files->lock);
+	file = lookup_locked(files, ino);
+	if (file && file->fd >= 0 && fstat(file->fd, &fst) == 0) {
+		memset(st, 0, sizeof(*st));
+		st->st_ino = ino;
+		st->st_mode = S_IFREG | 0600;
+		st->st_nlink = 1;
+		st->st_uid = uid;
+		st->st_gid = gid;
+		st->st_size = fst.st_size;
+		st->st_blocks = fst.st_blocks;
+		st->st_blksize = 4096;
+		st->st_mtime = file->mtime ? file->mtime : fst.st_mtime;
+		st->st_atime = st->st_mtime;
+		st->st_ctime = file->ctime;
+		ok = TRUE;
+	}
+	g_mutex_unlock(&files->lock);
+	return ok;
+}
+
+gboolean fs_newfiles_committed(FsNewFiles *files, fuse_ino_t ino,
+			       CacheMsgRef *out_ref)
+{
+	NewFile *file;
+	gboolean committed = FALSE;
+
+	g_mutex_lock(&files->lock);
+	file = lookup_locked(files, ino);
+	if (file && file->committed) {
+		*out_ref = file->ref;
+		committed = TRUE;
+	}
+	g_mutex_unlock(&files->lock);
+	return committed;
+}
+
+/* The fd of a pending file, dup'ed so I/O runs outside the lock. */
+static int pending_fd(FsNewFiles *files, fuse_ino_t ino)
+{
+	NewFile *file;
+	int fd = -ENOENT;
+
+	g_mutex_lock(&files->lock);
+	file = lookup_locked(files, ino);
+	if (file && file->fd >= 0 && !file->committing) {
+		fd = dup(file->fd);
+		if (fd < 0)
+			fd = -errno;
+	} else if (file) {
+		fd = -EBUSY; /* already on its way to the server */
+	}
+	g_mutex_unlock(&files->lock);
+	return fd;
+}
+
+ssize_t fs_newfiles_write(FsNewFiles *files, fuse_ino_t ino, const char *buf,
+			  size_t size, off_t off)
+{
+	int fd = pending_fd(files, ino);
+	ssize_t n;
+
+	if (fd < 0)
+		return fd == -EBUSY ? -EPERM : fd;
+	n = pwrite(fd, buf, size, off);
+	if (n < 0)
+		n = -errno;
+	close(fd);
+	return n;
+}
+
+ssize_t fs_newfiles_read(FsNewFiles *files, fuse_ino_t ino, char *buf,
+			 size_t size, off_t off)
+{
+	int fd = pending_fd(files, ino);
+	ssize_t n;
+
+	if (fd < 0)
+		return fd;
+	n = pread(fd, buf, size, off);
+	if (n < 0)
+		n = -errno;
+	close(fd);
+	return n;
+}
+
+int fs_newfiles_truncate(FsNewFiles *files, fuse_ino_t ino, off_t size)
+{
+	int fd = pending_fd(files, ino);
+	int ret = 0;
+
+	if (fd < 0)
+		return fd == -EBUSY ? -EPERM : fd;
+	if (ftruncate(fd, size) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+int fs_newfiles_set_mtime(FsNewFiles *files, fuse_ino_t ino, gint64 mtime)
+{
+	NewFile *file;
+	int ret = -ENOENT;
+
+	g_mutex_lock(&files->lock);
+	file = lookup_locked(files, ino);
+	if (file && !file->committed) {
+		file->mtime = mtime;
+		ret = 0;
+	}
+	g_mutex_unlock(&files->lock);
+	return ret;
+}
+
+int fs_newfiles_set_flags(FsNewFiles *files, fuse_ino_t ino,
+			  const char *flags)
+{
+	NewFile *file;
+	int ret = -ENOENT;
+
+	g_mutex_lock(&files->lock);
+	file = lookup_locked(files, ino);
+	if (file && !file->committed) {
+		g_free(file->flags);
+		file->flags = g_strdup(flags);
+		ret = 0;
+	}
+	g_mutex_unlock(&files->lock);
+	return ret;
+}
+
+char *fs_newfiles_get_flags(FsNewFiles *files, fuse_ino_t ino)
+{
+	NewFile *file;
+	char *flags = NULL;
+
+	g_mutex_lock(&files->lock);
+	file = lookup_locked(files, ino);
+	if (file)
+		flags = g_strdup(file->flags);
+	g_mutex_unlock(&files->lock);
+	return flags;
+}
+
+void fs_newfiles_open(FsNewFiles *files, fuse_ino_t ino)
+{
+	NewFile *file;
+
+	g_mutex_lock(&files->lock);
+	file = lookup_locked(files, ino);
+	if (file)
+		file->opens++;
+	g_mutex_unlock(&files->lock);
+}
+
+gboolean fs_newfiles_release(FsNewFiles *files, fuse_ino_t ino)
+{
+	NewFile *file;
+	gboolean last = FALSE;
+
+	g_mutex_lock(&files->lock);
+	file = lookup_locked(files, ino);
+	if (file && file->opens > 0)
+		last = --file->opens == 0;
+	g_mutex_unlock(&files->lock);
+	return last;
+}
+
+int fs_newfiles_rename(FsNewFiles *files, fuse_ino_t ino, guint32 mailbox_id,
+		       const char *name)
+{
+	g_autofree char *old_key = NULL;
+	NewFile *file;
+	int ret = -ENOENT;
+
+	g_mutex_lock(&files->lock);
+	file = lookup_locked(files, ino);
+	if (file && !file->committed) {
+		old_key = name_key(file->mailbox_id, file->name);
+		g_hash_table_remove(files->by_name, old_key);
+		g_free(file->name);
+		file->name = g_strdup(name);
+		file->mailbox_id = mailbox_id;
+		g_hash_table_replace(files->by_name,
+				     name_key(mailbox_id, name), file);
+		ret = 0;
+	}
+	g_mutex_unlock(&files->lock);
+	return ret;
+}
+
+int fs_newfiles_unlink(FsNewFiles *files, guint32 mailbox_id,
+		       const char *name)
+{
+	g_autofree char *key = name_key(mailbox_id, name);
+	NewFile *file;
+	int ret = -ENOENT;
+
+	g_mutex_lock(&files->lock);
+	file = g_hash_table_lookup(files->by_name, key);
+	if (file) {
+		g_hash_table_remove(files->by_name, key);
+		g_unlink(file->path);
+		/* An open fd keeps the bytes readable until the last
+		 * close; they are never added. */
+		file->dropped = TRUE;
+		ret = 0;
+	}
+	g_mutex_unlock(&files->lock);
+	return ret;
+}
+
+gboolean fs_newfiles_ready(FsNewFiles *files, fuse_ino_t ino, gboolean final)
+{
+	NewFile *file;
+	gboolean ready = FALSE;
+
+	g_mutex_lock(&files->lock);
+	file = lookup_locked(files, ino);
+	if (file && !file->committed && !file->committing && !file->dropped)
+		ready = final || file->name[0] != '.';
+	g_mutex_unlock(&files->lock);
+	return ready;
+}
+
+gboolean fs_newfiles_commit(FsNewFiles *files, fuse_ino_t ino,
+			    CacheAccount *acct, gboolean keep_name,
+			    guint32 *out_parent, char **out_name,
+			    GError **error)
+{
+	g_autofree char *flags = NULL;
+	g_autofree char *alias = NULL;
+	guint32 mailbox_id, uid = 0, parsed;
+	gint64 mtime;
+	NewFile *file;
+	gboolean ok;
+	int fd;
+
+	g_mutex_lock(&files->lock);
+	file = lookup_locked(files, ino);
+	if (!file || file->committed || file->committing || file->dropped) {
+		g_mutex_unlock(&files->lock);
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
+			    "no pending file");
+		return FALSE;
+	}
+	file->committing = TRUE;
+	fd = dup(file->fd);
+	flags = g_strdup(file->flags);
+	mailbox_id = file->mailbox_id;
+	mtime = file->mtime;
+	/* Keep a name that looks like a message file (a backup's), so the
+	 * next rsync of that backup sees it is there. */
+	if (keep_name && fs_names_parse_message(file->name, &parsed))
+		alias = g_strdup(file->name);
+	g_mutex_unlock(&files->lock);
+
+	ok = fd >= 0 && cache_account_append(acct, mailbox_id, fd, flags,
+					     mtime, alias, &uid, error);
+	if (fd < 0)
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
+			    "pending file: %s", g_strerror(errno));
+	else
+		close(fd);
+
+	g_mutex_lock(&files->lock);
+	file = lookup_locked(files, ino);
+	file->committing = FALSE;
+	if (ok) {
+		g_autofree char *key = name_key(file->mailbox_id, file->name);
+
+		file->committed = TRUE;
+		file->ref = (CacheMsgRef){mailbox_id, uid};
+		if (g_hash_table_lookup(files->by_name, key) == file)
+			g_hash_table_remove(files->by_name, key);
+		*out_parent = file->mailbox_id;
+		*out_name = g_strdup(file->name);
+		close(file->fd);
+		file->fd = -1;
+		g_unlink(file->path);
+	}
+	g_mutex_unlock(&files->lock);
+	return ok;
+}

@@ -1,0 +1,89 @@
+/* fs/newfile.h — files created in a mailbox directory, before they become
+ * messages.
+ *
+ * create + write + close of a file in a mailbox is an APPEND. Until then
+ * the bytes live in a private temporary file and the node has a temporary
+ * inode number (bit 63 set, so it can never collide with a computed one,
+ * see fs/inode.h). The APPEND happens when the file is closed, or, for a
+ * name starting with '.' (rsync's temporary files), when it is renamed to
+ * its final name: rsync sets the time and the xattrs between close and
+ * rename, and both belong in the APPEND (INTERNALDATE, flags). The final
+ * name, when it has the shape of a message file name, is kept as the new
+ * message's name, so a second rsync of the same backup finds it.
+ * Thread-safe: one lock, never held across a call into cache/.
+ */
+#ifndef IMAPFS_FS_NEWFILE_H
+#define IMAPFS_FS_NEWFILE_H
+
+#include <fuse_lowlevel.h>
+#include <glib.h>
+#include <sys/stat.h>
+#include "cache/account.h"
+
+#define FS_INO_NEW_BIT ((fuse_ino_t)1 << 63)
+
+typedef struct FsNewFiles FsNewFiles;
+
+FsNewFiles *fs_newfiles_new(const char *dir, GError **error);
+/* Frees the table; files never added are logged, and their bytes stay in
+ * the directory so nothing is lost silently. NULL-safe. */
+void fs_newfiles_free(FsNewFiles *files);
+
+static inline gboolean fs_newfiles_is_new(fuse_ino_t ino)
+{
+	return (ino & FS_INO_NEW_BIT) != 0;
+}
+
+/* Creates @name in mailbox @mailbox_id; *out_ino gets its inode. */
+gboolean fs_newfiles_create(FsNewFiles *files, guint32 mailbox_id,
+			    const char *name, fuse_ino_t *out_ino,
+			    GError **error);
+/* The pending file called @name in @mailbox_id, or 0. */
+fuse_ino_t fs_newfiles_find(FsNewFiles *files, guint32 mailbox_id,
+			    const char *name);
+/* FALSE if @ino is unknown. A committed file stats as its message would
+ * not: callers redirect through fs_newfiles_committed() first. */
+gboolean fs_newfiles_stat(FsNewFiles *files, fuse_ino_t ino, uid_t uid,
+			  gid_t gid, struct stat *st);
+/* TRUE if @ino was added as message *out_ref. */
+gboolean fs_newfiles_committed(FsNewFiles *files, fuse_ino_t ino,
+			       CacheMsgRef *out_ref);
+
+/* Data and attributes; negative errno on failure. */
+ssize_t fs_newfiles_write(FsNewFiles *files, fuse_ino_t ino, const char *buf,
+			  size_t size, off_t off);
+ssize_t fs_newfiles_read(FsNewFiles *files, fuse_ino_t ino, char *buf,
+			 size_t size, off_t off);
+int fs_newfiles_truncate(FsNewFiles *files, fuse_ino_t ino, off_t size);
+int fs_newfiles_set_mtime(FsNewFiles *files, fuse_ino_t ino, gint64 mtime);
+/* @flags canonical (cache_account_check_flags), or NULL to clear. */
+int fs_newfiles_set_flags(FsNewFiles *files, fuse_ino_t ino,
+			  const char *flags);
+/* (transfer full), nullable. */
+char *fs_newfiles_get_flags(FsNewFiles *files, fuse_ino_t ino);
+
+void fs_newfiles_open(FsNewFiles *files, fuse_ino_t ino);
+/* Returns TRUE when that was the last open handle. */
+gboolean fs_newfiles_release(FsNewFiles *files, fuse_ino_t ino);
+
+/* Renames the pending file (the kernel checked the target is free). */
+int fs_newfiles_rename(FsNewFiles *files, fuse_ino_t ino, guint32 mailbox_id,
+		       const char *name);
+/* Forgets the pending file @name of @mailbox_id: -ENOENT if none. */
+int fs_newfiles_unlink(FsNewFiles *files, guint32 mailbox_id,
+		       const char *name);
+
+/* TRUE if the file should become a message now: not yet added, and
+ * (unless @final) its name does not start with '.'. */
+gboolean fs_newfiles_ready(FsNewFiles *files, fuse_ino_t ino, gboolean final);
+
+/* APPENDs the file. With @keep_name, a name with the shape of a message
+ * file name stays the message's name. On success it is no longer pending
+ * by name, and *out_parent / *out_name (transfer full) say which entry the
+ * kernel must forget. */
+gboolean fs_newfiles_commit(FsNewFiles *files, fuse_ino_t ino,
+			    CacheAccount *acct, gboolean keep_name,
+			    guint32 *out_parent, char **out_name,
+			    GError **error);
+
+#endif
