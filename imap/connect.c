@@ -1,1 +1,613 @@
-/* placeholder: being written */
+/* imap/connect.c — one logged-in connection, the blocking way.
+ *
+ * Everything up to the authenticated state happens here, on the caller's
+ * thread, with plain blocking calls: the socket gets SO_RCVTIMEO and
+ * SO_SNDTIMEO of the configured timeout, so every step is bounded. Only
+ * the TCP connect itself is non-blocking, to bound it with poll().
+ *
+ * The stream carries its parser and the bytes already received, so that
+ * imap/conn.c can take it over in mid-stream. STARTTLS discards what the
+ * server said before the handshake (capabilities, and any bytes after the
+ * tagged OK, which would be an injection: RFC 9051 §11.1), and no
+ * plaintext fallback is ever taken.
+ */
+#include "imap/connect.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "imap/auth.h"
+#include "imap/caps.h"
+#include "imap/conn.h"
+#include "imap/error.h"
+#include "imap/tls.h"
+
+static int tcp_connect_one(const struct addrinfo *ai, guint timeout_s,
+			   int *out_errno)
+{
+	int fd = socket(ai->ai_family,
+			ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			ai->ai_protocol);
+	if (fd < 0) {
+		*out_errno = errno;
+		return -1;
+	}
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		if (errno != EINPROGRESS) {
+			*out_errno = errno;
+			close(fd);
+			return -1;
+		}
+		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+		int ms = timeout_s > 0 ? (int)MIN(timeout_s, 3600u) * 1000 : -1;
+		int r;
+		do
+			r = poll(&pfd, 1, ms);
+		while (r < 0 && errno == EINTR);
+		if (r == 0) {
+			*out_errno = ETIMEDOUT;
+			close(fd);
+			return -1;
+		}
+		int soerr = 0;
+		socklen_t len = sizeof(soerr);
+		if (r < 0 ||
+		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+			soerr = errno;
+		if (soerr != 0) {
+			*out_errno = soerr;
+			close(fd);
+			return -1;
+		}
+	}
+	/* Back to blocking, bounded by the timeouts. */
+	int flags = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+	if (timeout_s > 0) {
+		struct timeval tv = {.tv_sec = timeout_s};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	return fd;
+}
+
+static int tcp_connect(const ImapConfig *cfg, GError **error)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_ADDRCONFIG};
+	struct addrinfo *res = NULL;
+	char port[8];
+	int fd = -1, err = 0, r;
+
+	g_snprintf(port, sizeof(port), "%u", cfg->port);
+	r = getaddrinfo(cfg->host, port, &hints, &res);
+	if (r != 0) {
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_CONNECT,
+			    "cannot resolve %s: %s (check the host name)",
+			    cfg->host,
+			    r == EAI_SYSTEM ? g_strerror(errno)
+					    : gai_strerror(r));
+		return -1;
+	}
+	for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next)
+		fd = tcp_connect_one(ai, cfg->timeout_s, &err);
+	freeaddrinfo(res);
+	if (fd < 0) {
+		if (err == ETIMEDOUT)
+			g_set_error(error, IMAPFS_IMAP_ERROR,
+				    IMAP_ERROR_CONNECT,
+				    "cannot connect to %s:%u: no answer within "
+				    "%u s",
+				    cfg->host, cfg->port, cfg->timeout_s);
+		else
+			g_set_error(error, IMAPFS_IMAP_ERROR,
+				    IMAP_ERROR_CONNECT,
+				    "cannot connect to %s:%u: %s", cfg->host,
+				    cfg->port, g_strerror(err));
+	}
+	return fd;
+}
+
+static char *ssl_error_reason(void)
+{
+	unsigned long e, last = 0;
+
+	while ((e = ERR_get_error()) != 0)
+		last = e;
+	const char *r = last != 0 ? ERR_reason_error_string(last) : NULL;
+	return g_strdup(r != NULL ? r : "unknown TLS error");
+}
+
+gssize imap_stream_recv(ImapStream *stream, void *buf, gsize len,
+			gboolean *out_want_other, GError **error)
+{
+	*out_want_other = FALSE;
+	if (stream->ssl != NULL) {
+		ERR_clear_error();
+		int n = SSL_read(stream->ssl, buf, (int)MIN(len, G_MAXINT));
+		if (n > 0)
+			return n;
+		switch (SSL_get_error(stream->ssl, n)) {
+		case SSL_ERROR_ZERO_RETURN:
+			return 0;
+		case SSL_ERROR_WANT_READ:
+			return -2;
+		case SSL_ERROR_WANT_WRITE:
+			*out_want_other = TRUE;
+			return -2;
+		case SSL_ERROR_SYSCALL:
+			if (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR)
+				return -2;
+			if (ERR_peek_error() == 0 && errno == 0)
+				return 0;
+			if (ERR_peek_error() == 0) {
+				g_set_error(error, IMAPFS_IMAP_ERROR,
+					    IMAP_ERROR_CONNECTION_LOST,
+					    "connection to %s failed: %s",
+					    stream->host, g_strerror(errno));
+				return -1;
+			}
+			break;
+		default:
+			break;
+		}
+		g_autofree char *why = ssl_error_reason();
+		g_set_error(error, IMAPFS_IMAP_ERROR,
+			    IMAP_ERROR_CONNECTION_LOST,
+			    "TLS error on the connection to %s: %s",
+			    stream->host, why);
+		return -1;
+	}
+	for (;;) {
+		ssize_t n = recv(stream->fd, buf, len, 0);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return -2;
+		g_set_error(error, IMAPFS_IMAP_ERROR,
+			    IMAP_ERROR_CONNECTION_LOST,
+			    "connection to %s failed: %s", stream->host,
+			    g_strerror(errno));
+		return -1;
+	}
+}
+
+/* SSL_write() on a socket whose peer has gone raises SIGPIPE; keep it
+ * from killing the process without touching the process-wide disposition:
+ * block it on this thread for the call and consume a pending one. */
+static int ssl_write_nosigpipe(SSL *ssl, const void *buf, int len)
+{
+	sigset_t pipe_set, old;
+	int n, saved;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	n = SSL_write(ssl, buf, len);
+	saved = errno;
+	if (n <= 0 && saved == EPIPE && !sigismember(&old, SIGPIPE)) {
+		struct timespec zero = {0, 0};
+		sigtimedwait(&pipe_set, NULL, &zero);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+	return n;
+}
+
+gssize imap_stream_send(ImapStream *stream, const void *buf, gsize len,
+			gboolean *out_want_other, GError **error)
+{
+	*out_want_other = FALSE;
+	if (len == 0)
+		return 0;
+	if (stream->ssl != NULL) {
+		ERR_clear_error();
+		int n = ssl_write_nosigpipe(stream->ssl, buf,
+					    (int)MIN(len, G_MAXINT));
+		if (n > 0)
+			return n;
+		switch (SSL_get_error(stream->ssl, n)) {
+		case SSL_ERROR_WANT_WRITE:
+			return -2;
+		case SSL_ERROR_WANT_READ:
+			*out_want_other = TRUE;
+			return -2;
+		case SSL_ERROR_SYSCALL:
+			if (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR)
+				return -2;
+			if (ERR_peek_error() == 0) {
+				g_set_error(error, IMAPFS_IMAP_ERROR,
+					    IMAP_ERROR_CONNECTION_LOST,
+					    "connection to %s failed: %s",
+					    stream->host,
+					    errno != 0 ? g_strerror(errno)
+						       : "closed");
+				return -1;
+			}
+			break;
+		default:
+			break;
+		}
+		g_autofree char *why = ssl_error_reason();
+		g_set_error(error, IMAPFS_IMAP_ERROR,
+			    IMAP_ERROR_CONNECTION_LOST,
+			    "TLS error on the connection to %s: %s",
+			    stream->host, why);
+		return -1;
+	}
+	for (;;) {
+		ssize_t n = send(stream->fd, buf, len, MSG_NOSIGNAL);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return -2;
+		g_set_error(error, IMAPFS_IMAP_ERROR,
+			    IMAP_ERROR_CONNECTION_LOST,
+			    "connection to %s failed: %s", stream->host,
+			    g_strerror(errno));
+		return -1;
+	}
+}
+
+static gboolean stream_write_all(ImapStream *stream, GBytes *bytes,
+				 GError **error)
+{
+	gsize len;
+	const guint8 *p = g_bytes_get_data(bytes, &len);
+
+	while (len > 0) {
+		gboolean other;
+		gssize n = imap_stream_send(stream, p, len, &other, error);
+		if (n == -1)
+			return FALSE;
+		if (n == -2) {
+			g_set_error(error, IMAPFS_IMAP_ERROR,
+				    IMAP_ERROR_TIMEOUT,
+				    "sending to %s timed out after %u s",
+				    stream->host, stream->timeout_s);
+			return FALSE;
+		}
+		p += n;
+		len -= (gsize)n;
+	}
+	return TRUE;
+}
+
+/* Blocks for the next complete response. (transfer full) */
+static ImapResponse *stream_read_response(ImapStream *stream, GError **error)
+{
+	guint8 buf[16384];
+
+	for (;;) {
+		if (stream->inbuf->len > 0) {
+			ImapResponse *resp = NULL;
+			gsize used = 0;
+			ImapParseStatus st = imap_parser_feed(
+				stream->parser, stream->inbuf->data,
+				stream->inbuf->len, &used, &resp);
+			g_byte_array_remove_range(
+				stream->inbuf, 0,
+				(guint)MIN(used, stream->inbuf->len));
+			if (st == IMAP_PARSE_ERROR) {
+				g_set_error(error, IMAPFS_IMAP_ERROR,
+					    IMAP_ERROR_PROTOCOL,
+					    "%s sent a response that cannot "
+					    "be parsed: %s",
+					    stream->host,
+					    imap_parser_error(stream->parser));
+				return NULL;
+			}
+			if (st == IMAP_PARSE_RESPONSE) {
+				if (stream->trace)
+					imap_wire_trace_response(
+						stream->conn_no, resp);
+				return resp;
+			}
+		}
+		gboolean other;
+		gssize n = imap_stream_recv(stream, buf, sizeof(buf), &other,
+					    error);
+		if (n == -1)
+			return NULL;
+		if (n == -2) {
+			g_set_error(error, IMAPFS_IMAP_ERROR,
+				    IMAP_ERROR_TIMEOUT,
+				    "%s did not answer within %u s",
+				    stream->host, stream->timeout_s);
+			return NULL;
+		}
+		if (n == 0) {
+			g_set_error(error, IMAPFS_IMAP_ERROR,
+				    IMAP_ERROR_CONNECTION_LOST,
+				    "%s closed the connection", stream->host);
+			return NULL;
+		}
+		g_byte_array_append(stream->inbuf, buf, (guint)n);
+	}
+}
+
+static void note_caps(ImapStream *stream, const ImapResponse *resp)
+{
+	guint caps;
+
+	if (resp->status != IMAP_STATUS_NO && resp->status != IMAP_STATUS_BAD &&
+	    imap_caps_from_response(resp, &caps))
+		stream->caps = caps;
+}
+
+gboolean imap_stream_run(ImapStream *stream, ImapCommand *cmd,
+			 GPtrArray *out_untagged, GError **error)
+{
+	g_autoptr(ImapCommand) owned = cmd;
+	g_autoptr(GPtrArray) segs = NULL;
+	g_autofree char *tag = NULL;
+	g_autofree char *bye = NULL;
+	guint next_seg = 1;
+
+	g_return_val_if_fail(stream != NULL, FALSE);
+	g_return_val_if_fail(cmd != NULL, FALSE);
+
+	tag = g_strdup_printf("A%u", stream->next_tag++);
+	segs = imap_wire_segments(cmd, tag, stream->caps);
+	if (stream->trace)
+		imap_wire_trace_command(stream->conn_no, tag, cmd);
+	if (!stream_write_all(stream, segs->pdata[0], error))
+		return FALSE;
+
+	for (;;) {
+		g_autoptr(GError) local = NULL;
+		g_autoptr(ImapResponse) resp =
+			stream_read_response(stream, &local);
+
+		if (resp == NULL) {
+			if (bye != NULL &&
+			    local->code == IMAP_ERROR_CONNECTION_LOST)
+				g_set_error(error, IMAPFS_IMAP_ERROR,
+					    IMAP_ERROR_CONNECTION_LOST,
+					    "%s closed the connection: %s",
+					    stream->host, bye);
+			else
+				g_propagate_error(error,
+						  g_steal_pointer(&local));
+			return FALSE;
+		}
+		switch (resp->kind) {
+		case IMAP_RESPONSE_CONTINUATION:
+			if (next_seg >= segs->len) {
+				g_set_error(error, IMAPFS_IMAP_ERROR,
+					    IMAP_ERROR_PROTOCOL,
+					    "%s sent a continuation request "
+					    "nothing waited for",
+					    stream->host);
+				return FALSE;
+			}
+			if (!stream_write_all(stream, segs->pdata[next_seg++],
+					      error))
+				return FALSE;
+			break;
+		case IMAP_RESPONSE_TAGGED:
+			if (g_strcmp0(resp->tag, tag) != 0) {
+				g_set_error(error, IMAPFS_IMAP_ERROR,
+					    IMAP_ERROR_PROTOCOL,
+					    "%s answered command tag %s, which "
+					    "was never sent",
+					    stream->host, resp->tag);
+				return FALSE;
+			}
+			note_caps(stream, resp);
+			if (resp->status == IMAP_STATUS_OK)
+				return TRUE;
+			g_propagate_error(
+				error, imap_wire_status_error(
+					       imap_command_name(cmd), resp));
+			return FALSE;
+		case IMAP_RESPONSE_UNTAGGED:
+			if (resp->status == IMAP_STATUS_BYE) {
+				g_free(bye);
+				bye = g_strdup(resp->text);
+			}
+			note_caps(stream, resp);
+			if (out_untagged != NULL)
+				g_ptr_array_add(out_untagged,
+						g_steal_pointer(&resp));
+			break;
+		}
+	}
+}
+
+static gboolean stream_query_caps(ImapStream *stream, GError **error)
+{
+	ImapCommand *cmd =
+		imap_command_new(error, IMAP_COMMAND_RETRIABLE, "CAPABILITY");
+
+	if (cmd == NULL)
+		return FALSE;
+	stream->caps = 0;
+	if (!imap_stream_run(stream, cmd, NULL, error))
+		return FALSE;
+	if (stream->caps == 0) {
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_PROTOCOL,
+			    "%s sent no CAPABILITY list", stream->host);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+/* Reads the greeting; *out_preauth when the server logged us in. */
+static gboolean stream_greeting(ImapStream *stream, const ImapConfig *cfg,
+				gboolean *out_preauth, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	g_autoptr(ImapResponse) resp = stream_read_response(stream, &local);
+
+	if (resp == NULL) {
+		if (local->code == IMAP_ERROR_TIMEOUT)
+			g_set_error(error, IMAPFS_IMAP_ERROR,
+				    IMAP_ERROR_TIMEOUT,
+				    "no IMAP greeting from %s:%u within %u s "
+				    "(is it an IMAP server? for port 993 use "
+				    "imaps)",
+				    cfg->host, cfg->port, cfg->timeout_s);
+		else
+			g_set_error(error, IMAPFS_IMAP_ERROR, local->code,
+				    "no IMAP greeting from %s:%u: %s",
+				    cfg->host, cfg->port, local->message);
+		return FALSE;
+	}
+	if (resp->kind != IMAP_RESPONSE_UNTAGGED ||
+	    (resp->status != IMAP_STATUS_OK &&
+	     resp->status != IMAP_STATUS_PREAUTH &&
+	     resp->status != IMAP_STATUS_BYE)) {
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_PROTOCOL,
+			    "%s:%u did not greet like an IMAP server",
+			    cfg->host, cfg->port);
+		return FALSE;
+	}
+	if (resp->status == IMAP_STATUS_BYE) {
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_CONNECT,
+			    "%s:%u refused the connection: %s", cfg->host,
+			    cfg->port, resp->text);
+		return FALSE;
+	}
+	*out_preauth = resp->status == IMAP_STATUS_PREAUTH;
+	note_caps(stream, resp);
+	return TRUE;
+}
+
+static gboolean stream_starttls(ImapStream *stream, const ImapConfig *cfg,
+				gboolean preauth, GError **error)
+{
+	ImapCommand *cmd;
+
+	if (preauth) {
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_UNSUPPORTED,
+			    "%s logged us in (PREAUTH) before STARTTLS; "
+			    "refusing an unencrypted session (use imaps)",
+			    cfg->host);
+		return FALSE;
+	}
+	if (!(stream->caps & IMAP_CAP_STARTTLS)) {
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_UNSUPPORTED,
+			    "%s does not offer STARTTLS; refusing to continue "
+			    "without TLS (use imaps on port 993, or "
+			    "-o tls=none to allow plaintext)",
+			    cfg->host);
+		return FALSE;
+	}
+	cmd = imap_command_new(error, 0, "STARTTLS");
+	if (cmd == NULL || !imap_stream_run(stream, cmd, NULL, error))
+		return FALSE;
+	if (stream->inbuf->len > 0) {
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_PROTOCOL,
+			    "%s sent data after its STARTTLS answer (a "
+			    "possible injection); giving up",
+			    cfg->host);
+		return FALSE;
+	}
+	stream->ssl =
+		imap_tls_connect(stream->fd, cfg->host, cfg->cafile, error);
+	if (stream->ssl == NULL)
+		return FALSE;
+	/* What the server said in plaintext cannot be trusted. */
+	return stream_query_caps(stream, error);
+}
+
+ImapStream *imap_stream_connect(const ImapConfig *cfg, guint conn_no,
+				GError **error)
+{
+	g_autoptr(ImapStream) stream = NULL;
+	gboolean preauth = FALSE;
+	int fd;
+
+	g_return_val_if_fail(cfg != NULL && cfg->host != NULL, NULL);
+
+	fd = tcp_connect(cfg, error);
+	if (fd < 0)
+		return NULL;
+	stream = g_new0(ImapStream, 1);
+	stream->fd = fd;
+	stream->spool_fd = -1;
+	stream->inbuf = g_byte_array_new();
+	stream->conn_no = conn_no;
+	stream->next_tag = 1;
+	stream->trace = cfg->trace;
+	stream->timeout_s = cfg->timeout_s;
+	stream->host = g_strdup(cfg->host);
+	if (cfg->spool_dir != NULL) {
+		stream->spool_fd = open(cfg->spool_dir,
+					O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (stream->spool_fd < 0) {
+			int e = errno;
+			g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_FAILED,
+				    "cannot open spool directory %s: %s",
+				    cfg->spool_dir, g_strerror(e));
+			return NULL;
+		}
+	}
+	stream->parser = imap_parser_new(NULL, stream->spool_fd);
+
+	if (cfg->tls == IMAP_TLS_IMPLICIT) {
+		stream->ssl =
+			imap_tls_connect(fd, cfg->host, cfg->cafile, error);
+		if (stream->ssl == NULL)
+			return NULL;
+	}
+	if (!stream_greeting(stream, cfg, &preauth, error))
+		return NULL;
+	if (stream->caps == 0 && !stream_query_caps(stream, error))
+		return NULL;
+	if (cfg->tls == IMAP_TLS_STARTTLS &&
+	    !stream_starttls(stream, cfg, preauth, error))
+		return NULL;
+	if (!preauth) {
+		if (!imap_auth_login(stream, cfg, stream->ssl != NULL, error))
+			return NULL;
+		if (stream->caps == 0 && !stream_query_caps(stream, error))
+			return NULL;
+	}
+	return g_steal_pointer(&stream);
+}
+
+void imap_stream_free(ImapStream *stream)
+{
+	if (stream == NULL)
+		return;
+	if (stream->ssl != NULL)
+		SSL_free(stream->ssl);
+	if (stream->fd >= 0)
+		close(stream->fd);
+	imap_parser_free(stream->parser);
+	if (stream->spool_fd >= 0)
+		close(stream->spool_fd);
+	g_byte_array_unref(stream->inbuf);
+	g_free(stream->host);
+	g_free(stream);
+}
+
+guint imap_stream_caps(const ImapStream *stream)
+{
+	g_return_val_if_fail(stream != NULL, 0);
+	return stream->caps;
+}

@@ -1,1 +1,803 @@
-/* placeholder: being written */
+/* imap/pool.c — the connection pool, the public API of imap/.
+ *
+ * Everything here runs on the pool's imap-io thread except the entry points
+ * (imap_pool_new, _free, _submit, _caps, _set_select_func), which only post
+ * closures to it or read an atomic, so the pool's state needs no lock.
+ *
+ * A submitted command becomes a PoolReq and waits in `waiting` until
+ * pool_dispatch() finds it a connection, in this order: one with its
+ * mailbox selected and room in its pipeline; an idle one, which SELECTs the
+ * mailbox first (the command keeps waiting until that SELECT succeeds, so a
+ * failed SELECT fails exactly the commands for that mailbox); a new
+ * connection while fewer than max_conns exist; else it waits. When every
+ * connection is busy elsewhere, one is marked `draining`: it takes no new
+ * commands for its mailbox, so it goes idle and can switch.
+ *
+ * Connections are opened by short-lived connector threads running the
+ * blocking imap_stream_connect(); the stream is handed back through an idle
+ * source on the imap-io context (never g_main_context_invoke, which could
+ * run the hand-off on the connector thread once the loop has stopped).
+ * Connector threads are detached and hold a reference on the context only,
+ * so freeing the pool never waits for a connect to time out.
+ *
+ * After a drop, RETRIABLE commands go back to the head of `waiting` (at most
+ * POOL_MAX_ATTEMPTS sends in all), the rest fail with CONNECTION_LOST, and
+ * new connections are opened no sooner than a backoff delay. When connecting
+ * keeps failing and no connection is alive, waiting commands fail with the
+ * connect error instead of hanging.
+ */
+#include "imap/pool.h"
+
+#include <string.h>
+
+#include "imap/caps.h"
+#include "imap/conn.h"
+#include "imap/error.h"
+#include "imap/io.h"
+
+#define POOL_DEPTH		  32
+#define POOL_MAX_ATTEMPTS	  3
+#define POOL_MAX_CONNECT_FAILURES 3
+#define POOL_BACKOFF_MIN_US	  (200 * 1000)
+#define POOL_BACKOFF_MAX_US	  (10 * G_USEC_PER_SEC)
+
+typedef struct PoolConn PoolConn;
+
+typedef enum {
+	REQ_USER,
+	REQ_SELECT,
+} ReqKind;
+
+typedef struct {
+	ReqKind kind;
+	char *mailbox; /* nullable */
+	ImapCommand *cmd;
+	ImapDataFunc data;
+	ImapDoneFunc done;
+	gpointer user_data;
+	ImapPool *pool;	     /* borrowed */
+	guint attempts;	     /* times sent */
+	GError *error;	     /* a submit that was refused */
+	GPtrArray *untagged; /* collected for the reply */
+	gboolean taken;	     /* the submit closure ran */
+} PoolReq;
+
+typedef enum {
+	PC_CONNECTING,
+	PC_READY,
+	PC_SELECTING,
+} PcState;
+
+struct PoolConn {
+	ImapPool *pool; /* borrowed */
+	guint no;
+	PcState state;
+	ImapConn *conn;	      /* NULL while connecting */
+	char *selected;	      /* nullable */
+	guint32 uidvalidity;  /* of selected */
+	char *selecting;      /* PC_SELECTING: the mailbox */
+	ImapMailboxInfo info; /* collected during SELECT */
+	gboolean draining;
+};
+
+struct ImapPool {
+	ImapConfig *cfg;
+	ImapIo *io;
+	gint caps; /* atomic; any thread */
+	ImapSelectFunc select_func;
+	gpointer select_data;
+
+	/* imap-io thread only from here on. */
+	GPtrArray *conns; /* PoolConn *, connecting ones included */
+	GQueue waiting;	  /* PoolReq *, oldest first */
+	guint next_conn_no;
+	gint64 backoff_us;
+	gint64 not_before; /* monotonic us: no connect before */
+	GSource *retry_timer;
+	guint connect_failures; /* consecutive */
+	gboolean shutting_down;
+};
+
+typedef struct {
+	ImapPool *pool; /* only touched on the imap-io thread */
+	PoolConn *pc;
+	ImapConfig *cfg;
+	GMainContext *context; /* the connector's until it reports */
+	ImapStream *stream;
+	GError *error;
+} ConnectJob;
+
+static void pool_dispatch(ImapPool *pool);
+
+/* ---- requests -------------------------------------------------------- */
+
+static void req_free(PoolReq *req)
+{
+	if (req == NULL)
+		return;
+	g_free(req->mailbox);
+	imap_command_free(req->cmd);
+	g_clear_error(&req->error);
+	if (req->untagged != NULL)
+		g_ptr_array_unref(req->untagged);
+	g_free(req);
+}
+
+static ImapReply *reply_from(const ImapResponse *resp, GPtrArray *untagged,
+			     guint32 uidvalidity)
+{
+	ImapReply *reply = g_new0(ImapReply, 1);
+
+	reply->status = resp->status;
+	reply->code = g_strdup(resp->code);
+	reply->code_arg = g_strdup(resp->code_arg);
+	reply->text = g_strdup(resp->text != NULL ? resp->text : "");
+	reply->untagged = untagged != NULL
+				  ? g_ptr_array_ref(untagged)
+				  : g_ptr_array_new_with_free_func(
+					    (GDestroyNotify)imap_response_free);
+	reply->uidvalidity = uidvalidity;
+	return reply;
+}
+
+void imap_reply_free(ImapReply *reply)
+{
+	if (reply == NULL)
+		return;
+	g_free(reply->code);
+	g_free(reply->code_arg);
+	g_free(reply->text);
+	if (reply->untagged != NULL)
+		g_ptr_array_unref(reply->untagged);
+	g_free(reply);
+}
+
+/* Completes @req (freed) with @reply and @error (both transfer full). */
+static void req_finish(PoolReq *req, ImapReply *reply, GError *error)
+{
+	if (req->kind == REQ_USER && req->done != NULL)
+		req->done(reply, error, req->user_data);
+	else {
+		imap_reply_free(reply);
+		g_clear_error(&error);
+	}
+	req_free(req);
+}
+
+/* Fails @req with a copy of @why prefixed by the command's name. */
+static void req_fail(PoolReq *req, const GError *why)
+{
+	GError *error = g_error_new(why->domain, why->code, "%s: %s",
+				    imap_command_name(req->cmd), why->message);
+	req_finish(req, NULL, error);
+}
+
+static void fail_waiting(ImapPool *pool, const char *mailbox, const GError *why,
+			 ImapReply *proto)
+{
+	GList *l = pool->waiting.head;
+
+	while (l != NULL) {
+		GList *next = l->next;
+		PoolReq *req = l->data;
+
+		if (mailbox == NULL || g_strcmp0(req->mailbox, mailbox) == 0) {
+			g_queue_delete_link(&pool->waiting, l);
+			if (proto != NULL) {
+				ImapReply *r = g_new0(ImapReply, 1);
+				GError *e = g_error_new(
+					why->domain, why->code, "%s: %s",
+					imap_command_name(req->cmd),
+					why->message);
+				r->status = proto->status;
+				r->code = g_strdup(proto->code);
+				r->code_arg = g_strdup(proto->code_arg);
+				r->text = g_strdup(proto->text);
+				r->untagged = g_ptr_array_new_with_free_func(
+					(GDestroyNotify)imap_response_free);
+				req_finish(req, r, e);
+			} else {
+				req_fail(req, why);
+			}
+		}
+		l = next;
+	}
+}
+
+/* ---- connections ----------------------------------------------------- */
+
+static void pc_free(PoolConn *pc)
+{
+	if (pc == NULL)
+		return;
+	imap_conn_free(pc->conn);
+	g_free(pc->selected);
+	g_free(pc->selecting);
+	imap_mailbox_info_clear(&pc->info);
+	g_free(pc);
+}
+
+static void pool_remove_conn(ImapPool *pool, PoolConn *pc)
+{
+	g_ptr_array_remove(pool->conns, pc);
+}
+
+static void pool_note_drop(ImapPool *pool)
+{
+	gint64 delay = MAX(pool->backoff_us, POOL_BACKOFF_MIN_US);
+
+	pool->not_before = g_get_monotonic_time() + delay;
+	pool->backoff_us = MIN(delay * 2, POOL_BACKOFF_MAX_US);
+}
+
+static void on_conn_untagged(ImapConn *conn, gpointer cmd_data,
+			     ImapResponse *resp, gpointer user_data)
+{
+	PoolConn *pc = user_data;
+	PoolReq *req = cmd_data;
+
+	if (req == NULL) {
+		/* Unsolicited (EXISTS while idle, alerts): nobody asked. */
+		imap_response_free(resp);
+		return;
+	}
+	if (req->kind == REQ_SELECT) {
+		imap_mailbox_info_update(&pc->info, resp);
+		imap_response_free(resp);
+		return;
+	}
+	if (req->data != NULL) {
+		req->data(resp, pc->uidvalidity, req->user_data);
+		imap_response_free(resp);
+		return;
+	}
+	g_ptr_array_add(req->untagged, resp);
+}
+
+static void select_done(PoolConn *pc, PoolReq *req, ImapResponse *resp)
+{
+	ImapPool *pool = pc->pool;
+
+	imap_mailbox_info_update(&pc->info, resp);
+	g_clear_pointer(&pc->selecting, g_free);
+	pc->state = PC_READY;
+	if (resp->status == IMAP_STATUS_OK) {
+		pc->selected = g_strdup(req->mailbox);
+		pc->uidvalidity = pc->info.uidvalidity;
+		if (pool->select_func != NULL)
+			pool->select_func(req->mailbox, &pc->info,
+					  pool->select_data);
+	} else {
+		/* RFC 9051 §6.3.2: a failed SELECT leaves no mailbox
+		 * selected. */
+		g_autoptr(GError) error = NULL;
+		g_autofree char *text = imap_wire_status_text(resp);
+		ImapReply proto = {.status = resp->status,
+				   .code = resp->code,
+				   .code_arg = resp->code_arg,
+				   .text = resp->text};
+
+		error = g_error_new(
+			IMAPFS_IMAP_ERROR,
+			imap_error_code_from_response(
+				resp->code, resp->status == IMAP_STATUS_BAD),
+			"SELECT \"%s\": %s", req->mailbox, text);
+		g_free(pc->selected);
+		pc->selected = NULL;
+		pc->uidvalidity = 0;
+		fail_waiting(pool, req->mailbox, error, &proto);
+	}
+	imap_mailbox_info_clear(&pc->info);
+	memset(&pc->info, 0, sizeof(pc->info));
+}
+
+static void on_conn_tagged(ImapConn *conn, gpointer cmd_data,
+			   ImapResponse *resp, gpointer user_data)
+{
+	PoolConn *pc = user_data;
+	PoolReq *req = cmd_data;
+
+	if (req->kind == REQ_SELECT) {
+		select_done(pc, req, resp);
+		req_free(req);
+	} else {
+		guint32 uidv = req->mailbox != NULL ? pc->uidvalidity : 0;
+		ImapReply *reply = reply_from(resp, req->untagged, uidv);
+		GError *error = NULL;
+
+		if (resp->status != IMAP_STATUS_OK)
+			error = imap_wire_status_error(
+				imap_command_name(req->cmd), resp);
+		req_finish(req, reply, error);
+	}
+	imap_response_free(resp);
+	pool_dispatch(pc->pool);
+}
+
+static void on_conn_lost(ImapConn *conn, const GError *why, GQueue *unfinished,
+			 gpointer user_data)
+{
+	PoolConn *pc = user_data;
+	ImapPool *pool = pc->pool;
+	GQueue retry = G_QUEUE_INIT;
+	PoolReq *req;
+	/* @why belongs to the connection, which goes now. Whatever the
+	 * cause (timeout, protocol error), the command's outcome is unknown:
+	 * CONNECTION_LOST. */
+	g_autoptr(GError) error = g_error_new_literal(
+		IMAPFS_IMAP_ERROR, IMAP_ERROR_CONNECTION_LOST, why->message);
+
+	g_debug("connection %u lost: %s", pc->no, error->message);
+	pool_remove_conn(pool, pc); /* frees pc and conn */
+	while ((req = g_queue_pop_head(unfinished)) != NULL) {
+		if (req->kind == REQ_SELECT)
+			req_free(req);
+		else if ((imap_command_flags(req->cmd) &
+			  IMAP_COMMAND_RETRIABLE) &&
+			 req->attempts < POOL_MAX_ATTEMPTS)
+			g_queue_push_tail(&retry, req);
+		else
+			req_fail(req, error);
+	}
+	/* Back to the head of the queue, in their order. */
+	while ((req = g_queue_pop_tail(&retry)) != NULL)
+		g_queue_push_head(&pool->waiting, req);
+	pool_note_drop(pool);
+	pool_dispatch(pool);
+}
+
+static const ImapConnHandlers pool_conn_handlers = {
+	.untagged = on_conn_untagged,
+	.tagged = on_conn_tagged,
+	.lost = on_conn_lost,
+};
+
+static void pc_start(PoolConn *pc, ImapStream *stream)
+{
+	ImapPool *pool = pc->pool;
+
+	g_atomic_int_set(&pool->caps, (gint)imap_stream_caps(stream));
+	pc->conn = imap_conn_new(stream, imap_io_context(pool->io), POOL_DEPTH,
+				 &pool_conn_handlers, pc);
+	pc->state = PC_READY;
+}
+
+static void connect_job_free(gpointer data)
+{
+	ConnectJob *job = data;
+
+	imap_stream_free(job->stream);
+	g_clear_error(&job->error);
+	imap_config_free(job->cfg);
+	g_free(job);
+}
+
+static gboolean on_connected(gpointer data)
+{
+	ConnectJob *job = data;
+	ImapPool *pool = job->pool;
+	PoolConn *pc = job->pc;
+
+	if (pool->shutting_down)
+		return G_SOURCE_REMOVE; /* pc is gone; the stream is freed */
+	if (job->stream != NULL) {
+		pool->connect_failures = 0;
+		pool->backoff_us = 0;
+		pc_start(pc, g_steal_pointer(&job->stream));
+		pool_dispatch(pool);
+		return G_SOURCE_REMOVE;
+	}
+
+	g_debug("connection %u failed: %s", pc->no, job->error->message);
+	pool_remove_conn(pool, pc);
+	pool->connect_failures++;
+	pool_note_drop(pool);
+	gboolean alive = FALSE;
+	for (guint i = 0; i < pool->conns->len; i++)
+		if (((PoolConn *)pool->conns->pdata[i])->state != PC_CONNECTING)
+			alive = TRUE;
+	gboolean hopeless = job->error->domain == IMAPFS_IMAP_ERROR &&
+			    (job->error->code == IMAP_ERROR_AUTH ||
+			     job->error->code == IMAP_ERROR_TLS ||
+			     job->error->code == IMAP_ERROR_UNSUPPORTED);
+	if (!alive &&
+	    (hopeless || pool->connect_failures >= POOL_MAX_CONNECT_FAILURES)) {
+		pool->connect_failures = 0;
+		fail_waiting(pool, NULL, job->error, NULL);
+	}
+	pool_dispatch(pool);
+	return G_SOURCE_REMOVE;
+}
+
+static gpointer connector_main(gpointer data)
+{
+	ConnectJob *job = data;
+	GMainContext *context = g_steal_pointer(&job->context);
+	GSource *source;
+
+	job->stream = imap_stream_connect(job->cfg, job->pc->no, &job->error);
+	source = g_idle_source_new();
+	g_source_set_callback(source, on_connected, job, connect_job_free);
+	g_source_attach(source, context);
+	g_source_unref(source);
+	/* Our reference goes now, not with the job: if the pool is gone,
+	 * the context is freed here, and with it the job and its stream. */
+	g_main_context_unref(context);
+	return NULL;
+}
+
+static void pool_open_conn(ImapPool *pool)
+{
+	PoolConn *pc = g_new0(PoolConn, 1);
+	ConnectJob *job = g_new0(ConnectJob, 1);
+
+	pc->pool = pool;
+	pc->no = ++pool->next_conn_no;
+	pc->state = PC_CONNECTING;
+	g_ptr_array_add(pool->conns, pc);
+
+	job->pool = pool;
+	job->pc = pc;
+	job->cfg = imap_config_copy(pool->cfg);
+	job->context = g_main_context_ref(imap_io_context(pool->io));
+	g_thread_unref(g_thread_new("imap-connect", connector_main, job));
+}
+
+/* ---- routing --------------------------------------------------------- */
+
+static void pc_send(PoolConn *pc, PoolReq *req)
+{
+	req->attempts++;
+	if (req->kind == REQ_USER) {
+		if (req->untagged != NULL)
+			g_ptr_array_unref(req->untagged);
+		req->untagged = g_ptr_array_new_with_free_func(
+			(GDestroyNotify)imap_response_free);
+	}
+	imap_conn_send(pc->conn, req->cmd, req);
+}
+
+/* Sends SELECT @mailbox on the idle @pc. imap_pool_submit() has checked
+ * that the command can be built. */
+static void pc_select(PoolConn *pc, const char *mailbox)
+{
+	g_autoptr(GError) error = NULL;
+	ImapCommand *cmd = imap_command_new(&error, IMAP_COMMAND_RETRIABLE,
+					    "SELECT %q", mailbox);
+	PoolReq *req;
+
+	if (cmd == NULL) {
+		g_critical("SELECT %s: %s", mailbox, error->message);
+		return;
+	}
+	req = g_new0(PoolReq, 1);
+	req->kind = REQ_SELECT;
+	req->mailbox = g_strdup(mailbox);
+	req->cmd = cmd;
+	g_clear_pointer(&pc->selected, g_free);
+	pc->uidvalidity = 0;
+	pc->selecting = g_strdup(mailbox);
+	pc->state = PC_SELECTING;
+	pc->draining = FALSE;
+	memset(&pc->info, 0, sizeof(pc->info));
+	pc_send(pc, req);
+}
+
+static gboolean pc_usable(const PoolConn *pc)
+{
+	return pc->state != PC_CONNECTING && imap_conn_is_alive(pc->conn);
+}
+
+/* Where @req can go now, or NULL; *out_need: a new connection would
+ * help. May start a SELECT. */
+static PoolConn *pool_route(ImapPool *pool, PoolReq *req, gboolean *out_need)
+{
+	PoolConn *best = NULL;
+
+	*out_need = FALSE;
+	if (req->mailbox == NULL) {
+		for (guint i = 0; i < pool->conns->len; i++) {
+			PoolConn *pc = pool->conns->pdata[i];
+			if (!pc_usable(pc) || pc->draining ||
+			    !imap_conn_has_room(pc->conn))
+				continue;
+			if (best == NULL ||
+			    imap_conn_outstanding(pc->conn) <
+				    imap_conn_outstanding(best->conn))
+				best = pc;
+		}
+		*out_need = best == NULL;
+		return best;
+	}
+	for (guint i = 0; i < pool->conns->len; i++) {
+		PoolConn *pc = pool->conns->pdata[i];
+		if (pc_usable(pc) && pc->state == PC_READY && !pc->draining &&
+		    g_strcmp0(pc->selected, req->mailbox) == 0 &&
+		    imap_conn_has_room(pc->conn))
+			return pc;
+	}
+	for (guint i = 0; i < pool->conns->len; i++) {
+		PoolConn *pc = pool->conns->pdata[i];
+		if (pc_usable(pc) && pc->state == PC_SELECTING &&
+		    g_strcmp0(pc->selecting, req->mailbox) == 0)
+			return NULL; /* wait for it */
+	}
+	for (guint i = 0; i < pool->conns->len; i++) {
+		PoolConn *pc = pool->conns->pdata[i];
+		if (pc_usable(pc) && pc->state == PC_READY &&
+		    imap_conn_outstanding(pc->conn) == 0) {
+			pc_select(pc, req->mailbox);
+			return NULL;
+		}
+	}
+	*out_need = TRUE;
+	return NULL;
+}
+
+static gboolean on_retry_timer(gpointer data)
+{
+	ImapPool *pool = data;
+
+	g_clear_pointer(&pool->retry_timer, g_source_unref);
+	pool_dispatch(pool);
+	return G_SOURCE_REMOVE;
+}
+
+static void pool_grow(ImapPool *pool, guint needed, gboolean mailbox_needed)
+{
+	guint connecting = 0;
+	gint64 now = g_get_monotonic_time();
+
+	for (guint i = 0; i < pool->conns->len; i++)
+		if (((PoolConn *)pool->conns->pdata[i])->state == PC_CONNECTING)
+			connecting++;
+	if (needed > connecting && pool->conns->len < pool->cfg->max_conns) {
+		if (now < pool->not_before) {
+			if (pool->retry_timer == NULL) {
+				guint ms =
+					(guint)((pool->not_before - now + 999) /
+						1000);
+				pool->retry_timer = g_timeout_source_new(ms);
+				g_source_set_callback(pool->retry_timer,
+						      on_retry_timer, pool,
+						      NULL);
+				g_source_attach(pool->retry_timer,
+						imap_io_context(pool->io));
+			}
+			return;
+		}
+		while (needed > connecting &&
+		       pool->conns->len < pool->cfg->max_conns) {
+			pool_open_conn(pool);
+			connecting++;
+		}
+		return;
+	}
+	if (!mailbox_needed || connecting > 0 ||
+	    pool->conns->len < pool->cfg->max_conns)
+		return;
+	/* Full and busy: let the least loaded connection drain so that it
+	 * can switch mailbox. */
+	PoolConn *best = NULL;
+	for (guint i = 0; i < pool->conns->len; i++) {
+		PoolConn *pc = pool->conns->pdata[i];
+		if (!pc_usable(pc))
+			continue;
+		if (pc->draining || pc->state == PC_SELECTING)
+			return;
+		if (best == NULL || imap_conn_outstanding(pc->conn) <
+					    imap_conn_outstanding(best->conn))
+			best = pc;
+	}
+	if (best != NULL)
+		best->draining = TRUE;
+}
+
+static void pool_dispatch(ImapPool *pool)
+{
+	g_autoptr(GHashTable) need = g_hash_table_new(g_str_hash, g_str_equal);
+	gboolean need_any = FALSE;
+	GList *l;
+
+	if (pool->shutting_down)
+		return;
+	l = pool->waiting.head;
+	while (l != NULL) {
+		GList *next = l->next;
+		PoolReq *req = l->data;
+		gboolean more;
+		PoolConn *pc = pool_route(pool, req, &more);
+
+		if (pc != NULL) {
+			g_queue_delete_link(&pool->waiting, l);
+			pc_send(pc, req);
+		} else if (more) {
+			if (req->mailbox != NULL)
+				g_hash_table_add(need, req->mailbox);
+			else
+				need_any = TRUE;
+		}
+		l = next;
+	}
+	if (g_hash_table_size(need) > 0 || need_any)
+		pool_grow(pool, g_hash_table_size(need) + (need_any ? 1 : 0),
+			  g_hash_table_size(need) > 0);
+}
+
+/* ---- public API ------------------------------------------------------ */
+
+typedef struct {
+	ImapPool *pool;
+	ImapStream *stream;
+} FirstJob;
+
+static gboolean on_first(gpointer data)
+{
+	FirstJob *job = data;
+	ImapPool *pool = job->pool;
+	PoolConn *pc = g_new0(PoolConn, 1);
+
+	pc->pool = pool;
+	pc->no = job->stream->conn_no;
+	pc_start(pc, g_steal_pointer(&job->stream));
+	g_ptr_array_add(pool->conns, pc);
+	pool_dispatch(pool);
+	return G_SOURCE_REMOVE;
+}
+
+static void first_job_free(gpointer data)
+{
+	FirstJob *job = data;
+
+	imap_stream_free(job->stream);
+	g_free(job);
+}
+
+ImapPool *imap_pool_new(const ImapConfig *cfg, ImapStream *first)
+{
+	ImapPool *pool;
+
+	g_return_val_if_fail(cfg != NULL, NULL);
+
+	pool = g_new0(ImapPool, 1);
+	pool->cfg = imap_config_copy(cfg);
+	if (pool->cfg->max_conns == 0)
+		pool->cfg->max_conns = 1;
+	pool->conns = g_ptr_array_new_with_free_func((GDestroyNotify)pc_free);
+	g_queue_init(&pool->waiting);
+	pool->io = imap_io_new();
+	if (first != NULL) {
+		FirstJob *job = g_new0(FirstJob, 1);
+
+		job->pool = pool;
+		job->stream = first;
+		pool->next_conn_no = first->conn_no > 0 ? first->conn_no : 1;
+		g_atomic_int_set(&pool->caps, (gint)imap_stream_caps(first));
+		imap_io_invoke(pool->io, on_first, job, first_job_free);
+	}
+	return pool;
+}
+
+static gboolean on_shutdown(gpointer data)
+{
+	ImapPool *pool = data;
+	GError *error =
+		g_error_new_literal(IMAPFS_IMAP_ERROR, IMAP_ERROR_SHUTDOWN,
+				    "the connection pool was shut down");
+	GQueue unfinished = G_QUEUE_INIT;
+	PoolReq *req;
+
+	pool->shutting_down = TRUE;
+	if (pool->retry_timer != NULL) {
+		g_source_destroy(pool->retry_timer);
+		g_clear_pointer(&pool->retry_timer, g_source_unref);
+	}
+	for (guint i = 0; i < pool->conns->len; i++) {
+		PoolConn *pc = pool->conns->pdata[i];
+		imap_conn_close(g_steal_pointer(&pc->conn), TRUE, &unfinished);
+	}
+	g_ptr_array_set_size(pool->conns, 0);
+	while ((req = g_queue_pop_head(&unfinished)) != NULL)
+		req_fail(req, error);
+	while ((req = g_queue_pop_head(&pool->waiting)) != NULL)
+		req_fail(req, error);
+	g_error_free(error);
+	return G_SOURCE_REMOVE;
+}
+
+void imap_pool_free(ImapPool *pool)
+{
+	if (pool == NULL)
+		return;
+	g_return_if_fail(!imap_io_is_current(pool->io));
+
+	imap_io_invoke(pool->io, on_shutdown, pool, NULL);
+	g_clear_pointer(&pool->io, imap_io_free);
+	g_ptr_array_unref(pool->conns);
+	imap_config_free(pool->cfg);
+	g_free(pool);
+}
+
+void imap_pool_set_select_func(ImapPool *pool, ImapSelectFunc func,
+			       gpointer user_data)
+{
+	g_return_if_fail(pool != NULL);
+	pool->select_func = func;
+	pool->select_data = user_data;
+}
+
+guint imap_pool_caps(ImapPool *pool)
+{
+	g_return_val_if_fail(pool != NULL, 0);
+	return (guint)g_atomic_int_get(&pool->caps);
+}
+
+static gboolean on_submit(gpointer data)
+{
+	PoolReq *req = data;
+	ImapPool *pool = req->pool;
+
+	req->taken = TRUE;
+	if (pool->shutting_down) {
+		GError *error = g_error_new_literal(
+			IMAPFS_IMAP_ERROR, IMAP_ERROR_SHUTDOWN,
+			"the connection pool was shut down");
+		req_fail(req, error);
+		g_error_free(error);
+		return G_SOURCE_REMOVE;
+	}
+	g_queue_push_tail(&pool->waiting, req);
+	pool_dispatch(pool);
+	return G_SOURCE_REMOVE;
+}
+
+/* Runs when the submit closure is gone: after on_submit, or instead of it
+ * when the loop stopped first (a submit racing imap_pool_free). */
+static void on_submit_dropped(gpointer data)
+{
+	PoolReq *req = data;
+
+	if (!req->taken) {
+		GError *error = g_error_new_literal(
+			IMAPFS_IMAP_ERROR, IMAP_ERROR_SHUTDOWN,
+			"the connection pool was shut down");
+		req_fail(req, error);
+		g_error_free(error);
+	}
+}
+
+static gboolean on_invalid(gpointer data)
+{
+	PoolReq *req = data;
+
+	req_finish(req, NULL, g_steal_pointer(&req->error));
+	return G_SOURCE_REMOVE;
+}
+
+void imap_pool_submit(ImapPool *pool, const char *mailbox, ImapCommand *cmd,
+		      ImapDataFunc data, ImapDoneFunc done, gpointer user_data)
+{
+	PoolReq *req;
+
+	g_return_if_fail(pool != NULL);
+	g_return_if_fail(cmd != NULL);
+
+	req = g_new0(PoolReq, 1);
+	req->kind = REQ_USER;
+	req->pool = pool;
+	req->mailbox = g_strdup(mailbox);
+	req->cmd = cmd;
+	req->data = data;
+	req->done = done;
+	req->user_data = user_data;
+	if (mailbox != NULL) {
+		/* A name SELECT cannot carry fails now, not at routing. */
+		g_autoptr(ImapCommand) probe =
+			imap_command_new(&req->error, 0, "SELECT %q", mailbox);
+		if (probe == NULL) {
+			imap_io_invoke(pool->io, on_invalid, req, NULL);
+			return;
+		}
+	}
+	imap_io_invoke(pool->io, on_submit, req, on_submit_dropped);
+}

@@ -1,0 +1,22 @@
+/* imap/auth.h — logging in on a blocking stream (private to imap/).
+ *
+ * AUTHENTICATE PLAIN with an initial response (SASL-IR) when the server
+ * offers both, else LOGIN. Refuses to send a password over a plaintext link
+ * unless the config allows it, and refuses LOGIN when the server says
+ * LOGINDISABLED. Runs on the thread that owns the stream.
+ */
+#ifndef IMAPFS_IMAP_AUTH_H
+#define IMAPFS_IMAP_AUTH_H
+
+#include <glib.h>
+#include "imap/config.h"
+#include "imap/connect.h"
+
+/* Logs in as cfg->user. @encrypted: the link is TLS. On success the
+ * stream's capabilities are those the server announced after login (the
+ * caller asks again when they are 0). FALSE with IMAP_ERROR_AUTH (refused
+ * or not attempted) or a transport error. */
+gboolean imap_auth_login(ImapStream *stream, const ImapConfig *cfg,
+			 gboolean encrypted, GError **error);
+
+#endif

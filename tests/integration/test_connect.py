@@ -1,0 +1,78 @@
+"""Connecting: implicit TLS and STARTTLS mount; a wrong password, a wrong
+port and an untrusted certificate fail before anything is mounted, with
+a message that says why."""
+
+import os
+import re
+
+import pytest
+
+from conftest import imapfs_bin, run_imapfs_expect_failure, seed_account
+
+
+@pytest.fixture
+def user(server, new_user):
+	u = new_user("conn")
+	seed_account(server, u, {"INBOX": 2})
+	return u
+
+
+def _mnt(tmp_path):
+	d = tmp_path / "mnt"
+	d.mkdir()
+	return str(d)
+
+
+def test_imaps_mounts(user, mounter):
+	m = mounter.mount(user)
+	assert len(os.listdir(os.path.join(m.path, "INBOX"))) == 2
+
+
+def test_starttls_mounts(user, mounter, server):
+	url = "imap://%s@%s:%d" % (user, server["host"], server["imap_port"])
+	m = mounter.mount(user, url=url)
+	assert len(os.listdir(os.path.join(m.path, "INBOX"))) == 2
+
+
+def test_password_from_passfile(user, mounter, tmp_path, server):
+	pf = tmp_path / "pw"
+	pf.write_text(server["password"] + "\n")
+	os.chmod(pf, 0o600)
+	m = mounter.mount(user, opts=["passfile=%s" % pf],
+			  password="wrong-env-password-unused")
+	assert len(os.listdir(os.path.join(m.path, "INBOX"))) == 2
+
+
+def test_wrong_password_fails_clearly(user, mounter, tmp_path, server):
+	argv = mounter.argv(user) + [_mnt(tmp_path)]
+	rc, err = run_imapfs_expect_failure(argv, "not-the-password")
+	assert rc != 0
+	assert re.search(r"(?i)auth|login|password|credential", err), err
+
+
+def test_wrong_port_fails_clearly(user, mounter, tmp_path, server):
+	from conftest import ts
+	port = ts._free_port()
+	url = "imaps://%s@%s:%d" % (user, server["host"], port)
+	argv = mounter.argv(user, url=url) + [_mnt(tmp_path)]
+	rc, err = run_imapfs_expect_failure(argv, server["password"])
+	assert rc != 0
+	assert re.search(r"(?i)connect|refused", err), err
+
+
+def test_untrusted_certificate_fails_clearly(user, mounter, tmp_path,
+					     server):
+	argv = mounter.argv(user, cafile=False) + [_mnt(tmp_path)]
+	rc, err = run_imapfs_expect_failure(argv, server["password"])
+	assert rc != 0
+	assert re.search(r"(?i)certificate|verif|trust", err), err
+
+
+def test_version_and_help(mounter):
+	import subprocess
+	v = subprocess.run([imapfs_bin(), "-V"], stdout=subprocess.PIPE,
+			   stderr=subprocess.STDOUT, timeout=30)
+	assert v.returncode == 0 and b"imapfs" in v.stdout.lower()
+	h = subprocess.run([imapfs_bin(), "-h"], stdout=subprocess.PIPE,
+			   stderr=subprocess.STDOUT, timeout=30)
+	assert h.returncode == 0 and b"passcmd" in h.stdout

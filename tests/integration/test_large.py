@@ -1,0 +1,87 @@
+"""A 10 MB message: bytes, ranges, and the cache (a second read and a
+remount do not fetch it again; checked in the server's session log)."""
+
+import os
+
+import pytest
+
+from conftest import dovecot_out_bytes, file_sha256, sha256, sm
+
+SIZE = 10 << 20
+
+
+@pytest.fixture(scope="module")
+def big_user(server):
+	from conftest import _user_counter, ts
+	user = "big%d_%d" % (os.getpid(), next(_user_counter))
+	c = ts.connect(server, user)
+	try:
+		big = sm.big_message(seed=3, size=SIZE, marker=True)
+		sm.append(c, "INBOX", big)
+	finally:
+		c.logout()
+	return user
+
+
+@pytest.fixture
+def w(big_user, witness):
+	return witness(big_user)
+
+
+def _only(w):
+	[(rel, (mbox, rec))] = w.expected_files().items()
+	return rel, w.body(mbox, rec["uid"]), rec
+
+
+def test_big_message_bytes(big_user, mounter, w):
+	rel, body, rec = _only(w)
+	assert len(body) > SIZE * 0.9
+	m = mounter.mount(big_user, max_conns=4)
+	p = os.path.join(m.path, rel)
+	assert os.stat(p).st_size == len(body)
+	assert file_sha256(p) == sha256(body)
+
+
+def test_big_message_ranges(big_user, mounter, w):
+	rel, body, rec = _only(w)
+	m = mounter.mount(big_user, max_conns=2)
+	size = len(body)
+	with open(os.path.join(m.path, rel), "rb", buffering=0) as f:
+		for off, n in ((size - 13, 100), (5_000_001, 65537),
+			       ((1 << 20) + 3, 3), (1, 131071),
+			       (size // 3, 1 << 20), (0, 1)):
+			f.seek(off)
+			assert f.read(n) == body[off:off + n], (off, n)
+
+
+def _read_all(path):
+	with open(path, "rb") as f:
+		return f.read()
+
+
+def test_second_read_is_not_refetched(big_user, mounter, w, server):
+	rel, body, rec = _only(w)
+	before = dovecot_out_bytes(server, big_user, still_open=1)
+	m = mounter.mount(big_user, max_conns=2)
+	p = os.path.join(m.path, rel)
+	for _ in range(3):
+		assert _read_all(p) == body
+	problems = mounter.unmount(m)
+	assert not problems, "\n".join(problems)
+	sent = dovecot_out_bytes(server, big_user, still_open=1) - before
+	assert len(body) <= sent < 1.5 * len(body), sent
+
+
+def test_cache_survives_remount(big_user, mounter, w, server, tmp_path):
+	rel, body, rec = _only(w)
+	cache = str(tmp_path / "cache")
+	os.makedirs(cache)
+	m = mounter.mount(big_user, cache_dir=cache)
+	assert _read_all(os.path.join(m.path, rel)) == body
+	assert not mounter.unmount(m)
+	before = dovecot_out_bytes(server, big_user, still_open=1)
+	m = mounter.mount(big_user, cache_dir=cache)
+	assert _read_all(os.path.join(m.path, rel)) == body
+	assert not mounter.unmount(m)
+	sent = dovecot_out_bytes(server, big_user, still_open=1) - before
+	assert sent < len(body) // 2, sent

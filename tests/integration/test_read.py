@@ -1,0 +1,143 @@
+"""Reading: bytes, partial reads, grep and rsync over the whole tree, with
+one and with several IMAP connections."""
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import file_sha256, sha256, sm, walk_tree
+
+
+@pytest.fixture(scope="module", params=[1, 4], ids=lambda n: "conns%d" % n)
+def mnt(request, seeded, module_mounter):
+	m = module_mounter.mount(seeded["user"], max_conns=request.param)
+	yield m
+	problems = module_mounter.unmount(m)
+	if problems:
+		pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def w(seeded, witness):
+	return witness(seeded["user"])
+
+
+def test_every_file_equals_body_peek(mnt, w):
+	for rel, (mbox, rec) in w.expected_files().items():
+		want = sha256(w.body(mbox, rec["uid"]))
+		assert file_sha256(os.path.join(mnt.path, rel)) == want, rel
+
+
+def test_read_returns_exactly_st_size_bytes(mnt, w):
+	for rel in w.expected_files():
+		p = os.path.join(mnt.path, rel)
+		with open(p, "rb") as f:
+			assert len(f.read()) == os.stat(p).st_size, rel
+
+
+def test_eightbit_message_bytes(mnt, w, seeded):
+	"""8-bit UTF-8 bodies and CRLF line ends come through untouched."""
+	found = 0
+	for rel, (mbox, rec) in w.expected_files().items():
+		body = w.body(mbox, rec["uid"])
+		if b"Content-Transfer-Encoding: 8bit" not in body:
+			continue
+		with open(os.path.join(mnt.path, rel), "rb") as f:
+			data = f.read()
+		assert data == body
+		assert "Straße".encode() in data and b"\r\n" in data
+		found += 1
+	assert found > 0
+
+
+def test_partial_reads_at_odd_offsets(mnt, w):
+	files = w.expected_files()
+	big = sorted(files.items(), key=lambda kv: -kv[1][1]["size"])[:3]
+	for rel, (mbox, rec) in big:
+		body = w.body(mbox, rec["uid"])
+		size = len(body)
+		with open(os.path.join(mnt.path, rel), "rb",
+			  buffering=0) as f:
+			for off, n in ((1, 1), (3, 7), (4095, 2), (4096, 4097),
+				       (size // 2 + 1, 333), (size - 1, 10),
+				       (size, 5), (size + 100, 5), (0, size)):
+				f.seek(off)
+				assert f.read(n) == body[off:off + n], \
+					(rel, off, n)
+
+
+def test_pread_from_many_offsets_out_of_order(mnt, w):
+	rel, (mbox, rec) = max(w.expected_files().items(),
+			       key=lambda kv: kv[1][1]["size"])
+	body = w.body(mbox, rec["uid"])
+	fd = os.open(os.path.join(mnt.path, rel), os.O_RDONLY)
+	try:
+		for off in reversed(range(0, len(body), 997)):
+			assert os.pread(fd, 1001, off) == body[off:off + 1001]
+	finally:
+		os.close(fd)
+
+
+def test_dd_skip_count(mnt, w):
+	rel, (mbox, rec) = max(w.expected_files().items(),
+			       key=lambda kv: kv[1][1]["size"])
+	body = w.body(mbox, rec["uid"])
+	p = subprocess.run(["dd", "if=" + os.path.join(mnt.path, rel),
+			    "bs=13", "skip=7", "count=11", "status=none"],
+			   stdout=subprocess.PIPE, check=True, timeout=60)
+	assert p.stdout == body[91:91 + 143]
+
+
+def test_grep_finds_exactly_the_marked_messages(mnt, w):
+	want = set()
+	for rel, (mbox, rec) in w.expected_files().items():
+		if sm.MARKER.encode() in w.body(mbox, rec["uid"]):
+			want.add(rel)
+	assert want
+	p = subprocess.run(["grep", "-rlZ", sm.MARKER, mnt.path],
+			   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+			   timeout=120)
+	assert p.returncode == 0, p.stderr
+	got = {os.path.relpath(x.decode(), mnt.path)
+	       for x in p.stdout.split(b"\0") if x}
+	assert got == want
+
+
+def test_rsync_copies_identical_files(mnt, w, tmp_path):
+	dst = str(tmp_path / "copy")
+	p = subprocess.run(["rsync", "-a", mnt.path + "/", dst + "/"],
+			   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+			   timeout=300)
+	assert p.returncode == 0, p.stdout
+	dirs, files = walk_tree(dst)
+	expected = w.expected_files()
+	assert files == set(expected)
+	assert dirs == set(w.expected_dirs())
+	for rel, (mbox, rec) in expected.items():
+		assert file_sha256(os.path.join(dst, rel)) == \
+			sha256(w.body(mbox, rec["uid"])), rel
+		assert int(os.stat(os.path.join(dst, rel)).st_mtime) == \
+			rec["mtime"], rel
+
+
+def test_second_rsync_transfers_nothing(mnt, tmp_path):
+	dst = str(tmp_path / "copy")
+	subprocess.run(["rsync", "-a", mnt.path + "/", dst + "/"],
+		       check=True, timeout=300)
+	p = subprocess.run(["rsync", "-a", "--stats", mnt.path + "/",
+			    dst + "/"], stdout=subprocess.PIPE,
+			   stderr=subprocess.STDOUT, timeout=300)
+	out = p.stdout.decode(errors="replace")
+	assert p.returncode == 0, out
+	assert "Number of regular files transferred: 0" in out, out
+
+
+def test_same_file_read_twice_is_identical(mnt, w):
+	rel, (mbox, rec) = next(iter(w.expected_files().items()))
+	p = os.path.join(mnt.path, rel)
+	with open(p, "rb") as f:
+		a = f.read()
+	with open(p, "rb") as f:
+		b = f.read()
+	assert a == b == w.body(mbox, rec["uid"])

@@ -1,0 +1,112 @@
+"""Extended attributes: user.imap.flags listed, the rest readable only
+by name, unknown names ENODATA."""
+
+import datetime
+import errno
+import os
+import subprocess
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def mnt(seeded, module_mounter):
+	return module_mounter.mount(seeded["user"], max_conns=2)
+
+
+@pytest.fixture
+def w(seeded, witness):
+	return witness(seeded["user"])
+
+
+def _files(w):
+	return [(rel, mbox, rec) for rel, (mbox, rec)
+		in w.expected_files().items() if mbox == "INBOX"]
+
+
+def _xattr(path, name):
+	return os.getxattr(path, name).decode("utf-8")
+
+
+def test_flags_xattr_equals_server_flags(mnt, w):
+	for rel, mbox, rec in _files(w):
+		v = _xattr(os.path.join(mnt.path, rel), "user.imap.flags")
+		assert set(v.split()) - {"\\Recent"} == rec["flags"], rel
+
+
+def test_flags_xattr_with_getfattr(mnt, w):
+	rel, mbox, rec = next(r for r in _files(w)
+			      if {"\\Seen", "\\Flagged"} <= r[2]["flags"])
+	p = subprocess.run(["getfattr", "--only-values", "-n",
+			    "user.imap.flags", os.path.join(mnt.path, rel)],
+			   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+			   timeout=30)
+	assert p.returncode == 0, p.stderr
+	assert {"\\Seen", "\\Flagged"} <= set(p.stdout.decode().split())
+
+
+def test_listxattr_lists_only_flags(mnt, w):
+	for rel, mbox, rec in _files(w)[:5]:
+		assert os.listxattr(os.path.join(mnt.path, rel)) == \
+			["user.imap.flags"]
+
+
+def test_getfattr_dump_shows_flags_only(mnt, w):
+	rel = _files(w)[0][0]
+	p = subprocess.run(["getfattr", "-d", os.path.join(mnt.path, rel)],
+			   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+			   timeout=30)
+	assert p.returncode == 0, p.stderr
+	names = [l.split("=")[0] for l in p.stdout.decode().splitlines()
+		 if "=" in l]
+	assert names == ["user.imap.flags"]
+
+
+def test_uid_and_uidvalidity_xattrs(mnt, w):
+	uidvalidity = w.uidvalidity("INBOX")
+	for rel, mbox, rec in _files(w):
+		p = os.path.join(mnt.path, rel)
+		assert _xattr(p, "user.imap.uid").strip() == str(rec["uid"])
+		assert _xattr(p, "user.imap.uidvalidity").strip() == \
+			str(uidvalidity)
+
+
+def _parse_date(s):
+	s = s.strip()
+	for fmt in ("%d-%b-%Y %H:%M:%S %z", "%Y-%m-%dT%H:%M:%S%z",
+		    "%Y-%m-%d %H:%M:%S %z", "%a, %d %b %Y %H:%M:%S %z"):
+		try:
+			return int(datetime.datetime.strptime(s, fmt)
+				   .timestamp())
+		except ValueError:
+			pass
+	if s.endswith("Z"):
+		return _parse_date(s[:-1] + "+0000")
+	raise AssertionError("unparsable internaldate xattr %r" % s)
+
+
+def test_internaldate_xattr(mnt, w):
+	for rel, mbox, rec in _files(w):
+		v = _xattr(os.path.join(mnt.path, rel),
+			   "user.imap.internaldate")
+		assert _parse_date(v) == rec["mtime"], (rel, v)
+
+
+def test_subject_from_message_id_xattrs(mnt, w):
+	for rel, mbox, rec in _files(w):
+		p = os.path.join(mnt.path, rel)
+		if rec["subject"]:
+			assert _xattr(p, "user.imap.subject") == \
+				rec["subject"], rel
+		addr = rec["from"].split("<")[1].rstrip(">")
+		assert addr in _xattr(p, "user.imap.from"), rel
+		mid = rec["message_id"].strip().strip("<>")
+		assert mid in _xattr(p, "user.imap.message-id"), rel
+
+
+def test_unknown_xattr_is_enodata(mnt, w):
+	p = os.path.join(mnt.path, _files(w)[0][0])
+	for name in ("user.imap.nope", "user.other", "user.imap.flags2"):
+		with pytest.raises(OSError) as e:
+			os.getxattr(p, name)
+		assert e.value.errno == errno.ENODATA, name

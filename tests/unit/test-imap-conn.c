@@ -1,0 +1,764 @@
+/* tests/unit/test-imap-conn.c — the connection pool against a scripted
+ * fake server.
+ *
+ * The fake server is a GThread on a loopback listener that plays a script
+ * of steps: send a line, expect a line (prefix match), expect exact bytes,
+ * expect silence, close, accept the next connection. A step that does not
+ * match records a failure, which the test checks at the end. The client
+ * side waits on the pool's callbacks the way cache/wait.c does: a mutex
+ * and a condition variable with a deadline.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "imap/caps.h"
+#include "imap/command.h"
+#include "imap/connect.h"
+#include "imap/error.h"
+#include "imap/pool.h"
+
+/* ---- fake server ----------------------------------------------------- */
+
+typedef struct {
+	const char *const *script;
+	int listen_fd;
+	int fd;
+	guint16 port;
+	GThread *thread;
+	GString *in;
+	char *failure; /* first mismatch, or NULL */
+	guint accepts;
+} FakeServer;
+
+#define STEP_TIMEOUT_MS 8000
+
+static gboolean fs_fill(FakeServer *fs, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = fs->fd, .events = POLLIN};
+	char buf[4096];
+	ssize_t n;
+
+	if (poll(&pfd, 1, timeout_ms) <= 0)
+		return FALSE;
+	n = recv(fs->fd, buf, sizeof(buf), 0);
+	if (n <= 0)
+		return FALSE;
+	g_string_append_len(fs->in, buf, n);
+	return TRUE;
+}
+
+static char *fs_read_line(FakeServer *fs)
+{
+	for (;;) {
+		char *nl = memchr(fs->in->str, '\n', fs->in->len);
+		if (nl != NULL) {
+			gsize len = (gsize)(nl - fs->in->str) + 1;
+			char *line = g_strndup(fs->in->str, len);
+			g_string_erase(fs->in, 0, (gssize)len);
+			g_strchomp(line);
+			return line;
+		}
+		if (!fs_fill(fs, STEP_TIMEOUT_MS))
+			return NULL;
+	}
+}
+
+static void fs_fail(FakeServer *fs, const char *step, const char *got)
+{
+	if (fs->failure == NULL)
+		fs->failure = g_strdup_printf("step \"%s\": got \"%s\"", step,
+					      got != NULL ? got : "(nothing)");
+}
+
+static void fs_send(FakeServer *fs, const char *text, gboolean crlf)
+{
+	g_autofree char *s = g_strconcat(text, crlf ? "\r\n" : "", NULL);
+	gsize len = strlen(s);
+
+	if (send(fs->fd, s, len, MSG_NOSIGNAL) != (ssize_t)len)
+		fs_fail(fs, text, "send failed");
+}
+
+static void fs_close(FakeServer *fs)
+{
+	if (fs->fd >= 0)
+		close(fs->fd);
+	fs->fd = -1;
+	g_string_truncate(fs->in, 0);
+}
+
+static gpointer fs_main(gpointer data)
+{
+	FakeServer *fs = data;
+
+	for (const char *const *p = fs->script; *p != NULL; p++) {
+		const char *step = *p;
+
+		if (fs->failure != NULL)
+			break;
+		if (g_str_equal(step, "ACCEPT")) {
+			struct pollfd pfd = {.fd = fs->listen_fd,
+					     .events = POLLIN};
+			fs_close(fs);
+			if (poll(&pfd, 1, STEP_TIMEOUT_MS) <= 0) {
+				fs_fail(fs, step, NULL);
+				break;
+			}
+			fs->fd = accept(fs->listen_fd, NULL, NULL);
+			fs->accepts++;
+		} else if (g_str_has_prefix(step, "S:")) {
+			fs_send(fs, step + 2, TRUE);
+		} else if (g_str_has_prefix(step, "R:")) {
+			fs_send(fs, step + 2, FALSE);
+		} else if (g_str_has_prefix(step, "C:")) {
+			g_autofree char *line = fs_read_line(fs);
+			const char *want = step + 2, *have = line;
+			/* "* rest": any tag */
+			if (have != NULL && g_str_has_prefix(want, "* ")) {
+				const char *sp = strchr(have, ' ');
+				have = sp != NULL ? sp + 1 : "";
+				want += 2;
+			}
+			if (have == NULL || !g_str_has_prefix(have, want))
+				fs_fail(fs, step, line);
+		} else if (g_str_has_prefix(step, "N:")) {
+			gsize want = strlen(step + 2);
+			while (fs->in->len < want &&
+			       fs_fill(fs, STEP_TIMEOUT_MS))
+				;
+			if (fs->in->len < want ||
+			    memcmp(fs->in->str, step + 2, want) != 0)
+				fs_fail(fs, step, fs->in->str);
+			else
+				g_string_erase(fs->in, 0, (gssize)want);
+		} else if (g_str_has_prefix(step, "QUIET:")) {
+			int ms = atoi(step + 6);
+			if (fs->in->len > 0 || fs_fill(fs, ms))
+				fs_fail(fs, step, fs->in->str);
+		} else if (g_str_has_prefix(step, "SLEEP:")) {
+			g_usleep((gulong)atoi(step + 6) * 1000);
+		} else if (g_str_equal(step, "CLOSE")) {
+			fs_close(fs);
+		} else if (g_str_equal(step, "WAITCLOSE")) {
+			/* Until the client hangs up (it may send LOGOUT). */
+			while (fs_fill(fs, STEP_TIMEOUT_MS))
+				;
+		} else {
+			g_error("bad script step %s", step);
+		}
+	}
+	fs_close(fs);
+	return NULL;
+}
+
+static FakeServer *fake_server_start(const char *const *script)
+{
+	FakeServer *fs = g_new0(FakeServer, 1);
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+
+	fs->script = script;
+	fs->fd = -1;
+	fs->in = g_string_new(NULL);
+	fs->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	g_assert_cmpint(fs->listen_fd, >=, 0);
+	g_assert_cmpint(bind(fs->listen_fd, (struct sockaddr *)&sa, len), ==,
+			0);
+	g_assert_cmpint(listen(fs->listen_fd, 8), ==, 0);
+	g_assert_cmpint(
+		getsockname(fs->listen_fd, (struct sockaddr *)&sa, &len), ==,
+		0);
+	fs->port = ntohs(sa.sin_port);
+	fs->thread = g_thread_new("fake-imap", fs_main, fs);
+	return fs;
+}
+
+/* Joins the server and fails the test if the script did not match. */
+static void fake_server_finish(FakeServer *fs, guint expect_accepts)
+{
+	g_thread_join(fs->thread);
+	close(fs->listen_fd);
+	if (fs->failure != NULL)
+		g_test_message("fake server: %s", fs->failure);
+	g_assert_null(fs->failure);
+	g_assert_cmpuint(fs->accepts, ==, expect_accepts);
+	g_string_free(fs->in, TRUE);
+	g_free(fs);
+}
+
+/* ---- client side ----------------------------------------------------- */
+
+typedef struct {
+	GMutex lock;
+	GCond cond;
+	gboolean done;
+	ImapReply *reply;
+	GError *error;
+	GPtrArray *data; /* "NAME number uidvalidity body" strings */
+} Waiter;
+
+static Waiter *waiter_new(void)
+{
+	Waiter *w = g_new0(Waiter, 1);
+
+	g_mutex_init(&w->lock);
+	g_cond_init(&w->cond);
+	w->data = g_ptr_array_new_with_free_func(g_free);
+	return w;
+}
+
+static void waiter_free(Waiter *w)
+{
+	imap_reply_free(w->reply);
+	g_clear_error(&w->error);
+	g_ptr_array_unref(w->data);
+	g_mutex_clear(&w->lock);
+	g_cond_clear(&w->cond);
+	g_free(w);
+}
+
+static void on_data(const ImapResponse *resp, guint32 uidvalidity,
+		    gpointer user_data)
+{
+	Waiter *w = user_data;
+	g_autoptr(GString) s = g_string_new(resp->name);
+	ImapFetch f;
+
+	g_string_append_printf(s, " %u %u", resp->number, uidvalidity);
+	if (g_strcmp0(resp->name, "FETCH") == 0 &&
+	    imap_response_get_fetch(resp, &f, NULL)) {
+		g_string_append_printf(s, " uid=%u", f.uid);
+		if (f.body != NULL && f.body->type == IMAP_VALUE_STRING)
+			g_string_append_printf(s, " body=%s", f.body->str);
+		imap_fetch_clear(&f);
+	}
+	g_mutex_lock(&w->lock);
+	g_ptr_array_add(w->data, g_string_free(g_steal_pointer(&s), FALSE));
+	g_mutex_unlock(&w->lock);
+}
+
+static void on_done(ImapReply *reply, GError *error, gpointer user_data)
+{
+	Waiter *w = user_data;
+
+	g_mutex_lock(&w->lock);
+	g_assert_false(w->done); /* exactly once */
+	w->done = TRUE;
+	w->reply = reply;
+	w->error = error;
+	g_cond_signal(&w->cond);
+	g_mutex_unlock(&w->lock);
+}
+
+static void waiter_wait(Waiter *w)
+{
+	gint64 deadline = g_get_monotonic_time() + 15 * G_TIME_SPAN_SECOND;
+
+	g_mutex_lock(&w->lock);
+	while (!w->done)
+		if (!g_cond_wait_until(&w->cond, &w->lock, deadline))
+			break;
+	g_mutex_unlock(&w->lock);
+	g_assert_true(w->done);
+}
+
+static ImapConfig test_config(guint16 port)
+{
+	ImapConfig cfg = {
+		.host = (char *)"127.0.0.1",
+		.port = port,
+		.tls = IMAP_TLS_NONE,
+		.user = (char *)"u",
+		.password = (char *)"p",
+		.allow_plaintext_auth = TRUE,
+		.max_conns = 1,
+		.trace = TRUE,
+		.timeout_s = 5,
+	};
+	return cfg;
+}
+
+static ImapCommand *cmd(ImapCommandFlags flags, const char *text)
+{
+	g_autoptr(GError) error = NULL;
+	ImapCommand *c = imap_command_new(&error, flags, text);
+
+	g_assert_no_error(error);
+	return c;
+}
+
+static Waiter *submit(ImapPool *pool, const char *mailbox, ImapCommand *c,
+		      gboolean with_data)
+{
+	Waiter *w = waiter_new();
+
+	imap_pool_submit(pool, mailbox, c, with_data ? on_data : NULL, on_done,
+			 w);
+	return w;
+}
+
+/* base64("\0u\0p") */
+#define GREETING_PLAIN                                                         \
+	"S:* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR LITERAL+] ready",     \
+		"C:A1 AUTHENTICATE PLAIN AHUAcA==",                            \
+		"S:A1 OK [CAPABILITY IMAP4rev1 LITERAL+ MOVE] logged in"
+
+/* ---- tests ----------------------------------------------------------- */
+
+/* Greeting without capabilities -> CAPABILITY -> LOGIN (no SASL-IR);
+ * three commands pipelined before any reply; replies out of order;
+ * untagged data to the data func or into the reply. */
+static void test_login_pipelining(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		"S:* OK hello",
+		"C:A1 CAPABILITY",
+		"S:* CAPABILITY IMAP4rev1 AUTH=PLAIN",
+		"S:A1 OK done",
+		"C:A2 LOGIN u p",
+		"S:A2 OK [CAPABILITY IMAP4rev1 LITERAL+] welcome",
+		"C:A3 LIST \"\" *",
+		"C:A4 NOOP",
+		"C:A5 STATUS INBOX (MESSAGES)",
+		"S:* LIST (\\HasNoChildren) \"/\" INBOX",
+		"S:* LIST (\\HasNoChildren) \"/\" Sent",
+		"S:A3 OK listed",
+		"S:A5 OK status",
+		"S:A4 OK noop",
+		"C:* LOGOUT",
+		"WAITCLOSE",
+		NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	ImapPool *pool = imap_pool_new(&cfg, NULL);
+	Waiter *w1 = submit(pool, NULL, cmd(0, "LIST \"\" *"), TRUE);
+	Waiter *w2 = submit(pool, NULL, cmd(0, "NOOP"), FALSE);
+	Waiter *w3 =
+		submit(pool, NULL, cmd(0, "STATUS INBOX (MESSAGES)"), FALSE);
+
+	waiter_wait(w1);
+	waiter_wait(w2);
+	waiter_wait(w3);
+	g_assert_no_error(w1->error);
+	g_assert_no_error(w2->error);
+	g_assert_no_error(w3->error);
+	g_assert_cmpuint(w1->data->len, ==, 2);
+	g_assert_cmpstr(w1->data->pdata[0], ==, "LIST 0 0");
+	g_assert_cmpuint(w1->reply->untagged->len, ==, 0);
+	g_assert_cmpstr(w1->reply->text, ==, "listed");
+	g_assert_cmpstr(w2->reply->text, ==, "noop");
+	g_assert_cmpuint(imap_pool_caps(pool) & IMAP_CAP_LITERALPLUS, !=, 0);
+	imap_pool_free(pool);
+	fake_server_finish(fs, 1);
+	waiter_free(w1);
+	waiter_free(w2);
+	waiter_free(w3);
+}
+
+typedef struct {
+	guint32 uidvalidity;
+	guint32 exists;
+	guint calls;
+} SelectSeen;
+
+static void on_select(const char *mailbox, const ImapMailboxInfo *info,
+		      gpointer user_data)
+{
+	SelectSeen *seen = user_data;
+
+	g_assert_cmpstr(mailbox, ==, "INBOX");
+	seen->uidvalidity = info->uidvalidity;
+	seen->exists = info->exists;
+	seen->calls++;
+}
+
+/* SELECT before a mailbox command; FETCH data with the UIDVALIDITY; a
+ * tagged NO [NONEXISTENT]; a failed SELECT fails what waits for it. */
+static void test_select_fetch_no(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		GREETING_PLAIN,
+		"C:A2 SELECT INBOX",
+		"S:* 2 EXISTS",
+		"S:* OK [UIDVALIDITY 42] UIDs valid",
+		"S:* OK [UIDNEXT 10] next",
+		"S:A2 OK [READ-WRITE] selected",
+		"C:A3 UID FETCH 1:* (UID FLAGS)",
+		"S:* 1 FETCH (UID 7 FLAGS (\\Seen))",
+		"S:* 2 FETCH (UID 9 FLAGS ())",
+		"S:A3 OK fetched",
+		"C:A4 UID STORE 99 +FLAGS (\\Seen)",
+		"S:A4 NO [NONEXISTENT] No such message",
+		"C:A5 SELECT nope",
+		"SLEEP:300", /* both commands wait for this SELECT */
+		"S:A5 NO [NONEXISTENT] Mailbox doesn't exist: nope",
+		"C:* LOGOUT",
+		"WAITCLOSE",
+		NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	ImapPool *pool = imap_pool_new(&cfg, NULL);
+	SelectSeen seen = {0};
+
+	imap_pool_set_select_func(pool, on_select, &seen);
+	Waiter *w1 = submit(
+		pool, "INBOX",
+		cmd(IMAP_COMMAND_RETRIABLE, "UID FETCH 1:* (UID FLAGS)"), TRUE);
+	waiter_wait(w1);
+	g_assert_no_error(w1->error);
+	g_assert_cmpuint(seen.calls, ==, 1);
+	g_assert_cmpuint(seen.uidvalidity, ==, 42);
+	g_assert_cmpuint(seen.exists, ==, 2);
+	g_assert_cmpuint(w1->reply->uidvalidity, ==, 42);
+	g_assert_cmpuint(w1->data->len, ==, 2);
+	g_assert_cmpstr(w1->data->pdata[0], ==, "FETCH 1 42 uid=7");
+	g_assert_cmpstr(w1->data->pdata[1], ==, "FETCH 2 42 uid=9");
+
+	Waiter *w2 = submit(pool, "INBOX",
+			    cmd(0, "UID STORE 99 +FLAGS (\\Seen)"), FALSE);
+	waiter_wait(w2);
+	g_assert_error(w2->error, IMAPFS_IMAP_ERROR, IMAP_ERROR_NONEXISTENT);
+	g_assert_cmpstr(w2->error->message, ==,
+			"UID STORE: NO [NONEXISTENT] No such message");
+	g_assert_nonnull(w2->reply);
+	g_assert_cmpint(w2->reply->status, ==, IMAP_STATUS_NO);
+	g_assert_cmpstr(w2->reply->code, ==, "NONEXISTENT");
+
+	Waiter *w3 = submit(pool, "nope", cmd(0, "UID FETCH 1 (UID)"), FALSE);
+	Waiter *w4 = submit(pool, "nope", cmd(0, "UID FETCH 2 (UID)"), FALSE);
+	waiter_wait(w3);
+	waiter_wait(w4);
+	g_assert_error(w3->error, IMAPFS_IMAP_ERROR, IMAP_ERROR_NONEXISTENT);
+	g_assert_error(w4->error, IMAPFS_IMAP_ERROR, IMAP_ERROR_NONEXISTENT);
+	g_assert_nonnull(strstr(w3->error->message,
+				"NO [NONEXISTENT] Mailbox doesn't exist"));
+	imap_pool_free(pool);
+	fake_server_finish(fs, 1);
+	waiter_free(w1);
+	waiter_free(w2);
+	waiter_free(w3);
+	waiter_free(w4);
+}
+
+/* Without LITERAL+ a literal waits for '+', and nothing else is sent
+ * meanwhile, not even the next command. */
+static void test_sync_literal(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready",
+		"C:A1 AUTHENTICATE PLAIN AHUAcA==",
+		"S:A1 OK [CAPABILITY IMAP4rev1] logged in",
+		"C:A2 APPEND INBOX {12}",
+		"QUIET:300",
+		"S:+ go ahead",
+		"N:Subject: x\r\n",
+		"C:",
+		"C:A3 NOOP",
+		"S:A2 OK [APPENDUID 1 5] appended",
+		"S:A3 OK noop",
+		"C:* LOGOUT",
+		"WAITCLOSE",
+		NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	ImapPool *pool = imap_pool_new(&cfg, NULL);
+	g_autoptr(GError) error = NULL;
+	ImapCommand *append = imap_command_new(&error, 0, "APPEND INBOX %q",
+					       "Subject: x\r\n");
+
+	g_assert_no_error(error);
+	Waiter *w1 = submit(pool, NULL, append, FALSE);
+	Waiter *w2 = submit(pool, NULL, cmd(0, "NOOP"), FALSE);
+	waiter_wait(w1);
+	waiter_wait(w2);
+	g_assert_no_error(w1->error);
+	g_assert_no_error(w2->error);
+	g_assert_cmpstr(w1->reply->code, ==, "APPENDUID");
+	imap_pool_free(pool);
+	fake_server_finish(fs, 1);
+	waiter_free(w1);
+	waiter_free(w2);
+}
+
+/* A drop in the middle of a literal: the RETRIABLE command is resent on a
+ * new connection and succeeds; the other fails with CONNECTION_LOST. */
+static void test_drop_mid_literal(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		GREETING_PLAIN,
+		"C:A2 UID FETCH 5 (BODY.PEEK[])",
+		"C:A3 UID MOVE 6 Archive",
+		"R:* 1 FETCH (UID 5 BODY[] {100}\r\n0123456789",
+		"SLEEP:100",
+		"CLOSE",
+		"ACCEPT",
+		GREETING_PLAIN,
+		"C:A2 UID FETCH 5 (BODY.PEEK[])",
+		"S:* 1 FETCH (UID 5 BODY[] {5}\r\nhello)",
+		"S:A2 OK done",
+		"C:* LOGOUT",
+		"WAITCLOSE",
+		NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	ImapPool *pool = imap_pool_new(&cfg, NULL);
+	Waiter *w1 = submit(
+		pool, NULL,
+		cmd(IMAP_COMMAND_RETRIABLE, "UID FETCH 5 (BODY.PEEK[])"), TRUE);
+	Waiter *w2 = submit(pool, NULL, cmd(0, "UID MOVE 6 Archive"), FALSE);
+
+	waiter_wait(w2);
+	g_assert_error(w2->error, IMAPFS_IMAP_ERROR,
+		       IMAP_ERROR_CONNECTION_LOST);
+	g_assert_null(w2->reply);
+	g_assert_true(g_str_has_prefix(w2->error->message, "UID MOVE: "));
+	waiter_wait(w1);
+	g_assert_no_error(w1->error);
+	g_assert_cmpuint(w1->data->len, ==, 1);
+	g_assert_cmpstr(w1->data->pdata[0], ==, "FETCH 1 0 uid=5 body=hello");
+	imap_pool_free(pool);
+	fake_server_finish(fs, 2);
+	waiter_free(w1);
+	waiter_free(w2);
+}
+
+/* BYE in the middle of a command: it fails with the server's words. */
+static void test_bye(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		GREETING_PLAIN,
+		"C:A2 UID EXPUNGE 3",
+		"S:* BYE Server shutting down",
+		"CLOSE",
+		NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	ImapPool *pool = imap_pool_new(&cfg, NULL);
+	Waiter *w = submit(pool, NULL, cmd(0, "UID EXPUNGE 3"), FALSE);
+
+	waiter_wait(w);
+	g_assert_error(w->error, IMAPFS_IMAP_ERROR, IMAP_ERROR_CONNECTION_LOST);
+	g_assert_nonnull(strstr(w->error->message, "Server shutting down"));
+	imap_pool_free(pool);
+	fake_server_finish(fs, 1);
+	waiter_free(w);
+}
+
+/* A tagged reply to a tag never sent is a protocol error: drop. */
+static void test_unknown_tag(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",	GREETING_PLAIN, "C:A2 NOOP",
+		"S:A7 OK what", "WAITCLOSE",	NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	ImapPool *pool = imap_pool_new(&cfg, NULL);
+	Waiter *w = submit(pool, NULL, cmd(0, "NOOP"), FALSE);
+
+	waiter_wait(w);
+	g_assert_error(w->error, IMAPFS_IMAP_ERROR, IMAP_ERROR_CONNECTION_LOST);
+	g_assert_nonnull(strstr(w->error->message, "protocol error"));
+	g_assert_nonnull(strstr(w->error->message, "A7"));
+	imap_pool_free(pool);
+	fake_server_finish(fs, 1);
+	waiter_free(w);
+}
+
+/* A server that accepts but never greets: a timeout, with a hint. */
+static void test_greeting_timeout(void)
+{
+	static const char *const script[] = {"ACCEPT", "WAITCLOSE", NULL};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	g_autoptr(GError) error = NULL;
+	gint64 start = g_get_monotonic_time();
+
+	cfg.timeout_s = 1;
+	g_autoptr(ImapStream) s = imap_stream_connect(&cfg, 1, &error);
+	g_assert_null(s);
+	g_assert_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_TIMEOUT);
+	g_assert_nonnull(strstr(error->message, "no IMAP greeting"));
+	g_assert_cmpint(g_get_monotonic_time() - start, <,
+			5 * G_TIME_SPAN_SECOND);
+	fake_server_finish(fs, 1);
+}
+
+/* The silence timeout on a pool connection: command outstanding, server
+ * mute -> the connection drops and the command fails. */
+static void test_silence_timeout(void)
+{
+	static const char *const script[] = {
+		"ACCEPT", GREETING_PLAIN, "C:A2 NOOP", "WAITCLOSE", NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+
+	cfg.timeout_s = 1;
+	ImapPool *pool = imap_pool_new(&cfg, NULL);
+	Waiter *w = submit(pool, NULL, cmd(0, "NOOP"), FALSE);
+
+	waiter_wait(w);
+	g_assert_error(w->error, IMAPFS_IMAP_ERROR, IMAP_ERROR_CONNECTION_LOST);
+	g_assert_nonnull(strstr(w->error->message, "did not answer"));
+	imap_pool_free(pool);
+	fake_server_finish(fs, 1);
+	waiter_free(w);
+}
+
+static guint16 closed_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	g_assert_cmpint(bind(fd, (struct sockaddr *)&sa, len), ==, 0);
+	g_assert_cmpint(getsockname(fd, (struct sockaddr *)&sa, &len), ==, 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+/* Nothing listens: a clear error from connect, and from the pool after a
+ * few attempts rather than a hang. */
+static void test_connect_refused(void)
+{
+	ImapConfig cfg = test_config(closed_port());
+	g_autoptr(GError) error = NULL;
+	g_autoptr(ImapStream) s = imap_stream_connect(&cfg, 1, &error);
+	g_autofree char *want = g_strdup_printf(
+		"cannot connect to 127.0.0.1:%u: Connection refused", cfg.port);
+
+	g_assert_null(s);
+	g_assert_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_CONNECT);
+	g_assert_cmpstr(error->message, ==, want);
+
+	ImapPool *pool = imap_pool_new(&cfg, NULL);
+	Waiter *w = submit(pool, "INBOX", cmd(IMAP_COMMAND_RETRIABLE, "NOOP"),
+			   FALSE);
+	waiter_wait(w);
+	g_assert_error(w->error, IMAPFS_IMAP_ERROR, IMAP_ERROR_CONNECT);
+	g_assert_nonnull(strstr(w->error->message, want));
+	imap_pool_free(pool);
+	waiter_free(w);
+}
+
+/* Plaintext without allow_plaintext_auth, and STARTTLS demanded from a
+ * server without it: refused before any password is sent. */
+static void test_refusals(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready",
+		"WAITCLOSE",
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] ready",
+		"WAITCLOSE",
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] ready",
+		"WAITCLOSE",
+		NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	GError *error = NULL;
+
+	cfg.allow_plaintext_auth = FALSE;
+	g_assert_null(imap_stream_connect(&cfg, 1, &error));
+	g_assert_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
+	g_assert_nonnull(strstr(error->message, "plaintext"));
+	g_clear_error(&error);
+
+	cfg.tls = IMAP_TLS_STARTTLS;
+	g_assert_null(imap_stream_connect(&cfg, 1, &error));
+	g_assert_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_UNSUPPORTED);
+	g_assert_nonnull(strstr(error->message, "STARTTLS"));
+	g_clear_error(&error);
+
+	cfg.tls = IMAP_TLS_NONE;
+	cfg.allow_plaintext_auth = TRUE;
+	g_assert_null(imap_stream_connect(&cfg, 1, &error));
+	g_assert_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
+	g_assert_nonnull(strstr(error->message, "LOGINDISABLED"));
+	g_clear_error(&error);
+	fake_server_finish(fs, 3);
+}
+
+/* A login refused by the server names the user and keeps its words. */
+static void test_login_refused(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1] ready",
+		"C:A1 LOGIN u p",
+		"S:A1 NO [AUTHENTICATIONFAILED] Authentication failed.",
+		"WAITCLOSE",
+		NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	g_autoptr(GError) error = NULL;
+
+	g_assert_null(imap_stream_connect(&cfg, 1, &error));
+	g_assert_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
+	g_assert_cmpstr(error->message, ==,
+			"login as u on 127.0.0.1 refused: "
+			"[AUTHENTICATIONFAILED] Authentication failed. (check "
+			"the user name and password)");
+	fake_server_finish(fs, 1);
+}
+
+/* Commands submitted and not finished when the pool is freed complete
+ * with SHUTDOWN, before imap_pool_free returns. */
+static void test_shutdown(void)
+{
+	static const char *const script[] = {
+		"ACCEPT", GREETING_PLAIN, "C:A2 NOOP", "WAITCLOSE", NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	ImapPool *pool = imap_pool_new(&cfg, NULL);
+	Waiter *w = submit(pool, NULL, cmd(0, "NOOP"), FALSE);
+
+	g_usleep(300 * 1000);
+	imap_pool_free(pool);
+	g_assert_true(w->done);
+	g_assert_error(w->error, IMAPFS_IMAP_ERROR, IMAP_ERROR_SHUTDOWN);
+	fake_server_finish(fs, 1);
+	waiter_free(w);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/imap/conn/login-pipelining", test_login_pipelining);
+	g_test_add_func("/imap/conn/select-fetch-no", test_select_fetch_no);
+	g_test_add_func("/imap/conn/sync-literal", test_sync_literal);
+	g_test_add_func("/imap/conn/drop-mid-literal", test_drop_mid_literal);
+	g_test_add_func("/imap/conn/bye", test_bye);
+	g_test_add_func("/imap/conn/unknown-tag", test_unknown_tag);
+	g_test_add_func("/imap/conn/greeting-timeout", test_greeting_timeout);
+	g_test_add_func("/imap/conn/silence-timeout", test_silence_timeout);
+	g_test_add_func("/imap/conn/connect-refused", test_connect_refused);
+	g_test_add_func("/imap/conn/refusals", test_refusals);
+	g_test_add_func("/imap/conn/login-refused", test_login_refused);
+	g_test_add_func("/imap/conn/shutdown", test_shutdown);
+	return g_test_run();
+}
