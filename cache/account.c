@@ -392,7 +392,12 @@ static void on_fetch_data(const ImapResponse *resp, guint32 uidvalidity,
 	    !imap_response_get_fetch(resp, &fetch, NULL))
 		return;
 	body = fetch.body;
-	if (fetch.uid != job->ref.uid || !body || job->got || job->error)
+	/* Data of other commands in flight reaches us too: take only the
+	 * body we asked for. */
+	if (fetch.uid != job->ref.uid || !body || job->got || job->error ||
+	    g_strcmp0(fetch.body_section, "") != 0 ||
+	    fetch.has_origin == job->whole ||
+	    (fetch.has_origin && fetch.origin != job->off))
 		goto out;
 	if (uidvalidity != job->uidvalidity) {
 		g_set_error(&job->error, IMAPFS_CACHE_ERROR,
@@ -400,10 +405,9 @@ static void on_fetch_data(const ImapResponse *resp, guint32 uidvalidity,
 			    "mailbox %s changed UIDVALIDITY", job->mailbox);
 		goto out;
 	}
-	if (body->type == IMAP_VALUE_NIL ||
-	    (!job->whole && (!fetch.has_origin || fetch.origin != job->off))) {
+	if (body->type == IMAP_VALUE_NIL) {
 		g_set_error(&job->error, IMAPFS_CACHE_ERROR, CACHE_ERROR_IO,
-			    "server sent no usable body for UID %u in %s",
+			    "server sent no body for UID %u in %s",
 			    job->ref.uid, job->mailbox);
 		goto out;
 	}

@@ -18,7 +18,7 @@ static const char *const system_flags[] = {
 
 char *cache_flags_normalize(const char *text, GError **error)
 {
-	g_auto(GStrv) tokens = g_strsplit_set(text ? text : "", " \t\r\n", -1);
+	g_auto(GStrv) tokens = g_strsplit(text ? text : "", " ", -1);
 	GPtrArray *out = g_ptr_array_new();
 	char *joined;
 

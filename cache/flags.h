@@ -5,8 +5,9 @@
 
 #include <glib.h>
 
-/* Turns what a user wrote ("\seen  $Work\n\Flagged") into the canonical
- * space-separated set ("\Seen $Work \Flagged"): split on any white space,
+/* Turns what a user wrote ("\seen  $Work \Flagged") into the canonical
+ * space-separated set ("\Seen $Work \Flagged"): split on spaces (any other
+ * white space is an error, like any byte that cannot be in a flag),
  * system flags spelled as RFC 9051 does, duplicates dropped, order kept.
  * CACHE_ERROR_INVALID for a token that is not a flag, for \Recent and \*
  * (which cannot be set), and for an unknown system flag. (transfer full) */

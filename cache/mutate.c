@@ -171,36 +171,38 @@ static gboolean still_there(CacheAccount *acct, guint32 id, guint32 uid,
 	return there;
 }
 
-/* The last number of a "uidvalidity src-set dst-set" or "uidvalidity uid"
- * response code argument, if it is a single UID. */
-static guint32 code_last_uid(const char *arg)
+/* Word @i (0-based) of a response code argument as a UID, or 0 if it is
+ * not a single number (a set like "3:5" is not). */
+static guint32 code_uid(const char *arg, guint i)
 {
-	const char *last;
+	g_auto(GStrv) words = arg ? g_strsplit(arg, " ", -1) : NULL;
 	guint64 n;
 
-	if (!arg)
-		return 0;
-	last = strrchr(arg, ' ');
-	last = last ? last + 1 : arg;
-	if (!g_ascii_string_to_unsigned(last, 10, 1, G_MAXUINT32, &n, NULL))
+	if (!words || g_strv_length(words) <= i ||
+	    !g_ascii_string_to_unsigned(words[i], 10, 1, G_MAXUINT32, &n,
+					NULL))
 		return 0;
 	return n;
 }
 
-/* COPYUID comes with the tagged OK of COPY, and in an untagged OK before
- * the EXPUNGE of MOVE (RFC 6851 §4.3). */
-static guint32 reply_copyuid(const ImapReply *reply)
+/* The new UID of @src_uid from COPYUID ("uidvalidity src dst"), which
+ * comes with the tagged OK of COPY, and in an untagged OK before the
+ * EXPUNGE of MOVE (RFC 6851 §4.3). Untagged data can reach a command that
+ * did not ask for it, so the source UID must be ours. */
+static guint32 reply_copyuid(const ImapReply *reply, guint32 src_uid)
 {
 	if (!reply)
 		return 0;
-	if (g_strcmp0(reply->code, "COPYUID") == 0)
-		return code_last_uid(reply->code_arg);
+	if (g_strcmp0(reply->code, "COPYUID") == 0 &&
+	    code_uid(reply->code_arg, 1) == src_uid)
+		return code_uid(reply->code_arg, 2);
 	for (guint i = 0; i < reply->untagged->len; i++) {
 		const ImapResponse *resp = reply->untagged->pdata[i];
 
 		if (resp->status == IMAP_STATUS_OK &&
-		    g_strcmp0(resp->code, "COPYUID") == 0)
-			return code_last_uid(resp->code_arg);
+		    g_strcmp0(resp->code, "COPYUID") == 0 &&
+		    code_uid(resp->code_arg, 1) == src_uid)
+			return code_uid(resp->code_arg, 2);
 	}
 	return 0;
 }
@@ -408,7 +410,7 @@ gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref,
 			ok = expunge_uid(acct, &from, ref, error);
 	}
 	if (ok) {
-		new_uid = reply_copyuid(reply);
+		new_uid = reply_copyuid(reply, ref.uid);
 		place_copy(acct, to_id, new_uid, &msg);
 		if (out_uid)
 			*out_uid = new_uid;
@@ -592,7 +594,7 @@ gboolean cache_account_append(CacheAccount *acct, guint32 mailbox_id, int fd,
 	 * it. */
 	ok = run(acct, NULL, cmd, &reply, error);
 	if (ok && g_strcmp0(reply->code, "APPENDUID") == 0)
-		uid = code_last_uid(reply->code_arg);
+		uid = code_uid(reply->code_arg, 1);
 	if (!ok && !is_connection_lost(*error)) {
 		place_clear(&place);
 		return FALSE;

@@ -230,6 +230,26 @@ static void pool_note_drop(ImapPool *pool)
 	pool->backoff_us = MIN(delay * 2, POOL_BACKOFF_MAX_US);
 }
 
+/* One untagged response on its way to the commands in flight. */
+typedef struct {
+	const ImapResponse *resp;
+	guint32 uidvalidity;
+	PoolReq *keeper; /* the oldest command without a data func */
+} UntaggedDelivery;
+
+static void pool_deliver_untagged(gpointer cmd_data, gpointer user_data)
+{
+	PoolReq *req = cmd_data;
+	UntaggedDelivery *ctx = user_data;
+
+	if (req == NULL || req->kind == REQ_SELECT)
+		return;
+	if (req->data != NULL)
+		req->data(ctx->resp, ctx->uidvalidity, req->user_data);
+	else if (ctx->keeper == NULL)
+		ctx->keeper = req;
+}
+
 static void on_conn_untagged(ImapConn *conn, gpointer cmd_data,
 			     ImapResponse *resp, gpointer user_data)
 {
@@ -246,12 +266,20 @@ static void on_conn_untagged(ImapConn *conn, gpointer cmd_data,
 		imap_response_free(resp);
 		return;
 	}
-	if (req->data != NULL) {
-		req->data(resp, pc->uidvalidity, req->user_data);
-		imap_response_free(resp);
-		return;
+	/* Dovecot runs pipelined commands at the same time, so untagged
+	 * data may answer any command in flight, not only the oldest: every
+	 * data func sees it (each picks what it asked for by UID, section and
+	 * origin), and the oldest command without one keeps it in its reply
+	 * (whose readers match response codes by UID, e.g. COPYUID). */
+	{
+		UntaggedDelivery ctx = {resp, pc->uidvalidity, NULL};
+
+		imap_conn_foreach_in_flight(conn, pool_deliver_untagged, &ctx);
+		if (ctx.keeper)
+			g_ptr_array_add(ctx.keeper->untagged, resp);
+		else
+			imap_response_free(resp);
 	}
-	g_ptr_array_add(req->untagged, resp);
 }
 
 static void select_done(PoolConn *pc, PoolReq *req, ImapResponse *resp)
