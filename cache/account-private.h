@@ -23,6 +23,10 @@ struct CacheAccount {
 	CacheIndex *index;
 	GHashTable *inflight;	/* job key -> CacheWait * (a reference) */
 
+	/* Prefetch (cache/prefetch.c), under lock: */
+	GHashTable *scans;	/* mailbox id -> Scan * */
+	guint64 prefetch_bytes;	/* bytes asked for and not yet arrived */
+
 	CacheInvalidateFunc invalidate;
 	gpointer invalidate_data;
 };
@@ -39,6 +43,12 @@ gboolean cache_account_ensure_listed(CacheAccount *acct, gboolean refresh,
 /* Syncs mailbox @id if it never was, or (@refresh) if it is stale. */
 gboolean cache_account_ensure_synced(CacheAccount *acct, guint32 id,
 				     gboolean refresh, GError **error);
+
+/* Records that message @ref really has @size bytes (the server's
+ * RFC822.SIZE was wrong) and tells fs/ to drop what the kernel cached.
+ * Takes the lock; any thread. */
+void cache_account_correct_size(CacheAccount *acct, CacheMsgRef ref,
+				const char *mailbox, guint64 size);
 
 /* Unregisters @key; called from a job's completion. Takes the lock. */
 void cache_account_leave(CacheAccount *acct, const char *key);

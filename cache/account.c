@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cache/account-private.h"
+#include "cache/prefetch.h"
 #include "cache/sync.h"
 #include "cache/text.h"
 
@@ -76,6 +77,8 @@ CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 	acct->inflight = g_hash_table_new_full(
 		g_str_hash, g_str_equal, g_free,
 		(GDestroyNotify)cache_wait_unref);
+	acct->scans = g_hash_table_new_full(g_direct_hash, g_direct_equal,
+					    NULL, g_free);
 	imap_pool_set_select_func(pool, cache_sync_on_select, acct);
 	return acct;
 }
@@ -87,6 +90,7 @@ void cache_account_free(CacheAccount *acct)
 	/* First the pool: every callback that could touch us has run. */
 	imap_pool_free(acct->pool);
 	g_hash_table_unref(acct->inflight);
+	g_hash_table_unref(acct->scans);
 	cache_index_free(acct->index);
 	cache_store_free(acct->store);
 	g_mutex_clear(&acct->lock);
@@ -353,6 +357,31 @@ guint32 cache_account_find_alias(CacheAccount *acct, guint32 mailbox_id,
 
 /* ---- Reading ------------------------------------------------------------ */
 
+void cache_account_correct_size(CacheAccount *acct, CacheMsgRef ref,
+				const char *mailbox, guint64 size)
+{
+	CacheIndexMailbox *mbox;
+	CacheMessage *msg = NULL;
+	gboolean changed = FALSE;
+
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
+	if (mbox)
+		msg = cache_index_message(mbox, ref.uid);
+	if (msg && msg->size != size) {
+		g_message("UID %u in %s: the server said %" G_GUINT64_FORMAT
+			  " bytes, the message has %" G_GUINT64_FORMAT,
+			  ref.uid, mailbox, msg->size, size);
+		msg->size = size;
+		mbox->generation++;
+		changed = TRUE;
+	}
+	g_mutex_unlock(&acct->lock);
+	if (changed && acct->invalidate)
+		acct->invalidate(ref, acct->invalidate_data);
+}
+
+/* A range of a large message: UID FETCH uid (BODY.PEEK[]<off.len>). */
 typedef struct {
 	CacheAccount *acct;	/* borrowed */
 	CacheMsgRef ref;
@@ -360,11 +389,10 @@ typedef struct {
 	char *mailbox;		/* wire name */
 	guint32 uidvalidity;
 	guint64 size;		/* what the index said when we asked */
-	gboolean whole;
-	guint64 off;		/* range: requested origin and length */
+	guint64 off;		/* requested origin and length */
 	guint64 len;
 	gboolean got;		/* the body arrived and was stored */
-	guint64 new_size;	/* the true size, if it proved different */
+	guint64 new_size;	/* the true size, if a short range showed it */
 	GError *error;
 } FetchJob;
 
@@ -378,7 +406,7 @@ static void fetch_job_free(gpointer data)
 	g_free(job);
 }
 
-/* imap-io thread: place the body in the store. */
+/* imap-io thread: place the range in the store. */
 static void on_fetch_data(const ImapResponse *resp, guint32 uidvalidity,
 			  gpointer user_data)
 {
@@ -386,6 +414,7 @@ static void on_fetch_data(const ImapResponse *resp, guint32 uidvalidity,
 	CacheKey key = {job->mailbox, job->uidvalidity, job->ref.uid};
 	ImapFetch fetch;
 	const ImapValue *body;
+	guint64 expect;
 	gsize n;
 
 	if (g_strcmp0(resp->name, "FETCH") != 0 ||
@@ -393,11 +422,10 @@ static void on_fetch_data(const ImapResponse *resp, guint32 uidvalidity,
 		return;
 	body = fetch.body;
 	/* Data of other commands in flight reaches us too: take only the
-	 * body we asked for. */
+	 * range we asked for. */
 	if (fetch.uid != job->ref.uid || !body || job->got || job->error ||
-	    g_strcmp0(fetch.body_section, "") != 0 ||
-	    fetch.has_origin == job->whole ||
-	    (fetch.has_origin && fetch.origin != job->off))
+	    g_strcmp0(fetch.body_section, "") != 0 || !fetch.has_origin ||
+	    fetch.origin != job->off)
 		goto out;
 	if (uidvalidity != job->uidvalidity) {
 		g_set_error(&job->error, IMAPFS_CACHE_ERROR,
@@ -412,38 +440,22 @@ static void on_fetch_data(const ImapResponse *resp, guint32 uidvalidity,
 		goto out;
 	}
 	n = body->len;
-	if (job->whole) {
-		if (!cache_store_put_whole(job->acct->store, &key,
-					   body->type == IMAP_VALUE_STRING
-						   ? body->str
-						   : NULL,
-					   body->fd, n, &job->error))
-			goto out;
-		if (n != job->size)
-			job->new_size = n;
+	expect = MIN(job->len, job->size - job->off);
+	if (n > expect) {
+		/* Longer than RFC822.SIZE said: only a whole fetch tells the
+		 * true size. Store nothing; the reader will fetch it whole. */
 		job->got = TRUE;
-	} else {
-		guint64 expect = MIN(job->len, job->size - job->off);
-
-		if (n > expect || (n < expect && n < job->len)) {
-			/* The server's RFC822.SIZE was wrong. A short range
-			 * tells where the message ends; a long one only that
-			 * it goes on, so fetch it whole to learn more. */
-			job->new_size = n < expect ? job->off + n : 0;
-			if (n > expect) {
-				job->whole = TRUE; /* ask again, whole */
-				goto out;
-			}
-		}
-		if (!cache_store_put_range(
-			    job->acct->store, &key,
-			    job->new_size ? job->new_size : job->size,
-			    job->off,
-			    body->type == IMAP_VALUE_STRING ? body->str : NULL,
-			    body->fd, n, &job->error))
-			goto out;
-		job->got = TRUE;
+		goto out;
 	}
+	if (n < expect)
+		job->new_size = job->off + n; /* it ends here */
+	if (!cache_store_put_range(
+		    job->acct->store, &key,
+		    job->new_size ? job->new_size : job->size, job->off,
+		    body->type == IMAP_VALUE_STRING ? body->str : NULL,
+		    body->fd, n, &job->error))
+		goto out;
+	job->got = TRUE;
 out:
 	imap_fetch_clear(&fetch);
 }
@@ -452,31 +464,11 @@ static void on_fetch_done(CacheWait *wait, const ImapReply *reply,
 			  const GError *error, gpointer user_data)
 {
 	FetchJob *job = user_data;
-	CacheAccount *acct = job->acct;
-	gboolean changed = FALSE;
 
-	cache_account_leave(acct, job->key);
-	if (!error && job->new_size) {
-		CacheIndexMailbox *mbox;
-		CacheMessage *msg = NULL;
-
-		g_mutex_lock(&acct->lock);
-		mbox = cache_index_mailbox(acct->index, job->ref.mailbox_id);
-		if (mbox)
-			msg = cache_index_message(mbox, job->ref.uid);
-		if (msg && msg->size != job->new_size) {
-			g_message("UID %u in %s: the server said %" G_GUINT64_FORMAT
-				  " bytes, the message has %" G_GUINT64_FORMAT,
-				  job->ref.uid, job->mailbox, msg->size,
-				  job->new_size);
-			msg->size = job->new_size;
-			mbox->generation++;
-			changed = TRUE;
-		}
-		g_mutex_unlock(&acct->lock);
-	}
-	if (changed && acct->invalidate)
-		acct->invalidate(job->ref, acct->invalidate_data);
+	cache_account_leave(job->acct, job->key);
+	if (!error && job->new_size)
+		cache_account_correct_size(job->acct, job->ref, job->mailbox,
+					   job->new_size);
 }
 
 typedef struct {
@@ -520,40 +512,33 @@ static gboolean fetch_for_read(CacheAccount *acct, CacheMsgRef ref,
 	g_autoptr(CacheWait) fresh = cache_wait_new();
 	g_autoptr(CacheWait) wait = NULL;
 	g_autofree char *key = NULL;
-	guint64 start = 0, span = 0;
+	CacheKey ck = {place->mailbox, place->uidvalidity, ref.uid};
+	guint64 end = MIN((guint64)off + len, place->size);
+	guint64 start = off - off % CACHE_STORE_CHUNK;
+	guint64 span = end - start;
 	gboolean is_new;
+	int prev;
 
-	if (!whole) {
-		CacheKey ck = {place->mailbox, place->uidvalidity, ref.uid};
-		guint64 end = MIN((guint64)off + len, place->size);
-		int prev;
-
-		start = off - off % CACHE_STORE_CHUNK;
-		span = end - start;
-		/* Reading on from the chunk before: read further ahead. */
-		if (start >= CACHE_STORE_CHUNK) {
-			prev = cache_store_open_range(acct->store, &ck,
-						      place->size,
-						      start - CACHE_STORE_CHUNK,
-						      1);
-			if (prev >= 0) {
-				close(prev);
-				span = MAX(span, MIN(start / 2 + CACHE_STORE_CHUNK,
-						     CACHE_READAHEAD_MAX));
-			}
+	if (whole)
+		return cache_prefetch_whole(acct, ref, place->mailbox,
+					    place->uidvalidity, cancel, error);
+	/* Reading on from the chunk before: read further ahead. */
+	if (start >= CACHE_STORE_CHUNK) {
+		prev = cache_store_open_range(acct->store, &ck, place->size,
+					      start - CACHE_STORE_CHUNK, 1);
+		if (prev >= 0) {
+			close(prev);
+			span = MAX(span, MIN(start / 2 + CACHE_STORE_CHUNK,
+					     CACHE_READAHEAD_MAX));
 		}
-		span = (span + CACHE_STORE_CHUNK - 1) / CACHE_STORE_CHUNK *
-		       CACHE_STORE_CHUNK;
-		key = g_strdup_printf("fetch:%u:%u:%" G_GUINT64_FORMAT,
-				      ref.mailbox_id, ref.uid, start);
-	} else {
-		key = g_strdup_printf("fetch:%u:%u", ref.mailbox_id, ref.uid);
 	}
-
+	span = (span + CACHE_STORE_CHUNK - 1) / CACHE_STORE_CHUNK *
+	       CACHE_STORE_CHUNK;
+	key = g_strdup_printf("range:%u:%u:%" G_GUINT64_FORMAT, ref.mailbox_id,
+			      ref.uid, start);
 	wait = cache_account_join(acct, key, fresh, &is_new);
 	if (is_new) {
 		FetchJob *job = g_new0(FetchJob, 1);
-		ImapCommand *cmd;
 
 		job->acct = acct;
 		job->ref = ref;
@@ -561,21 +546,14 @@ static gboolean fetch_for_read(CacheAccount *acct, CacheMsgRef ref,
 		job->mailbox = g_strdup(place->mailbox);
 		job->uidvalidity = place->uidvalidity;
 		job->size = place->size;
-		job->whole = whole;
 		job->off = start;
 		job->len = span;
-		if (whole)
-			cmd = imap_command_new(NULL, IMAP_COMMAND_RETRIABLE,
-					       "UID FETCH %u (BODY.PEEK[])",
-					       ref.uid);
-		else
-			cmd = imap_command_new(
-				NULL, IMAP_COMMAND_RETRIABLE,
-				"UID FETCH %u (BODY.PEEK[]<%u.%u>)", ref.uid,
-				(guint)start, (guint)span);
-		cache_wait_submit(wait, acct->pool, place->mailbox, cmd,
-				  on_fetch_data, on_fetch_done, job,
-				  fetch_job_free);
+		cache_wait_submit(
+			wait, acct->pool, place->mailbox,
+			imap_command_new(NULL, IMAP_COMMAND_RETRIABLE,
+					 "UID FETCH %u (BODY.PEEK[]<%u.%u>)",
+					 ref.uid, (guint)start, (guint)span),
+			on_fetch_data, on_fetch_done, job, fetch_job_free);
 	}
 	return cache_wait_block(wait, acct->timeout_s, cancel, error);
 }
@@ -601,6 +579,8 @@ gboolean cache_account_read(CacheAccount *acct, CacheMsgRef ref, goffset off,
 {
 	*out_span = (CacheSpan){.fd = -1};
 
+	if (off == 0)
+		cache_prefetch_note_read(acct, ref);
 	for (guint attempt = 0; attempt < 4; attempt++) {
 		MsgPlace place = {0};
 		CacheKey key;
@@ -629,6 +609,17 @@ gboolean cache_account_read(CacheAccount *acct, CacheMsgRef ref, goffset off,
 		}
 		whole = place.size <= CACHE_WHOLE_MAX || attempt >= 2;
 		if (!whole) {
+			/* Already coming whole (a prefetch): wait for that. */
+			g_autoptr(CacheWait) pending =
+				cache_prefetch_pending(acct, ref);
+
+			if (pending) {
+				g_free(place.mailbox);
+				if (!cache_wait_block(pending, acct->timeout_s,
+						      cancel, error))
+					return FALSE;
+				continue;
+			}
 			fd = cache_store_open_range(acct->store, &key,
 						    place.size, off, len);
 			if (fd >= 0) {

@@ -96,7 +96,8 @@ void cache_wait_submit(CacheWait *wait, ImapPool *pool, const char *mailbox,
 	wait->done_func = done;
 	wait->user_data = user_data;
 	wait->user_free = user_free;
-	imap_pool_submit(pool, mailbox, cmd, on_data, on_done,
+	/* Without a data func, untagged responses go into the reply. */
+	imap_pool_submit(pool, mailbox, cmd, data ? on_data : NULL, on_done,
 			 cache_wait_ref(wait));
 }
 

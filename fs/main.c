@@ -190,8 +190,10 @@ int main(int argc, char **argv)
 	mnt.mount_time = time(NULL);
 	mnt.timeout = opts.list_ttl;
 	mnt.rm_expunge = opts.rm_expunge;
-	g_mutex_init(&mnt.open_lock);
+	g_mutex_init(&mnt.lock);
 	mnt.open_count = g_hash_table_new(g_direct_hash, g_direct_equal);
+	mnt.moved = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+					  g_free);
 	new_dir = g_build_filename(cache_dir, "new", NULL);
 	mnt.newfiles = fs_newfiles_new(new_dir, &error);
 	if (!mnt.newfiles) {
@@ -252,6 +254,8 @@ out_probe:
 	fs_newfiles_free(mnt.newfiles);
 	if (mnt.open_count)
 		g_hash_table_unref(mnt.open_count);
+	if (mnt.moved)
+		g_hash_table_unref(mnt.moved);
 	imap_stream_free(probe);
 out_args:
 	free(cmdline.mountpoint);

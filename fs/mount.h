@@ -20,8 +20,11 @@ typedef struct {
 	double timeout;		/* kernel entry/attr cache, seconds */
 	gboolean rm_expunge;	/* -o rm=expunge: rm never goes to Trash */
 	FsNewFiles *newfiles;	/* files being created (fs/newfile.h) */
-	GMutex open_lock;	/* guards open_count; a leaf lock */
+	GMutex lock;		/* guards the tables below; a leaf lock */
 	GHashTable *open_count;	/* message ino -> open handles */
+	GHashTable *moved;	/* message ino -> CacheMsgRef * it became by
+				 * a move: the kernel keeps the old inode
+				 * under the new name, and mv stats it */
 } FsMount;
 
 /* The handlers, for fuse_session_new(). */

@@ -7,6 +7,7 @@
 typedef struct {
 	fuse_ino_t ino;		/* 0: stop */
 	char *name;		/* NULL: the inode; else an entry of it */
+	gint64 not_before;	/* monotonic time */
 } Item;
 
 struct FsNotify {
@@ -24,10 +25,15 @@ static gpointer notify_main(gpointer data)
 		fuse_ino_t ino = item->ino;
 		int ret;
 
+		gint64 wait;
+
 		if (ino == 0) {
 			g_free(item);
 			break;
 		}
+		wait = item->not_before - g_get_monotonic_time();
+		if (wait > 0)
+			g_usleep(wait);
 		if (item->name)
 			ret = fuse_lowlevel_notify_inval_entry(
 				notify->se, ino, item->name,
@@ -64,12 +70,14 @@ void fs_notify_inode(FsNotify *notify, fuse_ino_t ino)
 	g_async_queue_push(notify->queue, item);
 }
 
-void fs_notify_entry(FsNotify *notify, fuse_ino_t parent, const char *name)
+void fs_notify_entry(FsNotify *notify, fuse_ino_t parent, const char *name,
+		     gint64 delay_us)
 {
 	Item *item = g_new0(Item, 1);
 
 	item->ino = parent;
 	item->name = g_strdup(name);
+	item->not_before = g_get_monotonic_time() + delay_us;
 	g_async_queue_push(notify->queue, item);
 }
 

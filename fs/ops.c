@@ -24,6 +24,8 @@
 #include "fs/xattr.h"
 
 #define FS_NEGATIVE_TIMEOUT 1.0
+/* How long the name a message was moved under stays known (µs). */
+#define FS_MOVED_NAME_GRACE (G_USEC_PER_SEC / 2)
 
 static FsMount *mount_of(fuse_req_t req)
 {
@@ -56,6 +58,26 @@ static void fill_entry(FsMount *mnt, const struct stat *st,
 }
 
 /* ---- Lookup and attributes --------------------------------------------- */
+
+/* Where an inode's message is: for a file created here and added since,
+ * or a message moved since the kernel learnt the inode, the message it
+ * became. FALSE for directories and pending files. */
+static gboolean message_ref(FsMount *mnt, fuse_ino_t ino, CacheMsgRef *out)
+{
+	CacheMsgRef *moved;
+
+	if (fs_newfiles_is_new(ino))
+		return fs_newfiles_committed(mnt->newfiles, ino, out) &&
+		       out->uid != 0;
+	if (!fs_inode_decode(ino, &out->mailbox_id, &out->uid) || !out->uid)
+		return FALSE;
+	g_mutex_lock(&mnt->lock);
+	moved = g_hash_table_lookup(mnt->moved, GSIZE_TO_POINTER(ino));
+	if (moved)
+		*out = *moved;
+	g_mutex_unlock(&mnt->lock);
+	return TRUE;
+}
 
 static gboolean stat_inode(FsMount *mnt, fuse_ino_t ino, struct stat *st,
 			   GError **error)
@@ -94,12 +116,14 @@ static gboolean stat_inode(FsMount *mnt, fuse_ino_t ino, struct stat *st,
 				  st);
 		cache_mailbox_clear(&mbox);
 	} else {
-		CacheMsgRef ref = {id, uid};
+		CacheMsgRef ref;
 		CacheMessage msg;
 
+		message_ref(mnt, ino, &ref);
 		if (!cache_account_get_message(mnt->acct, ref, &msg, error))
 			return FALSE;
-		fs_inode_stat_msg(id, &msg, mnt->uid, mnt->gid, st);
+		fs_inode_stat_msg(ref.mailbox_id, &msg, mnt->uid, mnt->gid, st);
+		st->st_ino = ino;
 		cache_message_clear(&msg);
 	}
 	return TRUE;
@@ -369,39 +393,28 @@ static void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 /* ---- Files -------------------------------------------------------------- */
 
-/* Where an inode's message is: for a file created here and added since,
- * the message it became. FALSE for directories and pending files. */
-static gboolean message_ref(FsMount *mnt, fuse_ino_t ino, CacheMsgRef *out)
-{
-	if (fs_newfiles_is_new(ino))
-		return fs_newfiles_committed(mnt->newfiles, ino, out) &&
-		       out->uid != 0;
-	return fs_inode_decode(ino, &out->mailbox_id, &out->uid) &&
-	       out->uid != 0;
-}
-
 static void count_open(FsMount *mnt, fuse_ino_t ino, int delta)
 {
 	gpointer key = GSIZE_TO_POINTER(ino);
 	guint n;
 
-	g_mutex_lock(&mnt->open_lock);
+	g_mutex_lock(&mnt->lock);
 	n = GPOINTER_TO_UINT(g_hash_table_lookup(mnt->open_count, key)) +
 	    delta;
 	if (n)
 		g_hash_table_insert(mnt->open_count, key, GUINT_TO_POINTER(n));
 	else
 		g_hash_table_remove(mnt->open_count, key);
-	g_mutex_unlock(&mnt->open_lock);
+	g_mutex_unlock(&mnt->lock);
 }
 
 static gboolean is_open(FsMount *mnt, fuse_ino_t ino)
 {
 	gboolean open;
 
-	g_mutex_lock(&mnt->open_lock);
+	g_mutex_lock(&mnt->lock);
 	open = g_hash_table_contains(mnt->open_count, GSIZE_TO_POINTER(ino));
-	g_mutex_unlock(&mnt->open_lock);
+	g_mutex_unlock(&mnt->lock);
 	return open;
 }
 
@@ -516,7 +529,7 @@ static gboolean commit_new(FsMount *mnt, fuse_ino_t ino, gboolean keep_name,
 	if (!fs_newfiles_commit(mnt->newfiles, ino, mnt->acct, keep_name,
 				&parent, &name, error))
 		return FALSE;
-	fs_notify_entry(mnt->notify, fs_inode_dir(parent), name);
+	fs_notify_entry(mnt->notify, fs_inode_dir(parent), name, 0);
 	fs_notify_inode(mnt->notify, fs_inode_dir(parent));
 	return TRUE;
 }
@@ -948,7 +961,7 @@ static void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	FsMount *mnt = mount_of(req);
 	g_autoptr(GError) error = NULL;
-	guint32 pid, puid, nid, nuid, id, uid;
+	guint32 pid, puid, nid, nuid, id, uid, new_uid;
 	fuse_ino_t ino;
 
 	if (flags & RENAME_EXCHANGE) {
@@ -1028,15 +1041,25 @@ static void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		reply_error(req, error, "rename", parent);
 		return;
 	}
-	if (!cache_account_move(mnt->acct, (CacheMsgRef){pid, uid}, nid, NULL,
-				&error)) {
+	if (!cache_account_move(mnt->acct, (CacheMsgRef){pid, uid}, nid,
+				&new_uid, &error)) {
 		reply_error(req, error, "rename", parent);
 		return;
 	}
-	/* The message now has another UID, so another inode and name: the
-	 * kernel must not keep the typed name for it. */
-	fs_notify_entry(mnt->notify, newparent, newname);
-	fs_notify_inode(mnt->notify, ino);
+	if (new_uid) {
+		CacheMsgRef *to = g_new(CacheMsgRef, 1);
+
+		*to = (CacheMsgRef){nid, new_uid};
+		g_mutex_lock(&mnt->lock);
+		g_hash_table_replace(mnt->moved, GSIZE_TO_POINTER(ino), to);
+		g_mutex_unlock(&mnt->lock);
+	}
+	/* The message now has another UID, so another inode and maybe another
+	 * name: the kernel must not keep the typed name for it. Until it has
+	 * dropped it, the old inode stands for the moved message; mv (coreutils)
+	 * stats each destination right after renaming, so the drop waits a
+	 * moment. */
+	fs_notify_entry(mnt->notify, newparent, newname, FS_MOVED_NAME_GRACE);
 	fuse_reply_err(req, 0);
 }
 

@@ -1,0 +1,391 @@
+/* cache/prefetch.c — batched whole-message fetches and scan detection.
+ *
+ * A Batch is one "UID FETCH <set> (BODY.PEEK[])" command. Each of its
+ * messages is registered as its own in-flight job ("fetch:<mailbox>:<uid>",
+ * the same key a plain read of that message uses), with a CacheWait that is
+ * completed the moment that message's body is stored, so a reader never
+ * waits for more than the message it wants. Bodies arrive on the imap-io
+ * thread, mostly spooled, and are linked into the store.
+ *
+ * The detector keeps, per mailbox, the UID last read from its start and how
+ * many reads in a row followed UID order. From the third on, it keeps up to
+ * PREFETCH_WINDOW messages (and PREFETCH_AHEAD_BYTES) requested ahead of the
+ * reader, topping up when half of that has been read, and never has more
+ * than PREFETCH_BUDGET bytes asked for and not yet arrived.
+ */
+#include "cache/prefetch.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#define PREFETCH_WINDOW 256
+#define PREFETCH_AHEAD_BYTES (32 * 1024 * 1024)
+#define PREFETCH_BUDGET (64 * 1024 * 1024)
+#define BATCH_MESSAGES 64
+#define BATCH_BYTES (4 * 1024 * 1024)
+
+typedef struct {
+	guint32 last_uid;	/* last message read from its start */
+	guint hits;		/* reads in a row that followed UID order */
+	guint32 ahead_uid;	/* highest UID requested ahead */
+} Scan;
+
+typedef struct {
+	guint32 uid;
+	guint64 size;		/* as the index said */
+	guint64 budget;		/* bytes it holds of prefetch_bytes */
+	char *key;
+	CacheWait *wait;
+	gboolean done;
+} Item;
+
+typedef struct {
+	CacheAccount *acct;	/* borrowed */
+	guint32 mailbox_id;
+	char *mailbox;
+	guint32 uidvalidity;
+	GHashTable *items;	/* uid -> Item * (owned) */
+	GArray *uids;		/* guint32, in order added */
+} Batch;
+
+static char *job_key(guint32 mailbox_id, guint32 uid)
+{
+	return g_strdup_printf("fetch:%u:%u", mailbox_id, uid);
+}
+
+static void item_free(Item *item)
+{
+	g_free(item->key);
+	cache_wait_unref(item->wait);
+	g_free(item);
+}
+
+static Batch *batch_new(CacheAccount *acct, guint32 mailbox_id,
+			const char *mailbox, guint32 uidvalidity)
+{
+	Batch *batch = g_new0(Batch, 1);
+
+	batch->acct = acct;
+	batch->mailbox_id = mailbox_id;
+	batch->mailbox = g_strdup(mailbox);
+	batch->uidvalidity = uidvalidity;
+	batch->items = g_hash_table_new_full(g_direct_hash, g_direct_equal,
+					     NULL, (GDestroyNotify)item_free);
+	batch->uids = g_array_new(FALSE, FALSE, sizeof(guint32));
+	return batch;
+}
+
+static void batch_free(Batch *batch)
+{
+	g_hash_table_unref(batch->items);
+	g_array_unref(batch->uids);
+	g_free(batch->mailbox);
+	g_free(batch);
+}
+
+static void release_budget(CacheAccount *acct, guint64 bytes)
+{
+	if (!bytes)
+		return;
+	g_mutex_lock(&acct->lock);
+	acct->prefetch_bytes -= MIN(bytes, acct->prefetch_bytes);
+	g_mutex_unlock(&acct->lock);
+}
+
+/* Ends @item: wakes its waiters with @error (nullable) and unregisters it.
+ * imap-io thread. */
+static void item_finish(Batch *batch, Item *item, const GError *error)
+{
+	item->done = TRUE;
+	release_budget(batch->acct, item->budget);
+	item->budget = 0;
+	cache_account_leave(batch->acct, item->key);
+	cache_wait_complete(item->wait, error);
+}
+
+static void on_batch_data(const ImapResponse *resp, guint32 uidvalidity,
+			  gpointer user_data)
+{
+	Batch *batch = user_data;
+	g_autoptr(GError) error = NULL;
+	const ImapValue *body;
+	ImapFetch fetch;
+	Item *item;
+
+	if (g_strcmp0(resp->name, "FETCH") != 0 ||
+	    !imap_response_get_fetch(resp, &fetch, NULL))
+		return;
+	body = fetch.body;
+	item = g_hash_table_lookup(batch->items, GUINT_TO_POINTER(fetch.uid));
+	/* Other commands' data reaches us too: take only whole bodies of
+	 * our UIDs, fetched under our UIDVALIDITY. */
+	if (item && !item->done && body && body->type != IMAP_VALUE_NIL &&
+	    !fetch.has_origin && g_strcmp0(fetch.body_section, "") == 0 &&
+	    uidvalidity == batch->uidvalidity) {
+		CacheKey key = {batch->mailbox, batch->uidvalidity, item->uid};
+		CacheMsgRef ref = {batch->mailbox_id, item->uid};
+
+		if (cache_store_put_whole(
+			    batch->acct->store, &key,
+			    body->type == IMAP_VALUE_STRING ? body->str : NULL,
+			    body->fd, body->len, &error) &&
+		    body->len != item->size)
+			cache_account_correct_size(batch->acct, ref,
+						   batch->mailbox, body->len);
+		item_finish(batch, item, error);
+	}
+	imap_fetch_clear(&fetch);
+}
+
+static void on_batch_done(ImapReply *reply, GError *error, gpointer user_data)
+{
+	Batch *batch = user_data;
+
+	for (guint i = 0; i < batch->uids->len; i++) {
+		guint32 uid = g_array_index(batch->uids, guint32, i);
+		Item *item = g_hash_table_lookup(batch->items,
+						 GUINT_TO_POINTER(uid));
+		g_autoptr(GError) missing = NULL;
+
+		if (item->done)
+			continue;
+		if (!error)
+			g_set_error(&missing, IMAPFS_CACHE_ERROR,
+				    CACHE_ERROR_NOT_FOUND,
+				    "the server sent no body for UID %u of %s "
+				    "(expunged meanwhile?)",
+				    uid, batch->mailbox);
+		item_finish(batch, item, error ? error : missing);
+	}
+	imap_reply_free(reply);
+	g_clear_error(&error);
+	batch_free(batch);
+}
+
+/* Adds @uid to @batch if no fetch of it is under way; *out_wait (nullable)
+ * gets a reference to the wait to block on either way. */
+static void batch_add(Batch *batch, guint32 uid, guint64 size,
+		      guint64 budget, CacheWait **out_wait)
+{
+	g_autoptr(CacheWait) fresh = cache_wait_new();
+	char *key = job_key(batch->mailbox_id, uid);
+	gboolean is_new;
+	CacheWait *wait = cache_account_join(batch->acct, key, fresh, &is_new);
+
+	if (is_new) {
+		Item *item = g_new0(Item, 1);
+
+		item->uid = uid;
+		item->size = size;
+		item->budget = budget;
+		item->key = key;
+		item->wait = cache_wait_ref(wait);
+		g_hash_table_insert(batch->items, GUINT_TO_POINTER(uid), item);
+		g_array_append_val(batch->uids, uid);
+	} else {
+		g_free(key);
+		release_budget(batch->acct, budget);
+	}
+	if (out_wait)
+		*out_wait = wait;
+	else
+		cache_wait_unref(wait);
+}
+
+/* "3:5,9" for UIDs in ascending order. */
+static char *uid_set(GArray *uids)
+{
+	GString *out = g_string_new(NULL);
+
+	for (guint i = 0; i < uids->len;) {
+		guint32 first = g_array_index(uids, guint32, i), last = first;
+
+		while (++i < uids->len &&
+		       g_array_index(uids, guint32, i) == last + 1)
+			last++;
+		if (out->len)
+			g_string_append_c(out, ',');
+		if (last > first)
+			g_string_append_printf(out, "%u:%u", first, last);
+		else
+			g_string_append_printf(out, "%u", first);
+	}
+	return g_string_free(out, FALSE);
+}
+
+static void batch_submit(Batch *batch)
+{
+	g_autofree char *set = NULL;
+	g_autoptr(GError) error = NULL;
+	ImapCommand *cmd;
+
+	if (batch->uids->len == 0) {
+		batch_free(batch);
+		return;
+	}
+	set = uid_set(batch->uids);
+	cmd = imap_command_new(&error, IMAP_COMMAND_RETRIABLE,
+			       "UID FETCH %U (BODY.PEEK[])", set);
+	if (!cmd) {
+		on_batch_done(NULL, g_steal_pointer(&error), batch);
+		return;
+	}
+	imap_pool_submit(batch->acct->pool, batch->mailbox, cmd, on_batch_data,
+			 on_batch_done, batch);
+}
+
+gboolean cache_prefetch_whole(CacheAccount *acct, CacheMsgRef ref,
+			      const char *mailbox, guint32 uidvalidity,
+			      GCancellable *cancel, GError **error)
+{
+	Batch *batch = batch_new(acct, ref.mailbox_id, mailbox, uidvalidity);
+	g_autoptr(CacheWait) wait = NULL;
+	guint64 size = 0;
+
+	{
+		CacheIndexMailbox *mbox;
+		CacheMessage *msg = NULL;
+
+		g_mutex_lock(&acct->lock);
+		mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
+		if (mbox)
+			msg = cache_index_message(mbox, ref.uid);
+		if (msg)
+			size = msg->size;
+		g_mutex_unlock(&acct->lock);
+	}
+	batch_add(batch, ref.uid, size, 0, &wait);
+	batch_submit(batch);
+	return cache_wait_block(wait, acct->timeout_s, cancel, error);
+}
+
+CacheWait *cache_prefetch_pending(CacheAccount *acct, CacheMsgRef ref)
+{
+	g_autofree char *key = job_key(ref.mailbox_id, ref.uid);
+	CacheWait *wait;
+
+	g_mutex_lock(&acct->lock);
+	wait = g_hash_table_lookup(acct->inflight, key);
+	if (wait)
+		cache_wait_ref(wait);
+	g_mutex_unlock(&acct->lock);
+	return wait;
+}
+
+/* Index in @sorted of the first message with a UID >= @uid. */
+static guint lower_bound(GPtrArray *sorted, guint32 uid)
+{
+	guint lo = 0, hi = sorted->len;
+
+	while (lo < hi) {
+		guint mid = lo + (hi - lo) / 2;
+
+		if (((CacheMessage *)sorted->pdata[mid])->uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+typedef struct {
+	guint32 uid;
+	guint64 size;
+} Candidate;
+
+void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref)
+{
+	g_autoptr(GArray) todo = g_array_new(FALSE, FALSE, sizeof(Candidate));
+	g_autofree char *mailbox = NULL;
+	guint32 uidvalidity = 0;
+	CacheIndexMailbox *mbox;
+	GPtrArray *sorted;
+	Scan *scan;
+	guint pos, start, end;
+	guint64 ahead = 0;
+
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
+	if (!mbox || !mbox->synced || !mbox->wire_name)
+		goto unlock;
+	sorted = cache_index_sorted(mbox);
+	pos = lower_bound(sorted, ref.uid);
+	if (pos >= sorted->len ||
+	    ((CacheMessage *)sorted->pdata[pos])->uid != ref.uid)
+		goto unlock;
+	scan = g_hash_table_lookup(acct->scans,
+				   GUINT_TO_POINTER(ref.mailbox_id));
+	if (!scan) {
+		scan = g_new0(Scan, 1);
+		g_hash_table_insert(acct->scans,
+				    GUINT_TO_POINTER(ref.mailbox_id), scan);
+	}
+	if (scan->last_uid == ref.uid)
+		goto unlock; /* the same file again */
+	if (pos > 0 && scan->last_uid &&
+	    ((CacheMessage *)sorted->pdata[pos - 1])->uid == scan->last_uid)
+		scan->hits++;
+	else
+		scan->hits = 0;
+	scan->last_uid = ref.uid;
+	if (scan->hits < 2)
+		goto unlock;
+
+	/* Top up only when less than half the window is ahead. */
+	start = pos + 1;
+	if (scan->ahead_uid > ref.uid) {
+		start = lower_bound(sorted, scan->ahead_uid + 1);
+		if (start - pos > PREFETCH_WINDOW / 2)
+			goto unlock;
+	}
+	end = MIN(sorted->len, pos + 1 + PREFETCH_WINDOW);
+	for (guint i = start; i < end; i++) {
+		CacheMessage *msg = sorted->pdata[i];
+		Candidate c = {msg->uid, msg->size};
+
+		if (ahead + msg->size > PREFETCH_AHEAD_BYTES ||
+		    acct->prefetch_bytes + msg->size > PREFETCH_BUDGET)
+			break;
+		ahead += msg->size;
+		acct->prefetch_bytes += msg->size;
+		g_array_append_val(todo, c);
+		scan->ahead_uid = msg->uid;
+	}
+	mailbox = g_strdup(mbox->wire_name);
+	uidvalidity = mbox->uidvalidity;
+unlock:
+	g_mutex_unlock(&acct->lock);
+
+	if (todo->len == 0)
+		return;
+	{
+		Batch *batch = NULL;
+		guint64 batch_bytes = 0;
+
+		for (guint i = 0; i < todo->len; i++) {
+			Candidate *c = &g_array_index(todo, Candidate, i);
+			CacheKey key = {mailbox, uidvalidity, c->uid};
+			int fd = cache_store_open_complete(acct->store, &key);
+
+			if (fd >= 0) { /* already here */
+				close(fd);
+				release_budget(acct, c->size);
+				continue;
+			}
+			if (batch && (batch->uids->len >= BATCH_MESSAGES ||
+				      batch_bytes + c->size > BATCH_BYTES)) {
+				batch_submit(batch);
+				batch = NULL;
+			}
+			if (!batch) {
+				batch = batch_new(acct, ref.mailbox_id, mailbox,
+						  uidvalidity);
+				batch_bytes = 0;
+			}
+			batch_add(batch, c->uid, c->size, c->size, NULL);
+			batch_bytes += c->size;
+		}
+		if (batch)
+			batch_submit(batch);
+	}
+}
