@@ -22,6 +22,9 @@ struct CacheAccount {
 	GMutex lock;
 	CacheIndex *index;
 	GHashTable *inflight;	/* job key -> CacheWait * (a reference) */
+	char *index_path;
+	gint64 saved_at;	/* monotonic time of the last save */
+	guint64 saved_generation; /* the sum of generations then */
 
 	/* Prefetch (cache/prefetch.c), under lock: */
 	GHashTable *scans;	/* mailbox id -> Scan * */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cache/account-private.h"
+#include "cache/index-file.h"
 #include "cache/prefetch.h"
 #include "cache/sync.h"
 #include "cache/text.h"
@@ -45,6 +46,48 @@ void cache_message_clear(CacheMessage *msg)
 	g_clear_pointer(&msg->alias, g_free);
 }
 
+/* The index a previous mount saved, marked stale so that it is refreshed
+ * on first use (one round trip per mailbox), or an empty one. */
+static CacheIndex *load_index(const char *path)
+{
+	g_autoptr(GError) error = NULL;
+	CacheIndex *index = cache_index_read_file(path, &error);
+
+	if (!index) {
+		if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+			g_message("not using the saved index: %s; starting "
+				  "afresh",
+				  error->message);
+		return cache_index_new();
+	}
+	cache_index_set_listed_at(index, 0);
+	return index;
+}
+
+/* Saves the index if it changed since the last save and (unless @now) the
+ * last save is older than a minute. Any thread but the imap-io thread. */
+static void save_index(CacheAccount *acct, gboolean now)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) data = NULL;
+	guint64 generation;
+
+	g_mutex_lock(&acct->lock);
+	generation = cache_index_generation(acct->index);
+	if (generation == acct->saved_generation ||
+	    (!now && g_get_monotonic_time() - acct->saved_at <
+			     60 * G_TIME_SPAN_SECOND)) {
+		g_mutex_unlock(&acct->lock);
+		return;
+	}
+	data = cache_index_serialize(acct->index);
+	acct->saved_generation = generation;
+	acct->saved_at = g_get_monotonic_time();
+	g_mutex_unlock(&acct->lock);
+	if (!cache_index_write_file(acct->index_path, data, &error))
+		g_warning("cannot save the index: %s", error->message);
+}
+
 CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 				GError **error)
 {
@@ -62,7 +105,7 @@ CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 		return NULL;
 	}
 	store_dir = g_build_filename(opts->cache_dir, "messages", NULL);
-	store = cache_store_new(store_dir, error);
+	store = cache_store_new(store_dir, opts->cache_size, error);
 	if (!store)
 		return NULL;
 
@@ -73,7 +116,8 @@ CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 	acct->timeout_s = opts->timeout_s ? opts->timeout_s : 60;
 	acct->list_ttl = (gint64)opts->list_ttl_s * G_TIME_SPAN_SECOND;
 	g_mutex_init(&acct->lock);
-	acct->index = cache_index_new();
+	acct->index_path = g_build_filename(opts->cache_dir, "index", NULL);
+	acct->index = load_index(acct->index_path);
 	acct->inflight = g_hash_table_new_full(
 		g_str_hash, g_str_equal, g_free,
 		(GDestroyNotify)cache_wait_unref);
@@ -89,6 +133,8 @@ void cache_account_free(CacheAccount *acct)
 		return;
 	/* First the pool: every callback that could touch us has run. */
 	imap_pool_free(acct->pool);
+	save_index(acct, TRUE);
+	g_free(acct->index_path);
 	g_hash_table_unref(acct->inflight);
 	g_hash_table_unref(acct->scans);
 	cache_index_free(acct->index);
@@ -280,7 +326,9 @@ gboolean cache_account_ensure_synced(CacheAccount *acct, guint32 id, gboolean re
 	}
 	if (synced && !(refresh && stale))
 		return TRUE;
-	if (!cache_sync_messages(acct, id, error)) {
+	if (cache_sync_messages(acct, id, error)) {
+		save_index(acct, FALSE);
+	} else {
 		if (synced) {
 			g_warning("cannot refresh mailbox %u: %s", id,
 				  (*error)->message);
@@ -655,11 +703,18 @@ gboolean cache_account_open(CacheAccount *acct, CacheMsgRef ref,
 	out->mailbox = place.mailbox;
 	out->uidvalidity = place.uidvalidity;
 	out->size = place.size;
+	cache_store_pin(acct->store,
+			&(CacheKey){out->mailbox, out->uidvalidity, ref.uid});
 	return TRUE;
 }
 
-void cache_file_clear(CacheFile *file)
+void cache_account_close(CacheAccount *acct, CacheFile *file)
 {
+	if (!file->mailbox)
+		return;
+	cache_store_unpin(acct->store, &(CacheKey){file->mailbox,
+						   file->uidvalidity,
+						   file->ref.uid});
 	g_clear_pointer(&file->mailbox, g_free);
 }
 

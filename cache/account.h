@@ -77,6 +77,7 @@ typedef struct {
 	char *cache_dir;	/* per-account directory, created 0700 */
 	guint timeout_s;	/* longest a call waits for the server */
 	guint list_ttl_s;	/* re-list a mailbox after this long */
+	guint64 cache_size;	/* bytes of message cache; 0: no limit */
 } CacheOptions;
 
 /* Takes @pool (transfer full). Creates @opts->cache_dir if needed. Call on
@@ -142,10 +143,11 @@ typedef struct {
 	guint64 size;
 } CacheFile;
 
-/* Fills @out for message @ref (clear it with cache_file_clear). */
+/* Fills @out for message @ref and keeps its cached bytes from eviction
+ * until cache_account_close(). */
 gboolean cache_account_open(CacheAccount *acct, CacheMsgRef ref,
 			    CacheFile *out, GError **error);
-void cache_file_clear(CacheFile *file);
+void cache_account_close(CacheAccount *acct, CacheFile *file);
 
 /* Fetches the whole message into the store now, so that reads through an
  * open CacheFile go on working after the message is moved or deleted. */

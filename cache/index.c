@@ -14,6 +14,7 @@ struct CacheIndex {
 	GHashTable *by_name;	/* full_name -> CacheIndexMailbox * */
 	gboolean ever_listed;
 	gint64 listed_at;
+	guint64 generation;	/* bumped by LIST refreshes and renames */
 };
 
 void cache_message_free(CacheMessage *msg)
@@ -202,11 +203,28 @@ void cache_index_list_end(CacheIndex *index)
 	}
 	index->ever_listed = TRUE;
 	index->listed_at = g_get_monotonic_time();
+	index->generation++;
 }
 
 gboolean cache_index_ever_listed(CacheIndex *index)
 {
 	return index->ever_listed;
+}
+
+guint64 cache_index_generation(CacheIndex *index)
+{
+	guint64 sum = index->generation;
+
+	for (guint i = 0; i < index->mailboxes->len; i++)
+		sum += ((CacheIndexMailbox *)g_ptr_array_index(
+				index->mailboxes, i))
+			       ->generation;
+	return sum;
+}
+
+void cache_index_set_listed_at(CacheIndex *index, gint64 when)
+{
+	index->listed_at = when;
 }
 
 gint64 cache_index_listed_at(CacheIndex *index)
@@ -327,6 +345,7 @@ void cache_index_rename(CacheIndex *index, CacheIndexMailbox *mbox,
 		}
 		g_hash_table_insert(index->by_name, m->full_name, m);
 	}
+	index->generation++;
 	mbox->parent_id = parent_id;
 	last = mbox->delimiter ? strrchr(full_name, mbox->delimiter) : NULL;
 	g_free(mbox->component);

@@ -61,6 +61,10 @@ CacheIndexMailbox *cache_index_list_add(CacheIndex *index,
 void cache_index_list_end(CacheIndex *index);
 gboolean cache_index_ever_listed(CacheIndex *index);
 gint64 cache_index_listed_at(CacheIndex *index);
+/* Changes whenever anything in the index changes (for "save if dirty"). */
+guint64 cache_index_generation(CacheIndex *index);
+/* Makes the mailbox list count as listed at @when (0: long ago). */
+void cache_index_set_listed_at(CacheIndex *index, gint64 when);
 
 /* Gives @mbox and every mailbox below it the new name @full_name (UTF-8)
  * and @wire_name, under @parent_id, keeping their ids. */

@@ -19,6 +19,7 @@
 #include <glib/gstdio.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct {
@@ -28,10 +29,21 @@ typedef struct {
 	guint8 *present; /* one byte per chunk */
 } Partial;
 
+/* What the budget knows of one message file. */
+typedef struct {
+	guint64 bytes;		/* on disk (complete) or written (partial) */
+	guint64 used;		/* tick of the last use */
+	guint pins;
+} Entry;
+
 struct CacheStore {
 	char *dir;
-	GMutex lock;		/* guards partials; a leaf lock */
+	guint64 budget;
+	GMutex lock;		/* guards all below; a leaf lock */
 	GHashTable *partials;	/* path of the .part file -> Partial * */
+	GHashTable *entries;	/* path without ".part" -> Entry * */
+	guint64 usage;
+	guint64 tick;
 };
 
 static void partial_free(Partial *p)
@@ -40,7 +52,36 @@ static void partial_free(Partial *p)
 	g_free(p);
 }
 
-CacheStore *cache_store_new(const char *dir, GError **error)
+/* Counts what an earlier run left, and removes its partial and temporary
+ * files: which of their chunks are real was known only to that run. */
+static void scan_dir(CacheStore *store, const char *path, guint depth)
+{
+	g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+	const char *name;
+
+	while (dir && (name = g_dir_read_name(dir))) {
+		g_autofree char *child = g_build_filename(path, name, NULL);
+		struct stat st;
+
+		if (lstat(child, &st) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode) && depth < 2) {
+			scan_dir(store, child, depth + 1);
+		} else if (S_ISREG(st.st_mode) && depth == 2 &&
+			   strspn(name, "0123456789") == strlen(name)) {
+			Entry *e = g_new0(Entry, 1);
+
+			e->bytes = st.st_size;
+			e->used = st.st_atime; /* older runs' order, roughly */
+			store->usage += e->bytes;
+			g_hash_table_insert(store->entries, g_strdup(child), e);
+		} else if (S_ISREG(st.st_mode)) {
+			g_unlink(child);
+		}
+	}
+}
+
+CacheStore *cache_store_new(const char *dir, guint64 budget, GError **error)
 {
 	CacheStore *store;
 
@@ -54,10 +95,100 @@ CacheStore *cache_store_new(const char *dir, GError **error)
 	}
 	store = g_new0(CacheStore, 1);
 	store->dir = g_strdup(dir);
+	store->budget = budget;
 	g_mutex_init(&store->lock);
 	store->partials = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 						(GDestroyNotify)partial_free);
+	store->entries = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					       g_free);
+	scan_dir(store, dir, 0);
+	/* Ticks continue from the newest file found. */
+	{
+		GHashTableIter iter;
+		gpointer value;
+
+		g_hash_table_iter_init(&iter, store->entries);
+		while (g_hash_table_iter_next(&iter, NULL, &value))
+			store->tick = MAX(store->tick, ((Entry *)value)->used);
+	}
 	return store;
+}
+
+guint64 cache_store_usage(CacheStore *store)
+{
+	guint64 usage;
+
+	g_mutex_lock(&store->lock);
+	usage = store->usage;
+	g_mutex_unlock(&store->lock);
+	return usage;
+}
+
+static Entry *entry_locked(CacheStore *store, const char *path)
+{
+	Entry *e = g_hash_table_lookup(store->entries, path);
+
+	if (!e) {
+		e = g_new0(Entry, 1);
+		g_hash_table_insert(store->entries, g_strdup(path), e);
+	}
+	e->used = ++store->tick;
+	return e;
+}
+
+static void account_locked(CacheStore *store, const char *path, guint64 bytes)
+{
+	Entry *e = entry_locked(store, path);
+
+	store->usage += bytes - e->bytes;
+	e->bytes = bytes;
+}
+
+typedef struct {
+	const char *path; /* borrowed from the entries table */
+	const Entry *entry;
+} Victim;
+
+static gint compare_used(gconstpointer a, gconstpointer b)
+{
+	const Entry *ea = ((const Victim *)a)->entry;
+	const Entry *eb = ((const Victim *)b)->entry;
+
+	return ea->used < eb->used ? -1 : ea->used > eb->used;
+}
+
+/* Drops least recently used, unpinned messages until usage is at most 90 %
+ * of the budget. */
+static void evict_locked(CacheStore *store)
+{
+	g_autoptr(GArray) all = NULL;
+	guint64 target;
+	GHashTableIter iter;
+	gpointer key, value;
+
+	if (!store->budget || store->usage <= store->budget)
+		return;
+	target = store->budget / 10 * 9;
+	all = g_array_new(FALSE, FALSE, sizeof(Victim));
+	g_hash_table_iter_init(&iter, store->entries);
+	while (g_hash_table_iter_next(&iter, &key, &value)) {
+		Victim v = {key, value};
+
+		if (!v.entry->pins)
+			g_array_append_val(all, v);
+	}
+	g_array_sort(all, compare_used);
+	for (guint i = 0; i < all->len && store->usage > target; i++) {
+		Victim *v = &g_array_index(all, Victim, i);
+		g_autofree char *path = g_strdup(v->path);
+		g_autofree char *part = g_strconcat(path, ".part", NULL);
+
+		g_unlink(path);
+		g_unlink(part);
+		g_hash_table_remove(store->partials, part);
+		store->usage -= v->entry->bytes;
+		g_hash_table_remove(store->entries, path);
+	}
 }
 
 void cache_store_free(CacheStore *store)
@@ -65,6 +196,7 @@ void cache_store_free(CacheStore *store)
 	if (!store)
 		return;
 	g_hash_table_unref(store->partials);
+	g_hash_table_unref(store->entries);
 	g_mutex_clear(&store->lock);
 	g_free(store->dir);
 	g_free(store);
@@ -104,8 +236,37 @@ static gboolean set_errno_error(GError **error, const char *what,
 int cache_store_open_complete(CacheStore *store, const CacheKey *key)
 {
 	g_autofree char *path = key_path(store, key, "");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	return open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		g_mutex_lock(&store->lock);
+		entry_locked(store, path);
+		g_mutex_unlock(&store->lock);
+	}
+	return fd;
+}
+
+void cache_store_pin(CacheStore *store, const CacheKey *key)
+{
+	g_autofree char *path = key_path(store, key, "");
+
+	g_mutex_lock(&store->lock);
+	entry_locked(store, path)->pins++;
+	g_mutex_unlock(&store->lock);
+}
+
+void cache_store_unpin(CacheStore *store, const CacheKey *key)
+{
+	g_autofree char *path = key_path(store, key, "");
+	Entry *e;
+
+	g_mutex_lock(&store->lock);
+	e = g_hash_table_lookup(store->entries, path);
+	if (e && e->pins > 0)
+		e->pins--;
+	if (e && !e->pins && !e->bytes)
+		g_hash_table_remove(store->entries, path);
+	g_mutex_unlock(&store->lock);
 }
 
 static gboolean range_present(const Partial *p, goffset off, gsize len)
@@ -129,8 +290,12 @@ int cache_store_open_range(CacheStore *store, const CacheKey *key,
 
 	g_mutex_lock(&store->lock);
 	p = g_hash_table_lookup(store->partials, path);
-	if (p && p->size == size && range_present(p, off, len))
+	if (p && p->size == size && range_present(p, off, len)) {
+		g_autofree char *whole = key_path(store, key, "");
+
 		fd = open(path, O_RDONLY | O_CLOEXEC);
+		entry_locked(store, whole);
+	}
 	g_mutex_unlock(&store->lock);
 	return fd;
 }
@@ -232,6 +397,8 @@ gboolean cache_store_put_whole(CacheStore *store, const CacheKey *key,
 	}
 	g_mutex_lock(&store->lock);
 	drop_partial_locked(store, part);
+	account_locked(store, path, len);
+	evict_locked(store);
 	g_mutex_unlock(&store->lock);
 	return TRUE;
 }
@@ -241,6 +408,7 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 			       int src_fd, gsize len, GError **error)
 {
 	g_autofree char *part = key_path(store, key, ".part");
+	g_autofree char *whole = key_path(store, key, "");
 	g_autofree char *path = NULL;
 	gboolean complete = FALSE;
 	Partial *p;
@@ -296,11 +464,14 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 			p->n_present++;
 		}
 	}
+	account_locked(store, whole,
+		       MIN((guint64)p->n_present * CACHE_STORE_CHUNK, size));
 	if (p->n_present == p->n_chunks) {
 		path = key_path(store, key, "");
 		complete = g_rename(part, path) == 0;
 		g_hash_table_remove(store->partials, part);
 	}
+	evict_locked(store);
 	g_mutex_unlock(&store->lock);
 	if (path && !complete)
 		g_warning("cache: cannot complete %s: %s", path,
@@ -313,8 +484,17 @@ void cache_store_forget(CacheStore *store, const CacheKey *key)
 	g_autofree char *part = key_path(store, key, ".part");
 	g_autofree char *path = key_path(store, key, "");
 
+	Entry *e;
+
 	g_mutex_lock(&store->lock);
 	drop_partial_locked(store, part);
 	g_unlink(path);
+	e = g_hash_table_lookup(store->entries, path);
+	if (e) {
+		store->usage -= e->bytes;
+		e->bytes = 0;
+		if (!e->pins)
+			g_hash_table_remove(store->entries, path);
+	}
 	g_mutex_unlock(&store->lock);
 }

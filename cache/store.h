@@ -6,7 +6,12 @@
  * ever created whole, by rename) or partial ("<uid>.part", a sparse file
  * whose present CACHE_STORE_CHUNK-aligned chunks are tracked in memory for
  * the life of the store; partial files left by an earlier run are ignored
- * and overwritten). Thread-safe: one internal leaf lock.
+ * and overwritten).
+ *
+ * The store keeps within a byte budget: when what it holds passes it, the
+ * least recently used messages go first, down to 90 % of the budget, but
+ * never one that is pinned (an open file may need it after the message
+ * left the server). Thread-safe: one internal leaf lock.
  */
 #ifndef IMAPFS_CACHE_STORE_H
 #define IMAPFS_CACHE_STORE_H
@@ -23,8 +28,17 @@ typedef struct {
 	guint32 uid;
 } CacheKey;
 
-/* Uses (and creates, 0700) @dir. */
-CacheStore *cache_store_new(const char *dir, GError **error);
+/* Uses (and creates, 0700) @dir, keeping what it holds under @budget
+ * bytes (0: no limit). What an earlier run left is counted; its partial and
+ * temporary files are removed. */
+CacheStore *cache_store_new(const char *dir, guint64 budget, GError **error);
+
+/* Bytes held now. */
+guint64 cache_store_usage(CacheStore *store);
+
+/* While pinned (counted), the message is never evicted. */
+void cache_store_pin(CacheStore *store, const CacheKey *key);
+void cache_store_unpin(CacheStore *store, const CacheKey *key);
 void cache_store_free(CacheStore *store); /* NULL-safe */
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CacheStore, cache_store_free)
 

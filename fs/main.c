@@ -218,6 +218,7 @@ int main(int argc, char **argv)
 	cache_opts.cache_dir = cache_dir;
 	cache_opts.timeout_s = opts.timeout;
 	cache_opts.list_ttl_s = opts.list_ttl;
+	cache_opts.cache_size = opts.cache_size;
 	mnt.acct = cache_account_new(imap_pool_new(cfg, g_steal_pointer(&probe)),
 				     &cache_opts, &error);
 	if (!mnt.acct) {

@@ -454,7 +454,7 @@ static void fs_op_open(fuse_req_t req, fuse_ino_t ino,
 	count_open(mnt, ino, 1);
 	if (fuse_reply_open(req, fi) != 0) {
 		count_open(mnt, ino, -1);
-		cache_file_clear(file);
+		cache_account_close(mnt->acct, file);
 		g_free(file);
 	}
 }
@@ -557,7 +557,7 @@ static void fs_op_release(fuse_req_t req, fuse_ino_t ino,
 
 	if (file) {
 		count_open(mnt, ino, -1);
-		cache_file_clear(file);
+		cache_account_close(mnt->acct, file);
 		g_free(file);
 	} else if (fs_newfiles_release(mnt->newfiles, ino) &&
 		   fs_newfiles_ready(mnt->newfiles, ino, FALSE)) {

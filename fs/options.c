@@ -22,6 +22,7 @@ static const struct fuse_opt fs_option_spec[] = {
 	FS_OPT("tls=%s", tls),
 	FS_OPT("cache_dir=%s", cache_dir),
 	FS_OPT("rm=%s", rm),
+	FS_OPT("cache_size=%s", cache_size_text),
 	FS_OPT("allow_plaintext_auth", allow_plaintext_auth),
 	FS_OPT("max_conns=%u", max_conns),
 	FS_OPT("timeout=%u", timeout),
@@ -148,6 +149,28 @@ bad_host:
 	return FALSE;
 }
 
+gboolean fs_options_parse_size(const char *text, guint64 *out_bytes)
+{
+	static const char units[] = "KMGT";
+	guint64 n, scale = 1;
+	char *end;
+
+	if (!text || !g_ascii_isdigit(*text))
+		return FALSE;
+	n = g_ascii_strtoull(text, &end, 10);
+	if (*end) {
+		const char *unit = strchr(units, g_ascii_toupper(*end));
+
+		if (!unit || end[1] != '\0')
+			return FALSE;
+		scale = (guint64)1 << (10 * (unit - units + 1));
+	}
+	if (n == 0 || n > G_MAXUINT64 / scale)
+		return FALSE;
+	*out_bytes = n * scale;
+	return TRUE;
+}
+
 gboolean fs_options_check(FsOptions *opts, GError **error)
 {
 	if (!opts->url) {
@@ -194,6 +217,14 @@ gboolean fs_options_check(FsOptions *opts, GError **error)
 			return FALSE;
 		}
 	}
+	opts->cache_size = (guint64)1 << 30;
+	if (opts->cache_size_text &&
+	    !fs_options_parse_size(opts->cache_size_text, &opts->cache_size)) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "-o cache_size=%s: give a size such as 512M or 2G",
+			    opts->cache_size_text);
+		return FALSE;
+	}
 	if (opts->max_conns == 0)
 		opts->max_conns = 4;
 	if (opts->max_conns > 16) {
@@ -220,6 +251,7 @@ void fs_options_clear(FsOptions *opts)
 	free(opts->tls);
 	free(opts->cache_dir);
 	free(opts->rm);
+	free(opts->cache_size_text);
 	g_free(opts->user);
 	g_free(opts->host);
 	memset(opts, 0, sizeof(*opts));
@@ -247,6 +279,8 @@ void fs_options_print_usage(const char *prog)
 	       "    -o max_conns=N         IMAP connections (default 4)\n"
 	       "    -o cache_dir=DIR       disk cache (default "
 	       "$XDG_CACHE_HOME/imapfs/USER@HOST)\n"
+	       "    -o cache_size=SIZE     disk cache for messages (default "
+	       "1G)\n"
 	       "    -o rm=trash|expunge    rm moves to Trash (default) or "
 	       "expunges\n"
 	       "    -o timeout=S           give up on the server after S "

@@ -21,6 +21,7 @@ typedef struct {
 	char *tls;
 	char *cache_dir;
 	char *rm;
+	char *cache_size_text;
 	int allow_plaintext_auth;
 	unsigned max_conns;
 	unsigned timeout;
@@ -33,7 +34,12 @@ typedef struct {
 	guint16 port;
 	ImapTlsMode tls_mode;
 	gboolean rm_expunge;
+	guint64 cache_size;	/* bytes */
 } FsOptions;
+
+/* "512M", "2G", "100000" (bytes), with K/M/G/T meaning powers of 1024.
+ * FALSE if malformed or zero. */
+gboolean fs_options_parse_size(const char *text, guint64 *out_bytes);
 
 /* Parses @args (modified: our options removed). FALSE with a message in
  * @error on bad input. */
