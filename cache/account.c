@@ -37,6 +37,11 @@ void cache_mailbox_clear(CacheMailbox *mbox)
 	g_clear_pointer(&mbox->full_name, g_free);
 }
 
+char *cache_format_internaldate(gint64 internaldate)
+{
+	return imap_format_internaldate(internaldate);
+}
+
 void cache_message_clear(CacheMessage *msg)
 {
 	g_clear_pointer(&msg->flags, g_free);

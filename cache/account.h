@@ -68,6 +68,10 @@ typedef struct {
 
 void cache_message_clear(CacheMessage *msg);
 
+/* @internaldate as IMAP writes it: "dd-Mon-yyyy hh:mm:ss +0000".
+ * (transfer full), NULL if out of range. */
+char *cache_format_internaldate(gint64 internaldate);
+
 typedef struct {
 	guint32 mailbox_id;
 	guint32 uid;

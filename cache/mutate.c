@@ -485,25 +485,6 @@ static GBytes *read_message(int fd, GError **error)
 	return g_byte_array_free_to_bytes(out);
 }
 
-static char *format_date(gint64 t)
-{
-	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr",
-					   "May", "Jun", "Jul", "Aug",
-					   "Sep", "Oct", "Nov", "Dec"};
-	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
-
-	if (!dt)
-		return NULL;
-	/* RFC 9051 date-time: "dd-Mon-yyyy hh:mm:ss +zzzz" */
-	return g_strdup_printf("%02d-%s-%04d %02d:%02d:%02d +0000",
-			       g_date_time_get_day_of_month(dt),
-			       months[g_date_time_get_month(dt) - 1],
-			       g_date_time_get_year(dt),
-			       g_date_time_get_hour(dt),
-			       g_date_time_get_minute(dt),
-			       g_date_time_get_second(dt));
-}
-
 /* The messages above @max_uid in mailbox @id whose size is @size: how an
  * APPEND whose answer was lost is found again. */
 static guint32 find_new(CacheAccount *acct, guint32 id, guint32 max_uid,
@@ -582,7 +563,7 @@ gboolean cache_account_append(CacheAccount *acct, guint32 mailbox_id, int fd,
 		place_clear(&place);
 		return FALSE;
 	}
-	date = internaldate > 0 ? format_date(internaldate) : NULL;
+	date = internaldate > 0 ? imap_format_internaldate(internaldate) : NULL;
 	before = max_uid_of(acct, mailbox_id);
 	if (date)
 		cmd = imap_command_new(error, 0, "APPEND %q %F %q %L",

@@ -16,24 +16,6 @@ const char *fs_xattr_message_list(gsize *out_len)
 	return listed;
 }
 
-static char *format_internaldate(gint64 t)
-{
-	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(t);
-	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr",
-					   "May", "Jun", "Jul", "Aug",
-					   "Sep", "Oct", "Nov", "Dec"};
-
-	if (!dt)
-		return NULL;
-	return g_strdup_printf("%02d-%s-%04d %02d:%02d:%02d +0000",
-			       g_date_time_get_day_of_month(dt),
-			       months[g_date_time_get_month(dt) - 1],
-			       g_date_time_get_year(dt),
-			       g_date_time_get_hour(dt),
-			       g_date_time_get_minute(dt),
-			       g_date_time_get_second(dt));
-}
-
 char *fs_xattr_message(const CacheMailbox *mailbox, const CacheMessage *msg,
 		       const char *name)
 {
@@ -47,7 +29,7 @@ char *fs_xattr_message(const CacheMailbox *mailbox, const CacheMessage *msg,
 	if (strcmp(name, "uidvalidity") == 0)
 		return g_strdup_printf("%u", mailbox->uidvalidity);
 	if (strcmp(name, "internaldate") == 0)
-		return format_internaldate(msg->internaldate);
+		return cache_format_internaldate(msg->internaldate);
 	if (strcmp(name, "modseq") == 0)
 		return msg->modseq ? g_strdup_printf("%" G_GUINT64_FORMAT,
 						     msg->modseq)

@@ -669,3 +669,21 @@ void imap_mailbox_info_clear(ImapMailboxInfo *info)
 	g_strfreev(info->permanentflags);
 	memset(info, 0, sizeof(*info));
 }
+
+char *imap_format_internaldate(gint64 time)
+{
+	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr",
+					   "May", "Jun", "Jul", "Aug",
+					   "Sep", "Oct", "Nov", "Dec"};
+	g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(time);
+
+	if (!dt)
+		return NULL;
+	return g_strdup_printf("%02d-%s-%04d %02d:%02d:%02d +0000",
+			       g_date_time_get_day_of_month(dt),
+			       months[g_date_time_get_month(dt) - 1],
+			       g_date_time_get_year(dt),
+			       g_date_time_get_hour(dt),
+			       g_date_time_get_minute(dt),
+			       g_date_time_get_second(dt));
+}

@@ -122,6 +122,9 @@ void imap_fetch_clear(ImapFetch *fetch);
 /* Parses an INTERNALDATE ("17-Jul-1996 02:44:25 -0700") to seconds since
  * the epoch. FALSE if malformed. */
 gboolean imap_parse_internaldate(const char *text, gint64 *out_time);
+/* The other way: "dd-Mon-yyyy hh:mm:ss +0000" (UTC), or NULL if @time is
+ * out of range. (transfer full) */
+char *imap_format_internaldate(gint64 time);
 
 typedef struct {
 	char *date;		/* raw header texts, RFC 2047 not decoded; */

@@ -622,11 +622,34 @@ static void test_error_codes(void)
 			"imapfs-imap-error-quark");
 }
 
+static void test_format_internaldate(void)
+{
+	static const gint64 times[] = {0, 1, 951782400 /* 2000-02-29 */,
+				       1795317812, 4102444799};
+
+	for (guint i = 0; i < G_N_ELEMENTS(times); i++) {
+		g_autofree char *text = imap_format_internaldate(times[i]);
+		gint64 back = -1;
+
+		g_assert_nonnull(text);
+		g_assert_cmpuint(strlen(text), ==, 26);
+		g_assert_true(imap_parse_internaldate(text, &back));
+		g_assert_cmpint(back, ==, times[i]);
+	}
+	{
+		g_autofree char *text = imap_format_internaldate(951782400);
+
+		g_assert_cmpstr(text, ==, "29-Feb-2000 00:00:00 +0000");
+	}
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/imap/response/value-accessors", test_value_accessors);
 	g_test_add_func("/imap/response/code-number", test_code_number);
+	g_test_add_func("/imap/response/internaldate/format",
+			test_format_internaldate);
 	g_test_add_func("/imap/response/fetch/any-order", test_fetch_any_order);
 	g_test_add_func("/imap/response/fetch/minimal", test_fetch_minimal);
 	g_test_add_func("/imap/response/fetch/sections", test_fetch_sections);
