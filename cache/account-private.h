@@ -29,6 +29,7 @@ struct CacheAccount {
 	/* Prefetch (cache/prefetch.c), under lock: */
 	GHashTable *scans;	/* mailbox id -> Scan * */
 	guint64 prefetch_bytes;	/* bytes asked for and not yet arrived */
+	guint64 cache_size;	/* the store's budget (0: none) */
 
 	CacheInvalidateFunc invalidate;
 	gpointer invalidate_data;

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -93,6 +94,46 @@ static void save_index(CacheAccount *acct, gboolean now)
 		g_warning("cannot save the index: %s", error->message);
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag,
+			struct FTW *ftw)
+{
+	remove(path);
+	return 0;
+}
+
+/* A cache directory holds one account's index and messages. If @dir was
+ * used for another account, those are removed first (files being created,
+ * in new/, are kept): the same UIDVALIDITY and UID in another account name
+ * other bytes. */
+static gboolean claim_cache_dir(const char *dir, const char *account,
+				GError **error)
+{
+	g_autofree char *path = g_build_filename(dir, "account", NULL);
+	g_autofree char *owner = NULL;
+
+	if (g_file_get_contents(path, &owner, NULL, NULL) &&
+	    g_strcmp0(g_strchomp(owner), account) != 0) {
+		g_autofree char *index = g_build_filename(dir, "index", NULL);
+		g_autofree char *messages =
+			g_build_filename(dir, "messages", NULL);
+
+		g_message("cache directory %s was used for %s; clearing it "
+			  "for %s",
+			  dir, owner, account);
+		g_unlink(index);
+		nftw(messages, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+	if (!owner || g_strcmp0(owner, account) != 0) {
+		g_autofree char *text = g_strconcat(account, "\n", NULL);
+
+		if (!g_file_set_contents_full(path, text, -1,
+					      G_FILE_SET_CONTENTS_CONSISTENT,
+					      0600, error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
 CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 				GError **error)
 {
@@ -109,6 +150,9 @@ CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 			    opts->cache_dir, g_strerror(err));
 		return NULL;
 	}
+	if (opts->account && !claim_cache_dir(opts->cache_dir, opts->account,
+					      error))
+		return NULL;
 	store_dir = g_build_filename(opts->cache_dir, "messages", NULL);
 	store = cache_store_new(store_dir, opts->cache_size, error);
 	if (!store)
@@ -119,6 +163,7 @@ CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 	acct->store = store;
 	acct->cache_dir = g_strdup(opts->cache_dir);
 	acct->timeout_s = opts->timeout_s ? opts->timeout_s : 60;
+	acct->cache_size = opts->cache_size;
 	acct->list_ttl = (gint64)opts->list_ttl_s * G_TIME_SPAN_SECOND;
 	g_mutex_init(&acct->lock);
 	acct->index_path = g_build_filename(opts->cache_dir, "index", NULL);
@@ -187,14 +232,17 @@ void cache_account_leave(CacheAccount *acct, const char *key)
 gboolean cache_account_ensure_listed(CacheAccount *acct, gboolean refresh,
 			      GError **error)
 {
-	gboolean listed, stale;
+	gboolean listed, stale, loaded;
 
 	g_mutex_lock(&acct->lock);
 	listed = cache_index_ever_listed(acct->index);
+	/* listed_at 0: a list saved by an earlier mount, never confirmed by
+	 * this one: ask the server before trusting it for anything. */
+	loaded = cache_index_listed_at(acct->index) == 0;
 	stale = g_get_monotonic_time() - cache_index_listed_at(acct->index) >=
 		acct->list_ttl;
 	g_mutex_unlock(&acct->lock);
-	if (listed && !(refresh && stale))
+	if (listed && !loaded && !(refresh && stale))
 		return TRUE;
 	if (!cache_sync_mailboxes(acct, error)) {
 		/* A refresh that fails still leaves the old list usable. */
@@ -312,7 +360,7 @@ gboolean cache_account_ensure_synced(CacheAccount *acct, guint32 id, gboolean re
 			      GError **error)
 {
 	CacheIndexMailbox *mbox;
-	gboolean synced = FALSE, stale = FALSE;
+	gboolean synced = FALSE, stale = FALSE, unconfirmed = FALSE;
 
 	if (!cache_account_ensure_listed(acct, FALSE, error))
 		return FALSE;
@@ -322,6 +370,8 @@ gboolean cache_account_ensure_synced(CacheAccount *acct, guint32 id, gboolean re
 		synced = mbox->synced;
 		stale = g_get_monotonic_time() - mbox->synced_at >=
 			acct->list_ttl;
+		/* synced_at 0: loaded from disk, or known to have changed. */
+		unconfirmed = mbox->synced_at == 0;
 	}
 	g_mutex_unlock(&acct->lock);
 	if (!mbox) {
@@ -329,7 +379,7 @@ gboolean cache_account_ensure_synced(CacheAccount *acct, guint32 id, gboolean re
 			    "no mailbox %u", id);
 		return FALSE;
 	}
-	if (synced && !(refresh && stale))
+	if (synced && !unconfirmed && !(refresh && stale))
 		return TRUE;
 	if (cache_sync_messages(acct, id, error)) {
 		save_index(acct, FALSE);
@@ -382,7 +432,7 @@ gboolean cache_account_get_message(CacheAccount *acct, CacheMsgRef ref,
 	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
 	if (mbox)
 		msg = cache_index_message(mbox, ref.uid);
-	if (msg)
+	if (msg && out)
 		cache_message_copy_to(msg, out);
 	g_mutex_unlock(&acct->lock);
 	if (!msg)

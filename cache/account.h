@@ -79,6 +79,7 @@ typedef struct {
 
 typedef struct {
 	char *cache_dir;	/* per-account directory, created 0700 */
+	char *account;		/* "user@host:port": whose cache it is */
 	guint timeout_s;	/* longest a call waits for the server */
 	guint list_ttl_s;	/* re-list a mailbox after this long */
 	guint64 cache_size;	/* bytes of message cache; 0: no limit */
@@ -125,8 +126,8 @@ guint32 cache_account_find_child(CacheAccount *acct, guint32 parent_id,
 GArray *cache_account_list_messages(CacheAccount *acct, guint32 mailbox_id,
 				    GError **error);
 
-/* Copies one message's facts into @out. Served from the index; lists the
- * mailbox first only if it never was. CACHE_ERROR_NOT_FOUND if the UID is
+/* Copies one message's facts into @out (nullable: only check it exists).
+ * Served from the index; lists the mailbox first only if it never was. CACHE_ERROR_NOT_FOUND if the UID is
  * not (or no longer) there. */
 gboolean cache_account_get_message(CacheAccount *acct, CacheMsgRef ref,
 				   CacheMessage *out, GError **error);

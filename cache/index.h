@@ -30,6 +30,7 @@ typedef struct {
 	guint64 highestmodseq;
 	gboolean readonly;	/* SELECT said [READ-ONLY] */
 	char **permanentflags;	/* from SELECT; NULL: not known yet */
+	gboolean missing;	/* the last sync saw fewer than EXISTS */
 	guint64 generation;	/* bumped by every change of the table */
 	GHashTable *by_uid;	/* uid -> CacheMessage * (owned) */
 	GPtrArray *sorted;	/* CacheMessage * in UID order, or NULL */

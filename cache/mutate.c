@@ -310,6 +310,33 @@ static void place_copy(CacheAccount *acct, guint32 to_id, guint32 new_uid,
 		mark_stale(acct, to_id);
 }
 
+/* Adds @flag to what the index shows of the message. */
+static void add_flag(CacheAccount *acct, CacheMsgRef ref, guint32 uidvalidity,
+		     const char *flag)
+{
+	CacheIndexMailbox *mbox;
+	CacheMessage *msg = NULL;
+
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
+	if (mbox && mbox->uidvalidity == uidvalidity)
+		msg = cache_index_message(mbox, ref.uid);
+	if (msg) {
+		g_auto(GStrv) have = g_strsplit(msg->flags, " ", -1);
+
+		if (!g_strv_contains((const char *const *)have, flag)) {
+			char *flags = *msg->flags ? g_strconcat(msg->flags, " ",
+								flag, NULL)
+						  : g_strdup(flag);
+
+			g_free(msg->flags);
+			msg->flags = flags;
+			mbox->generation++;
+		}
+	}
+	g_mutex_unlock(&acct->lock);
+}
+
 /* STORE \Deleted, then UID EXPUNGE of that UID alone where the server has
  * UIDPLUS. Without it the message stays, marked: a bare EXPUNGE would take
  * other clients' deleted mail with it. */
@@ -330,7 +357,7 @@ static gboolean expunge_uid(CacheAccount *acct, const Place *place,
 			  "server lacks UIDPLUS, and a plain EXPUNGE would "
 			  "also remove what other clients marked \\Deleted",
 			  ref.uid, place->full_name);
-		mark_stale(acct, ref.mailbox_id);
+		add_flag(acct, ref, place->uidvalidity, "\\Deleted");
 		return TRUE;
 	}
 	ok = run(acct, place->wire,
@@ -685,9 +712,33 @@ gboolean cache_account_create_mailbox(CacheAccount *acct, guint32 parent_id,
 	return cache_sync_mailboxes(acct, error);
 }
 
+/* MESSAGES of "* STATUS name (MESSAGES n)" in @reply, or -1. */
+static gint64 status_messages(const ImapReply *reply)
+{
+	for (guint i = 0; reply && i < reply->untagged->len; i++) {
+		const ImapResponse *resp = reply->untagged->pdata[i];
+		const ImapValue *items = imap_value_item(resp->args, 1);
+
+		if (g_strcmp0(resp->name, "STATUS") != 0)
+			continue;
+		for (guint k = 0; k + 1 < imap_value_n_items(items); k += 2) {
+			guint64 n;
+
+			if (imap_value_is_atom(imap_value_item(items, k),
+					       "MESSAGES") &&
+			    imap_value_get_number(imap_value_item(items, k + 1),
+						  &n))
+				return n;
+		}
+	}
+	return -1;
+}
+
 gboolean cache_account_delete_mailbox(CacheAccount *acct, guint32 id,
 				      GError **error)
 {
+	g_autoptr(ImapReply) status = NULL;
+	gint64 counted;
 	Place place = {0};
 	guint n_children, n_messages = 0;
 	gboolean ok;
@@ -729,6 +780,32 @@ gboolean cache_account_delete_mailbox(CacheAccount *acct, guint32 id,
 		/* A parent the server never listed: nothing to delete. */
 		place_clear(&place);
 		return cache_sync_mailboxes(acct, error);
+	}
+	/* DELETE takes whatever is inside: ask once more, as late as we can,
+	 * in case another client added a message since we listed. */
+	if (!run(acct, NULL,
+		 imap_command_new(error, IMAP_COMMAND_RETRIABLE,
+				  "STATUS %q (MESSAGES)", place.wire),
+		 &status, error)) {
+		place_clear(&place);
+		return FALSE;
+	}
+	counted = status_messages(status);
+	if (counted != 0) {
+		if (counted < 0)
+			g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_IO,
+				    "the server did not say how many messages "
+				    "%s holds; it is not deleted",
+				    place.full_name);
+		else
+			g_set_error(error, IMAPFS_CACHE_ERROR,
+				    CACHE_ERROR_NOT_EMPTY,
+				    "mailbox %s still holds %" G_GINT64_FORMAT
+				    " messages",
+				    place.full_name, counted);
+		mark_stale(acct, id);
+		place_clear(&place);
+		return FALSE;
 	}
 	ok = run(acct, NULL,
 		 imap_command_new(error, 0, "DELETE %q", place.wire), NULL,

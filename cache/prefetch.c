@@ -11,7 +11,9 @@
  * many reads in a row followed UID order. From the third on, it keeps up to
  * PREFETCH_WINDOW messages (and PREFETCH_AHEAD_BYTES) requested ahead of the
  * reader, topping up when half of that has been read, and never has more
- * than PREFETCH_BUDGET bytes asked for and not yet arrived.
+ * than PREFETCH_BUDGET bytes asked for and not yet arrived. Both byte
+ * limits shrink to a quarter and a half of a small cache budget, so what
+ * is fetched ahead is not evicted before it is read.
  */
 #include "cache/prefetch.h"
 
@@ -302,8 +304,13 @@ void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref)
 	GPtrArray *sorted;
 	Scan *scan;
 	guint pos, start, end;
-	guint64 ahead = 0;
+	guint64 ahead = 0, ahead_max = PREFETCH_AHEAD_BYTES;
+	guint64 budget = PREFETCH_BUDGET;
 
+	if (acct->cache_size) {
+		ahead_max = MIN(ahead_max, acct->cache_size / 4);
+		budget = MIN(budget, acct->cache_size / 2);
+	}
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
 	if (!mbox || !mbox->synced || !mbox->wire_name)
@@ -343,8 +350,8 @@ void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref)
 		CacheMessage *msg = sorted->pdata[i];
 		Candidate c = {msg->uid, msg->size};
 
-		if (ahead + msg->size > PREFETCH_AHEAD_BYTES ||
-		    acct->prefetch_bytes + msg->size > PREFETCH_BUDGET)
+		if (ahead + msg->size > ahead_max ||
+		    acct->prefetch_bytes + msg->size > budget)
 			break;
 		ahead += msg->size;
 		acct->prefetch_bytes += msg->size;

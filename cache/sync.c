@@ -160,6 +160,8 @@ typedef struct {
 	gboolean mixed;		/* data came under two UIDVALIDITYs */
 	GHashTable *meta;	/* uid -> CacheMessage * (new messages) */
 	GHashTable *flags;	/* refresh: uid -> flags string (everyone) */
+	gboolean has_exists;	/* the server said how many there are */
+	guint32 exists;		/* EXISTS, less EXPUNGEs seen after it */
 	guint pending;		/* commands not yet complete */
 	GError *error;		/* first failure */
 } SyncJob;
@@ -225,6 +227,18 @@ static void on_sync_data(const ImapResponse *resp, guint32 uidvalidity,
 	SyncJob *job = user_data;
 	ImapFetch fetch;
 
+	/* A message that arrived since the connection last looked is
+	 * announced by EXISTS during our command, but the command's "1:*" may
+	 * not cover it: remember how many there should be. */
+	if (g_strcmp0(resp->name, "EXISTS") == 0 && resp->has_number) {
+		job->has_exists = TRUE;
+		job->exists = resp->number;
+		return;
+	}
+	if (g_strcmp0(resp->name, "EXPUNGE") == 0 && job->has_exists) {
+		job->exists -= MIN(job->exists, 1);
+		return;
+	}
 	if (g_strcmp0(resp->name, "FETCH") != 0 ||
 	    !imap_response_get_fetch(resp, &fetch, NULL))
 		return;
@@ -288,6 +302,8 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 		mbox->uidvalidity = job->uidvalidity;
 	mbox->synced = TRUE;
 	mbox->synced_at = g_get_monotonic_time();
+	mbox->missing = job->has_exists &&
+			job->exists > g_hash_table_size(mbox->by_uid);
 }
 
 static void on_sync_done(ImapReply *reply, GError *error, gpointer user_data)
@@ -317,7 +333,25 @@ static void on_sync_done(ImapReply *reply, GError *error, gpointer user_data)
 	sync_job_free(job);
 }
 
+static gboolean sync_once(CacheAccount *acct, guint32 id, GError **error);
+
 gboolean cache_sync_messages(CacheAccount *acct, guint32 id, GError **error)
+{
+	CacheIndexMailbox *mbox;
+	gboolean missing = FALSE;
+
+	if (!sync_once(acct, id, error))
+		return FALSE;
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, id);
+	if (mbox)
+		missing = mbox->missing;
+	g_mutex_unlock(&acct->lock);
+	/* Commands sent now see what the EXISTS announced. */
+	return !missing || sync_once(acct, id, error);
+}
+
+static gboolean sync_once(CacheAccount *acct, guint32 id, GError **error)
 {
 	g_autoptr(CacheWait) fresh = cache_wait_new();
 	g_autoptr(CacheWait) wait = NULL;

@@ -104,6 +104,7 @@ int main(int argc, char **argv)
 	g_autoptr(ImapConfig) cfg = NULL;
 	g_autofree char *cache_dir = NULL;
 	g_autofree char *new_dir = NULL;
+	g_autofree char *account = NULL;
 	g_autofree char *fsname_opt = NULL;
 	char *fsname_escaped = NULL;
 	CacheOptions cache_opts = {0};
@@ -165,6 +166,7 @@ int main(int argc, char **argv)
 		goto out_args;
 	}
 
+	account = g_strdup_printf("%s@%s:%u", opts.user, opts.host, opts.port);
 	cfg->password = fs_password_get(opts.passcmd, opts.passfile, opts.user,
 					opts.host, &error);
 	if (!cfg->password) {
@@ -216,6 +218,7 @@ int main(int argc, char **argv)
 
 	/* Threads from here on. */
 	cache_opts.cache_dir = cache_dir;
+	cache_opts.account = account;
 	cache_opts.timeout_s = opts.timeout;
 	cache_opts.list_ttl_s = opts.list_ttl;
 	cache_opts.cache_size = opts.cache_size;

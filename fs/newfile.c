@@ -26,6 +26,7 @@ typedef struct {
 	char *flags;		/* canonical; nullable */
 	gint64 mtime;		/* 0: not set */
 	gint64 ctime;
+	pid_t creator;
 	gboolean committed;
 	gboolean committing;
 	gboolean dropped;	/* unlinked before it was added */
@@ -107,8 +108,8 @@ static NewFile *lookup_locked(FsNewFiles *files, fuse_ino_t ino)
 }
 
 gboolean fs_newfiles_create(FsNewFiles *files, guint32 mailbox_id,
-			    const char *name, fuse_ino_t *out_ino,
-			    GError **error)
+			    const char *name, pid_t creator,
+			    fuse_ino_t *out_ino, GError **error)
 {
 	NewFile *file = g_new0(NewFile, 1);
 	char base[32];
@@ -131,6 +132,7 @@ gboolean fs_newfiles_create(FsNewFiles *files, guint32 mailbox_id,
 		return FALSE;
 	}
 	file->mailbox_id = mailbox_id;
+	file->creator = creator;
 	file->name = g_strdup(name);
 	file->ctime = g_get_real_time() / G_USEC_PER_SEC;
 	g_hash_table_insert(files->by_ino, &file->ino, file);
@@ -180,6 +182,18 @@ gboolean fs_newfiles_stat(FsNewFiles *files, fuse_ino_t ino, uid_t uid,
 	}
 	g_mutex_unlock(&files->lock);
 	return ok;
+}
+
+gboolean fs_newfiles_is_creator(FsNewFiles *files, fuse_ino_t ino, pid_t pid)
+{
+	NewFile *file;
+	gboolean same;
+
+	g_mutex_lock(&files->lock);
+	file = lookup_locked(files, ino);
+	same = file && file->creator == pid;
+	g_mutex_unlock(&files->lock);
+	return same;
 }
 
 gboolean fs_newfiles_committed(FsNewFiles *files, fuse_ino_t ino,

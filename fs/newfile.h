@@ -34,10 +34,15 @@ static inline gboolean fs_newfiles_is_new(fuse_ino_t ino)
 	return (ino & FS_INO_NEW_BIT) != 0;
 }
 
-/* Creates @name in mailbox @mailbox_id; *out_ino gets its inode. */
+/* Creates @name in mailbox @mailbox_id for process @creator; *out_ino
+ * gets its inode. */
 gboolean fs_newfiles_create(FsNewFiles *files, guint32 mailbox_id,
-			    const char *name, fuse_ino_t *out_ino,
-			    GError **error);
+			    const char *name, pid_t creator,
+			    fuse_ino_t *out_ino, GError **error);
+/* TRUE if process @pid created the pending file @ino. A close by another
+ * process (a child that inherited the fd and exits or execs) must not end
+ * the message. */
+gboolean fs_newfiles_is_creator(FsNewFiles *files, fuse_ino_t ino, pid_t pid);
 /* The pending file called @name in @mailbox_id, or 0. */
 fuse_ino_t fs_newfiles_find(FsNewFiles *files, guint32 mailbox_id,
 			    const char *name);

@@ -540,8 +540,12 @@ static void fs_op_flush(fuse_req_t req, fuse_ino_t ino,
 	FsMount *mnt = mount_of(req);
 	g_autoptr(GError) error = NULL;
 
-	/* close() of a new file is where cp learns whether it was added. */
+	/* close() of a new file by the process that made it is where cp
+	 * learns whether it was added. Other processes' closes (a child that
+	 * inherited the fd) leave it be; the last release catches the rest. */
 	if (!fi->fh && fs_newfiles_ready(mnt->newfiles, ino, FALSE) &&
+	    fs_newfiles_is_creator(mnt->newfiles, ino,
+				   fuse_req_ctx(req)->pid) &&
 	    !commit_new(mnt, ino, FALSE, &error)) {
 		reply_error(req, error, "adding the new message", ino);
 		return;
@@ -800,7 +804,8 @@ static void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	if (!fs_newfiles_create(mnt->newfiles, id, name, &ino, &error)) {
+	if (!fs_newfiles_create(mnt->newfiles, id, name, fuse_req_ctx(req)->pid,
+				&ino, &error)) {
 		reply_error(req, error, "create", parent);
 		return;
 	}
@@ -1046,7 +1051,10 @@ static void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		reply_error(req, error, "rename", parent);
 		return;
 	}
-	if (new_uid) {
+	/* Without UIDPLUS the source stays (marked \Deleted): then its inode
+	 * is still its own. */
+	if (new_uid && !cache_account_get_message(
+			       mnt->acct, (CacheMsgRef){pid, uid}, NULL, NULL)) {
 		CacheMsgRef *to = g_new(CacheMsgRef, 1);
 
 		*to = (CacheMsgRef){nid, new_uid};

@@ -23,6 +23,8 @@ ImapErrorCode imap_error_code_from_response(const char *code, gboolean is_bad)
 		{"OVERQUOTA", IMAP_ERROR_OVERQUOTA},
 		{"NOPERM", IMAP_ERROR_NOPERM},
 		{"TOOBIG", IMAP_ERROR_TOOBIG},
+		/* RFC 5530: it can never succeed, e.g. a keyword too long. */
+		{"CANNOT", IMAP_ERROR_UNSUPPORTED},
 		{"LIMIT", IMAP_ERROR_TOOBIG},
 		{"AUTHENTICATIONFAILED", IMAP_ERROR_AUTH},
 		{"AUTHORIZATIONFAILED", IMAP_ERROR_AUTH},

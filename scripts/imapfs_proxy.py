@@ -27,7 +27,6 @@ makes few.  Turns therefore approximate the round trips a client pays.
 """
 
 import collections
-import queue
 import socket
 import threading
 import time

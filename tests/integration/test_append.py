@@ -1,0 +1,267 @@
+"""cp into a mailbox is APPEND: after close the message is on the server
+(witness), byte for byte (bare LF made CRLF), with the flags and mtime
+set before close, and listed under its canonical name."""
+
+import datetime
+import errno
+import os
+import time
+
+import pytest
+
+import imapfs_samplemail as sm
+from writehelpers import body, errno_of, fresh, log_mark, new_log, run, \
+	sha
+
+
+@pytest.fixture
+def m(account, mounter):
+	return mounter.mount(account["user"], max_conns=2)
+
+
+def _err(e):
+	return os.strerror(e) if e else "success"
+
+
+def _sample(kind="plain", seed=5):
+	for s in sm.make_messages(seed, 12):
+		if s.kind == kind and s.subject:
+			return s
+	raise AssertionError("no sample of kind %s" % kind)
+
+
+def _write(tmp_path, data, name="msg.eml"):
+	p = tmp_path / name
+	p.write_bytes(data)
+	return str(p)
+
+
+def test_cp_appends_crlf_file_byte_identical(mnt, imap, tmp_path):
+	s = _sample()
+	src = _write(tmp_path, s.raw)
+	p = run(["cp", src, os.path.join(mnt.path, "Empty") + "/"])
+	assert p.returncode == 0, p.stderr
+	recs = fresh(imap, "Empty")
+	assert len(recs) == 1
+	assert body(imap, "Empty", recs[0]["uid"]) == s.raw
+
+
+def test_cp_lists_canonical_name(mnt, imap, tmp_path):
+	s = _sample()
+	src = _write(tmp_path, s.raw, "typed-name.eml")
+	p = run(["cp", src, os.path.join(mnt.path, "Empty") + "/"])
+	assert p.returncode == 0, p.stderr
+	recs = fresh(imap, "Empty")
+	assert len(recs) == 1
+	assert os.listdir(os.path.join(mnt.path, "Empty")) == [recs[0]["name"]]
+	assert not os.path.exists(os.path.join(mnt.path, "Empty",
+					       "typed-name.eml"))
+	with open(os.path.join(mnt.path, "Empty", recs[0]["name"]), "rb") as f:
+		assert f.read() == s.raw
+
+
+def test_cp_bare_lf_becomes_crlf(m, imap, tmp_path):
+	s = _sample()
+	lf = s.raw.replace(b"\r\n", b"\n")
+	assert b"\r" not in lf
+	src = _write(tmp_path, lf)
+	p = run(["cp", src, os.path.join(m.path, "Empty", "lf.eml")])
+	assert p.returncode == 0, p.stderr
+	recs = fresh(imap, "Empty")
+	assert len(recs) == 1
+	assert body(imap, "Empty", recs[0]["uid"]) == s.raw
+
+
+def test_cp_mixed_line_ends(m, imap, tmp_path):
+	data = (b"Subject: mixed\r\nFrom: a@b.example\n\r\nline one\n"
+		b"line two\r\nline three\n")
+	src = _write(tmp_path, data)
+	p = run(["cp", src, os.path.join(m.path, "Empty", "mixed.eml")])
+	assert p.returncode == 0, p.stderr
+	recs = fresh(imap, "Empty")
+	assert body(imap, "Empty", recs[0]["uid"]) == \
+		data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def test_cp_8bit_body_as_is(m, imap, tmp_path):
+	s = _sample("eightbit")
+	assert any(b > 0x7f for b in s.raw)
+	src = _write(tmp_path, s.raw)
+	p = run(["cp", src, os.path.join(m.path, "Empty", "8bit.eml")])
+	assert p.returncode == 0, p.stderr
+	recs = fresh(imap, "Empty")
+	assert body(imap, "Empty", recs[0]["uid"]) == s.raw
+	assert recs[0]["subject"] == s.subject
+
+
+def test_cp_10mb_message(m, imap, tmp_path):
+	big = sm.big_message(seed=3, size=10 << 20)
+	src = _write(tmp_path, big.raw, "big.eml")
+	t0 = time.monotonic()
+	p = run(["cp", src, os.path.join(m.path, "Empty") + "/"], timeout=60)
+	assert p.returncode == 0, p.stderr
+	recs = fresh(imap, "Empty")
+	assert len(recs) == 1
+	assert recs[0]["size"] == len(big.raw)
+	assert sha(body(imap, "Empty", recs[0]["uid"])) == sha(big.raw)
+	assert time.monotonic() - t0 < 20
+
+
+def test_flags_set_before_close(m, imap):
+	s = _sample()
+	path = os.path.join(m.path, "Empty", "flagged.eml")
+	with open(path, "wb") as f:
+		f.write(s.raw)
+		os.setxattr(f.fileno(), "user.imap.flags",
+			    b"\\Seen \\Flagged $Work")
+	recs = fresh(imap, "Empty")
+	assert len(recs) == 1
+	assert recs[0]["flags"] == {"\\Seen", "\\Flagged", "$Work"}
+
+
+def test_flags_set_by_path_before_close(m, imap):
+	s = _sample()
+	path = os.path.join(m.path, "Empty", "flagged.eml")
+	with open(path, "wb") as f:
+		f.write(s.raw)
+		f.flush()
+		os.setxattr(path, "user.imap.flags", b"\\Answered")
+	recs = fresh(imap, "Empty")
+	assert [r["flags"] for r in recs] == [{"\\Answered"}]
+
+
+def test_fork_while_writing_appends_whole_message_once(m, imap):
+	"""A writer that starts a program in the middle (the child's copy
+	of the descriptor is closed at exec: a FUSE FLUSH) still adds the
+	whole message once, at its own close."""
+	s = _sample()
+	path = os.path.join(m.path, "Empty", "forked.eml")
+	fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+	try:
+		os.write(fd, s.raw[:100])
+		p = run(["true"])
+		assert p.returncode == 0
+		e = errno_of(os.write, fd, s.raw[100:])
+	finally:
+		ce = errno_of(os.close, fd)
+	recs = fresh(imap, "Empty")
+	assert [r["size"] for r in recs] == [len(s.raw)], \
+		"second write: %s, close: %s" % (_err(e), _err(ce))
+	assert body(imap, "Empty", recs[0]["uid"]) == s.raw
+
+
+def test_mtime_set_before_close_is_internaldate(m, imap):
+	s = _sample()
+	when = int(datetime.datetime(2021, 3, 4, 5, 6, 7,
+				     tzinfo=datetime.timezone.utc).timestamp())
+	path = os.path.join(m.path, "Empty", "dated.eml")
+	with open(path, "wb") as f:
+		f.write(s.raw)
+		f.flush()
+		os.utime(f.fileno(), (when, when))
+	recs = fresh(imap, "Empty")
+	assert len(recs) == 1
+	assert recs[0]["mtime"] == when
+	st = os.stat(os.path.join(m.path, "Empty", recs[0]["name"]))
+	assert int(st.st_mtime) == when
+
+
+def test_cp_preserve_timestamps(m, imap, tmp_path):
+	s = _sample()
+	src = _write(tmp_path, s.raw)
+	when = 1600000000
+	os.utime(src, (when, when))
+	p = run(["cp", "--preserve=timestamps", src,
+		 os.path.join(m.path, "Empty") + "/"])
+	assert p.returncode == 0, p.stderr
+	recs = fresh(imap, "Empty")
+	assert [r["mtime"] for r in recs] == [when]
+
+
+def test_shell_redirect_appends(m, imap, tmp_path):
+	s = _sample()
+	src = _write(tmp_path, s.raw)
+	p = run(["sh", "-c", 'cat "$1" > "$2"', "sh", src,
+		 os.path.join(m.path, "Other", "redir.eml")])
+	assert p.returncode == 0, p.stderr
+	recs = fresh(imap, "Other")
+	assert len(recs) == 4
+	assert body(imap, "Other", recs[-1]["uid"]) == s.raw
+
+
+@pytest.mark.parametrize("mode", [os.O_WRONLY, os.O_RDWR,
+				  os.O_WRONLY | os.O_APPEND,
+				  os.O_WRONLY | os.O_TRUNC],
+			 ids=["wronly", "rdwr", "append", "trunc"])
+def test_write_open_of_existing_message_is_eperm(m, imap, mode):
+	rec = fresh(imap, "INBOX")[0]
+	raw = body(imap, "INBOX", rec["uid"])
+	path = os.path.join(m.path, "INBOX", rec["name"])
+	e = errno_of(os.open, path, mode)
+	assert e == errno.EPERM, _err(e)
+	assert body(imap, "INBOX", rec["uid"]) == raw
+	assert len(fresh(imap, "INBOX")) == 6
+
+
+def test_truncate_existing_message_is_eperm(m, imap):
+	rec = fresh(imap, "INBOX")[0]
+	path = os.path.join(m.path, "INBOX", rec["name"])
+	e = errno_of(os.truncate, path, 0)
+	assert e == errno.EPERM, _err(e)
+	assert os.stat(path).st_size == rec["size"]
+	assert fresh(imap, "INBOX")[0]["size"] == rec["size"]
+
+
+def test_cp_over_existing_message_is_refused(m, imap, tmp_path):
+	rec = fresh(imap, "INBOX")[0]
+	raw = body(imap, "INBOX", rec["uid"])
+	src = _write(tmp_path, _sample().raw)
+	p = run(["cp", src, os.path.join(m.path, "INBOX", rec["name"])])
+	assert p.returncode != 0
+	assert body(imap, "INBOX", rec["uid"]) == raw
+	assert len(fresh(imap, "INBOX")) == 6
+
+
+def test_empty_file_is_not_appended(m, imap):
+	path = os.path.join(m.path, "Empty", "empty.eml")
+	mark = log_mark(m)
+	f = open(path, "wb")
+	e = errno_of(f.close)
+	assert e == errno.EINVAL, _err(e)
+	assert fresh(imap, "Empty") == []
+	assert "empty.eml" not in os.listdir(os.path.join(m.path, "Empty"))
+	assert new_log(m, mark).strip(), "no log line says why"
+
+
+def test_cp_into_root_is_refused(m, imap, tmp_path):
+	before = {n for f, d, n in imap.list()}
+	src = _write(tmp_path, _sample().raw)
+	p = run(["cp", src, m.path + "/"])
+	assert p.returncode != 0
+	assert {n for f, d, n in imap.list()} == before
+	assert not os.path.exists(os.path.join(m.path, "msg.eml"))
+
+
+def test_appended_message_reads_back_through_mount(m, imap, tmp_path):
+	s = _sample("multipart")
+	src = _write(tmp_path, s.raw)
+	p = run(["cp", src, os.path.join(m.path, "Empty") + "/"])
+	assert p.returncode == 0, p.stderr
+	names = os.listdir(os.path.join(m.path, "Empty"))
+	assert len(names) == 1
+	with open(os.path.join(m.path, "Empty", names[0]), "rb") as f:
+		assert f.read() == s.raw
+	assert os.getxattr(os.path.join(m.path, "Empty", names[0]),
+			   "user.imap.uid").strip() == \
+		str(fresh(imap, "Empty")[0]["uid"]).encode()
+
+
+def test_cp_several_files(m, imap, tmp_path):
+	samples = [s for s in sm.make_messages(7, 5)]
+	srcs = [_write(tmp_path, s.raw, "m%d.eml" % i)
+		for i, s in enumerate(samples)]
+	p = run(["cp"] + srcs + [os.path.join(m.path, "Empty") + "/"])
+	assert p.returncode == 0, p.stderr
+	recs = fresh(imap, "Empty")
+	assert sorted(sha(body(imap, "Empty", r["uid"])) for r in recs) == \
+		sorted(sha(s.raw) for s in samples)

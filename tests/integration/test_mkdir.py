@@ -1,0 +1,202 @@
+"""mkdir / rmdir / mv of directories are CREATE / DELETE / RENAME, as
+the witness's LIST shows."""
+
+import errno
+import os
+
+import pytest
+
+import imapfs_samplemail as sm
+from writehelpers import errno_of, fresh, names, raw_list, run, Writer
+
+
+@pytest.fixture
+def m(account, mounter):
+	return mounter.mount(account["user"], max_conns=2)
+
+
+def _err(e):
+	return os.strerror(e) if e else "success"
+
+
+def test_mkdir_creates_mailbox(mnt, imap):
+	before = names(imap)
+	p = run(["mkdir", os.path.join(mnt.path, "New")])
+	assert p.returncode == 0, p.stderr
+	assert names(imap) - before == {"New"}
+	assert os.path.isdir(os.path.join(mnt.path, "New"))
+	assert "New" in os.listdir(mnt.path)
+
+
+def test_new_mailbox_is_selectable(m, imap):
+	os.mkdir(os.path.join(m.path, "Fresh"))
+	assert fresh(imap, "Fresh") == []
+	assert os.listdir(os.path.join(m.path, "Fresh")) == []
+
+
+def test_mkdir_non_ascii_is_modified_utf7(m, imap):
+	name = "Entwürfe 日本"
+	os.mkdir(os.path.join(m.path, name))
+	enc = sm.mutf7_encode(name).encode()
+	assert enc == b"Entw&APw-rfe &ZeVnLA-"
+	assert any(line.endswith(enc) or line.endswith(b'"' + enc + b'"')
+		   for line in raw_list(imap)), raw_list(imap)
+	assert name in names(imap)
+	assert name in os.listdir(m.path)
+
+
+def test_mkdir_ampersand_is_modified_utf7(m, imap):
+	os.mkdir(os.path.join(m.path, "R&D"))
+	assert any(line.endswith(b"R&-D") or line.endswith(b'"R&-D"')
+		   for line in raw_list(imap)), raw_list(imap)
+
+
+def test_mkdir_nested_uses_server_delimiter(m, imap):
+	os.mkdir(os.path.join(m.path, "New"))
+	os.mkdir(os.path.join(m.path, "New", "Sub"))
+	assert {"New", "New.Sub"} <= names(imap)
+	assert os.listdir(os.path.join(m.path, "New")) == ["Sub"]
+
+
+def test_mkdir_p_deep(m, imap):
+	p = run(["mkdir", "-p", os.path.join(m.path, "A", "B", "C")])
+	assert p.returncode == 0, p.stderr
+	assert "A.B.C" in names(imap)
+	assert os.path.isdir(os.path.join(m.path, "A", "B", "C"))
+
+
+def test_mkdir_existing_is_eexist(m, imap):
+	before = names(imap)
+	e = errno_of(os.mkdir, os.path.join(m.path, "Other"))
+	assert e == errno.EEXIST, _err(e)
+	assert names(imap) == before
+
+
+def test_mkdir_with_server_delimiter_is_einval(m, imap):
+	before = names(imap)
+	e = errno_of(os.mkdir, os.path.join(m.path, "a.b"))
+	assert e == errno.EINVAL, _err(e)
+	assert names(imap) == before
+
+
+def test_rmdir_empty_mailbox_deletes_it(m, imap):
+	assert "Empty" in names(imap)
+	p = run(["rmdir", os.path.join(m.path, "Empty")])
+	assert p.returncode == 0, p.stderr
+	assert "Empty" not in names(imap)
+	assert not os.path.exists(os.path.join(m.path, "Empty"))
+
+
+def test_rmdir_of_new_mailbox(m, imap):
+	os.mkdir(os.path.join(m.path, "Tmp"))
+	assert "Tmp" in names(imap)
+	os.rmdir(os.path.join(m.path, "Tmp"))
+	assert "Tmp" not in names(imap)
+
+
+def test_rmdir_with_messages_is_enotempty(m, imap):
+	before = names(imap)
+	e = errno_of(os.rmdir, os.path.join(m.path, "Other"))
+	assert e == errno.ENOTEMPTY, _err(e)
+	assert names(imap) == before
+	assert len(fresh(imap, "Other")) == 3
+
+
+def test_rmdir_with_children_is_enotempty(m, imap):
+	os.mkdir(os.path.join(m.path, "Par"))
+	os.mkdir(os.path.join(m.path, "Par", "Kid"))
+	before = names(imap)
+	e = errno_of(os.rmdir, os.path.join(m.path, "Par"))
+	assert e == errno.ENOTEMPTY, _err(e)
+	assert names(imap) == before
+
+
+def test_rmdir_of_message_parent_made_elsewhere(account, server, mounter,
+						imap):
+	"""A mailbox another client filled after imapfs listed it empty:
+	the server's contents count, not imapfs's memory."""
+	m = mounter.mount(account["user"], max_conns=2)
+	assert os.listdir(os.path.join(m.path, "Empty")) == []
+	w = Writer(server, account["user"])
+	try:
+		w.append("Empty", account["samples"]["INBOX"][0])
+	finally:
+		w.close()
+	e = errno_of(os.rmdir, os.path.join(m.path, "Empty"))
+	assert e == errno.ENOTEMPTY, "%s; imapfs: %s" % (_err(e), m.stderr())
+	assert len(fresh(imap, "Empty")) == 1
+
+
+def test_rmdir_inbox_is_eperm(m, imap):
+	e = errno_of(os.rmdir, os.path.join(m.path, "INBOX"))
+	assert e == errno.EPERM, _err(e)
+	assert "INBOX" in names(imap)
+
+
+def test_rename_inbox_is_eperm(m, imap):
+	n = len(fresh(imap, "INBOX"))
+	before = names(imap)
+	e = errno_of(os.rename, os.path.join(m.path, "INBOX"),
+		     os.path.join(m.path, "OldInbox"))
+	assert e == errno.EPERM, _err(e)
+	assert names(imap) == before
+	assert len(fresh(imap, "INBOX")) == n
+
+
+def test_mv_dir_renames_mailbox(m, imap):
+	uids = [r["uid"] for r in fresh(imap, "Other")]
+	p = run(["mv", os.path.join(m.path, "Other"),
+		 os.path.join(m.path, "Renamed")])
+	assert p.returncode == 0, p.stderr
+	n = names(imap)
+	assert "Renamed" in n and "Other" not in n
+	assert [r["uid"] for r in fresh(imap, "Renamed")] == uids
+	assert sorted(os.listdir(os.path.join(m.path, "Renamed"))) == \
+		sorted(r["name"] for r in fresh(imap, "Renamed"))
+	assert not os.path.exists(os.path.join(m.path, "Other"))
+
+
+def test_mv_dir_into_other_parent(m, imap):
+	os.mkdir(os.path.join(m.path, "Box"))
+	p = run(["mv", os.path.join(m.path, "Other"),
+		 os.path.join(m.path, "Box") + "/"])
+	assert p.returncode == 0, p.stderr
+	n = names(imap)
+	assert "Box.Other" in n and "Other" not in n
+	assert len(fresh(imap, "Box.Other")) == 3
+	assert os.listdir(os.path.join(m.path, "Box")) == ["Other"]
+
+
+def test_mv_dir_with_children_moves_them(m, imap):
+	os.mkdir(os.path.join(m.path, "Top"))
+	os.mkdir(os.path.join(m.path, "Top", "Kid"))
+	os.rename(os.path.join(m.path, "Top"), os.path.join(m.path, "Top2"))
+	n = names(imap)
+	assert {"Top2", "Top2.Kid"} <= n
+	assert not {"Top", "Top.Kid"} & n
+	assert os.listdir(os.path.join(m.path, "Top2")) == ["Kid"]
+
+
+def test_mv_dir_non_ascii_target(m, imap):
+	os.rename(os.path.join(m.path, "Other"),
+		  os.path.join(m.path, "Ärger"))
+	assert "Ärger" in names(imap)
+	assert any(l.endswith(b"&AMQ-rger") or l.endswith(b'"&AMQ-rger"')
+		   for l in raw_list(imap)), raw_list(imap)
+
+
+def test_mv_dir_onto_existing_is_refused(m, imap):
+	before = names(imap)
+	e = errno_of(os.rename, os.path.join(m.path, "Empty"),
+		     os.path.join(m.path, "Other"))
+	assert e in (errno.EEXIST, errno.ENOTEMPTY, errno.EPERM), _err(e)
+	assert names(imap) == before
+	assert len(fresh(imap, "Other")) == 3
+
+
+def test_mv_dir_to_name_with_delimiter_is_einval(m, imap):
+	before = names(imap)
+	e = errno_of(os.rename, os.path.join(m.path, "Empty"),
+		     os.path.join(m.path, "E.mpty"))
+	assert e == errno.EINVAL, _err(e)
+	assert names(imap) == before

@@ -1,0 +1,211 @@
+"""mv of a message into another mailbox's directory is UID MOVE: the
+witness sees it leave the source and arrive, byte-identical and with its
+flags, in the destination, where imapfs lists it under its new name."""
+
+import errno
+import os
+
+import pytest
+
+from writehelpers import body, errno_of, fresh, run, sha, wait_until, \
+	Writer
+
+
+def _first(imap, mbox="INBOX", pred=lambda r: True):
+	for rec in fresh(imap, mbox):
+		if pred(rec):
+			return rec
+	pytest.fail("no message in %s fits" % mbox)
+
+
+def _moved_in(imap, before, mbox="Other"):
+	"""Records of MBOX whose UIDs were not in BEFORE."""
+	return [r for r in fresh(imap, mbox) if r["uid"] not in before]
+
+
+def test_mv_moves_message(mnt, imap):
+	rec = _first(imap, pred=lambda r: r["flags"])
+	raw = body(imap, "INBOX", rec["uid"])
+	other_before = {r["uid"] for r in fresh(imap, "Other")}
+	src = os.path.join(mnt.path, "INBOX", rec["name"])
+	p = run(["mv", src, os.path.join(mnt.path, "Other") + "/"])
+	assert p.returncode == 0, p.stderr
+
+	assert rec["uid"] not in {r["uid"] for r in fresh(imap, "INBOX")}
+	new = _moved_in(imap, other_before)
+	assert len(new) == 1
+	assert sha(body(imap, "Other", new[0]["uid"])) == sha(raw)
+	assert new[0]["flags"] == rec["flags"]
+
+
+def test_mv_keeps_internaldate(mnt, imap):
+	rec = _first(imap)
+	other_before = {r["uid"] for r in fresh(imap, "Other")}
+	os.rename(os.path.join(mnt.path, "INBOX", rec["name"]),
+		  os.path.join(mnt.path, "Other", rec["name"]))
+	new = _moved_in(imap, other_before)
+	assert [r["mtime"] for r in new] == [rec["mtime"]]
+
+
+def test_mv_lists_canonical_name_and_drops_old_path(mnt, imap):
+	rec = _first(imap)
+	other_before = {r["uid"] for r in fresh(imap, "Other")}
+	src = os.path.join(mnt.path, "INBOX", rec["name"])
+	os.listdir(os.path.join(mnt.path, "Other"))	# cache the listing
+	p = run(["mv", src, os.path.join(mnt.path, "Other") + "/"])
+	assert p.returncode == 0, p.stderr
+	new = _moved_in(imap, other_before)
+	assert len(new) == 1
+	listing = os.listdir(os.path.join(mnt.path, "Other"))
+	assert new[0]["name"] in listing
+	assert new[0]["name"].startswith("%010d" % new[0]["uid"])
+	if new[0]["name"] != rec["name"]:
+		assert rec["name"] not in listing
+	assert not os.path.exists(src)
+	assert rec["name"] not in os.listdir(os.path.join(mnt.path, "INBOX"))
+	# The new path reads the message.
+	with open(os.path.join(mnt.path, "Other", new[0]["name"]), "rb") as f:
+		assert sha(f.read()) == sha(body(imap, "Other", new[0]["uid"]))
+
+
+def test_mv_to_typed_name_lists_canonical_name(mnt, imap):
+	rec = _first(imap)
+	other_before = {r["uid"] for r in fresh(imap, "Other")}
+	typed = os.path.join(mnt.path, "Other", "my-typed-name.eml")
+	os.rename(os.path.join(mnt.path, "INBOX", rec["name"]), typed)
+	new = _moved_in(imap, other_before)
+	assert len(new) == 1
+	listing = os.listdir(os.path.join(mnt.path, "Other"))
+	assert new[0]["name"] in listing
+	assert "my-typed-name.eml" not in listing
+	# mv (coreutils) stats the typed name right after renaming: for a
+	# moment it may still stand for the moved message, then it goes.
+	canon = os.path.join(mnt.path, "Other", new[0]["name"])
+	try:
+		st = os.stat(typed)
+	except FileNotFoundError:
+		pass
+	else:
+		assert st.st_size == new[0]["size"]
+		with open(typed, "rb") as f:
+			assert sha(f.read()) == sha(body(imap, "Other",
+							 new[0]["uid"]))
+	assert wait_until(lambda: not os.path.exists(typed), timeout=5), \
+		"the typed name still resolves"
+	assert os.path.exists(canon)
+
+
+def test_mv_stat_of_new_name_is_the_message(mnt, imap):
+	"""Right after mv, without listing the destination first, the
+	message's new name resolves (as scripts do: mv, then stat/cat)."""
+	rec = _first(imap)
+	other_before = {r["uid"] for r in fresh(imap, "Other")}
+	os.rename(os.path.join(mnt.path, "INBOX", rec["name"]),
+		  os.path.join(mnt.path, "Other", rec["name"]))
+	new = _moved_in(imap, other_before)
+	st = os.stat(os.path.join(mnt.path, "Other", new[0]["name"]))
+	assert st.st_size == new[0]["size"]
+	assert int(st.st_mtime) == new[0]["mtime"]
+
+
+def test_mv_several_messages(mnt, imap):
+	recs = fresh(imap, "INBOX")[:3]
+	hashes = sorted(sha(body(imap, "INBOX", r["uid"])) for r in recs)
+	other_before = {r["uid"] for r in fresh(imap, "Other")}
+	p = run(["mv"] + [os.path.join(mnt.path, "INBOX", r["name"])
+			  for r in recs] + [os.path.join(mnt.path, "Other")])
+	new = _moved_in(imap, other_before)
+	assert sorted(sha(body(imap, "Other", r["uid"])) for r in new) == \
+		hashes
+	left = {r["uid"] for r in fresh(imap, "INBOX")}
+	assert not left & {r["uid"] for r in recs}
+	# mv (coreutils) stats each destination it made: it must not
+	# report an error for a move that succeeded.
+	assert p.returncode == 0, p.stderr.decode(errors="replace")
+
+
+def test_rename_within_mailbox_is_eperm(mnt, imap):
+	rec = _first(imap)
+	before = fresh(imap, "INBOX")
+	src = os.path.join(mnt.path, "INBOX", rec["name"])
+	e = errno_of(os.rename, src,
+		     os.path.join(mnt.path, "INBOX", "renamed.eml"))
+	assert e == errno.EPERM, os.strerror(e) if e else "success"
+	assert fresh(imap, "INBOX") == before
+	assert os.path.exists(src)
+
+
+def test_move_into_root_is_eperm(mnt, imap):
+	rec = _first(imap)
+	before = fresh(imap, "INBOX")
+	src = os.path.join(mnt.path, "INBOX", rec["name"])
+	e = errno_of(os.rename, src, os.path.join(mnt.path, rec["name"]))
+	assert e == errno.EPERM, os.strerror(e) if e else "success"
+	assert fresh(imap, "INBOX") == before
+	assert os.path.exists(src)
+
+
+def test_move_into_noselect_parent_is_eperm(account, server, mounter,
+					      imap):
+	w = Writer(server, account["user"])
+	try:
+		w.create("Parent.Child")
+	finally:
+		w.close()
+	lst = {name: flags for flags, delim, name in imap.list()}
+	assert "Parent" in lst
+	assert {"\\noselect", "\\nonexistent"} & \
+		{f.lower() for f in lst["Parent"]}, lst["Parent"]
+	m = mounter.mount(account["user"], max_conns=2)
+	rec = _first(imap)
+	before = fresh(imap, "INBOX")
+	src = os.path.join(m.path, "INBOX", rec["name"])
+	assert os.path.isdir(os.path.join(m.path, "Parent"))
+	e = errno_of(os.rename, src,
+		     os.path.join(m.path, "Parent", rec["name"]))
+	assert e == errno.EPERM, os.strerror(e) if e else "success"
+	assert fresh(imap, "INBOX") == before
+	assert os.path.exists(src)
+
+
+def test_move_to_trash_and_back(mnt, imap):
+	rec = _first(imap)
+	raw = body(imap, "INBOX", rec["uid"])
+	os.rename(os.path.join(mnt.path, "INBOX", rec["name"]),
+		  os.path.join(mnt.path, "Trash", rec["name"]))
+	t = fresh(imap, "Trash")
+	assert len(t) == 1
+	# As after "ls Trash" (lookup right after a move: see
+	# test_mv_stat_of_new_name_is_the_message).
+	assert t[0]["name"] in os.listdir(os.path.join(mnt.path, "Trash"))
+	inbox_before = {r["uid"] for r in fresh(imap, "INBOX")}
+	os.rename(os.path.join(mnt.path, "Trash", t[0]["name"]),
+		  os.path.join(mnt.path, "INBOX", t[0]["name"]))
+	assert fresh(imap, "Trash") == []
+	back = _moved_in(imap, inbox_before, "INBOX")
+	assert len(back) == 1
+	assert sha(body(imap, "INBOX", back[0]["uid"])) == sha(raw)
+
+
+def test_move_of_missing_name_is_enoent(mnt, imap):
+	before = fresh(imap, "INBOX")
+	e = errno_of(os.rename,
+		     os.path.join(mnt.path, "INBOX", "0000009999-nope.eml"),
+		     os.path.join(mnt.path, "Other", "x.eml"))
+	assert e == errno.ENOENT, os.strerror(e) if e else "success"
+	assert fresh(imap, "INBOX") == before
+
+
+def test_move_with_flag_change_first_keeps_new_flags(mnt, imap):
+	rec = _first(imap)
+	src = os.path.join(mnt.path, "INBOX", rec["name"])
+	os.setxattr(src, "user.imap.flags", b"\\Flagged $Moved")
+	other_before = {r["uid"] for r in fresh(imap, "Other")}
+	os.rename(src, os.path.join(mnt.path, "Other", rec["name"]))
+	new = _moved_in(imap, other_before)
+	assert [r["flags"] for r in new] == [{"\\Flagged", "$Moved"}]
+	assert new[0]["name"] in os.listdir(os.path.join(mnt.path, "Other"))
+	v = os.getxattr(os.path.join(mnt.path, "Other", new[0]["name"]),
+			"user.imap.flags")
+	assert set(v.decode().split()) - {"\\Recent"} == \
+		{"\\Flagged", "$Moved"}

@@ -1,0 +1,117 @@
+"""rsync backup and restore: rsync -aX from a mailbox directory to disk
+and back into an empty mailbox appends each message exactly once, with
+its flags and INTERNALDATE; a second run appends nothing."""
+
+import os
+import re
+
+import pytest
+
+from writehelpers import body, fresh, run, sha
+
+
+def _rsync(src, dst, *extra):
+	p = run(["rsync", "-aX", "--stats"] + list(extra) +
+		[src.rstrip("/") + "/", dst.rstrip("/") + "/"], timeout=60)
+	assert p.returncode == 0, p.stderr.decode(errors="replace")
+	return p.stdout.decode(errors="replace")
+
+
+def _transferred(stats):
+	m = re.search(r"Number of (?:regular )?files transferred: ([\d,]+)",
+		      stats)
+	assert m, stats
+	return int(m.group(1).replace(",", ""))
+
+
+def _summary(w, mbox):
+	"""Sorted (sha256, flags, internaldate) of MBOX's messages."""
+	return sorted((sha(body(w, mbox, r["uid"])), sorted(r["flags"]),
+		       r["mtime"]) for r in fresh(w, mbox))
+
+
+@pytest.fixture
+def backup(account, mounter, imap, tmp_path):
+	"""rsync -aX MNT/Other/ BACKUP/Other/ from a mount that is unmounted
+	again; returns the backup directory."""
+	m = mounter.mount(account["user"], max_conns=2)
+	dst = str(tmp_path / "backup" / "Other")
+	os.makedirs(dst)
+	_rsync(os.path.join(m.path, "Other"), dst)
+	assert mounter.unmount(m) == []
+	return dst
+
+
+def test_backup_has_messages_and_flags(backup, imap):
+	recs = fresh(imap, "Other")
+	assert sorted(os.listdir(backup)) == sorted(r["name"] for r in recs)
+	for r in recs:
+		p = os.path.join(backup, r["name"])
+		with open(p, "rb") as f:
+			data = f.read()
+		assert sha(data) == sha(body(imap, "Other", r["uid"]))
+		v = os.getxattr(p, "user.imap.flags").decode().split()
+		assert set(v) - {"\\Recent"} == r["flags"]
+		assert int(os.stat(p).st_mtime) == r["mtime"]
+
+
+def test_restore_appends_each_once_with_flags_and_date(backup, account,
+						       mounter, imap):
+	m = mounter.mount(account["user"], max_conns=2)
+	_rsync(backup, os.path.join(m.path, "Empty"))
+	assert _summary(imap, "Empty") == _summary(imap, "Other")
+
+
+def test_restore_keeps_backup_names(backup, account, mounter, imap):
+	m = mounter.mount(account["user"], max_conns=2)
+	_rsync(backup, os.path.join(m.path, "Empty"))
+	assert sorted(os.listdir(os.path.join(m.path, "Empty"))) == \
+		sorted(os.listdir(backup))
+
+
+def test_restore_twice_appends_nothing(backup, account, mounter, imap):
+	m = mounter.mount(account["user"], max_conns=2)
+	_rsync(backup, os.path.join(m.path, "Empty"))
+	n = len(fresh(imap, "Empty"))
+	assert n == 3
+	stats = _rsync(backup, os.path.join(m.path, "Empty"))
+	assert len(fresh(imap, "Empty")) == n
+	assert _transferred(stats) == 0, stats
+
+
+def test_restore_twice_after_remount_appends_nothing(backup, account,
+						     mounter, imap):
+	m = mounter.mount(account["user"], max_conns=2)
+	_rsync(backup, os.path.join(m.path, "Empty"))
+	assert mounter.unmount(m) == []
+	m = mounter.mount(account["user"], max_conns=2)
+	stats = _rsync(backup, os.path.join(m.path, "Empty"))
+	assert len(fresh(imap, "Empty")) == 3
+	assert _transferred(stats) == 0, stats
+
+
+def test_restore_into_other_account(backup, account, new_user, server,
+				    mounter, witness, imap):
+	import conftest
+	user = new_user("restore")
+	conftest.seed_account(server, user, {"INBOX": 1, "Restored": 0},
+			      seed=9)
+	w2 = witness(user)
+	m = mounter.mount(user, max_conns=2)
+	_rsync(backup, os.path.join(m.path, "Restored"))
+	assert _summary(w2, "Restored") == _summary(imap, "Other")
+	assert sorted(os.listdir(os.path.join(m.path, "Restored"))) == \
+		sorted(os.listdir(backup))
+	stats = _rsync(backup, os.path.join(m.path, "Restored"))
+	assert len(fresh(w2, "Restored")) == 3
+	assert _transferred(stats) == 0, stats
+
+
+def test_restore_into_nonempty_mailbox_adds_only_missing(backup, account,
+							mounter, imap):
+	"""Into the source mailbox itself: the names there are the backup's
+	names, so rsync sends nothing and nothing is duplicated."""
+	m = mounter.mount(account["user"], max_conns=2)
+	stats = _rsync(backup, os.path.join(m.path, "Other"))
+	assert len(fresh(imap, "Other")) == 3
+	assert _transferred(stats) == 0, stats
