@@ -680,7 +680,7 @@ gboolean cache_account_read(CacheAccount *acct, CacheMsgRef ref, goffset off,
 			    gsize len, CacheSpan *out_span,
 			    GCancellable *cancel, GError **error)
 {
-	*out_span = (CacheSpan){.fd = -1};
+	*out_span = (CacheSpan){.fd = -1, .borrowed = FALSE};
 
 	if (off == 0)
 		cache_prefetch_note_read(acct, ref);
@@ -758,6 +758,7 @@ gboolean cache_account_open(CacheAccount *acct, CacheMsgRef ref,
 	out->mailbox = place.mailbox;
 	out->uidvalidity = place.uidvalidity;
 	out->size = place.size;
+	out->fd = -1;
 	cache_store_pin(acct->store,
 			&(CacheKey){out->mailbox, out->uidvalidity, ref.uid});
 	return TRUE;
@@ -767,6 +768,9 @@ void cache_account_close(CacheAccount *acct, CacheFile *file)
 {
 	if (!file->mailbox)
 		return;
+	if (file->fd >= 0)
+		close(file->fd);
+	file->fd = -1;
 	cache_store_unpin(acct->store, &(CacheKey){file->mailbox,
 						   file->uidvalidity,
 						   file->ref.uid});
@@ -794,14 +798,50 @@ gboolean cache_account_keep(CacheAccount *acct, CacheMsgRef ref,
 	return ok;
 }
 
-gboolean cache_account_read_file(CacheAccount *acct, const CacheFile *file,
+/* Keeps an fd of the whole message in @file once the store has it, so the
+ * reads after the first cost no open(). Any thread; the first wins. */
+static int file_fd(CacheAccount *acct, CacheFile *file)
+{
+	CacheKey key = {file->mailbox, file->uidvalidity, file->ref.uid};
+	struct stat st;
+	int fd = g_atomic_int_get(&file->fd);
+
+	if (fd >= 0)
+		return fd;
+	fd = cache_store_open_complete(acct->store, &key);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return -1;
+	}
+	file->fd_size = st.st_size;
+	if (!g_atomic_int_compare_and_exchange(&file->fd, -1, fd)) {
+		close(fd);
+		fd = g_atomic_int_get(&file->fd);
+	}
+	return fd;
+}
+
+gboolean cache_account_read_file(CacheAccount *acct, CacheFile *file,
 				 goffset off, gsize len, CacheSpan *out_span,
 				 GCancellable *cancel, GError **error)
 {
 	GError *local = NULL;
 	CacheKey key = {file->mailbox, file->uidvalidity, file->ref.uid};
-	int fd;
+	int fd = file_fd(acct, file);
 
+	if (fd >= 0) {
+		out_span->fd = fd;
+		out_span->borrowed = TRUE;
+		out_span->pos = off;
+		out_span->len = (guint64)off >= file->fd_size
+					? 0
+					: MIN(len, file->fd_size - off);
+		if (off == 0)
+			cache_prefetch_note_read(acct, file->ref);
+		return TRUE;
+	}
 	if (cache_account_read(acct, file->ref, off, len, out_span, cancel,
 			       &local))
 		return TRUE;
@@ -828,8 +868,8 @@ gboolean cache_account_read_file(CacheAccount *acct, const CacheFile *file,
 
 void cache_span_release(CacheSpan *span)
 {
-	if (span && span->fd >= 0) {
+	if (span && span->fd >= 0 && !span->borrowed)
 		close(span->fd);
+	if (span)
 		span->fd = -1;
-	}
 }

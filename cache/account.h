@@ -146,6 +146,9 @@ typedef struct {
 	char *mailbox;		/* wire name at open time */
 	guint32 uidvalidity;
 	guint64 size;
+	int fd;			/* the whole message on disk, once it is;
+				 * else -1. Set once, atomically. */
+	guint64 fd_size;	/* its size */
 } CacheFile;
 
 /* Fills @out for message @ref and keeps its cached bytes from eviction
@@ -160,7 +163,8 @@ gboolean cache_account_keep(CacheAccount *acct, CacheMsgRef ref,
 			    GError **error);
 
 typedef struct {
-	int fd;		/* owned by the span; valid until released */
+	int fd;		/* valid until released */
+	gboolean borrowed; /* fd belongs to a CacheFile: release keeps it */
 	goffset pos;	/* where the requested offset lives in that file */
 	gsize len;	/* may be short at the end of the message; 0 at EOF */
 } CacheSpan;
@@ -175,7 +179,7 @@ gboolean cache_account_read(CacheAccount *acct, CacheMsgRef ref, goffset off,
 			    GCancellable *cancel, GError **error);
 /* The same through an open file: when the message is no longer in the
  * index, what the store holds of it is still served. */
-gboolean cache_account_read_file(CacheAccount *acct, const CacheFile *file,
+gboolean cache_account_read_file(CacheAccount *acct, CacheFile *file,
 				 goffset off, gsize len, CacheSpan *out_span,
 				 GCancellable *cancel, GError **error);
 void cache_span_release(CacheSpan *span); /* NULL-safe, idempotent */
