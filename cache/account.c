@@ -148,15 +148,20 @@ CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
 			    "cannot create cache directory %s: %s",
 			    opts->cache_dir, g_strerror(err));
+		imap_pool_free(pool);
 		return NULL;
 	}
 	if (opts->account && !claim_cache_dir(opts->cache_dir, opts->account,
-					      error))
+					      error)) {
+		imap_pool_free(pool);
 		return NULL;
+	}
 	store_dir = g_build_filename(opts->cache_dir, "messages", NULL);
 	store = cache_store_new(store_dir, opts->cache_size, error);
-	if (!store)
+	if (!store) {
+		imap_pool_free(pool);
 		return NULL;
+	}
 
 	acct = g_new0(CacheAccount, 1);
 	acct->pool = pool;

@@ -85,8 +85,9 @@ typedef struct {
 	guint64 cache_size;	/* bytes of message cache; 0: no limit */
 } CacheOptions;
 
-/* Takes @pool (transfer full). Creates @opts->cache_dir if needed. Call on
- * the main thread, once, after the pool exists. */
+/* Takes @pool (transfer full, freed on failure too). Creates
+ * @opts->cache_dir if needed. Call on the main thread, once, after the pool
+ * exists. */
 CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 				GError **error);
 void cache_account_free(CacheAccount *acct); /* NULL-safe; frees the pool */
