@@ -44,6 +44,7 @@ struct CacheStore {
 	GHashTable *entries;	/* path without ".part" -> Entry * */
 	guint64 usage;
 	guint64 tick;
+	GHashTable *dirs;	/* directories known to exist */
 };
 
 static void partial_free(Partial *p)
@@ -101,6 +102,8 @@ CacheStore *cache_store_new(const char *dir, guint64 budget, GError **error)
 						(GDestroyNotify)partial_free);
 	store->entries = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					       g_free);
+	store->dirs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					    NULL);
 	scan_dir(store, dir, 0);
 	/* Ticks continue from the newest file found. */
 	{
@@ -197,6 +200,7 @@ void cache_store_free(CacheStore *store)
 		return;
 	g_hash_table_unref(store->partials);
 	g_hash_table_unref(store->entries);
+	g_hash_table_unref(store->dirs);
 	g_mutex_clear(&store->lock);
 	g_free(store->dir);
 	g_free(store);
@@ -345,10 +349,24 @@ static gboolean copy_in(int dst_fd, goffset dst_off, const void *data,
 static gboolean ensure_dir(CacheStore *store, const CacheKey *key,
 			   GError **error)
 {
-	g_autofree char *dir = key_dir(store, key);
+	char *dir = key_dir(store, key);
+	gboolean known;
 
-	if (g_mkdir_with_parents(dir, 0700) < 0)
-		return set_errno_error(error, "mkdir", dir);
+	g_mutex_lock(&store->lock);
+	known = g_hash_table_contains(store->dirs, dir);
+	g_mutex_unlock(&store->lock);
+	if (known) {
+		g_free(dir);
+		return TRUE;
+	}
+	if (g_mkdir_with_parents(dir, 0700) < 0) {
+		set_errno_error(error, "mkdir", dir);
+		g_free(dir);
+		return FALSE;
+	}
+	g_mutex_lock(&store->lock);
+	g_hash_table_add(store->dirs, dir);
+	g_mutex_unlock(&store->lock);
 	return TRUE;
 }
 

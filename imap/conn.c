@@ -27,8 +27,8 @@
 #include "imap/caps.h"
 #include "imap/error.h"
 
-#define CONN_READ_CHUNK		65536
-#define CONN_READS_PER_DISPATCH 16
+#define CONN_READ_CHUNK		(256 * 1024)
+#define CONN_READS_PER_DISPATCH 4
 #define LITERAL_MINUS_MAX	4096 /* RFC 7888 §4 */
 
 /* ---- wire helpers ---------------------------------------------------- */
@@ -455,9 +455,28 @@ static void conn_read(ImapConn *conn)
 	}
 	for (guint i = 0; i < CONN_READS_PER_DISPATCH; i++) {
 		GError *error = NULL;
-		gboolean other;
-		gssize n = imap_stream_recv(s, conn->readbuf, CONN_READ_CHUNK,
-					    &other, &error);
+		gboolean other = FALSE;
+		gsize filled = 0;
+		gssize n;
+
+		/* A TLS record is at most 16 KiB: gather several before
+		 * parsing, so a big literal reaches its spool file in few
+		 * writes. */
+		do {
+			n = imap_stream_recv(s, conn->readbuf + filled,
+					     CONN_READ_CHUNK - filled, &other,
+					     &error);
+			if (n > 0)
+				filled += n;
+		} while (n > 0 && filled < CONN_READ_CHUNK);
+		if (filled > 0) {
+			conn->last_activity = g_get_monotonic_time();
+			conn_feed(conn, conn->readbuf, filled);
+			if (conn->dead) {
+				g_clear_error(&error);
+				return;
+			}
+		}
 		if (n == -1) {
 			conn_fail(conn, error);
 			return;
@@ -470,10 +489,6 @@ static void conn_read(ImapConn *conn)
 			conn_fail_closed(conn);
 			return;
 		}
-		conn->last_activity = g_get_monotonic_time();
-		conn_feed(conn, conn->readbuf, (gsize)n);
-		if (conn->dead)
-			return;
 	}
 	/* Out of turns with data left: come back after other sources. */
 	conn->more_to_read = TRUE;
