@@ -30,6 +30,7 @@ struct CacheAccount {
 	GHashTable *scans;	/* mailbox id -> Scan * */
 	guint64 prefetch_bytes;	/* bytes asked for and not yet arrived */
 	guint64 cache_size;	/* the store's budget (0: none) */
+	gboolean no_condstore;	/* the server refused a CONDSTORE refresh */
 
 	CacheInvalidateFunc invalidate;
 	gpointer invalidate_data;

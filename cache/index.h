@@ -31,6 +31,8 @@ typedef struct {
 	gboolean readonly;	/* SELECT said [READ-ONLY] */
 	char **permanentflags;	/* from SELECT; NULL: not known yet */
 	gboolean missing;	/* the last sync saw fewer than EXISTS */
+	guint64 synced_modseq;	/* highest MODSEQ a sync has seen */
+	gboolean flags_unsure;	/* a change came that could not be placed */
 	guint64 generation;	/* bumped by every change of the table */
 	GHashTable *by_uid;	/* uid -> CacheMessage * (owned) */
 	GPtrArray *sorted;	/* CacheMessage * in UID order, or NULL */

@@ -8,6 +8,14 @@
  * (RFC 9051 §6.4.8: "n:*" with n above every UID still returns the last
  * message, so UIDs at or below max are ignored there.)
  *
+ * With CONDSTORE (RFC 7162) a refresh asks only for what changed, still in
+ * one round trip:
+ *   UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE <modseq>)
+ *   UID FETCH <max+1>:* (... MODSEQ)
+ *   UID SEARCH RETURN (ALL) ALL        (ESEARCH; else UID SEARCH ALL)
+ * where the search says which UIDs still exist. A server that refuses it
+ * (BAD) gets the plain refresh from then on.
+ *
  * Data arrives on the imap-io thread into a SyncJob; the job's completion
  * applies it to the index under the account lock, and only if the
  * mailbox's UIDVALIDITY still matches what the data was fetched under.
@@ -18,6 +26,7 @@
 
 #include "cache/text.h"
 #include "imap/caps.h"
+#include "imap/error.h"
 #include "imap/utf7.h"
 
 /* ---- Mailboxes ---------------------------------------------------------- */
@@ -159,7 +168,14 @@ typedef struct {
 	guint32 uidvalidity;	/* what the data was fetched under */
 	gboolean mixed;		/* data came under two UIDVALIDITYs */
 	GHashTable *meta;	/* uid -> CacheMessage * (new messages) */
-	GHashTable *flags;	/* refresh: uid -> flags string (everyone) */
+	GHashTable *flags;	/* refresh: uid -> flags string (everyone, or
+				 * with CHANGEDSINCE only who changed) */
+	gboolean changedsince;	/* a CONDSTORE refresh */
+	GArray *present;	/* CONDSTORE: ImapUidRange, from SEARCH */
+	gboolean searched;	/* present holds the server's answer */
+	guint64 max_modseq;	/* highest MODSEQ seen */
+	gboolean unattributed;	/* flags came without a UID (another
+				 * client's change, by sequence number) */
 	gboolean has_exists;	/* the server said how many there are */
 	guint32 exists;		/* EXISTS, less EXPUNGEs seen after it */
 	guint pending;		/* commands not yet complete */
@@ -171,6 +187,7 @@ static void sync_job_free(SyncJob *job)
 	cache_wait_unref(job->wait);
 	g_hash_table_unref(job->meta);
 	g_clear_pointer(&job->flags, g_hash_table_unref);
+	g_clear_pointer(&job->present, g_array_unref);
 	g_clear_error(&job->error);
 	g_free(job->key);
 	g_free(job);
@@ -239,11 +256,24 @@ static void on_sync_data(const ImapResponse *resp, guint32 uidvalidity,
 		job->exists -= MIN(job->exists, 1);
 		return;
 	}
+	if (job->present && (g_strcmp0(resp->name, "SEARCH") == 0 ||
+			     g_strcmp0(resp->name, "ESEARCH") == 0)) {
+		note_uidvalidity(job, uidvalidity);
+		if (imap_response_get_search(resp, job->present))
+			job->searched = TRUE;
+		return;
+	}
 	if (g_strcmp0(resp->name, "FETCH") != 0 ||
 	    !imap_response_get_fetch(resp, &fetch, NULL))
 		return;
 	note_uidvalidity(job, uidvalidity);
+	if (fetch.has_modseq)
+		job->max_modseq = MAX(job->max_modseq, fetch.modseq);
 	if (fetch.uid == 0) {
+		/* The server may tell of a change once, by sequence number,
+		 * instead of in our CHANGEDSINCE answer. */
+		if (fetch.flags)
+			job->unattributed = TRUE;
 		imap_fetch_clear(&fetch);
 		return;
 	}
@@ -256,6 +286,32 @@ static void on_sync_data(const ImapResponse *resp, guint32 uidvalidity,
 				     join_flags(fetch.flags));
 	}
 	imap_fetch_clear(&fetch);
+}
+
+static gboolean uid_in(GArray *ranges, guint32 uid)
+{
+	guint lo = 0, hi = ranges->len;
+
+	/* Servers answer in ascending order; search as if sorted, then
+	 * fall back to a scan for one that did not. */
+	while (lo < hi) {
+		guint mid = lo + (hi - lo) / 2;
+		ImapUidRange *r = &g_array_index(ranges, ImapUidRange, mid);
+
+		if (uid < r->first)
+			hi = mid;
+		else if (uid > r->last)
+			lo = mid + 1;
+		else
+			return TRUE;
+	}
+	for (guint i = 0; i < ranges->len; i++) {
+		ImapUidRange *r = &g_array_index(ranges, ImapUidRange, i);
+
+		if (uid >= r->first && uid <= r->last)
+			return TRUE;
+	}
+	return FALSE;
 }
 
 static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
@@ -279,11 +335,14 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 			CacheMessage *msg = g_ptr_array_index(sorted, i);
 			const char *flags = g_hash_table_lookup(
 				job->flags, GUINT_TO_POINTER(msg->uid));
+			gboolean there = job->changedsince
+						 ? uid_in(job->present, msg->uid)
+						 : flags != NULL;
 
-			if (!flags) {
+			if (!there) {
 				g_ptr_array_add(gone,
 						GUINT_TO_POINTER(msg->uid));
-			} else if (strcmp(flags, msg->flags) != 0) {
+			} else if (flags && strcmp(flags, msg->flags) != 0) {
 				g_free(msg->flags);
 				msg->flags = g_strdup(flags);
 				mbox->generation++;
@@ -300,10 +359,12 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 	}
 	if (job->uidvalidity)
 		mbox->uidvalidity = job->uidvalidity;
+	mbox->synced_modseq = MAX(mbox->synced_modseq, job->max_modseq);
 	mbox->synced = TRUE;
 	mbox->synced_at = g_get_monotonic_time();
 	mbox->missing = job->has_exists &&
 			job->exists > g_hash_table_size(mbox->by_uid);
+	mbox->flags_unsure = job->changedsince && job->unattributed;
 }
 
 static void on_sync_done(ImapReply *reply, GError *error, gpointer user_data)
@@ -322,6 +383,18 @@ static void on_sync_done(ImapReply *reply, GError *error, gpointer user_data)
 		return;
 
 	cache_account_leave(acct, job->key);
+	if (!job->error && job->changedsince && !job->searched)
+		g_set_error(&job->error, IMAPFS_CACHE_ERROR, CACHE_ERROR_IO,
+			    "the server did not answer UID SEARCH");
+	if (job->changedsince &&
+	    g_error_matches(job->error, IMAPFS_IMAP_ERROR, IMAP_ERROR_BAD)) {
+		g_message("the server refused a CONDSTORE refresh (%s); "
+			  "refreshing by scanning all flags from now on",
+			  job->error->message);
+		g_mutex_lock(&acct->lock);
+		acct->no_condstore = TRUE;
+		g_mutex_unlock(&acct->lock);
+	}
 	if (!job->error) {
 		g_mutex_lock(&acct->lock);
 		mbox = cache_index_mailbox(acct->index, job->id);
@@ -333,25 +406,42 @@ static void on_sync_done(ImapReply *reply, GError *error, gpointer user_data)
 	sync_job_free(job);
 }
 
-static gboolean sync_once(CacheAccount *acct, guint32 id, GError **error);
+static gboolean sync_once(CacheAccount *acct, guint32 id, gboolean condstore,
+			  GError **error);
+
+/* The MODSEQ everything we hold is current as of: every change on the
+ * server gets a higher one (RFC 7162 §3.1.1). 0: unknown. */
+static guint64 index_modseq(CacheIndexMailbox *mbox)
+{
+	GPtrArray *sorted = cache_index_sorted(mbox);
+	guint64 max = mbox->synced_modseq;
+
+	for (guint i = 0; i < sorted->len; i++)
+		max = MAX(max, ((CacheMessage *)sorted->pdata[i])->modseq);
+	return max;
+}
 
 gboolean cache_sync_messages(CacheAccount *acct, guint32 id, GError **error)
 {
 	CacheIndexMailbox *mbox;
-	gboolean missing = FALSE;
+	gboolean missing = FALSE, unsure = FALSE;
 
-	if (!sync_once(acct, id, error))
+	if (!sync_once(acct, id, TRUE, error))
 		return FALSE;
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox(acct->index, id);
-	if (mbox)
+	if (mbox) {
 		missing = mbox->missing;
+		unsure = mbox->flags_unsure;
+	}
 	g_mutex_unlock(&acct->lock);
-	/* Commands sent now see what the EXISTS announced. */
-	return !missing || sync_once(acct, id, error);
+	/* Commands sent now see what the EXISTS announced; a change we could
+	 * not place is found by scanning every flag once. */
+	return !(missing || unsure) || sync_once(acct, id, !unsure, error);
 }
 
-static gboolean sync_once(CacheAccount *acct, guint32 id, GError **error)
+static gboolean sync_once(CacheAccount *acct, guint32 id, gboolean condstore,
+			  GError **error)
 {
 	g_autoptr(CacheWait) fresh = cache_wait_new();
 	g_autoptr(CacheWait) wait = NULL;
@@ -359,15 +449,20 @@ static gboolean sync_once(CacheAccount *acct, guint32 id, GError **error)
 	g_autofree char *wire = NULL;
 	gboolean is_new, synced = FALSE;
 	guint32 max_uid = 0;
+	guint64 modseq = 0;
+	guint caps = imap_pool_caps(acct->pool);
 	CacheIndexMailbox *mbox;
 
 	g_mutex_lock(&acct->lock);
+	condstore = condstore && (caps & IMAP_CAP_CONDSTORE) &&
+		    !acct->no_condstore;
 	mbox = cache_index_mailbox(acct->index, id);
 	if (mbox && mbox->wire_name &&
 	    !(mbox->flags & CACHE_MAILBOX_NOSELECT)) {
 		wire = g_strdup(mbox->wire_name);
 		synced = mbox->synced;
 		max_uid = synced ? cache_index_max_uid(mbox) : 0;
+		modseq = synced ? index_modseq(mbox) : 0;
 	}
 	g_mutex_unlock(&acct->lock);
 	if (!wire) {
@@ -379,8 +474,8 @@ static gboolean sync_once(CacheAccount *acct, guint32 id, GError **error)
 	wait = cache_account_join(acct, key, fresh, &is_new);
 	if (is_new) {
 		SyncJob *job = g_new0(SyncJob, 1);
-		ImapCommand *cmds[2] = {NULL, NULL};
-		guint n;
+		ImapCommand *cmds[3] = {NULL, NULL, NULL};
+		guint n = 0;
 
 		job->acct = acct;
 		job->wait = cache_wait_ref(wait);
@@ -392,22 +487,46 @@ static gboolean sync_once(CacheAccount *acct, guint32 id, GError **error)
 			g_direct_hash, g_direct_equal, NULL,
 			(GDestroyNotify)cache_message_free);
 		if (job->full) {
-			cmds[0] = imap_command_new(
+			cmds[n++] = imap_command_new(
 				NULL, IMAP_COMMAND_RETRIABLE,
-				"UID FETCH 1:* (UID FLAGS RFC822.SIZE "
-				"INTERNALDATE ENVELOPE)");
+				condstore ? "UID FETCH 1:* (UID FLAGS RFC822.SIZE "
+					    "INTERNALDATE ENVELOPE MODSEQ)"
+					  : "UID FETCH 1:* (UID FLAGS RFC822.SIZE "
+					    "INTERNALDATE ENVELOPE)");
+		} else if (condstore && modseq) {
+			g_autofree char *since = g_strdup_printf(
+				"%" G_GUINT64_FORMAT, modseq);
+
+			job->changedsince = TRUE;
+			job->present =
+				g_array_new(FALSE, FALSE, sizeof(ImapUidRange));
+			job->flags = g_hash_table_new_full(
+				g_direct_hash, g_direct_equal, NULL, g_free);
+			cmds[n++] = imap_command_new(
+				NULL, IMAP_COMMAND_RETRIABLE,
+				"UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE %a)",
+				since);
+			cmds[n++] = imap_command_new(
+				NULL, IMAP_COMMAND_RETRIABLE,
+				"UID FETCH %u:* (UID FLAGS RFC822.SIZE "
+				"INTERNALDATE ENVELOPE MODSEQ)",
+				max_uid + 1);
+			cmds[n++] = imap_command_new(
+				NULL, IMAP_COMMAND_RETRIABLE,
+				(caps & IMAP_CAP_ESEARCH)
+					? "UID SEARCH RETURN (ALL) ALL"
+					: "UID SEARCH ALL");
 		} else {
 			job->flags = g_hash_table_new_full(
 				g_direct_hash, g_direct_equal, NULL, g_free);
-			cmds[0] = imap_command_new(NULL, IMAP_COMMAND_RETRIABLE,
-						   "UID FETCH 1:* (UID FLAGS)");
-			cmds[1] = imap_command_new(
+			cmds[n++] = imap_command_new(NULL, IMAP_COMMAND_RETRIABLE,
+						     "UID FETCH 1:* (UID FLAGS)");
+			cmds[n++] = imap_command_new(
 				NULL, IMAP_COMMAND_RETRIABLE,
 				"UID FETCH %u:* (UID FLAGS RFC822.SIZE "
 				"INTERNALDATE ENVELOPE)",
 				max_uid + 1);
 		}
-		n = cmds[1] ? 2 : 1;
 		/* Set before the first submit: completions may run at once. */
 		job->pending = n;
 		for (guint i = 0; i < n; i++)

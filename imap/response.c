@@ -687,3 +687,69 @@ char *imap_format_internaldate(gint64 time)
 			       g_date_time_get_minute(dt),
 			       g_date_time_get_second(dt));
 }
+
+gboolean imap_parse_uid_set(const char *text, GArray *out)
+{
+	g_auto(GStrv) parts = NULL;
+
+	if (!text || !*text)
+		return FALSE;
+	parts = g_strsplit(text, ",", -1);
+	for (guint i = 0; parts[i]; i++) {
+		g_auto(GStrv) ends = g_strsplit(parts[i], ":", 3);
+		guint64 a, b;
+		ImapUidRange r;
+
+		if (!ends[0] ||
+		    !g_ascii_string_to_unsigned(ends[0], 10, 1, G_MAXUINT32, &a,
+						NULL))
+			return FALSE;
+		b = a;
+		if (ends[1] && (ends[2] || !g_ascii_string_to_unsigned(
+						   ends[1], 10, 1, G_MAXUINT32,
+						   &b, NULL)))
+			return FALSE;
+		r.first = MIN(a, b);
+		r.last = MAX(a, b);
+		g_array_append_val(out, r);
+	}
+	return TRUE;
+}
+
+gboolean imap_response_get_search(const ImapResponse *resp, GArray *out)
+{
+	guint n = imap_value_n_items(resp->args);
+
+	if (g_strcmp0(resp->name, "SEARCH") == 0) {
+		for (guint i = 0; i < n; i++) {
+			guint64 uid;
+			ImapUidRange r;
+
+			/* RFC 7162 adds "(MODSEQ n)" at the end: skip lists. */
+			if (imap_value_item(resp->args, i)->type ==
+			    IMAP_VALUE_LIST)
+				continue;
+			if (!imap_value_get_number(imap_value_item(resp->args, i),
+						   &uid) ||
+			    uid == 0 || uid > G_MAXUINT32)
+				return FALSE;
+			r.first = r.last = uid;
+			g_array_append_val(out, r);
+		}
+		return TRUE;
+	}
+	if (g_strcmp0(resp->name, "ESEARCH") == 0) {
+		/* RFC 4731: [(TAG "x")] [UID] *(name value) */
+		for (guint i = 0; i + 1 < n; i++) {
+			if (imap_value_is_atom(imap_value_item(resp->args, i),
+					       "ALL"))
+				return imap_parse_uid_set(
+					imap_value_get_string(
+						imap_value_item(resp->args,
+								i + 1)),
+					out);
+		}
+		return TRUE;
+	}
+	return FALSE;
+}

@@ -137,6 +137,23 @@ typedef struct {
 gboolean imap_envelope_parse(const ImapValue *envelope, ImapEnvelope *out);
 void imap_envelope_clear(ImapEnvelope *env);
 
+/* ---- SEARCH ---------------------------------------------------------- */
+
+typedef struct {
+	guint32 first;
+	guint32 last;	/* >= first */
+} ImapUidRange;
+
+/* Appends the ranges of the UID set @text ("1:3,5,9:7") to @out
+ * (ImapUidRange). FALSE for anything but numbers, ':' and ',' ('*' is not
+ * a UID here). */
+gboolean imap_parse_uid_set(const char *text, GArray *out);
+
+/* The UIDs of a "* SEARCH n n ..." or "* ESEARCH ... UID ALL set"
+ * response, appended to @out (ImapUidRange). FALSE if @resp is neither or
+ * is malformed; an ESEARCH without ALL (no match) gives TRUE and nothing. */
+gboolean imap_response_get_search(const ImapResponse *resp, GArray *out);
+
 /* ---- LIST ------------------------------------------------------------ */
 
 typedef enum {

@@ -13,10 +13,13 @@ import pytest
 
 from conftest import seed_account, sm, ts, walk_tree
 
+# A full metadata fetch (with MODSEQ where the server has CONDSTORE), and a
+# refresh of the flags (only the changed ones with CONDSTORE).
 FULL_FETCH = re.compile(
 	r"C: \S+ UID FETCH 1:\* \(UID FLAGS RFC822\.SIZE INTERNALDATE "
-	r"ENVELOPE\)")
-REFRESH = re.compile(r"C: \S+ UID FETCH 1:\* \(UID FLAGS\)")
+	r"ENVELOPE( MODSEQ)?\)")
+REFRESH = re.compile(
+	r"C: \S+ UID FETCH 1:\* \(UID FLAGS\)( \(CHANGEDSINCE \d+\))?")
 
 
 def snapshot(root):

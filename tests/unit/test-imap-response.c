@@ -622,6 +622,79 @@ static void test_error_codes(void)
 			"imapfs-imap-error-quark");
 }
 
+static void test_uid_set(void)
+{
+	static const struct {
+		const char *in;
+		const char *out; /* "first-last;..." or NULL: refused */
+	} rows[] = {
+		{"1", "1-1;"},
+		{"1:3,5", "1-3;5-5;"},
+		{"9:7", "7-9;"},
+		{"4294967295", "4294967295-4294967295;"},
+		{"", NULL},
+		{"0", NULL},
+		{"1:*", NULL},
+		{"1,,2", NULL},
+		{"1:2:3", NULL},
+		{"4294967296", NULL},
+		{"a", NULL},
+		{"1:", NULL},
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(rows); i++) {
+		g_autoptr(GArray) out =
+			g_array_new(FALSE, FALSE, sizeof(ImapUidRange));
+		g_autoptr(GString) got = g_string_new(NULL);
+		gboolean ok = imap_parse_uid_set(rows[i].in, out);
+
+		g_assert_cmpint(ok, ==, rows[i].out != NULL);
+		if (!ok)
+			continue;
+		for (guint k = 0; k < out->len; k++) {
+			ImapUidRange *r = &g_array_index(out, ImapUidRange, k);
+
+			g_string_append_printf(got, "%u-%u;", r->first, r->last);
+		}
+		g_assert_cmpstr(got->str, ==, rows[i].out);
+	}
+}
+
+static void test_search_results(void)
+{
+	static const struct {
+		const char *line;
+		gboolean ok;
+		guint n_ranges;
+	} rows[] = {
+		{"* SEARCH 2 4 9\r\n", TRUE, 3},
+		{"* SEARCH\r\n", TRUE, 0},
+		{"* SEARCH 2 4 (MODSEQ 917162500)\r\n", TRUE, 2},
+		{"* ESEARCH (TAG \"A5\") UID ALL 1:3,5\r\n", TRUE, 2},
+		{"* ESEARCH (TAG \"A5\") UID\r\n", TRUE, 0},
+		{"* ESEARCH (TAG \"A5\") UID ALL 1:*\r\n", FALSE, 0},
+		{"* SEARCH 2 x\r\n", FALSE, 0},
+		{"* 3 EXISTS\r\n", FALSE, 0},
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS(rows); i++) {
+		g_autoptr(ImapParser) p = imap_parser_new(NULL, -1);
+		g_autoptr(ImapResponse) resp = NULL;
+		g_autoptr(GArray) out =
+			g_array_new(FALSE, FALSE, sizeof(ImapUidRange));
+		gsize used;
+
+		g_assert_cmpint(imap_parser_feed(p, (const guint8 *)rows[i].line,
+						 strlen(rows[i].line), &used,
+						 &resp),
+				==, IMAP_PARSE_RESPONSE);
+		g_assert_cmpint(imap_response_get_search(resp, out), ==,
+				rows[i].ok);
+		if (rows[i].ok)
+			g_assert_cmpuint(out->len, ==, rows[i].n_ranges);
+	}
+}
+
 static void test_format_internaldate(void)
 {
 	static const gint64 times[] = {0, 1, 951782400 /* 2000-02-29 */,
@@ -650,6 +723,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/imap/response/code-number", test_code_number);
 	g_test_add_func("/imap/response/internaldate/format",
 			test_format_internaldate);
+	g_test_add_func("/imap/response/search/uid-set", test_uid_set);
+	g_test_add_func("/imap/response/search/results", test_search_results);
 	g_test_add_func("/imap/response/fetch/any-order", test_fetch_any_order);
 	g_test_add_func("/imap/response/fetch/minimal", test_fetch_minimal);
 	g_test_add_func("/imap/response/fetch/sections", test_fetch_sections);

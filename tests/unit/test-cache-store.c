@@ -1,0 +1,1451 @@
+/* Unit tests for cache/store.c: whole and ranged puts, keys that must not
+ * meet, the byte budget (LRU, pins), what a restart finds, and sizes and
+ * offsets a careless caller or a hostile server could hand in.
+ *
+ * Each test works in a fresh directory from g_dir_make_tmp() and removes
+ * it at the end; the store itself lives in "store" inside it, so a file
+ * escaping the store shows up as a second entry beside "store".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gio/gio.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "cache/store.h"
+
+#define CHUNK CACHE_STORE_CHUNK
+#define KB100 (100 * 1024)
+
+typedef struct {
+	char *top; /* from g_dir_make_tmp() */
+	char *dir; /* top/store */
+} Tmp;
+
+static int rm_one(const char *path, const struct stat *st, int flag,
+		  struct FTW *ftw)
+{
+	return remove(path) < 0 ? -1 : 0;
+}
+
+static void tmp_init(Tmp *t)
+{
+	g_autoptr(GError) error = NULL;
+
+	t->top = g_dir_make_tmp("imapfs-store-XXXXXX", &error);
+	g_assert_no_error(error);
+	t->dir = g_build_filename(t->top, "store", NULL);
+}
+
+static void tmp_clear(Tmp *t)
+{
+	g_assert_cmpint(nftw(t->top, rm_one, 16, FTW_DEPTH | FTW_PHYS), ==, 0);
+	g_free(t->dir);
+	g_free(t->top);
+}
+
+static CacheStore *store_new(const Tmp *t, guint64 budget)
+{
+	g_autoptr(GError) error = NULL;
+	CacheStore *store = cache_store_new(t->dir, budget, &error);
+
+	g_assert_no_error(error);
+	g_assert_nonnull(store);
+	return store;
+}
+
+/* Bytes that differ with @seed and with the position, so a chunk in the
+ * wrong place or of the wrong message is noticed. */
+static guint8 *make_bytes(gsize len, guint32 seed)
+{
+	guint8 *b = g_malloc(MAX(len, 1));
+	guint32 x = seed * 2654435761u + 12345;
+
+	for (gsize i = 0; i < len; i++) {
+		x = x * 1103515245u + 12345;
+		b[i] = x >> 16;
+	}
+	return b;
+}
+
+/* Everything @fd holds from offset 0; closes @fd. */
+static GByteArray *read_all(int fd)
+{
+	GByteArray *out = g_byte_array_new();
+	guint8 buf[65536];
+
+	g_assert_cmpint(fd, >=, 0);
+	for (;;) {
+		ssize_t n = pread(fd, buf, sizeof(buf), out->len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		g_assert_cmpint(n, >=, 0);
+		if (n == 0)
+			break;
+		g_byte_array_append(out, buf, n);
+	}
+	close(fd);
+	return out;
+}
+
+static void assert_complete(CacheStore *store, const CacheKey *key,
+			    const guint8 *data, gsize len)
+{
+	int fd = cache_store_open_complete(store, key);
+	g_autoptr(GByteArray) got = NULL;
+
+	g_assert_cmpint(fd, >=, 0);
+	got = read_all(fd);
+	g_assert_cmpmem(got->data, got->len, data, len);
+}
+
+static void assert_absent(CacheStore *store, const CacheKey *key)
+{
+	int fd = cache_store_open_complete(store, key);
+
+	if (fd >= 0)
+		close(fd);
+	g_assert_cmpint(fd, <, 0);
+}
+
+/* Whether open_range gives an fd for the range; if so, that the bytes
+ * there are @data's. */
+static gboolean range_ok(CacheStore *store, const CacheKey *key, guint64 size,
+			 goffset off, gsize len, const guint8 *data)
+{
+	int fd = cache_store_open_range(store, key, size, off, len);
+	g_autofree guint8 *buf = NULL;
+	gsize want;
+	gsize got = 0;
+
+	if (fd < 0)
+		return FALSE;
+	want = MIN(len, size - off);
+	buf = g_malloc(MAX(want, 1));
+	while (got < want) {
+		ssize_t n = pread(fd, buf + got, want - got, off + got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		g_assert_cmpint(n, >, 0);
+		got += n;
+	}
+	close(fd);
+	g_assert_cmpmem(buf, want, data + off, want);
+	return TRUE;
+}
+
+static void put_whole(CacheStore *store, const CacheKey *key,
+		      const guint8 *data, gsize len)
+{
+	g_autoptr(GError) error = NULL;
+
+	g_assert_true(cache_store_put_whole(store, key, data, -1, len, &error));
+	g_assert_no_error(error);
+}
+
+/* Puts chunk @c (or, if @n_chunks > 1, that many) of @data. */
+static void put_chunks(CacheStore *store, const CacheKey *key,
+		       const guint8 *data, guint64 size, guint c,
+		       guint n_chunks)
+{
+	g_autoptr(GError) error = NULL;
+	guint64 off = (guint64)c * CHUNK;
+	gsize len = MIN((guint64)n_chunks * CHUNK, size - off);
+
+	g_assert_true(cache_store_put_range(store, key, size, off, data + off,
+					    -1, len, &error));
+	g_assert_no_error(error);
+}
+
+typedef struct {
+	guint files;
+	guint parts;	 /* names ending ".part" */
+	guint tmps;	 /* names containing ".tmp" */
+	guint bad_depth; /* files not at store/<hash>/<uidvalidity>/<name> */
+} Census;
+
+static Census census_now;
+static const char *census_root;
+
+static int census_one(const char *path, const struct stat *st, int flag,
+		      struct FTW *ftw)
+{
+	const char *name = path + ftw->base;
+
+	if (flag != FTW_F)
+		return 0;
+	census_now.files++;
+	if (g_str_has_suffix(name, ".part"))
+		census_now.parts++;
+	if (strstr(name, ".tmp"))
+		census_now.tmps++;
+	if (ftw->level != 3 || !g_str_has_prefix(path, census_root))
+		census_now.bad_depth++;
+	return 0;
+}
+
+/* What files the store directory holds (single-threaded use only). */
+static Census census(const Tmp *t)
+{
+	memset(&census_now, 0, sizeof(census_now));
+	census_root = t->dir;
+	g_assert_cmpint(nftw(t->dir, census_one, 16, FTW_PHYS), ==, 0);
+	return census_now;
+}
+
+/* The path of the only regular file under the store whose name is @name. */
+static char *find_file(const Tmp *t, const char *name)
+{
+	g_autoptr(GDir) d1 = g_dir_open(t->dir, 0, NULL);
+	char *found = NULL;
+	const char *n1;
+
+	while (d1 && (n1 = g_dir_read_name(d1))) {
+		g_autofree char *p1 = g_build_filename(t->dir, n1, NULL);
+		g_autoptr(GDir) d2 = g_dir_open(p1, 0, NULL);
+		const char *n2;
+
+		while (d2 && (n2 = g_dir_read_name(d2))) {
+			g_autofree char *p3 =
+				g_build_filename(p1, n2, name, NULL);
+
+			if (g_file_test(p3, G_FILE_TEST_IS_REGULAR)) {
+				g_assert_null(found);
+				found = g_steal_pointer(&p3);
+			}
+		}
+	}
+	return found;
+}
+
+/* ---- whole messages ---------------------------------------------------- */
+
+static void test_whole_memory(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	CacheKey key = {"INBOX", 1000, 7};
+	CacheKey other = {"INBOX", 1000, 8};
+	g_autofree guint8 *data = make_bytes(300000, 1);
+	g_autofree guint8 *again = make_bytes(1000, 2);
+	struct stat st;
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	g_assert_cmpint(stat(t.dir, &st), ==, 0);
+	g_assert_cmpint(st.st_mode & 0777, ==, 0700);
+	g_assert_cmpuint(cache_store_usage(store), ==, 0);
+	assert_absent(store, &key);
+
+	put_whole(store, &key, data, 300000);
+	assert_complete(store, &key, data, 300000);
+	assert_absent(store, &other);
+	g_assert_cmpuint(cache_store_usage(store), ==, 300000);
+
+	/* Storing again replaces the bytes and is counted once. */
+	put_whole(store, &key, again, 1000);
+	assert_complete(store, &key, again, 1000);
+	g_assert_cmpuint(cache_store_usage(store), ==, 1000);
+
+	/* An empty message is a message. */
+	put_whole(store, &other, (const guint8 *)"", 0);
+	assert_complete(store, &other, (const guint8 *)"", 0);
+	g_assert_cmpuint(cache_store_usage(store), ==, 1000);
+
+	g_assert_cmpuint(census(&t).files, ==, 2);
+	g_assert_cmpuint(census(&t).tmps, ==, 0);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* An fd whose file holds @data and is positioned at its end (so a store
+ * that read() instead of pread() from 0 would get nothing). @how: 0 an
+ * O_TMPFILE beside the store (same filesystem: the store may link it),
+ * 1 a named file unlinked at once. */
+static int spool_fd(const Tmp *t, int how, const guint8 *data, gsize len)
+{
+	int fd;
+	gsize done = 0;
+
+	if (how == 0) {
+		fd = open(t->top, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR))
+			return -1;
+	} else {
+		g_autofree char *name = g_build_filename(t->top, "spool", NULL);
+
+		fd = open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+		g_assert_cmpint(unlink(name), ==, 0);
+	}
+	g_assert_cmpint(fd, >=, 0);
+	while (done < len) {
+		ssize_t n = write(fd, data + done, len - done);
+
+		g_assert_cmpint(n, >, 0);
+		done += n;
+	}
+	return fd;
+}
+
+static void test_whole_fd(void)
+{
+	for (int how = 0; how < 2; how++) {
+		Tmp t;
+		g_autoptr(CacheStore) store = NULL;
+		g_autoptr(GError) error = NULL;
+		CacheKey key = {"INBOX", 1, 42};
+		gsize len = 3 * CHUNK + 17;
+		g_autofree guint8 *data = make_bytes(len, 3 + how);
+		int fd;
+
+		tmp_init(&t);
+		store = store_new(&t, 0);
+		fd = spool_fd(&t, how, data, len);
+		if (fd < 0) {
+			g_test_message("no O_TMPFILE here; skipped");
+			g_clear_pointer(&store, cache_store_free);
+			tmp_clear(&t);
+			continue;
+		}
+		g_assert_true(cache_store_put_whole(store, &key, NULL, fd, len,
+						    &error));
+		g_assert_no_error(error);
+		close(fd);
+		assert_complete(store, &key, data, len);
+		g_assert_cmpuint(cache_store_usage(store), ==, len);
+		g_assert_cmpuint(census(&t).files, ==, 1);
+		g_assert_cmpuint(census(&t).bad_depth, ==, 0);
+		g_clear_pointer(&store, cache_store_free);
+		tmp_clear(&t);
+	}
+}
+
+/* "@len bytes from @src_fd": a spool file that holds more than @len (say a
+ * FETCH that said less than it sent) must not end up whole in the store,
+ * and later writes to the caller's fd must not reach the stored copy. */
+static void test_whole_fd_exact_len(void)
+{
+	for (int how = 0; how < 2; how++) {
+		Tmp t;
+		g_autoptr(CacheStore) store = NULL;
+		g_autoptr(GError) error = NULL;
+		CacheKey key = {"INBOX", 1, 43};
+		gsize len = 5000;
+		g_autofree guint8 *data = make_bytes(len + 999, 5);
+		g_autofree guint8 *junk = make_bytes(len, 6);
+		int fd;
+
+		tmp_init(&t);
+		store = store_new(&t, 0);
+		fd = spool_fd(&t, how, data, len + 999);
+		if (fd < 0) {
+			g_clear_pointer(&store, cache_store_free);
+			tmp_clear(&t);
+			continue;
+		}
+		g_assert_true(cache_store_put_whole(store, &key, NULL, fd, len,
+						    &error));
+		g_assert_no_error(error);
+		g_assert_cmpint(pwrite(fd, junk, len, 0), ==, (ssize_t)len);
+		close(fd);
+		assert_complete(store, &key, data, len);
+		g_assert_cmpuint(cache_store_usage(store), ==, len);
+		g_clear_pointer(&store, cache_store_free);
+		tmp_clear(&t);
+	}
+}
+
+/* A spool fd with fewer bytes than @len must fail, not store a short
+ * message under a full-size count. */
+static void test_whole_fd_short(void)
+{
+	for (int how = 0; how < 2; how++) {
+		Tmp t;
+		g_autoptr(CacheStore) store = NULL;
+		g_autoptr(GError) error = NULL;
+		CacheKey key = {"INBOX", 1, 44};
+		g_autofree guint8 *data = make_bytes(1000, 7);
+		int fd;
+
+		tmp_init(&t);
+		store = store_new(&t, 0);
+		fd = spool_fd(&t, how, data, 1000);
+		if (fd < 0) {
+			g_clear_pointer(&store, cache_store_free);
+			tmp_clear(&t);
+			continue;
+		}
+		g_assert_false(cache_store_put_whole(store, &key, NULL, fd,
+						     2000, &error));
+		g_assert_nonnull(error);
+		close(fd);
+		assert_absent(store, &key);
+		g_assert_cmpuint(cache_store_usage(store), ==, 0);
+		g_assert_cmpuint(census(&t).files, ==, 0);
+		g_clear_pointer(&store, cache_store_free);
+		tmp_clear(&t);
+	}
+}
+
+/* ---- keys -------------------------------------------------------------- */
+
+static void test_keys_no_crosstalk(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	const CacheKey keys[] = {
+		{"INBOX", 100, 5},
+		{"INBOX", 101, 5},
+		{"Archive", 100, 5},
+		{"inbox", 100, 5},
+		{"INBOX", 100, 6},
+		{"INBOX.Sub", 100, 5},
+		{"INBOX", 0, 5},
+		{"INBOX", G_MAXUINT32, 5},
+		{"INBOX", 100, G_MAXUINT32},
+	};
+	guint8 *data[G_N_ELEMENTS(keys)];
+	guint64 sum = 0;
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	for (guint i = 0; i < G_N_ELEMENTS(keys); i++) {
+		data[i] = make_bytes(1000 + i, 10 + i);
+		put_whole(store, &keys[i], data[i], 1000 + i);
+		sum += 1000 + i;
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(keys); i++)
+		assert_complete(store, &keys[i], data[i], 1000 + i);
+	g_assert_cmpuint(cache_store_usage(store), ==, sum);
+	g_assert_cmpuint(census(&t).files, ==, G_N_ELEMENTS(keys));
+
+	/* Forgetting one (a new UIDVALIDITY, an expunge) leaves the rest. */
+	cache_store_forget(store, &keys[0]);
+	assert_absent(store, &keys[0]);
+	for (guint i = 1; i < G_N_ELEMENTS(keys); i++)
+		assert_complete(store, &keys[i], data[i], 1000 + i);
+	g_assert_cmpuint(cache_store_usage(store), ==, sum - 1000);
+
+	/* A range of one key is not visible under another. */
+	{
+		CacheKey a = {"X", 9, 1}, b = {"X", 10, 1};
+		g_autofree guint8 *d = make_bytes(2 * CHUNK, 30);
+
+		put_chunks(store, &a, d, 2 * CHUNK, 0, 1);
+		g_assert_true(range_ok(store, &a, 2 * CHUNK, 0, 10, d));
+		g_assert_false(range_ok(store, &b, 2 * CHUNK, 0, 10, d));
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(keys); i++)
+		g_free(data[i]);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+static void test_keys_odd_mailbox_names(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	g_autofree char *longname = g_strnfill(5000, 'a');
+	const char *names[] = {
+		"",
+		"/",
+		"..",
+		".",
+		"../..",
+		"../../../../tmp/x",
+		"/etc/passwd",
+		"a/b/../c",
+		"a/b",
+		"a\\b",
+		"~",
+		"*?[",
+		"\xff\xfe\x01\x7f",
+		"\t\n\r ",
+		"%2F..%2F",
+		"INBOX/../..",
+		longname,
+	};
+	guint8 *data[G_N_ELEMENTS(names)];
+	g_autoptr(GDir) top = NULL;
+	const char *entry;
+	guint n_top = 0;
+	Census c;
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+		CacheKey key = {names[i], 1, 1};
+
+		data[i] = make_bytes(100 + i, 40 + i);
+		put_whole(store, &key, data[i], 100 + i);
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(names); i++) {
+		CacheKey key = {names[i], 1, 1};
+
+		assert_complete(store, &key, data[i], 100 + i);
+	}
+	/* Nothing beside the store directory, every file three levels
+	 * down in it, one per name. */
+	top = g_dir_open(t.top, 0, NULL);
+	g_assert_nonnull(top);
+	while ((entry = g_dir_read_name(top))) {
+		g_assert_cmpstr(entry, ==, "store");
+		n_top++;
+	}
+	g_assert_cmpuint(n_top, ==, 1);
+	c = census(&t);
+	g_assert_cmpuint(c.files, ==, G_N_ELEMENTS(names));
+	g_assert_cmpuint(c.bad_depth, ==, 0);
+	for (guint i = 0; i < G_N_ELEMENTS(names); i++)
+		g_free(data[i]);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* ---- ranges ------------------------------------------------------------ */
+
+static void test_range_any_order(void)
+{
+	/* Chunk orders to try over a 4-chunk message whose last chunk is
+	 * short. */
+	static const guint orders[][4] = {
+		{0, 1, 2, 3},
+		{3, 2, 1, 0},
+		{2, 0, 3, 1},
+		{1, 3, 0, 2},
+	};
+
+	for (guint o = 0; o < G_N_ELEMENTS(orders); o++) {
+		Tmp t;
+		g_autoptr(CacheStore) store = NULL;
+		CacheKey key = {"INBOX", 77, 1234};
+		guint64 size = 3 * CHUNK + 1000;
+		g_autofree guint8 *data = make_bytes(size, 50 + o);
+		gboolean have[4] = {FALSE};
+
+		tmp_init(&t);
+		store = store_new(&t, 0);
+		g_assert_false(range_ok(store, &key, size, 0, 1, data));
+		for (guint i = 0; i < 4; i++) {
+			guint c = orders[o][i];
+
+			assert_absent(store, &key);
+			put_chunks(store, &key, data, size, c, 1);
+			have[c] = TRUE;
+			/* One range per chunk, and ranges over two. */
+			for (guint k = 0; k < 4; k++) {
+				guint64 off = (guint64)k * CHUNK + 10;
+
+				if (i == 3)
+					break; /* no partial any more */
+				g_assert_cmpint(range_ok(store, &key, size, off,
+							 100, data),
+						==, have[k]);
+				if (k == 3)
+					continue;
+				g_assert_cmpint(range_ok(store, &key, size,
+							 off + CHUNK - 20, 20,
+							 data),
+						==, have[k] && have[k + 1]);
+			}
+			if (i < 3) {
+				/* The range of a message of another size
+				 * is not this one. */
+				g_assert_false(range_ok(store, &key, size + 1,
+							0, 1, data));
+				g_assert_cmpuint(census(&t).parts, ==, 1);
+			}
+		}
+		/* The last chunk made it whole. */
+		assert_complete(store, &key, data, size);
+		g_assert_cmpuint(census(&t).parts, ==, 0);
+		g_assert_cmpuint(census(&t).files, ==, 1);
+		g_assert_cmpuint(cache_store_usage(store), ==, size);
+		g_clear_pointer(&store, cache_store_free);
+		tmp_clear(&t);
+	}
+}
+
+/* Several chunks in one put; ranges that end exactly on a boundary; a
+ * range reaching past the end of the message. */
+static void test_range_multi_chunk(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	CacheKey key = {"INBOX", 77, 99};
+	guint64 size = 5 * CHUNK;
+	g_autofree guint8 *data = make_bytes(size, 60);
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	put_chunks(store, &key, data, size, 1, 2);
+	g_assert_true(range_ok(store, &key, size, CHUNK, 2 * CHUNK, data));
+	g_assert_false(range_ok(store, &key, size, CHUNK, 2 * CHUNK + 1, data));
+	g_assert_false(range_ok(store, &key, size, CHUNK - 1, 2, data));
+	g_assert_false(range_ok(store, &key, size, 0, 1, data));
+	put_chunks(store, &key, data, size, 3, 2);
+	g_assert_true(range_ok(store, &key, size, CHUNK, 4 * CHUNK, data));
+	g_assert_true(range_ok(store, &key, size, 4 * CHUNK, 10 * CHUNK, data));
+	assert_absent(store, &key);
+	g_assert_cmpuint(cache_store_usage(store), ==, 4 * CHUNK);
+	put_chunks(store, &key, data, size, 0, 1);
+	assert_complete(store, &key, data, size);
+	g_assert_cmpuint(cache_store_usage(store), ==, size);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* Messages of one chunk or less: one put completes them. */
+static void test_range_small(void)
+{
+	static const gsize sizes[] = {0, 1, 1000, CHUNK - 1, CHUNK, CHUNK + 1};
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	guint64 sum = 0;
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	for (guint i = 0; i < G_N_ELEMENTS(sizes); i++) {
+		CacheKey key = {"Small", 3, i + 1};
+		g_autofree guint8 *data = make_bytes(sizes[i], 70 + i);
+
+		put_chunks(store, &key, data, sizes[i], 0, 1);
+		if (sizes[i] > CHUNK) {
+			assert_absent(store, &key);
+			put_chunks(store, &key, data, sizes[i], 1, 1);
+		}
+		assert_complete(store, &key, data, sizes[i]);
+		sum += sizes[i];
+	}
+	g_assert_cmpuint(census(&t).parts, ==, 0);
+	g_assert_cmpuint(cache_store_usage(store), ==, sum);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* A different size means the message is not what we thought: what was
+ * stored goes. */
+static void test_range_size_change(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	CacheKey key = {"INBOX", 5, 5};
+	guint64 size_a = 3 * CHUNK, size_b = CHUNK + 5;
+	g_autofree guint8 *a = make_bytes(size_a, 80);
+	g_autofree guint8 *b = make_bytes(size_b, 81);
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	put_chunks(store, &key, a, size_a, 0, 1);
+	put_chunks(store, &key, a, size_a, 2, 1);
+	g_assert_true(range_ok(store, &key, size_a, 0, 10, a));
+	g_assert_cmpuint(cache_store_usage(store), ==, 2 * CHUNK);
+
+	put_chunks(store, &key, b, size_b, 1, 1);
+	g_assert_false(range_ok(store, &key, size_a, 0, 10, a));
+	g_assert_false(range_ok(store, &key, size_b, 0, 10, b));
+	g_assert_true(range_ok(store, &key, size_b, CHUNK, 5, b));
+	assert_absent(store, &key);
+	g_assert_cmpuint(cache_store_usage(store), ==, 5);
+
+	/* Chunk 0 of the new size completes it, with none of the old
+	 * bytes and none past its end. */
+	put_chunks(store, &key, b, size_b, 0, 1);
+	assert_complete(store, &key, b, size_b);
+	g_assert_cmpuint(cache_store_usage(store), ==, size_b);
+	g_assert_cmpuint(census(&t).files, ==, 1);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* A range arriving after the message became complete (a slow fetch that
+ * lost the race against a whole one) changes nothing. */
+static void test_range_late(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	CacheKey key = {"INBOX", 6, 6};
+	CacheKey key2 = {"INBOX", 6, 7};
+	guint64 size = 2 * CHUNK + 3;
+	g_autofree guint8 *data = make_bytes(size, 90);
+	g_autofree guint8 *other = make_bytes(3 * CHUNK, 91);
+	g_autoptr(GError) error = NULL;
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	put_chunks(store, &key, data, size, 0, 1);
+	put_chunks(store, &key, data, size, 1, 1);
+	put_chunks(store, &key, data, size, 2, 1);
+	assert_complete(store, &key, data, size);
+	put_whole(store, &key2, data, size);
+
+	for (guint i = 0; i < 2; i++) {
+		const CacheKey *k = i ? &key2 : &key;
+
+		g_assert_true(cache_store_put_range(store, k, size, 0, other,
+						    -1, CHUNK, &error));
+		g_assert_no_error(error);
+		g_assert_true(cache_store_put_range(store, k, 3 * CHUNK, 0,
+						    other, -1, CHUNK, &error));
+		g_assert_no_error(error);
+		assert_complete(store, k, data, size);
+	}
+	g_assert_cmpuint(census(&t).parts, ==, 0);
+	g_assert_cmpuint(census(&t).files, ==, 2);
+	g_assert_cmpuint(cache_store_usage(store), ==, 2 * size);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* put_whole over a partial message drops the partial state. */
+static void test_range_then_whole(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	CacheKey key = {"INBOX", 8, 8};
+	guint64 size = 2 * CHUNK;
+	g_autofree guint8 *data = make_bytes(size, 95);
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	put_chunks(store, &key, data, size, 1, 1);
+	g_assert_cmpuint(census(&t).parts, ==, 1);
+	put_whole(store, &key, data, size);
+	assert_complete(store, &key, data, size);
+	g_assert_cmpuint(census(&t).parts, ==, 0);
+	g_assert_false(range_ok(store, &key, size, CHUNK, 1, data));
+	g_assert_cmpuint(cache_store_usage(store), ==, size);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* put_range from an fd reads it from offset 0, whatever its position. */
+static void test_range_fd(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	g_autoptr(GError) error = NULL;
+	CacheKey key = {"INBOX", 9, 9};
+	guint64 size = 2 * CHUNK + 100;
+	g_autofree guint8 *data = make_bytes(size, 96);
+	int fd;
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	fd = spool_fd(&t, 1, data + CHUNK, CHUNK + 100);
+	g_assert_true(cache_store_put_range(store, &key, size, CHUNK, NULL, fd,
+					    CHUNK + 100, &error));
+	g_assert_no_error(error);
+	close(fd);
+	g_assert_true(range_ok(store, &key, size, CHUNK, CHUNK + 100, data));
+	put_chunks(store, &key, data, size, 0, 1);
+	assert_complete(store, &key, data, size);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* ---- forget and usage -------------------------------------------------- */
+
+static void test_forget(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	CacheKey whole = {"INBOX", 1, 1};
+	CacheKey part = {"INBOX", 1, 2};
+	CacheKey never = {"Nowhere", 1, 3};
+	g_autofree guint8 *data = make_bytes(2 * CHUNK, 100);
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	put_whole(store, &whole, data, 5000);
+	put_chunks(store, &part, data, 2 * CHUNK, 0, 1);
+	g_assert_cmpuint(cache_store_usage(store), ==, 5000 + CHUNK);
+	g_assert_cmpuint(census(&t).files, ==, 2);
+
+	cache_store_forget(store, &never);
+	g_assert_cmpuint(cache_store_usage(store), ==, 5000 + CHUNK);
+
+	cache_store_forget(store, &part);
+	g_assert_false(range_ok(store, &part, 2 * CHUNK, 0, 1, data));
+	g_assert_cmpuint(census(&t).parts, ==, 0);
+	g_assert_cmpuint(cache_store_usage(store), ==, 5000);
+	/* What comes after a forget starts from nothing. */
+	put_chunks(store, &part, data, 2 * CHUNK, 1, 1);
+	g_assert_false(range_ok(store, &part, 2 * CHUNK, 0, 1, data));
+	assert_absent(store, &part);
+	cache_store_forget(store, &part);
+
+	cache_store_forget(store, &whole);
+	assert_absent(store, &whole);
+	g_assert_cmpuint(cache_store_usage(store), ==, 0);
+	g_assert_cmpuint(census(&t).files, ==, 0);
+	cache_store_forget(store, &whole);
+	g_assert_cmpuint(cache_store_usage(store), ==, 0);
+
+	/* A pinned message that is forgotten is gone all the same. */
+	cache_store_pin(store, &whole);
+	put_whole(store, &whole, data, 700);
+	cache_store_forget(store, &whole);
+	assert_absent(store, &whole);
+	g_assert_cmpuint(cache_store_usage(store), ==, 0);
+	cache_store_unpin(store, &whole);
+	g_assert_cmpuint(cache_store_usage(store), ==, 0);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+static void test_usage(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	guint64 sum = 0;
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	for (guint i = 0; i < 20; i++) {
+		CacheKey key = {i % 2 ? "A" : "B", 1, i};
+		gsize len = 1 + i * 7919;
+		g_autofree guint8 *data = make_bytes(len, i);
+
+		put_whole(store, &key, data, len);
+		sum += len;
+		g_assert_cmpuint(cache_store_usage(store), ==, sum);
+	}
+	for (guint i = 0; i < 20; i += 3) {
+		CacheKey key = {i % 2 ? "A" : "B", 1, i};
+
+		cache_store_forget(store, &key);
+		sum -= 1 + i * 7919;
+		g_assert_cmpuint(cache_store_usage(store), ==, sum);
+	}
+	/* Pins and opens of nothing cost nothing. */
+	{
+		CacheKey key = {"C", 1, 1};
+
+		cache_store_pin(store, &key);
+		assert_absent(store, &key);
+		cache_store_unpin(store, &key);
+		cache_store_unpin(store, &key);
+	}
+	g_assert_cmpuint(cache_store_usage(store), ==, sum);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* ---- budget ------------------------------------------------------------ */
+
+/* Room for three 100 KB messages even after trimming to 90 %, not four. */
+#define BUDGET 350000
+
+static void test_evict_lru(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	CacheKey k[5];
+	guint8 *data[5];
+
+	tmp_init(&t);
+	store = store_new(&t, BUDGET);
+	for (guint i = 0; i < 5; i++) {
+		k[i] = (CacheKey){"INBOX", 1, i + 1};
+		data[i] = make_bytes(KB100, 110 + i);
+	}
+	put_whole(store, &k[0], data[0], KB100);
+	put_whole(store, &k[1], data[1], KB100);
+	put_whole(store, &k[2], data[2], KB100);
+	g_assert_cmpuint(cache_store_usage(store), ==, 3 * KB100);
+
+	/* The fourth pushes out the first, the one least recently put. */
+	put_whole(store, &k[3], data[3], KB100);
+	g_assert_cmpuint(cache_store_usage(store), <=, BUDGET);
+	g_assert_cmpuint(cache_store_usage(store), ==, 3 * KB100);
+	assert_absent(store, &k[0]);
+	g_assert_cmpuint(census(&t).files, ==, 3);
+
+	/* Reading k[1] keeps it: k[2] is now the least recently used. */
+	assert_complete(store, &k[1], data[1], KB100);
+	put_whole(store, &k[4], data[4], KB100);
+	g_assert_cmpuint(cache_store_usage(store), <=, BUDGET);
+	assert_absent(store, &k[2]);
+	assert_complete(store, &k[1], data[1], KB100);
+	assert_complete(store, &k[3], data[3], KB100);
+	assert_complete(store, &k[4], data[4], KB100);
+	g_assert_cmpuint(census(&t).files, ==, 3);
+	g_assert_cmpuint(cache_store_usage(store), ==, 3 * KB100);
+
+	for (guint i = 0; i < 5; i++)
+		g_free(data[i]);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* A budget of exactly three: the fourth must bring usage to at most the
+ * budget, whatever it evicts, and the newest survives. Partial messages
+ * count and are evicted too. */
+static void test_evict_exact_budget(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	g_autofree guint8 *data = make_bytes(2 * CHUNK, 120);
+	CacheKey newest = {"INBOX", 2, 100};
+
+	tmp_init(&t);
+	store = store_new(&t, 3 * KB100);
+	for (guint i = 0; i < 3; i++) {
+		CacheKey key = {"INBOX", 2, i + 1};
+
+		put_whole(store, &key, data, KB100);
+	}
+	put_whole(store, &newest, data, KB100);
+	g_assert_cmpuint(cache_store_usage(store), <=, 3 * KB100);
+	assert_complete(store, &newest, data, KB100);
+	g_assert_cmpuint(census(&t).files * KB100, ==,
+			 cache_store_usage(store));
+	g_clear_pointer(&store, cache_store_free);
+
+	/* Partials: a budget of 2.5 chunks, chunks of three messages. */
+	store = store_new(&t, 5 * CHUNK / 2);
+	for (guint i = 0; i < 3; i++) {
+		CacheKey key = {"Parts", 2, i + 1};
+
+		put_chunks(store, &key, data, 2 * CHUNK, 0, 1);
+		g_assert_cmpuint(cache_store_usage(store), <=, 5 * CHUNK / 2);
+	}
+	{
+		CacheKey first = {"Parts", 2, 1}, last = {"Parts", 2, 3};
+
+		g_assert_false(range_ok(store, &first, 2 * CHUNK, 0, 1, data));
+		g_assert_true(range_ok(store, &last, 2 * CHUNK, 0, 1, data));
+	}
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+static void test_evict_pin(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	CacheKey k[5];
+	guint8 *data[5];
+
+	tmp_init(&t);
+	store = store_new(&t, BUDGET);
+	for (guint i = 0; i < 5; i++) {
+		k[i] = (CacheKey){"INBOX", 1, i + 1};
+		data[i] = make_bytes(KB100, 130 + i);
+	}
+	put_whole(store, &k[0], data[0], KB100);
+	put_whole(store, &k[1], data[1], KB100);
+	put_whole(store, &k[2], data[2], KB100);
+	cache_store_pin(store, &k[0]);
+	cache_store_pin(store, &k[0]); /* pins count */
+	/* Make k[0] the least recently used by far. */
+	assert_complete(store, &k[2], data[2], KB100);
+	assert_complete(store, &k[1], data[1], KB100);
+
+	put_whole(store, &k[3], data[3], KB100);
+	assert_complete(store, &k[0], data[0], KB100);
+	assert_absent(store, &k[2]);
+	g_assert_cmpuint(cache_store_usage(store), <=, BUDGET);
+
+	/* One unpin of two: still pinned. Make it oldest again. */
+	cache_store_unpin(store, &k[0]);
+	assert_complete(store, &k[1], data[1], KB100);
+	assert_complete(store, &k[3], data[3], KB100);
+	put_whole(store, &k[2], data[2], KB100);
+	assert_complete(store, &k[0], data[0], KB100);
+	assert_absent(store, &k[1]);
+
+	/* Unpinned, it is evictable like any other. */
+	cache_store_unpin(store, &k[0]);
+	assert_complete(store, &k[3], data[3], KB100);
+	assert_complete(store, &k[2], data[2], KB100);
+	put_whole(store, &k[4], data[4], KB100);
+	assert_absent(store, &k[0]);
+	assert_complete(store, &k[2], data[2], KB100);
+	assert_complete(store, &k[3], data[3], KB100);
+	assert_complete(store, &k[4], data[4], KB100);
+	g_assert_cmpuint(cache_store_usage(store), ==, 3 * KB100);
+
+	for (guint i = 0; i < 5; i++)
+		g_free(data[i]);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* A message pinned before it arrives (an open file) survives even when it
+ * alone is over the budget, and so do its partial chunks. */
+static void test_evict_pin_over_budget(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	CacheKey big = {"INBOX", 1, 1};
+	CacheKey part = {"INBOX", 1, 2};
+	g_autofree guint8 *data = make_bytes(3 * CHUNK, 140);
+
+	tmp_init(&t);
+	store = store_new(&t, CHUNK);
+	cache_store_pin(store, &big);
+	cache_store_pin(store, &part);
+	put_whole(store, &big, data, 2 * CHUNK);
+	assert_complete(store, &big, data, 2 * CHUNK);
+	put_chunks(store, &part, data, 3 * CHUNK, 0, 1);
+	put_chunks(store, &part, data, 3 * CHUNK, 2, 1);
+	g_assert_true(range_ok(store, &part, 3 * CHUNK, 0, 1, data));
+	g_assert_true(range_ok(store, &part, 3 * CHUNK, 2 * CHUNK, 1, data));
+	put_chunks(store, &part, data, 3 * CHUNK, 1, 1);
+	assert_complete(store, &part, data, 3 * CHUNK);
+	assert_complete(store, &big, data, 2 * CHUNK);
+	g_assert_cmpuint(cache_store_usage(store), ==, 5 * CHUNK);
+
+	/* Unpinned, the next put trims both. */
+	cache_store_unpin(store, &big);
+	cache_store_unpin(store, &part);
+	{
+		CacheKey small = {"INBOX", 1, 3};
+
+		put_whole(store, &small, data, 1000);
+		assert_complete(store, &small, data, 1000);
+	}
+	assert_absent(store, &big);
+	assert_absent(store, &part);
+	g_assert_cmpuint(cache_store_usage(store), ==, 1000);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* ---- restart ----------------------------------------------------------- */
+
+static void write_file(const char *path, gsize len)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree guint8 *data = make_bytes(len, 150);
+
+	g_assert_true(
+		g_file_set_contents(path, (const char *)data, len, &error));
+	g_assert_no_error(error);
+}
+
+static void test_restart(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	CacheKey a = {"INBOX", 1, 1};
+	CacheKey b = {"Other", 2, 2};
+	CacheKey part = {"INBOX", 1, 3};
+	guint64 psize = 2 * CHUNK;
+	g_autofree guint8 *da = make_bytes(12345, 160);
+	g_autofree guint8 *db = make_bytes(CHUNK + 1, 161);
+	g_autofree guint8 *dp = make_bytes(psize, 162);
+	g_autofree char *pa = NULL;
+	g_autofree char *dir = NULL;
+	g_autofree char *tmp1 = NULL;
+	g_autofree char *tmp2 = NULL;
+	Census c;
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	put_whole(store, &a, da, 12345);
+	put_chunks(store, &b, db, CHUNK + 1, 0, 1);
+	put_chunks(store, &b, db, CHUNK + 1, 1, 1);
+	put_chunks(store, &part, dp, psize, 1, 1);
+	g_clear_pointer(&store, cache_store_free);
+
+	/* What a crash could leave: temporaries of an interrupted put. */
+	pa = find_file(&t, "1");
+	g_assert_nonnull(pa);
+	dir = g_path_get_dirname(pa);
+	tmp1 = g_build_filename(dir, "1.tmp0badf00d", NULL);
+	tmp2 = g_build_filename(dir, "5.tmpdeadbeef", NULL);
+	write_file(tmp1, 5000);
+	write_file(tmp2, 7000);
+	c = census(&t);
+	g_assert_cmpuint(c.parts, ==, 1);
+	g_assert_cmpuint(c.tmps, ==, 2);
+
+	store = store_new(&t, 0);
+	g_assert_cmpuint(cache_store_usage(store), ==, 12345 + CHUNK + 1);
+	c = census(&t);
+	g_assert_cmpuint(c.parts, ==, 0);
+	g_assert_cmpuint(c.tmps, ==, 0);
+	g_assert_cmpuint(c.files, ==, 2);
+	assert_complete(store, &a, da, 12345);
+	assert_complete(store, &b, db, CHUNK + 1);
+
+	/* The partial message starts over: its old chunk is not known. */
+	g_assert_false(range_ok(store, &part, psize, CHUNK, 1, dp));
+	put_chunks(store, &part, dp, psize, 0, 1);
+	assert_absent(store, &part);
+	g_assert_false(range_ok(store, &part, psize, CHUNK, 1, dp));
+	put_chunks(store, &part, dp, psize, 1, 1);
+	assert_complete(store, &part, dp, psize);
+
+	/* Forgetting what the earlier run stored is counted. */
+	cache_store_forget(store, &a);
+	g_assert_cmpuint(cache_store_usage(store), ==, CHUNK + 1 + psize);
+	g_clear_pointer(&store, cache_store_free);
+
+	/* A smaller budget on restart: the next put trims to it. */
+	store = store_new(&t, CHUNK);
+	{
+		CacheKey n = {"INBOX", 1, 9};
+
+		put_whole(store, &n, da, 100);
+		g_assert_cmpuint(cache_store_usage(store), <=, CHUNK);
+		assert_complete(store, &n, da, 100);
+	}
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* ---- hostile sizes and offsets ----------------------------------------- */
+
+static void test_hostile_unaligned(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	g_autoptr(GError) error = NULL;
+	CacheKey key = {"INBOX", 1, 1};
+	guint64 size = 3 * CHUNK;
+	g_autofree guint8 *data = make_bytes(size, 170);
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+
+	/* An offset off the chunk grid. */
+	g_test_expect_message("imapfs-cache", G_LOG_LEVEL_CRITICAL,
+			      "*assertion*failed*");
+	g_assert_false(cache_store_put_range(store, &key, size, 100, data, -1,
+					     CHUNK, &error));
+	g_test_assert_expected_messages();
+	/* A short length that does not reach the end. */
+	g_test_expect_message("imapfs-cache", G_LOG_LEVEL_CRITICAL,
+			      "*assertion*failed*");
+	g_assert_false(cache_store_put_range(store, &key, size, 0, data, -1,
+					     CHUNK - 1, &error));
+	g_test_assert_expected_messages();
+	/* The end of a message that is not on the grid. */
+	g_test_expect_message("imapfs-cache", G_LOG_LEVEL_CRITICAL,
+			      "*assertion*failed*");
+	g_assert_false(cache_store_put_range(store, &key, size - 7, size - 7,
+					     data, -1, 0, &error));
+	g_test_assert_expected_messages();
+
+	g_assert_no_error(error);
+	g_assert_false(range_ok(store, &key, size, 0, 1, data));
+	g_assert_false(range_ok(store, &key, size, 0, 1, data));
+	assert_absent(store, &key);
+	g_assert_cmpuint(cache_store_usage(store), ==, 0);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* The same refusal, seen from outside: the subprocess dies of its
+ * CRITICAL under G_DEBUG=fatal-warnings. */
+static void test_hostile_unaligned_trap(void)
+{
+	if (g_test_subprocess()) {
+		Tmp t;
+		CacheStore *store;
+		CacheKey key = {"INBOX", 1, 1};
+		guint8 data[16] = {0};
+
+		g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL |
+				       G_LOG_LEVEL_WARNING);
+		tmp_init(&t);
+		store = store_new(&t, 0);
+		/* Clean up first: the call below does not return. */
+		tmp_clear(&t);
+		cache_store_put_range(store, &key, 100, 1, data, -1, 16, NULL);
+		return;
+	}
+	g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+	g_test_trap_assert_failed();
+	g_test_trap_assert_stderr("*CRITICAL*cache_store_put_range*");
+}
+
+/* Criticals are the store's way to refuse some of the calls below; either
+ * that or a FALSE return is fine, so they must not abort the test. */
+static gboolean not_fatal(const gchar *domain, GLogLevelFlags level,
+			  const gchar *message, gpointer user_data)
+{
+	guint *n = user_data;
+
+	if (g_strcmp0(domain, "imapfs-cache") != 0)
+		return TRUE;
+	(*n)++;
+	return FALSE;
+}
+
+/* A length of 0, even at the end of the message, marks no chunk. */
+static void test_hostile_len_zero(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	CacheKey key = {"INBOX", 1, 1};
+	CacheKey key2 = {"INBOX", 1, 2};
+	guint64 size = 2 * CHUNK;
+	guint64 size2 = CHUNK + 10;
+	g_autofree guint8 *data = make_bytes(size, 180);
+	g_autoptr(GError) error = NULL;
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	g_assert_true(cache_store_put_range(store, &key, size, size, data, -1,
+					    0, &error));
+	g_assert_no_error(error);
+	g_assert_true(cache_store_put_range(store, &key2, size2, CHUNK, data,
+					    -1, 0, &error));
+	g_assert_no_error(error);
+	g_assert_true(cache_store_put_range(store, &key, size, CHUNK, data, -1,
+					    0, &error));
+	g_assert_no_error(error);
+	put_chunks(store, &key, data, size, 0, 1);
+	put_chunks(store, &key2, data, size2, 0, 1);
+	assert_absent(store, &key);
+	assert_absent(store, &key2);
+	g_assert_false(range_ok(store, &key, size, CHUNK, 1, data));
+	g_assert_false(range_ok(store, &key2, size2, CHUNK, 1, data));
+	g_assert_cmpuint(cache_store_usage(store), ==, 2 * CHUNK);
+	put_chunks(store, &key, data, size, 1, 1);
+	assert_complete(store, &key, data, size);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* Bytes past @size (a range starting beyond the end, or a whole chunk
+ * where the message ends sooner) must not end up in the message. */
+static void test_hostile_past_end(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	CacheKey key = {"INBOX", 1, 1};
+	CacheKey key2 = {"INBOX", 1, 2};
+	guint64 size = CHUNK + 10;
+	g_autofree guint8 *data = make_bytes(4 * CHUNK, 190);
+	guint criticals = 0;
+	struct stat st;
+	int fd;
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	g_test_log_set_fatal_handler(not_fatal, &criticals);
+
+	/* A range beginning past the end. */
+	(void)cache_store_put_range(store, &key, size, 2 * CHUNK, data, -1,
+				    CHUNK, NULL);
+	put_chunks(store, &key, data, size, 0, 1);
+	put_chunks(store, &key, data, size, 1, 1);
+	fd = cache_store_open_complete(store, &key);
+	g_assert_cmpint(fd, >=, 0);
+	g_assert_cmpint(fstat(fd, &st), ==, 0);
+	close(fd);
+	g_assert_cmpint(st.st_size, ==, size);
+	assert_complete(store, &key, data, size);
+
+	/* A full chunk where only 10 bytes are left. */
+	(void)cache_store_put_range(store, &key2, size, CHUNK, data + CHUNK, -1,
+				    CHUNK, NULL);
+	put_chunks(store, &key2, data, size, 0, 1);
+	fd = cache_store_open_complete(store, &key2);
+	if (fd < 0) {
+		/* Refused: the real last chunk completes it. */
+		put_chunks(store, &key2, data, size, 1, 1);
+		fd = cache_store_open_complete(store, &key2);
+	}
+	g_assert_cmpint(fd, >=, 0);
+	g_assert_cmpint(fstat(fd, &st), ==, 0);
+	close(fd);
+	g_assert_cmpint(st.st_size, ==, size);
+	assert_complete(store, &key2, data, size);
+	g_assert_cmpuint(cache_store_usage(store), ==, 2 * size);
+
+	g_test_log_set_fatal_handler(NULL, NULL);
+	g_test_message("%u criticals", criticals);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* RFC822.SIZE is a server's word. A size whose chunk count does not fit
+ * (or whose rounding overflows) must not make one chunk a whole message. */
+static void test_hostile_huge_size(void)
+{
+	static const guint64 sizes[] = {
+		G_MAXUINT64,
+		G_MAXUINT64 - CHUNK + 2,
+		(G_GUINT64_CONSTANT(1) << 50) + CHUNK, /* 2^32 + 1 chunks */
+		G_GUINT64_CONSTANT(1) << 50,	       /* 2^32 chunks */
+		(guint64)G_MAXUINT32 + 1,
+		(guint64)G_MAXUINT32,
+	};
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	g_autofree guint8 *data = make_bytes(CHUNK, 200);
+	guint criticals = 0;
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	g_test_log_set_fatal_handler(not_fatal, &criticals);
+	for (guint i = 0; i < G_N_ELEMENTS(sizes); i++) {
+		CacheKey key = {"INBOX", 1, i + 1};
+		g_autoptr(GError) error = NULL;
+
+		(void)cache_store_put_range(store, &key, sizes[i], 0, data, -1,
+					    CHUNK, &error);
+		assert_absent(store, &key);
+		g_assert_cmpuint(census(&t).files, <=, i + 1);
+		cache_store_forget(store, &key);
+	}
+	g_assert_cmpuint(cache_store_usage(store), ==, 0);
+	g_test_log_set_fatal_handler(NULL, NULL);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* A negative offset is chunk-aligned arithmetic-wise but no place in a
+ * file: refused, nothing stored. */
+static void test_hostile_negative_off(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	CacheKey key = {"INBOX", 1, 1};
+	g_autofree guint8 *data = make_bytes(CHUNK, 210);
+	guint criticals = 0;
+	gboolean ok;
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	g_test_log_set_fatal_handler(not_fatal, &criticals);
+	ok = cache_store_put_range(store, &key, 2 * CHUNK, -(goffset)CHUNK,
+				   data, -1, CHUNK, NULL);
+	g_test_log_set_fatal_handler(NULL, NULL);
+	g_assert_false(ok);
+	put_chunks(store, &key, data, CHUNK, 0, 1);
+	assert_complete(store, &key, data, CHUNK);
+	g_assert_cmpuint(cache_store_usage(store), ==, CHUNK);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+/* ---- threads ----------------------------------------------------------- */
+
+#define N_THREADS 4
+#define N_CHUNKS  16
+
+typedef struct {
+	CacheStore *store;
+	const guint8 *data;
+	guint first;
+} Worker;
+
+static gpointer worker_run(gpointer user_data)
+{
+	Worker *w = user_data;
+	guint64 size = N_CHUNKS * CHUNK - 3;
+
+	for (guint c = w->first; c < N_CHUNKS; c += N_THREADS) {
+		CacheKey key = {"Shared", 1, 1};
+		CacheKey own = {"Own", 1, 100 + c};
+		g_autoptr(GError) error = NULL;
+		guint64 off = (guint64)c * CHUNK;
+		int fd;
+
+		g_assert_true(cache_store_put_range(
+			w->store, &key, size, off, w->data + off, -1,
+			MIN(CHUNK, size - off), &error));
+		g_assert_no_error(error);
+		g_assert_true(cache_store_put_whole(w->store, &own, w->data, -1,
+						    1000 + c, &error));
+		g_assert_no_error(error);
+		cache_store_pin(w->store, &own);
+		fd = cache_store_open_complete(w->store, &own);
+		if (fd >= 0)
+			close(fd);
+		cache_store_unpin(w->store, &own);
+		fd = cache_store_open_range(w->store, &key, size, 0, size);
+		if (fd >= 0)
+			close(fd);
+	}
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	guint64 size = N_CHUNKS * CHUNK - 3;
+	g_autofree guint8 *data = make_bytes(size, 220);
+	GThread *threads[N_THREADS];
+	Worker w[N_THREADS];
+	CacheKey key = {"Shared", 1, 1};
+	guint64 sum = size;
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	for (guint i = 0; i < N_THREADS; i++) {
+		w[i] = (Worker){store, data, i};
+		threads[i] = g_thread_new("store", worker_run, &w[i]);
+	}
+	for (guint i = 0; i < N_THREADS; i++)
+		g_thread_join(threads[i]);
+	assert_complete(store, &key, data, size);
+	for (guint c = 0; c < N_CHUNKS; c++)
+		sum += 1000 + c;
+	g_assert_cmpuint(cache_store_usage(store), ==, sum);
+	g_assert_cmpuint(census(&t).parts, ==, 0);
+	g_assert_cmpuint(census(&t).files, ==, N_CHUNKS + 1);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+
+	g_test_add_func("/cache-store/whole/memory", test_whole_memory);
+	g_test_add_func("/cache-store/whole/fd", test_whole_fd);
+	g_test_add_func("/cache-store/whole/fd-exact-len",
+			test_whole_fd_exact_len);
+	g_test_add_func("/cache-store/whole/fd-short", test_whole_fd_short);
+	g_test_add_func("/cache-store/keys/no-crosstalk",
+			test_keys_no_crosstalk);
+	g_test_add_func("/cache-store/keys/odd-mailbox-names",
+			test_keys_odd_mailbox_names);
+	g_test_add_func("/cache-store/range/any-order", test_range_any_order);
+	g_test_add_func("/cache-store/range/multi-chunk",
+			test_range_multi_chunk);
+	g_test_add_func("/cache-store/range/small", test_range_small);
+	g_test_add_func("/cache-store/range/size-change",
+			test_range_size_change);
+	g_test_add_func("/cache-store/range/late", test_range_late);
+	g_test_add_func("/cache-store/range/then-whole", test_range_then_whole);
+	g_test_add_func("/cache-store/range/fd", test_range_fd);
+	g_test_add_func("/cache-store/forget", test_forget);
+	g_test_add_func("/cache-store/usage", test_usage);
+	g_test_add_func("/cache-store/evict/lru", test_evict_lru);
+	g_test_add_func("/cache-store/evict/exact-budget",
+			test_evict_exact_budget);
+	g_test_add_func("/cache-store/evict/pin", test_evict_pin);
+	g_test_add_func("/cache-store/evict/pin-over-budget",
+			test_evict_pin_over_budget);
+	g_test_add_func("/cache-store/restart", test_restart);
+	g_test_add_func("/cache-store/hostile/unaligned",
+			test_hostile_unaligned);
+	g_test_add_func("/cache-store/hostile/unaligned-trap",
+			test_hostile_unaligned_trap);
+	g_test_add_func("/cache-store/hostile/len-zero", test_hostile_len_zero);
+	g_test_add_func("/cache-store/hostile/past-end", test_hostile_past_end);
+	g_test_add_func("/cache-store/hostile/huge-size",
+			test_hostile_huge_size);
+	g_test_add_func("/cache-store/hostile/negative-off",
+			test_hostile_negative_off);
+	g_test_add_func("/cache-store/threads", test_threads);
+	return g_test_run();
+}
