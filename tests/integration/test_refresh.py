@@ -1,0 +1,87 @@
+"""Changes made by another client while imapfs is mounted show up after
+-o list_ttl: new, expunged and re-flagged messages, with Dovecot's
+CONDSTORE (a CHANGEDSINCE refresh) and with a server that does not offer
+it (a full flag scan)."""
+
+import os
+import re
+import shutil
+import tempfile
+
+import pytest
+
+import conftest
+import imapfs_samplemail as sm
+from writehelpers import fresh, wait_until, Writer
+
+CHANGEDSINCE = re.compile(r"C: \S+ UID FETCH 1:\* \(UID FLAGS\) "
+			  r"\(CHANGEDSINCE \d+\)")
+
+
+@pytest.fixture(params=["condstore", "plain"])
+def setup(request, server, server_factory, new_user, witness, tmp_path):
+	"""(server info, user, mount, witness) with list_ttl=1; "plain" runs
+	against a Dovecot that does not advertise CONDSTORE or QRESYNC."""
+	info = server
+	if request.param == "plain":
+		info = server_factory(drop_caps=["CONDSTORE", "QRESYNC"])
+	user = new_user("refresh")
+	conftest.seed_account(info, user, {"INBOX": 5}, seed=41)
+	mt = conftest.Mounter(info, str(tmp_path))
+	m = mt.mount(user, opts=("list_ttl=1",), debug=True)
+	w = conftest.Witness(info, user) if info is not server else \
+		witness(user)
+	yield request.param, info, user, m, w
+	problems = mt.cleanup()
+	assert not problems, "\n".join(problems)
+
+
+def listing(m):
+	return sorted(os.listdir(os.path.join(m.path, "INBOX")))
+
+
+def test_other_clients_changes_appear(setup):
+	kind, info, user, m, w = setup
+	before = fresh(w, "INBOX")
+	assert listing(m) == sorted(r["name"] for r in before)
+
+	writer = Writer(info, user)
+	try:
+		writer.store("INBOX", before[1]["uid"], "FLAGS",
+			     "(\\Answered $Refreshed)")
+		writer.store("INBOX", before[2]["uid"], "+FLAGS", "(\\Deleted)")
+		writer.c.uid("EXPUNGE", str(before[2]["uid"]))
+		writer.append("INBOX", sm.make_messages(42, 1)[0])
+	finally:
+		writer.close()
+	after = fresh(w, "INBOX")
+	want = sorted(r["name"] for r in after)
+	assert before[2]["name"] not in want
+
+	got = wait_until(lambda: listing(m) == want and listing(m), timeout=10)
+	assert got == want
+	flags = os.getxattr(os.path.join(m.path, "INBOX", before[1]["name"]),
+			    "user.imap.flags").decode().split()
+	assert set(flags) == {"\\Answered", "$Refreshed"}
+
+
+def test_refresh_asks_only_for_changes_with_condstore(setup):
+	kind, info, user, m, w = setup
+	listing(m)
+	mark = len(m.stderr())
+	writer = Writer(info, user)
+	try:
+		writer.store("INBOX", fresh(w, "INBOX")[0]["uid"], "+FLAGS",
+			     "($Probe)")
+	finally:
+		writer.close()
+	assert wait_until(lambda: "$Probe" in os.getxattr(
+		os.path.join(m.path, "INBOX", listing(m)[0]),
+		"user.imap.flags").decode().split(), timeout=10)
+	log = m.stderr()[mark:]
+	if kind == "condstore":
+		assert CHANGEDSINCE.search(log), log[-2000:]
+	else:
+		assert not CHANGEDSINCE.search(log), log[-2000:]
+		assert re.search(r"UID FETCH 1:\* \(UID FLAGS\)\r?$", log,
+				 re.M), log[-2000:]
