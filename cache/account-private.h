@@ -22,6 +22,8 @@ struct CacheAccount {
 	GMutex lock;
 	CacheIndex *index;
 	GHashTable *inflight;	/* job key -> CacheWait * (a reference) */
+	GMutex save_lock;	/* one index save at a time; taken before
+				 * lock */
 	char *index_path;
 	gint64 saved_at;	/* monotonic time of the last save */
 	guint64 saved_generation; /* the sum of generations then */

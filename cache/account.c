@@ -78,12 +78,15 @@ static void save_index(CacheAccount *acct, gboolean now)
 	g_autoptr(GBytes) data = NULL;
 	guint64 generation;
 
+	/* One save at a time, so an older snapshot never lands last. */
+	g_mutex_lock(&acct->save_lock);
 	g_mutex_lock(&acct->lock);
 	generation = cache_index_generation(acct->index);
 	if (generation == acct->saved_generation ||
 	    (!now && g_get_monotonic_time() - acct->saved_at <
 			     60 * G_TIME_SPAN_SECOND)) {
 		g_mutex_unlock(&acct->lock);
+		g_mutex_unlock(&acct->save_lock);
 		return;
 	}
 	data = cache_index_serialize(acct->index);
@@ -92,6 +95,7 @@ static void save_index(CacheAccount *acct, gboolean now)
 	g_mutex_unlock(&acct->lock);
 	if (!cache_index_write_file(acct->index_path, data, &error))
 		g_warning("cannot save the index: %s", error->message);
+	g_mutex_unlock(&acct->save_lock);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag,
@@ -171,6 +175,7 @@ CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 	acct->cache_size = opts->cache_size;
 	acct->list_ttl = (gint64)opts->list_ttl_s * G_TIME_SPAN_SECOND;
 	g_mutex_init(&acct->lock);
+	g_mutex_init(&acct->save_lock);
 	acct->index_path = g_build_filename(opts->cache_dir, "index", NULL);
 	acct->index = load_index(acct->index_path);
 	acct->inflight = g_hash_table_new_full(
@@ -492,6 +497,7 @@ void cache_account_correct_size(CacheAccount *acct, CacheMsgRef ref,
 /* A range of a large message: UID FETCH uid (BODY.PEEK[]<off.len>). */
 typedef struct {
 	CacheAccount *acct;	/* borrowed */
+	CacheWait *wait;	/* completed with the job's outcome */
 	CacheMsgRef ref;
 	char *key;		/* inflight key */
 	char *mailbox;		/* wire name */
@@ -508,6 +514,7 @@ static void fetch_job_free(gpointer data)
 {
 	FetchJob *job = data;
 
+	cache_wait_unref(job->wait);
 	g_clear_error(&job->error);
 	g_free(job->key);
 	g_free(job->mailbox);
@@ -568,15 +575,23 @@ out:
 	imap_fetch_clear(&fetch);
 }
 
-static void on_fetch_done(CacheWait *wait, const ImapReply *reply,
-			  const GError *error, gpointer user_data)
+static void on_fetch_done(ImapReply *reply, GError *error, gpointer user_data)
 {
 	FetchJob *job = user_data;
 
 	cache_account_leave(job->acct, job->key);
+	if (!error && job->error) {
+		g_warning("UID %u of %s: %s", job->ref.uid, job->mailbox,
+			  job->error->message);
+		error = g_steal_pointer(&job->error);
+	}
 	if (!error && job->new_size)
 		cache_account_correct_size(job->acct, job->ref, job->mailbox,
 					   job->new_size);
+	cache_wait_complete(job->wait, error);
+	imap_reply_free(reply);
+	g_clear_error(&error);
+	fetch_job_free(job);
 }
 
 typedef struct {
@@ -649,6 +664,7 @@ static gboolean fetch_for_read(CacheAccount *acct, CacheMsgRef ref,
 		FetchJob *job = g_new0(FetchJob, 1);
 
 		job->acct = acct;
+		job->wait = cache_wait_ref(wait);
 		job->ref = ref;
 		job->key = g_strdup(key);
 		job->mailbox = g_strdup(place->mailbox);
@@ -656,12 +672,12 @@ static gboolean fetch_for_read(CacheAccount *acct, CacheMsgRef ref,
 		job->size = place->size;
 		job->off = start;
 		job->len = span;
-		cache_wait_submit(
-			wait, acct->pool, place->mailbox,
+		imap_pool_submit(
+			acct->pool, place->mailbox,
 			imap_command_new(NULL, IMAP_COMMAND_RETRIABLE,
 					 "UID FETCH %u (BODY.PEEK[]<%u.%u>)",
 					 ref.uid, (guint)start, (guint)span),
-			on_fetch_data, on_fetch_done, job, fetch_job_free);
+			on_fetch_data, on_fetch_done, job);
 	}
 	return cache_wait_block(wait, acct->timeout_s, cancel, error);
 }
@@ -681,9 +697,13 @@ static gboolean span_from_fd(int fd, goffset off, gsize len,
 	return TRUE;
 }
 
-gboolean cache_account_read(CacheAccount *acct, CacheMsgRef ref, goffset off,
-			    gsize len, CacheSpan *out_span,
-			    GCancellable *cancel, GError **error)
+/* The read path. @expect_uidvalidity (0: any) is what an open file was
+ * opened under: another UIDVALIDITY means another message with that UID,
+ * which is NOT_FOUND for the reader. */
+static gboolean read_message(CacheAccount *acct, CacheMsgRef ref,
+			     guint32 expect_uidvalidity, goffset off, gsize len,
+			     CacheSpan *out_span, GCancellable *cancel,
+			     GError **error)
 {
 	*out_span = (CacheSpan){.fd = -1, .borrowed = FALSE};
 
@@ -697,6 +717,16 @@ gboolean cache_account_read(CacheAccount *acct, CacheMsgRef ref, goffset off,
 
 		if (!locate(acct, ref, &place, error))
 			return FALSE;
+		if (expect_uidvalidity &&
+		    place.uidvalidity != expect_uidvalidity) {
+			g_free(place.mailbox);
+			g_set_error(error, IMAPFS_CACHE_ERROR,
+				    CACHE_ERROR_NOT_FOUND,
+				    "message %u of mailbox %u is gone (new "
+				    "UIDVALIDITY)",
+				    ref.uid, ref.mailbox_id);
+			return FALSE;
+		}
 		key = (CacheKey){place.mailbox, place.uidvalidity, ref.uid};
 		if ((guint64)off >= place.size) {
 			g_free(place.mailbox);
@@ -749,6 +779,13 @@ gboolean cache_account_read(CacheAccount *acct, CacheMsgRef ref, goffset off,
 		    "message %u of mailbox %u could not be read consistently",
 		    ref.uid, ref.mailbox_id);
 	return FALSE;
+}
+
+gboolean cache_account_read(CacheAccount *acct, CacheMsgRef ref, goffset off,
+			    gsize len, CacheSpan *out_span,
+			    GCancellable *cancel, GError **error)
+{
+	return read_message(acct, ref, 0, off, len, out_span, cancel, error);
 }
 
 gboolean cache_account_open(CacheAccount *acct, CacheMsgRef ref,
@@ -820,11 +857,17 @@ static int file_fd(CacheAccount *acct, CacheFile *file)
 		close(fd);
 		return -1;
 	}
-	file->fd_size = st.st_size;
-	if (!g_atomic_int_compare_and_exchange(&file->fd, -1, fd)) {
+	/* fd_size is written before fd is published, and only by the
+	 * thread that publishes it; readers see it after reading fd. */
+	g_mutex_lock(&acct->lock);
+	if (file->fd < 0) {
+		file->fd_size = st.st_size;
+		g_atomic_int_set(&file->fd, fd);
+	} else {
 		close(fd);
-		fd = g_atomic_int_get(&file->fd);
+		fd = file->fd;
 	}
+	g_mutex_unlock(&acct->lock);
 	return fd;
 }
 
@@ -847,8 +890,8 @@ gboolean cache_account_read_file(CacheAccount *acct, CacheFile *file,
 			cache_prefetch_note_read(acct, file->ref);
 		return TRUE;
 	}
-	if (cache_account_read(acct, file->ref, off, len, out_span, cancel,
-			       &local))
+	if (read_message(acct, file->ref, file->uidvalidity, off, len, out_span,
+			 cancel, &local))
 		return TRUE;
 	if (!g_error_matches(local, IMAPFS_CACHE_ERROR,
 			     CACHE_ERROR_NOT_FOUND)) {

@@ -251,8 +251,7 @@ gboolean cache_account_set_flags(CacheAccount *acct, CacheMsgRef ref,
 			    !imap_response_get_fetch(reply->untagged->pdata[i],
 						     &fetch, NULL))
 				continue;
-			if ((fetch.uid == ref.uid || fetch.uid == 0) &&
-			    fetch.flags) {
+			if (fetch.uid == ref.uid && fetch.flags) {
 				g_autofree char *joined =
 					g_strjoinv(" ", fetch.flags);
 
@@ -343,15 +342,31 @@ static void add_flag(CacheAccount *acct, CacheMsgRef ref, guint32 uidvalidity,
 static gboolean expunge_uid(CacheAccount *acct, const Place *place,
 			    CacheMsgRef ref, GError **error)
 {
+	g_autoptr(ImapReply) reply = NULL;
 	gboolean ok;
 
 	ok = run(acct, place->wire,
 		 imap_command_new(error, IMAP_COMMAND_RETRIABLE,
 				  "UID STORE %u +FLAGS.SILENT (\\Deleted)",
 				  ref.uid),
-		 NULL, error);
+		 &reply, error);
 	if (!ok)
 		return FALSE;
+	/* The mailbox was made anew since we looked: that UID is another
+	 * message now. Take the mark back and expunge nothing. */
+	if (reply->uidvalidity && reply->uidvalidity != place->uidvalidity) {
+		run(acct, place->wire,
+		    imap_command_new(NULL, IMAP_COMMAND_RETRIABLE,
+				     "UID STORE %u -FLAGS.SILENT (\\Deleted)",
+				     ref.uid),
+		    NULL, NULL);
+		mark_stale(acct, ref.mailbox_id);
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
+			    "mailbox %s changed UIDVALIDITY; nothing was "
+			    "removed",
+			    place->full_name);
+		return FALSE;
+	}
 	if (!(imap_pool_caps(acct->pool) & IMAP_CAP_UIDPLUS)) {
 		g_message("UID %u in %s is marked \\Deleted but stays: the "
 			  "server lacks UIDPLUS, and a plain EXPUNGE would "

@@ -390,11 +390,14 @@ gboolean cache_store_put_whole(CacheStore *store, const CacheKey *key,
 		return FALSE;
 	tmp = g_strdup_printf("%s.tmp%08x", path, g_random_int());
 	if (!data) {
-		/* The spool file is unlinked; give it a name without copying. */
+		/* The spool file is unlinked; give it a name without copying,
+		 * when it holds exactly the message. */
+		struct stat st;
 		char proc[64];
 
 		g_snprintf(proc, sizeof(proc), "/proc/self/fd/%d", src_fd);
-		linked = linkat(AT_FDCWD, proc, AT_FDCWD, tmp,
+		linked = fstat(src_fd, &st) == 0 && (gsize)st.st_size == len &&
+			 linkat(AT_FDCWD, proc, AT_FDCWD, tmp,
 				AT_SYMLINK_FOLLOW) == 0;
 	}
 	if (!linked) {
@@ -435,6 +438,17 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 	g_return_val_if_fail(off % CACHE_STORE_CHUNK == 0, FALSE);
 	g_return_val_if_fail(len % CACHE_STORE_CHUNK == 0 ||
 				     off + len == size, FALSE);
+	/* The size comes from the server: keep the chunk count in range,
+	 * and never store bytes past the end. */
+	if (off < 0 || size > (guint64)G_MAXUINT32 * CACHE_STORE_CHUNK ||
+	    (guint64)off + len > size) {
+		g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+			    "cache: range %" G_GINT64_FORMAT "+%" G_GSIZE_FORMAT
+			    " does not fit a message of %" G_GUINT64_FORMAT
+			    " bytes",
+			    (gint64)off, len, size);
+		return FALSE;
+	}
 	if (!ensure_dir(store, key, error))
 		return FALSE;
 

@@ -319,9 +319,11 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 	GHashTableIter iter;
 	gpointer key, value;
 
-	if (job->mixed || (!job->full && mbox->synced &&
-			   mbox->uidvalidity != job->uidvalidity)) {
-		/* UIDVALIDITY changed under us: what we hold is void. */
+	if (job->mixed || (!job->full && (!mbox->synced ||
+					  mbox->uidvalidity != job->uidvalidity))) {
+		/* UIDVALIDITY changed under us (SELECT may already have
+		 * cleared the table): what we hold is void, and a refresh
+		 * cannot rebuild it. Left unsynced, the caller lists anew. */
 		cache_index_clear_messages(mbox);
 		return;
 	}
@@ -423,21 +425,30 @@ static guint64 index_modseq(CacheIndexMailbox *mbox)
 
 gboolean cache_sync_messages(CacheAccount *acct, guint32 id, GError **error)
 {
-	CacheIndexMailbox *mbox;
-	gboolean missing = FALSE, unsure = FALSE;
+	gboolean condstore = TRUE;
 
-	if (!sync_once(acct, id, TRUE, error))
-		return FALSE;
-	g_mutex_lock(&acct->lock);
-	mbox = cache_index_mailbox(acct->index, id);
-	if (mbox) {
-		missing = mbox->missing;
-		unsure = mbox->flags_unsure;
+	/* A second pass when the first could not finish the job: after a
+	 * UIDVALIDITY change (the table was dropped: list it all again),
+	 * after an EXISTS the fetch did not cover (commands sent now see it),
+	 * or after a change we could not place (scan every flag once). */
+	for (guint pass = 0; pass < 3; pass++) {
+		CacheIndexMailbox *mbox;
+		gboolean done = TRUE;
+
+		if (!sync_once(acct, id, condstore, error))
+			return FALSE;
+		g_mutex_lock(&acct->lock);
+		mbox = cache_index_mailbox(acct->index, id);
+		if (mbox) {
+			done = mbox->synced && !mbox->missing &&
+			       !mbox->flags_unsure;
+			condstore = !mbox->flags_unsure;
+		}
+		g_mutex_unlock(&acct->lock);
+		if (done)
+			return TRUE;
 	}
-	g_mutex_unlock(&acct->lock);
-	/* Commands sent now see what the EXISTS announced; a change we could
-	 * not place is found by scanning every flag once. */
-	return !(missing || unsure) || sync_once(acct, id, !unsure, error);
+	return TRUE;
 }
 
 static gboolean sync_once(CacheAccount *acct, guint32 id, gboolean condstore,

@@ -11,6 +11,12 @@
 typedef struct FsNotify FsNotify;
 typedef struct FsNewFiles FsNewFiles;
 
+/* An inode whose message was moved: the message it became, and when. */
+typedef struct {
+	CacheMsgRef ref;
+	gint64 at;		/* monotonic time of the move */
+} FsMoved;
+
 typedef struct {
 	CacheAccount *acct;	/* set after daemonizing, before the loop */
 	FsNotify *notify;
@@ -22,7 +28,7 @@ typedef struct {
 	FsNewFiles *newfiles;	/* files being created (fs/newfile.h) */
 	GMutex lock;		/* guards the tables below; a leaf lock */
 	GHashTable *open_count;	/* message ino -> open handles */
-	GHashTable *moved;	/* message ino -> CacheMsgRef * it became by
+	GHashTable *moved;	/* message ino -> FsMoved * it became by
 				 * a move: the kernel keeps the old inode
 				 * under the new name, and mv stats it */
 } FsMount;

@@ -26,6 +26,8 @@
 #define FS_NEGATIVE_TIMEOUT 1.0
 /* How long the name a message was moved under stays known (µs). */
 #define FS_MOVED_NAME_GRACE (G_USEC_PER_SEC / 2)
+/* How long its old inode stands for it (µs): past the grace, with room. */
+#define FS_MOVED_KEEP (10 * G_USEC_PER_SEC)
 
 static FsMount *mount_of(fuse_req_t req)
 {
@@ -64,7 +66,7 @@ static void fill_entry(FsMount *mnt, const struct stat *st,
  * became. FALSE for directories and pending files. */
 static gboolean message_ref(FsMount *mnt, fuse_ino_t ino, CacheMsgRef *out)
 {
-	CacheMsgRef *moved;
+	FsMoved *moved;
 
 	if (fs_newfiles_is_new(ino))
 		return fs_newfiles_committed(mnt->newfiles, ino, out) &&
@@ -73,8 +75,13 @@ static gboolean message_ref(FsMount *mnt, fuse_ino_t ino, CacheMsgRef *out)
 		return FALSE;
 	g_mutex_lock(&mnt->lock);
 	moved = g_hash_table_lookup(mnt->moved, GSIZE_TO_POINTER(ino));
+	/* Only for as long as the kernel may still use the old inode. */
+	if (moved && g_get_monotonic_time() - moved->at > FS_MOVED_KEEP) {
+		g_hash_table_remove(mnt->moved, GSIZE_TO_POINTER(ino));
+		moved = NULL;
+	}
 	if (moved)
-		*out = *moved;
+		*out = moved->ref;
 	g_mutex_unlock(&mnt->lock);
 	return TRUE;
 }
@@ -1057,9 +1064,10 @@ static void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * is still its own. */
 	if (new_uid && !cache_account_get_message(
 			       mnt->acct, (CacheMsgRef){pid, uid}, NULL, NULL)) {
-		CacheMsgRef *to = g_new(CacheMsgRef, 1);
+		FsMoved *to = g_new(FsMoved, 1);
 
-		*to = (CacheMsgRef){nid, new_uid};
+		to->ref = (CacheMsgRef){nid, new_uid};
+		to->at = g_get_monotonic_time();
 		g_mutex_lock(&mnt->lock);
 		g_hash_table_replace(mnt->moved, GSIZE_TO_POINTER(ino), to);
 		g_mutex_unlock(&mnt->lock);

@@ -808,7 +808,6 @@ void imap_pool_submit(ImapPool *pool, const char *mailbox, ImapCommand *cmd,
 	PoolReq *req;
 
 	g_return_if_fail(pool != NULL);
-	g_return_if_fail(cmd != NULL);
 
 	req = g_new0(PoolReq, 1);
 	req->kind = REQ_USER;
@@ -818,6 +817,15 @@ void imap_pool_submit(ImapPool *pool, const char *mailbox, ImapCommand *cmd,
 	req->data = data;
 	req->done = done;
 	req->user_data = user_data;
+	/* A command that could not be built (NULL) still completes, once,
+	 * with an error: callers count on done. */
+	if (cmd == NULL) {
+		g_set_error_literal(&req->error, IMAPFS_IMAP_ERROR,
+				    IMAP_ERROR_INVALID,
+				    "the command could not be built");
+		imap_io_invoke(pool->io, on_invalid, req, NULL);
+		return;
+	}
 	if (mailbox != NULL) {
 		/* A name SELECT cannot carry fails now, not at routing. */
 		g_autoptr(ImapCommand) probe =

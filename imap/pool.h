@@ -82,8 +82,9 @@ void imap_pool_set_select_func(ImapPool *pool, ImapSelectFunc func,
  * connection has logged in. Any thread. */
 guint imap_pool_caps(ImapPool *pool);
 
-/* Queues @cmd (transfer full) to run with @mailbox (wire name, nullable:
- * needs no selected state) selected. @data (nullable) gets the untagged
+/* Queues @cmd (transfer full; NULL completes at once with
+ * IMAP_ERROR_INVALID) to run with @mailbox (wire name, nullable: needs no
+ * selected state) selected. @data (nullable) gets the untagged
  * responses; @done runs exactly once. Any thread; never blocks. */
 void imap_pool_submit(ImapPool *pool, const char *mailbox, ImapCommand *cmd,
 		      ImapDataFunc data, ImapDoneFunc done,

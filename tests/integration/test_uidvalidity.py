@@ -1,0 +1,78 @@
+"""A mailbox made anew on the server (a new UIDVALIDITY) is listed whole,
+never mixed with what was cached of the old one: while unmounted and
+while mounted."""
+
+import os
+import time
+
+import conftest
+import imapfs_samplemail as sm
+import imapfs_testserver as ts
+from writehelpers import fresh, wait_until
+
+
+def recreate(server, user, mbox, samples):
+	c = ts.connect(server, user)
+	try:
+		c.delete(sm.quote_mailbox(mbox))
+		time.sleep(1.1)  # Dovecot's UIDVALIDITY is a time in seconds
+		sm.create(c, mbox)
+		for s in samples:
+			sm.append(c, mbox, s)
+	finally:
+		c.logout()
+
+
+def names(m, mbox):
+	return sorted(os.listdir(os.path.join(m.path, mbox)))
+
+
+def test_recreated_while_unmounted_is_listed_whole(account, mounter, server,
+						     witness, tmp_path):
+	user = account["user"]
+	cache = str(tmp_path / "cache")
+	m = mounter.mount(user, cache_dir=cache, opts=("list_ttl=1",))
+	assert len(names(m, "Other")) == 3
+	assert not mounter.unmount(m)
+
+	recreate(server, user, "Other", sm.make_messages(51, 5))
+	want = sorted(r["name"] for r in fresh(witness(user), "Other"))
+	assert len(want) == 5
+
+	m = mounter.mount(user, cache_dir=cache, opts=("list_ttl=1",))
+	assert names(m, "Other") == want
+	time.sleep(1.5)
+	assert names(m, "Other") == want
+
+
+def test_new_uidvalidity_while_mounted_is_listed_whole(account, mounter,
+							 server, imap):
+	"""The server resets UIDVALIDITY under a mounted, listed and read
+	mailbox (what a restored or rebuilt server does). Deleting and
+	recreating it instead would trip Dovecot's own index while imapfs
+	has it selected."""
+	user = account["user"]
+	m = mounter.mount(user, opts=("list_ttl=1",))
+	old = names(m, "Other")
+	assert len(old) == 3
+	for n in old:
+		with open(os.path.join(m.path, "Other", n), "rb") as f:
+			f.read()
+	before = imap.uidvalidity("Other")
+	ts.doveadm(server, "mailbox", "update", "-u", user, "--uid-validity",
+		   str(before + 1000), "Other")
+	imap.selected = None
+	assert imap.uidvalidity("Other") == before + 1000
+
+	want = sorted(r["name"] for r in fresh(imap, "Other"))
+	assert len(want) == 3
+	time.sleep(1.5)
+	for _ in range(3):
+		assert names(m, "Other") == want
+		time.sleep(1.1)
+	assert os.getxattr(os.path.join(m.path, "Other"),
+			   "user.imap.uidvalidity").decode() == str(before + 1000)
+	for r in fresh(imap, "Other"):
+		with open(os.path.join(m.path, "Other", r["name"]), "rb") as f:
+			assert conftest.sha256(f.read()) == conftest.sha256(
+				imap.body("Other", r["uid"]))
