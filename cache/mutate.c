@@ -797,15 +797,19 @@ gboolean cache_account_delete_mailbox(CacheAccount *acct, guint32 id,
 		return cache_sync_mailboxes(acct, error);
 	}
 	/* DELETE takes whatever is inside: ask once more, as late as we can,
-	 * in case another client added a message since we listed. */
-	if (!run(acct, NULL,
-		 imap_command_new(error, IMAP_COMMAND_RETRIABLE,
-				  "STATUS %q (MESSAGES)", place.wire),
-		 &status, error)) {
-		place_clear(&place);
-		return FALSE;
+	 * in case another client added a message since we listed. (A
+	 * \Noselect mailbox holds none, and STATUS may be refused on it.) */
+	counted = 0;
+	if (!(place.flags & CACHE_MAILBOX_NOSELECT)) {
+		if (!run(acct, NULL,
+			 imap_command_new(error, IMAP_COMMAND_RETRIABLE,
+					  "STATUS %q (MESSAGES)", place.wire),
+			 &status, error)) {
+			place_clear(&place);
+			return FALSE;
+		}
+		counted = status_messages(status);
 	}
-	counted = status_messages(status);
 	if (counted != 0) {
 		if (counted < 0)
 			g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_IO,

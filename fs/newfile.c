@@ -411,7 +411,7 @@ gboolean fs_newfiles_commit(FsNewFiles *files, fuse_ino_t ino,
 	gint64 mtime;
 	NewFile *file;
 	gboolean ok;
-	int fd;
+	int fd, dup_errno = 0;
 
 	g_mutex_lock(&files->lock);
 	file = lookup_locked(files, ino);
@@ -423,6 +423,8 @@ gboolean fs_newfiles_commit(FsNewFiles *files, fuse_ino_t ino,
 	}
 	file->committing = TRUE;
 	fd = dup(file->fd);
+	if (fd < 0)
+		dup_errno = errno;
 	flags = g_strdup(file->flags);
 	mailbox_id = file->mailbox_id;
 	mtime = file->mtime;
@@ -432,13 +434,17 @@ gboolean fs_newfiles_commit(FsNewFiles *files, fuse_ino_t ino,
 		alias = g_strdup(file->name);
 	g_mutex_unlock(&files->lock);
 
-	ok = fd >= 0 && cache_account_append(acct, mailbox_id, fd, flags,
-					     mtime, alias, &uid, error);
-	if (fd < 0)
-		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
-			    "pending file: %s", g_strerror(errno));
-	else
+	if (fd < 0) {
+		int err = dup_errno;
+
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
+			    "pending file: %s", g_strerror(err));
+		ok = FALSE;
+	} else {
+		ok = cache_account_append(acct, mailbox_id, fd, flags, mtime,
+					  alias, &uid, error);
 		close(fd);
+	}
 
 	g_mutex_lock(&files->lock);
 	file = lookup_locked(files, ino);

@@ -441,7 +441,9 @@ static void fs_op_open(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	if (!message_ref(mnt, ino, &ref)) {
-		fuse_reply_err(req, EISDIR);
+		/* A new file that became a message we cannot place (the
+		 * server gave no APPENDUID): look it up by its name again. */
+		fuse_reply_err(req, fs_newfiles_is_new(ino) ? ENOENT : EISDIR);
 		return;
 	}
 	/* A message's bytes never change. */
