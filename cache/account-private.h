@@ -14,23 +14,23 @@ struct CacheAccount {
 	CacheStore *store;
 	char *cache_dir;
 	guint timeout_s;
-	gint64 list_ttl;	/* microseconds */
+	gint64 list_ttl; /* microseconds */
 
 	/* Lock order: lock, then the store's leaf lock. Never held across
 	 * imap_pool_submit() or a call into fs/. Taken on the imap-io thread
 	 * by completion callbacks, briefly. */
 	GMutex lock;
 	CacheIndex *index;
-	GHashTable *inflight;	/* job key -> CacheWait * (a reference) */
-	GMutex save_lock;	/* one index save at a time; taken before
-				 * lock */
+	GHashTable *inflight; /* job key -> CacheWait * (a reference) */
+	GMutex save_lock;     /* one index save at a time; taken before
+			       * lock */
 	char *index_path;
-	gint64 saved_at;	/* monotonic time of the last save */
+	gint64 saved_at;	  /* monotonic time of the last save */
 	guint64 saved_generation; /* the sum of generations then */
 
 	/* Prefetch (cache/prefetch.c), under lock: */
 	GHashTable *scans;	/* mailbox id -> Scan * */
-	guint64 prefetch_bytes;	/* bytes asked for and not yet arrived */
+	guint64 prefetch_bytes; /* bytes asked for and not yet arrived */
 	guint64 cache_size;	/* the store's budget (0: none) */
 	gboolean no_condstore;	/* the server refused a CONDSTORE refresh */
 

@@ -29,7 +29,7 @@
 #include "cache/sync.h"
 #include "cache/text.h"
 
-#define CACHE_WHOLE_MAX (1024 * 1024)
+#define CACHE_WHOLE_MAX	    (1024 * 1024)
 #define CACHE_READAHEAD_MAX (4 * 1024 * 1024)
 
 void cache_mailbox_clear(CacheMailbox *mbox)
@@ -155,8 +155,8 @@ CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 		imap_pool_free(pool);
 		return NULL;
 	}
-	if (opts->account && !claim_cache_dir(opts->cache_dir, opts->account,
-					      error)) {
+	if (opts->account &&
+	    !claim_cache_dir(opts->cache_dir, opts->account, error)) {
 		imap_pool_free(pool);
 		return NULL;
 	}
@@ -178,11 +178,11 @@ CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 	g_mutex_init(&acct->save_lock);
 	acct->index_path = g_build_filename(opts->cache_dir, "index", NULL);
 	acct->index = load_index(acct->index_path);
-	acct->inflight = g_hash_table_new_full(
-		g_str_hash, g_str_equal, g_free,
-		(GDestroyNotify)cache_wait_unref);
-	acct->scans = g_hash_table_new_full(g_direct_hash, g_direct_equal,
-					    NULL, g_free);
+	acct->inflight =
+		g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+				      (GDestroyNotify)cache_wait_unref);
+	acct->scans = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+					    g_free);
 	imap_pool_set_select_func(pool, cache_sync_on_select, acct);
 	return acct;
 }
@@ -240,7 +240,7 @@ void cache_account_leave(CacheAccount *acct, const char *key)
 /* ---- Mailboxes ---------------------------------------------------------- */
 
 gboolean cache_account_ensure_listed(CacheAccount *acct, gboolean refresh,
-			      GError **error)
+				     GError **error)
 {
 	gboolean listed, stale, loaded;
 
@@ -366,8 +366,8 @@ guint32 cache_account_find_child(CacheAccount *acct, guint32 parent_id,
 /* ---- Messages ----------------------------------------------------------- */
 
 /* Syncs mailbox @id if it never was, or (with @refresh) if it is stale. */
-gboolean cache_account_ensure_synced(CacheAccount *acct, guint32 id, gboolean refresh,
-			      GError **error)
+gboolean cache_account_ensure_synced(CacheAccount *acct, guint32 id,
+				     gboolean refresh, GError **error)
 {
 	CacheIndexMailbox *mbox;
 	gboolean synced = FALSE, stale = FALSE, unconfirmed = FALSE;
@@ -496,17 +496,17 @@ void cache_account_correct_size(CacheAccount *acct, CacheMsgRef ref,
 
 /* A range of a large message: UID FETCH uid (BODY.PEEK[]<off.len>). */
 typedef struct {
-	CacheAccount *acct;	/* borrowed */
-	CacheWait *wait;	/* completed with the job's outcome */
+	CacheAccount *acct; /* borrowed */
+	CacheWait *wait;    /* completed with the job's outcome */
 	CacheMsgRef ref;
-	char *key;		/* inflight key */
-	char *mailbox;		/* wire name */
+	char *key;     /* inflight key */
+	char *mailbox; /* wire name */
 	guint32 uidvalidity;
-	guint64 size;		/* what the index said when we asked */
-	guint64 off;		/* requested origin and length */
+	guint64 size; /* what the index said when we asked */
+	guint64 off;  /* requested origin and length */
 	guint64 len;
-	gboolean got;		/* the body arrived and was stored */
-	guint64 new_size;	/* the true size, if a short range showed it */
+	gboolean got;	  /* the body arrived and was stored */
+	guint64 new_size; /* the true size, if a short range showed it */
 	GError *error;
 } FetchJob;
 
@@ -693,7 +693,8 @@ static gboolean span_from_fd(int fd, goffset off, gsize len,
 	}
 	out_span->fd = fd;
 	out_span->pos = off;
-	out_span->len = off >= st.st_size ? 0 : MIN(len, (gsize)(st.st_size - off));
+	out_span->len =
+		off >= st.st_size ? 0 : MIN(len, (gsize)(st.st_size - off));
 	return TRUE;
 }
 
@@ -788,8 +789,8 @@ gboolean cache_account_read(CacheAccount *acct, CacheMsgRef ref, goffset off,
 	return read_message(acct, ref, 0, off, len, out_span, cancel, error);
 }
 
-gboolean cache_account_open(CacheAccount *acct, CacheMsgRef ref,
-			    CacheFile *out, GError **error)
+gboolean cache_account_open(CacheAccount *acct, CacheMsgRef ref, CacheFile *out,
+			    GError **error)
 {
 	MsgPlace place = {0};
 
@@ -813,14 +814,13 @@ void cache_account_close(CacheAccount *acct, CacheFile *file)
 	if (file->fd >= 0)
 		close(file->fd);
 	file->fd = -1;
-	cache_store_unpin(acct->store, &(CacheKey){file->mailbox,
-						   file->uidvalidity,
-						   file->ref.uid});
+	cache_store_unpin(
+		acct->store,
+		&(CacheKey){file->mailbox, file->uidvalidity, file->ref.uid});
 	g_clear_pointer(&file->mailbox, g_free);
 }
 
-gboolean cache_account_keep(CacheAccount *acct, CacheMsgRef ref,
-			    GError **error)
+gboolean cache_account_keep(CacheAccount *acct, CacheMsgRef ref, GError **error)
 {
 	MsgPlace place = {0};
 	CacheKey key;

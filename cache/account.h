@@ -37,12 +37,12 @@ typedef enum {
 
 typedef struct {
 	guint32 id;
-	guint32 parent_id;	/* CACHE_ROOT_ID for top level */
-	char *component;	/* last part of the name, UTF-8 */
-	char *full_name;	/* whole name, UTF-8, server's delimiter */
-	char delimiter;		/* '\0': the server has no hierarchy */
-	guint flags;		/* CacheMailboxFlags */
-	guint n_children;	/* child mailboxes */
+	guint32 parent_id; /* CACHE_ROOT_ID for top level */
+	char *component;   /* last part of the name, UTF-8 */
+	char *full_name;   /* whole name, UTF-8, server's delimiter */
+	char delimiter;	   /* '\0': the server has no hierarchy */
+	guint flags;	   /* CacheMailboxFlags */
+	guint n_children;  /* child mailboxes */
 	/* Known after the mailbox was first listed, else 0: */
 	guint32 uidvalidity;
 	guint32 uidnext;
@@ -54,16 +54,16 @@ void cache_mailbox_clear(CacheMailbox *mbox);
 
 typedef struct {
 	guint32 uid;
-	guint64 size;		/* exact byte count a read returns */
-	gint64 internaldate;	/* seconds since the epoch */
-	guint64 modseq;		/* 0 if unknown */
-	char *flags;		/* "\Seen \Flagged", never NULL */
-	char *subject;		/* decoded UTF-8; nullable */
-	char *from;		/* decoded UTF-8; nullable */
-	char *message_id;	/* nullable */
-	char *alias;		/* the file name it was added under through
-				 * this filesystem, kept so that a restore
-				 * by rsync finds it again; nullable */
+	guint64 size;	     /* exact byte count a read returns */
+	gint64 internaldate; /* seconds since the epoch */
+	guint64 modseq;	     /* 0 if unknown */
+	char *flags;	     /* "\Seen \Flagged", never NULL */
+	char *subject;	     /* decoded UTF-8; nullable */
+	char *from;	     /* decoded UTF-8; nullable */
+	char *message_id;    /* nullable */
+	char *alias;	     /* the file name it was added under through
+			      * this filesystem, kept so that a restore
+			      * by rsync finds it again; nullable */
 } CacheMessage;
 
 void cache_message_clear(CacheMessage *msg);
@@ -78,11 +78,11 @@ typedef struct {
 } CacheMsgRef;
 
 typedef struct {
-	char *cache_dir;	/* per-account directory, created 0700 */
-	char *account;		/* "user@host:port": whose cache it is */
-	guint timeout_s;	/* longest a call waits for the server */
-	guint list_ttl_s;	/* re-list a mailbox after this long */
-	guint64 cache_size;	/* bytes of message cache; 0: no limit */
+	char *cache_dir;    /* per-account directory, created 0700 */
+	char *account;	    /* "user@host:port": whose cache it is */
+	guint timeout_s;    /* longest a call waits for the server */
+	guint list_ttl_s;   /* re-list a mailbox after this long */
+	guint64 cache_size; /* bytes of message cache; 0: no limit */
 } CacheOptions;
 
 /* Takes @pool (transfer full, freed on failure too). Creates
@@ -128,8 +128,8 @@ GArray *cache_account_list_messages(CacheAccount *acct, guint32 mailbox_id,
 				    GError **error);
 
 /* Copies one message's facts into @out (nullable: only check it exists).
- * Served from the index; lists the mailbox first only if it never was. CACHE_ERROR_NOT_FOUND if the UID is
- * not (or no longer) there. */
+ * Served from the index; lists the mailbox first only if it never was.
+ * CACHE_ERROR_NOT_FOUND if the UID is not (or no longer) there. */
 gboolean cache_account_get_message(CacheAccount *acct, CacheMsgRef ref,
 				   CacheMessage *out, GError **error);
 
@@ -144,18 +144,18 @@ guint32 cache_account_find_alias(CacheAccount *acct, guint32 mailbox_id,
  * has left the index (moved or deleted while open). */
 typedef struct {
 	CacheMsgRef ref;
-	char *mailbox;		/* wire name at open time */
+	char *mailbox; /* wire name at open time */
 	guint32 uidvalidity;
 	guint64 size;
-	int fd;			/* the whole message on disk, once it is;
-				 * else -1. Set once, atomically. */
-	guint64 fd_size;	/* its size */
+	int fd;		 /* the whole message on disk, once it is;
+			  * else -1. Set once, atomically. */
+	guint64 fd_size; /* its size */
 } CacheFile;
 
 /* Fills @out for message @ref and keeps its cached bytes from eviction
  * until cache_account_close(). */
-gboolean cache_account_open(CacheAccount *acct, CacheMsgRef ref,
-			    CacheFile *out, GError **error);
+gboolean cache_account_open(CacheAccount *acct, CacheMsgRef ref, CacheFile *out,
+			    GError **error);
 void cache_account_close(CacheAccount *acct, CacheFile *file);
 
 /* Fetches the whole message into the store now, so that reads through an
@@ -164,10 +164,10 @@ gboolean cache_account_keep(CacheAccount *acct, CacheMsgRef ref,
 			    GError **error);
 
 typedef struct {
-	int fd;		/* valid until released */
+	int fd;		   /* valid until released */
 	gboolean borrowed; /* fd belongs to a CacheFile: release keeps it */
-	goffset pos;	/* where the requested offset lives in that file */
-	gsize len;	/* may be short at the end of the message; 0 at EOF */
+	goffset pos;	   /* where the requested offset lives in that file */
+	gsize len; /* may be short at the end of the message; 0 at EOF */
 } CacheSpan;
 
 /* Makes sure bytes [off, off+len) of the message are on disk, fetching what
@@ -206,8 +206,8 @@ gboolean cache_account_set_flags(CacheAccount *acct, CacheMsgRef ref,
  * \Deleted + UID EXPUNGE of that UID (UIDPLUS), else COPY + STORE \Deleted
  * only. *out_uid (nullable) gets its UID there, 0 if the server did not
  * say (no COPYUID). */
-gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref,
-			    guint32 to_id, guint32 *out_uid, GError **error);
+gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
+			    guint32 *out_uid, GError **error);
 
 /* rm: moves the message to the \Trash mailbox (else one named Trash) if
  * there is one and this is not it, else (or with @expunge) STORE \Deleted

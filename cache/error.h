@@ -9,15 +9,15 @@
 GQuark imapfs_cache_error_quark(void);
 
 typedef enum {
-	CACHE_ERROR_NOT_FOUND,	/* no such mailbox or message (any more) */
-	CACHE_ERROR_INVALID,	/* bad input: a name, a flag list */
+	CACHE_ERROR_NOT_FOUND,	   /* no such mailbox or message (any more) */
+	CACHE_ERROR_INVALID,	   /* bad input: a name, a flag list */
 	CACHE_ERROR_NOT_PERMITTED, /* an operation the design forbids */
-	CACHE_ERROR_READONLY,	/* the mount or mailbox is read-only */
-	CACHE_ERROR_EXISTS,	/* the target already exists */
-	CACHE_ERROR_NOT_EMPTY,	/* a mailbox that still holds something */
-	CACHE_ERROR_UNSUPPORTED, /* the server cannot do it */
-	CACHE_ERROR_IO,		/* the disk cache failed */
-	CACHE_ERROR_TIMEOUT,	/* the server did not answer in time */
+	CACHE_ERROR_READONLY,	   /* the mount or mailbox is read-only */
+	CACHE_ERROR_EXISTS,	   /* the target already exists */
+	CACHE_ERROR_NOT_EMPTY,	   /* a mailbox that still holds something */
+	CACHE_ERROR_UNSUPPORTED,   /* the server cannot do it */
+	CACHE_ERROR_IO,		   /* the disk cache failed */
+	CACHE_ERROR_TIMEOUT,	   /* the server did not answer in time */
 } CacheErrorCode;
 
 #endif

@@ -38,8 +38,8 @@ char *cache_flags_normalize(const char *text, GError **error)
 			const char *known = NULL;
 
 			for (guint k = 0; k < G_N_ELEMENTS(system_flags); k++)
-				if (g_ascii_strcasecmp(flag,
-						       system_flags[k]) == 0)
+				if (g_ascii_strcasecmp(flag, system_flags[k]) ==
+				    0)
 					known = system_flags[k];
 			if (!known) {
 				g_set_error(error, IMAPFS_CACHE_ERROR,

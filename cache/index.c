@@ -10,11 +10,11 @@
 #include <string.h>
 
 struct CacheIndex {
-	GPtrArray *mailboxes;	/* CacheIndexMailbox *, slot id - 1 */
-	GHashTable *by_name;	/* full_name -> CacheIndexMailbox * */
+	GPtrArray *mailboxes; /* CacheIndexMailbox *, slot id - 1 */
+	GHashTable *by_name;  /* full_name -> CacheIndexMailbox * */
 	gboolean ever_listed;
 	gint64 listed_at;
-	guint64 generation;	/* bumped by LIST refreshes and renames */
+	guint64 generation; /* bumped by LIST refreshes and renames */
 };
 
 void cache_message_free(CacheMessage *msg)
@@ -96,7 +96,8 @@ GPtrArray *cache_index_children(CacheIndex *index, guint32 parent_id)
 	GPtrArray *out = g_ptr_array_new();
 
 	for (guint i = 0; i < index->mailboxes->len; i++) {
-		CacheIndexMailbox *mbox = g_ptr_array_index(index->mailboxes, i);
+		CacheIndexMailbox *mbox =
+			g_ptr_array_index(index->mailboxes, i);
 
 		if (!mbox->gone && mbox->parent_id == parent_id)
 			g_ptr_array_add(out, mbox);
@@ -123,9 +124,9 @@ static CacheIndexMailbox *mailbox_new(CacheIndex *index, const char *full_name,
 	mbox->component = g_strdup(component);
 	mbox->delimiter = delimiter;
 	mbox->flags = CACHE_MAILBOX_NOSELECT;
-	mbox->by_uid = g_hash_table_new_full(
-		g_direct_hash, g_direct_equal, NULL,
-		(GDestroyNotify)cache_message_free);
+	mbox->by_uid =
+		g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+				      (GDestroyNotify)cache_message_free);
 	g_ptr_array_add(index->mailboxes, mbox);
 	g_hash_table_insert(index->by_name, mbox->full_name, mbox);
 	return mbox;
@@ -134,7 +135,8 @@ static CacheIndexMailbox *mailbox_new(CacheIndex *index, const char *full_name,
 void cache_index_list_begin(CacheIndex *index)
 {
 	for (guint i = 0; i < index->mailboxes->len; i++) {
-		CacheIndexMailbox *mbox = g_ptr_array_index(index->mailboxes, i);
+		CacheIndexMailbox *mbox =
+			g_ptr_array_index(index->mailboxes, i);
 
 		mbox->listed = FALSE;
 	}
@@ -164,7 +166,8 @@ static CacheIndexMailbox *ensure_path(CacheIndex *index, const char *full_name,
 		mbox = g_hash_table_lookup(index->by_name, prefix->str);
 		if (!mbox || mbox->gone) {
 			if (mbox) /* a gone one: give the name a fresh id */
-				g_hash_table_remove(index->by_name, prefix->str);
+				g_hash_table_remove(index->by_name,
+						    prefix->str);
 			mbox = mailbox_new(index, prefix->str, parts[i],
 					   parent_id, delimiter);
 		}
@@ -193,7 +196,8 @@ CacheIndexMailbox *cache_index_list_add(CacheIndex *index,
 void cache_index_list_end(CacheIndex *index)
 {
 	for (guint i = 0; i < index->mailboxes->len; i++) {
-		CacheIndexMailbox *mbox = g_ptr_array_index(index->mailboxes, i);
+		CacheIndexMailbox *mbox =
+			g_ptr_array_index(index->mailboxes, i);
 
 		if (!mbox->listed && !mbox->gone) {
 			mbox->gone = TRUE;
@@ -216,8 +220,8 @@ guint64 cache_index_generation(CacheIndex *index)
 	guint64 sum = index->generation;
 
 	for (guint i = 0; i < index->mailboxes->len; i++)
-		sum += ((CacheIndexMailbox *)g_ptr_array_index(
-				index->mailboxes, i))
+		sum += ((CacheIndexMailbox *)g_ptr_array_index(index->mailboxes,
+							       i))
 			       ->generation;
 	return sum;
 }
@@ -324,9 +328,10 @@ void cache_index_rename(CacheIndex *index, CacheIndexMailbox *mbox,
 
 	for (guint i = 0; i < index->mailboxes->len; i++) {
 		CacheIndexMailbox *m = g_ptr_array_index(index->mailboxes, i);
-		gboolean below = m != mbox && !m->gone && m->delimiter &&
-				 strncmp(m->full_name, old_full, old_len) == 0 &&
-				 m->full_name[old_len] == m->delimiter;
+		gboolean below =
+			m != mbox && !m->gone && m->delimiter &&
+			strncmp(m->full_name, old_full, old_len) == 0 &&
+			m->full_name[old_len] == m->delimiter;
 		char *name;
 
 		if (m != mbox && !below)
@@ -338,7 +343,8 @@ void cache_index_rename(CacheIndex *index, CacheIndexMailbox *mbox,
 		if (m->wire_name && old_wire &&
 		    g_str_has_prefix(m->wire_name, old_wire)) {
 			char *wire = g_strconcat(
-				wire_name, m->wire_name + strlen(old_wire), NULL);
+				wire_name, m->wire_name + strlen(old_wire),
+				NULL);
 
 			g_free(m->wire_name);
 			m->wire_name = wire;
@@ -357,7 +363,8 @@ CacheIndexMailbox *cache_index_find_trash(CacheIndex *index)
 	CacheIndexMailbox *named = NULL;
 
 	for (guint i = 0; i < index->mailboxes->len; i++) {
-		CacheIndexMailbox *mbox = g_ptr_array_index(index->mailboxes, i);
+		CacheIndexMailbox *mbox =
+			g_ptr_array_index(index->mailboxes, i);
 
 		if (mbox->gone || !mbox->wire_name ||
 		    (mbox->flags & CACHE_MAILBOX_NOSELECT))
@@ -374,7 +381,8 @@ CacheIndexMailbox *cache_index_find_trash(CacheIndex *index)
 char cache_index_delimiter(CacheIndex *index)
 {
 	for (guint i = 0; i < index->mailboxes->len; i++) {
-		CacheIndexMailbox *mbox = g_ptr_array_index(index->mailboxes, i);
+		CacheIndexMailbox *mbox =
+			g_ptr_array_index(index->mailboxes, i);
 
 		if (!mbox->gone && mbox->delimiter)
 			return mbox->delimiter;

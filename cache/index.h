@@ -14,28 +14,28 @@
 typedef struct {
 	guint32 id;
 	guint32 parent_id;
-	char *wire_name;	/* as the server spells it; NULL for a parent
-				 * the server did not list */
-	char *full_name;	/* UTF-8 */
-	char *component;	/* UTF-8, last part of full_name */
+	char *wire_name; /* as the server spells it; NULL for a parent
+			  * the server did not list */
+	char *full_name; /* UTF-8 */
+	char *component; /* UTF-8, last part of full_name */
 	char delimiter;
-	guint flags;		/* CacheMailboxFlags */
-	gboolean gone;		/* no longer on the server */
-	gboolean listed;	/* seen in the latest LIST */
+	guint flags;	 /* CacheMailboxFlags */
+	gboolean gone;	 /* no longer on the server */
+	gboolean listed; /* seen in the latest LIST */
 	/* Message table: valid once synced. */
 	gboolean synced;
-	gint64 synced_at;	/* monotonic time of the last sync */
+	gint64 synced_at; /* monotonic time of the last sync */
 	guint32 uidvalidity;
 	guint32 uidnext;
 	guint64 highestmodseq;
-	gboolean readonly;	/* SELECT said [READ-ONLY] */
-	char **permanentflags;	/* from SELECT; NULL: not known yet */
-	gboolean missing;	/* the last sync saw fewer than EXISTS */
-	guint64 synced_modseq;	/* highest MODSEQ a sync has seen */
-	gboolean flags_unsure;	/* a change came that could not be placed */
-	guint64 generation;	/* bumped by every change of the table */
-	GHashTable *by_uid;	/* uid -> CacheMessage * (owned) */
-	GPtrArray *sorted;	/* CacheMessage * in UID order, or NULL */
+	gboolean readonly;     /* SELECT said [READ-ONLY] */
+	char **permanentflags; /* from SELECT; NULL: not known yet */
+	gboolean missing;      /* the last sync saw fewer than EXISTS */
+	guint64 synced_modseq; /* highest MODSEQ a sync has seen */
+	gboolean flags_unsure; /* a change came that could not be placed */
+	guint64 generation;    /* bumped by every change of the table */
+	GHashTable *by_uid;    /* uid -> CacheMessage * (owned) */
+	GPtrArray *sorted;     /* CacheMessage * in UID order, or NULL */
 } CacheIndexMailbox;
 
 typedef struct CacheIndex CacheIndex;

@@ -74,8 +74,8 @@ static gboolean place_of(CacheAccount *acct, guint32 id, Place *out,
 }
 
 /* The message must be known, in a mailbox we may change. */
-static gboolean message_place(CacheAccount *acct, CacheMsgRef ref,
-			      Place *out, CacheMessage *out_msg, GError **error)
+static gboolean message_place(CacheAccount *acct, CacheMsgRef ref, Place *out,
+			      CacheMessage *out_msg, GError **error)
 {
 	gboolean found = FALSE;
 
@@ -179,8 +179,7 @@ static guint32 code_uid(const char *arg, guint i)
 	guint64 n;
 
 	if (!words || g_strv_length(words) <= i ||
-	    !g_ascii_string_to_unsigned(words[i], 10, 1, G_MAXUINT32, &n,
-					NULL))
+	    !g_ascii_string_to_unsigned(words[i], 10, 1, G_MAXUINT32, &n, NULL))
 		return 0;
 	return n;
 }
@@ -245,9 +244,10 @@ gboolean cache_account_set_flags(CacheAccount *acct, CacheMsgRef ref,
 		for (guint i = 0; i < reply->untagged->len && !stored; i++) {
 			ImapFetch fetch;
 
-			if (g_strcmp0(((ImapResponse *)reply->untagged->pdata[i])
-					      ->name,
-				      "FETCH") != 0 ||
+			if (g_strcmp0(
+				    ((ImapResponse *)reply->untagged->pdata[i])
+					    ->name,
+				    "FETCH") != 0 ||
 			    !imap_response_get_fetch(reply->untagged->pdata[i],
 						     &fetch, NULL))
 				continue;
@@ -263,8 +263,8 @@ gboolean cache_account_set_flags(CacheAccount *acct, CacheMsgRef ref,
 		}
 		g_mutex_lock(&acct->lock);
 		{
-			CacheIndexMailbox *mbox =
-				cache_index_mailbox(acct->index, ref.mailbox_id);
+			CacheIndexMailbox *mbox = cache_index_mailbox(
+				acct->index, ref.mailbox_id);
 			CacheMessage *msg =
 				mbox && mbox->uidvalidity == place.uidvalidity
 					? cache_index_message(mbox, ref.uid)
@@ -392,8 +392,8 @@ static gboolean expunge_uid(CacheAccount *acct, const Place *place,
 	return ok;
 }
 
-gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref,
-			    guint32 to_id, guint32 *out_uid, GError **error)
+gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
+			    guint32 *out_uid, GError **error)
 {
 	g_autoptr(ImapReply) reply = NULL;
 	Place from = {0}, to = {0};
@@ -409,12 +409,14 @@ gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref,
 	if (!place_of(acct, to_id, &to, error))
 		goto out;
 	if (to.flags & CACHE_MAILBOX_NOSELECT) {
-		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_PERMITTED,
+		g_set_error(error, IMAPFS_CACHE_ERROR,
+			    CACHE_ERROR_NOT_PERMITTED,
 			    "mailbox %s cannot hold messages", to.full_name);
 		goto out;
 	}
 	if (to_id == ref.mailbox_id) {
-		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_PERMITTED,
+		g_set_error(error, IMAPFS_CACHE_ERROR,
+			    CACHE_ERROR_NOT_PERMITTED,
 			    "a message's name comes from the message; it "
 			    "cannot be renamed within %s",
 			    from.full_name);
@@ -587,7 +589,8 @@ gboolean cache_account_append(CacheAccount *acct, guint32 mailbox_id, int fd,
 	    !place_of(acct, mailbox_id, &place, error))
 		return FALSE;
 	if (place.flags & CACHE_MAILBOX_NOSELECT) {
-		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_PERMITTED,
+		g_set_error(error, IMAPFS_CACHE_ERROR,
+			    CACHE_ERROR_NOT_PERMITTED,
 			    "mailbox %s cannot hold messages", place.full_name);
 		place_clear(&place);
 		return FALSE;
@@ -694,7 +697,8 @@ static char *child_name(CacheAccount *acct, guint32 parent_id,
 	if (parent_id == CACHE_ROOT_ID)
 		return g_strdup(component);
 	if (!delimiter) {
-		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_PERMITTED,
+		g_set_error(error, IMAPFS_CACHE_ERROR,
+			    CACHE_ERROR_NOT_PERMITTED,
 			    "the server has no mailbox hierarchy");
 		return NULL;
 	}
@@ -721,8 +725,8 @@ gboolean cache_account_create_mailbox(CacheAccount *acct, guint32 parent_id,
 	name = child_name(acct, parent_id, component, error);
 	if (!name)
 		return FALSE;
-	if (!run(acct, NULL,
-		 imap_command_new(error, 0, "CREATE %m", name), NULL, error))
+	if (!run(acct, NULL, imap_command_new(error, 0, "CREATE %m", name),
+		 NULL, error))
 		return FALSE;
 	return cache_sync_mailboxes(acct, error);
 }
@@ -762,7 +766,8 @@ gboolean cache_account_delete_mailbox(CacheAccount *acct, guint32 id,
 	    !place_of(acct, id, &place, error))
 		return FALSE;
 	if (is_inbox(place.full_name)) {
-		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_PERMITTED,
+		g_set_error(error, IMAPFS_CACHE_ERROR,
+			    CACHE_ERROR_NOT_PERMITTED,
 			    "INBOX cannot be removed");
 		place_clear(&place);
 		return FALSE;
@@ -845,13 +850,15 @@ gboolean cache_account_rename_mailbox(CacheAccount *acct, guint32 id,
 	    !place_of(acct, id, &place, error))
 		return FALSE;
 	if (is_inbox(place.full_name)) {
-		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_PERMITTED,
+		g_set_error(error, IMAPFS_CACHE_ERROR,
+			    CACHE_ERROR_NOT_PERMITTED,
 			    "INBOX cannot be renamed");
 		place_clear(&place);
 		return FALSE;
 	}
 	if (!place.wire) {
-		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_PERMITTED,
+		g_set_error(error, IMAPFS_CACHE_ERROR,
+			    CACHE_ERROR_NOT_PERMITTED,
 			    "%s exists only as the parent of other mailboxes; "
 			    "rename those instead",
 			    place.full_name);

@@ -20,34 +20,34 @@
 #include <string.h>
 #include <unistd.h>
 
-#define PREFETCH_WINDOW 256
+#define PREFETCH_WINDOW	     256
 #define PREFETCH_AHEAD_BYTES (32 * 1024 * 1024)
-#define PREFETCH_BUDGET (64 * 1024 * 1024)
-#define BATCH_MESSAGES 64
-#define BATCH_BYTES (4 * 1024 * 1024)
+#define PREFETCH_BUDGET	     (64 * 1024 * 1024)
+#define BATCH_MESSAGES	     64
+#define BATCH_BYTES	     (4 * 1024 * 1024)
 
 typedef struct {
-	guint32 last_uid;	/* last message read from its start */
-	guint hits;		/* reads in a row that followed UID order */
-	guint32 ahead_uid;	/* highest UID requested ahead */
+	guint32 last_uid;  /* last message read from its start */
+	guint hits;	   /* reads in a row that followed UID order */
+	guint32 ahead_uid; /* highest UID requested ahead */
 } Scan;
 
 typedef struct {
 	guint32 uid;
-	guint64 size;		/* as the index said */
-	guint64 budget;		/* bytes it holds of prefetch_bytes */
+	guint64 size;	/* as the index said */
+	guint64 budget; /* bytes it holds of prefetch_bytes */
 	char *key;
 	CacheWait *wait;
 	gboolean done;
 } Item;
 
 typedef struct {
-	CacheAccount *acct;	/* borrowed */
+	CacheAccount *acct; /* borrowed */
 	guint32 mailbox_id;
 	char *mailbox;
 	guint32 uidvalidity;
-	GHashTable *items;	/* uid -> Item * (owned) */
-	GArray *uids;		/* guint32, in order added */
+	GHashTable *items; /* uid -> Item * (owned) */
+	GArray *uids;	   /* guint32, in order added */
 } Batch;
 
 static char *job_key(guint32 mailbox_id, guint32 uid)
@@ -166,8 +166,8 @@ static void on_batch_done(ImapReply *reply, GError *error, gpointer user_data)
 
 /* Adds @uid to @batch if no fetch of it is under way; *out_wait (nullable)
  * gets a reference to the wait to block on either way. */
-static void batch_add(Batch *batch, guint32 uid, guint64 size,
-		      guint64 budget, CacheWait **out_wait)
+static void batch_add(Batch *batch, guint32 uid, guint64 size, guint64 budget,
+		      CacheWait **out_wait)
 {
 	g_autoptr(CacheWait) fresh = cache_wait_new();
 	char *key = job_key(batch->mailbox_id, uid);

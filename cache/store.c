@@ -31,20 +31,20 @@ typedef struct {
 
 /* What the budget knows of one message file. */
 typedef struct {
-	guint64 bytes;		/* on disk (complete) or written (partial) */
-	guint64 used;		/* tick of the last use */
+	guint64 bytes; /* on disk (complete) or written (partial) */
+	guint64 used;  /* tick of the last use */
 	guint pins;
 } Entry;
 
 struct CacheStore {
 	char *dir;
 	guint64 budget;
-	GMutex lock;		/* guards all below; a leaf lock */
-	GHashTable *partials;	/* path of the .part file -> Partial * */
-	GHashTable *entries;	/* path without ".part" -> Entry * */
+	GMutex lock;	      /* guards all below; a leaf lock */
+	GHashTable *partials; /* path of the .part file -> Partial * */
+	GHashTable *entries;  /* path without ".part" -> Entry * */
 	guint64 usage;
 	guint64 tick;
-	GHashTable *dirs;	/* directories known to exist */
+	GHashTable *dirs; /* directories known to exist */
 };
 
 static void partial_free(Partial *p)
@@ -100,10 +100,10 @@ CacheStore *cache_store_new(const char *dir, guint64 budget, GError **error)
 	g_mutex_init(&store->lock);
 	store->partials = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 						(GDestroyNotify)partial_free);
-	store->entries = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					       g_free);
-	store->dirs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					    NULL);
+	store->entries =
+		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	store->dirs =
+		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	scan_dir(store, dir, 0);
 	/* Ticks continue from the newest file found. */
 	{
@@ -208,8 +208,8 @@ void cache_store_free(CacheStore *store)
 
 static char *key_dir(CacheStore *store, const CacheKey *key)
 {
-	g_autofree char *hash = g_compute_checksum_for_string(
-		G_CHECKSUM_SHA256, key->mailbox, -1);
+	g_autofree char *hash = g_compute_checksum_for_string(G_CHECKSUM_SHA256,
+							      key->mailbox, -1);
 	char vdir[16];
 
 	hash[16] = '\0';
@@ -285,8 +285,8 @@ static gboolean range_present(const Partial *p, goffset off, gsize len)
 	return TRUE;
 }
 
-int cache_store_open_range(CacheStore *store, const CacheKey *key,
-			   guint64 size, goffset off, gsize len)
+int cache_store_open_range(CacheStore *store, const CacheKey *key, guint64 size,
+			   goffset off, gsize len)
 {
 	g_autofree char *path = key_path(store, key, ".part");
 	Partial *p;
@@ -436,8 +436,8 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 	int fd;
 
 	g_return_val_if_fail(off % CACHE_STORE_CHUNK == 0, FALSE);
-	g_return_val_if_fail(len % CACHE_STORE_CHUNK == 0 ||
-				     off + len == size, FALSE);
+	g_return_val_if_fail(len % CACHE_STORE_CHUNK == 0 || off + len == size,
+			     FALSE);
 	/* The size comes from the server: keep the chunk count in range,
 	 * and never store bytes past the end. */
 	if (off < 0 || size > (guint64)G_MAXUINT32 * CACHE_STORE_CHUNK ||
@@ -470,9 +470,11 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 	if (!p) {
 		p = g_new0(Partial, 1);
 		p->size = size;
-		p->n_chunks = (size + CACHE_STORE_CHUNK - 1) / CACHE_STORE_CHUNK;
+		p->n_chunks =
+			(size + CACHE_STORE_CHUNK - 1) / CACHE_STORE_CHUNK;
 		p->present = g_malloc0(MAX(p->n_chunks, 1));
-		/* Anything on disk from an earlier run is unknown: start over. */
+		/* Anything on disk from an earlier run is unknown: start over.
+		 */
 		g_unlink(part);
 		g_hash_table_insert(store->partials, g_strdup(part), p);
 	}

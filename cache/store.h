@@ -23,7 +23,7 @@
 typedef struct CacheStore CacheStore;
 
 typedef struct {
-	const char *mailbox;	/* wire name */
+	const char *mailbox; /* wire name */
 	guint32 uidvalidity;
 	guint32 uid;
 } CacheKey;
@@ -47,8 +47,8 @@ int cache_store_open_complete(CacheStore *store, const CacheKey *key);
 
 /* A read-only fd of the partial file if every chunk touching
  * [off, off+len) of a message of @size bytes is present, else -1. */
-int cache_store_open_range(CacheStore *store, const CacheKey *key,
-			   guint64 size, goffset off, gsize len);
+int cache_store_open_range(CacheStore *store, const CacheKey *key, guint64 size,
+			   goffset off, gsize len);
 
 /* Stores the whole message: @len bytes from @data, or from @src_fd (read
  * with pread from offset 0) when @data is NULL. Drops any partial state. */

@@ -32,8 +32,8 @@
 /* ---- Mailboxes ---------------------------------------------------------- */
 
 typedef struct {
-	CacheAccount *acct;	/* borrowed: outlives every job */
-	GArray *items;		/* ImapListItem */
+	CacheAccount *acct; /* borrowed: outlives every job */
+	GArray *items;	    /* ImapListItem */
 } ListJob;
 
 static void list_job_free(gpointer data)
@@ -106,14 +106,14 @@ static void on_list_done(CacheWait *wait, const ImapReply *reply,
 	g_mutex_lock(&acct->lock);
 	cache_index_list_begin(acct->index);
 	for (guint i = 0; i < job->items->len; i++) {
-		ImapListItem *item = &g_array_index(job->items, ImapListItem, i);
+		ImapListItem *item =
+			&g_array_index(job->items, ImapListItem, i);
 		g_autofree char *name = display_name(item->name);
 
 		if (!*name)
 			continue;
-		if (item->delimiter && strstr(name, (char[]){item->delimiter,
-							   0,
-							   0}) == name)
+		if (item->delimiter &&
+		    strstr(name, (char[]){item->delimiter, 0, 0}) == name)
 			continue; /* a leading delimiter: not a name we map */
 		cache_index_list_add(acct->index, item->name, name,
 				     item->delimiter,
@@ -159,27 +159,27 @@ gboolean cache_sync_mailboxes(CacheAccount *acct, GError **error)
 /* ---- Messages ----------------------------------------------------------- */
 
 typedef struct {
-	CacheAccount *acct;	/* borrowed */
-	CacheWait *wait;	/* completed when the job is applied */
+	CacheAccount *acct; /* borrowed */
+	CacheWait *wait;    /* completed when the job is applied */
 	guint32 id;
 	char *key;
-	gboolean full;		/* a first listing, not a refresh */
-	guint32 max_uid;	/* refresh: the highest UID we knew */
-	guint32 uidvalidity;	/* what the data was fetched under */
-	gboolean mixed;		/* data came under two UIDVALIDITYs */
-	GHashTable *meta;	/* uid -> CacheMessage * (new messages) */
-	GHashTable *flags;	/* refresh: uid -> flags string (everyone, or
-				 * with CHANGEDSINCE only who changed) */
-	gboolean changedsince;	/* a CONDSTORE refresh */
-	GArray *present;	/* CONDSTORE: ImapUidRange, from SEARCH */
-	gboolean searched;	/* present holds the server's answer */
-	guint64 max_modseq;	/* highest MODSEQ seen */
-	gboolean unattributed;	/* flags came without a UID (another
-				 * client's change, by sequence number) */
-	gboolean has_exists;	/* the server said how many there are */
-	guint32 exists;		/* EXISTS, less EXPUNGEs seen after it */
-	guint pending;		/* commands not yet complete */
-	GError *error;		/* first failure */
+	gboolean full;	       /* a first listing, not a refresh */
+	guint32 max_uid;       /* refresh: the highest UID we knew */
+	guint32 uidvalidity;   /* what the data was fetched under */
+	gboolean mixed;	       /* data came under two UIDVALIDITYs */
+	GHashTable *meta;      /* uid -> CacheMessage * (new messages) */
+	GHashTable *flags;     /* refresh: uid -> flags string (everyone, or
+				* with CHANGEDSINCE only who changed) */
+	gboolean changedsince; /* a CONDSTORE refresh */
+	GArray *present;       /* CONDSTORE: ImapUidRange, from SEARCH */
+	gboolean searched;     /* present holds the server's answer */
+	guint64 max_modseq;    /* highest MODSEQ seen */
+	gboolean unattributed; /* flags came without a UID (another
+				* client's change, by sequence number) */
+	gboolean has_exists;   /* the server said how many there are */
+	guint32 exists;	       /* EXISTS, less EXPUNGEs seen after it */
+	guint pending;	       /* commands not yet complete */
+	GError *error;	       /* first failure */
 } SyncJob;
 
 static void sync_job_free(SyncJob *job)
@@ -319,8 +319,9 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 	GHashTableIter iter;
 	gpointer key, value;
 
-	if (job->mixed || (!job->full && (!mbox->synced ||
-					  mbox->uidvalidity != job->uidvalidity))) {
+	if (job->mixed ||
+	    (!job->full &&
+	     (!mbox->synced || mbox->uidvalidity != job->uidvalidity))) {
 		/* UIDVALIDITY changed under us (SELECT may already have
 		 * cleared the table): what we hold is void, and a refresh
 		 * cannot rebuild it. Left unsynced, the caller lists anew. */
@@ -337,9 +338,10 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 			CacheMessage *msg = g_ptr_array_index(sorted, i);
 			const char *flags = g_hash_table_lookup(
 				job->flags, GUINT_TO_POINTER(msg->uid));
-			gboolean there = job->changedsince
-						 ? uid_in(job->present, msg->uid)
-						 : flags != NULL;
+			gboolean there =
+				job->changedsince
+					? uid_in(job->present, msg->uid)
+					: flags != NULL;
 
 			if (!there) {
 				g_ptr_array_add(gone,
@@ -465,8 +467,8 @@ static gboolean sync_once(CacheAccount *acct, guint32 id, gboolean condstore,
 	CacheIndexMailbox *mbox;
 
 	g_mutex_lock(&acct->lock);
-	condstore = condstore && (caps & IMAP_CAP_CONDSTORE) &&
-		    !acct->no_condstore;
+	condstore =
+		condstore && (caps & IMAP_CAP_CONDSTORE) && !acct->no_condstore;
 	mbox = cache_index_mailbox(acct->index, id);
 	if (mbox && mbox->wire_name &&
 	    !(mbox->flags & CACHE_MAILBOX_NOSELECT)) {
@@ -500,13 +502,15 @@ static gboolean sync_once(CacheAccount *acct, guint32 id, gboolean condstore,
 		if (job->full) {
 			cmds[n++] = imap_command_new(
 				NULL, IMAP_COMMAND_RETRIABLE,
-				condstore ? "UID FETCH 1:* (UID FLAGS RFC822.SIZE "
+				condstore ? "UID FETCH 1:* (UID FLAGS "
+					    "RFC822.SIZE "
 					    "INTERNALDATE ENVELOPE MODSEQ)"
-					  : "UID FETCH 1:* (UID FLAGS RFC822.SIZE "
+					  : "UID FETCH 1:* (UID FLAGS "
+					    "RFC822.SIZE "
 					    "INTERNALDATE ENVELOPE)");
 		} else if (condstore && modseq) {
-			g_autofree char *since = g_strdup_printf(
-				"%" G_GUINT64_FORMAT, modseq);
+			g_autofree char *since =
+				g_strdup_printf("%" G_GUINT64_FORMAT, modseq);
 
 			job->changedsince = TRUE;
 			job->present =
@@ -530,8 +534,9 @@ static gboolean sync_once(CacheAccount *acct, guint32 id, gboolean condstore,
 		} else {
 			job->flags = g_hash_table_new_full(
 				g_direct_hash, g_direct_equal, NULL, g_free);
-			cmds[n++] = imap_command_new(NULL, IMAP_COMMAND_RETRIABLE,
-						     "UID FETCH 1:* (UID FLAGS)");
+			cmds[n++] =
+				imap_command_new(NULL, IMAP_COMMAND_RETRIABLE,
+						 "UID FETCH 1:* (UID FLAGS)");
 			cmds[n++] = imap_command_new(
 				NULL, IMAP_COMMAND_RETRIABLE,
 				"UID FETCH %u:* (UID FLAGS RFC822.SIZE "
@@ -570,8 +575,7 @@ void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
 		mbox->readonly = info->readonly;
 		if (info->permanentflags) {
 			g_strfreev(mbox->permanentflags);
-			mbox->permanentflags =
-				g_strdupv(info->permanentflags);
+			mbox->permanentflags = g_strdupv(info->permanentflags);
 		}
 	}
 	g_mutex_unlock(&acct->lock);

@@ -119,8 +119,8 @@ gboolean cache_wait_block(CacheWait *wait, guint timeout_s,
 	gboolean ok;
 
 	if (cancel)
-		handler = g_cancellable_connect(cancel, G_CALLBACK(on_cancelled),
-						wait, NULL);
+		handler = g_cancellable_connect(
+			cancel, G_CALLBACK(on_cancelled), wait, NULL);
 	g_mutex_lock(&wait->lock);
 	while (!wait->done) {
 		if (g_cancellable_is_cancelled(cancel))

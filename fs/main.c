@@ -182,7 +182,8 @@ int main(int argc, char **argv)
 	fsname_opt = g_strdup_printf("%s@%s", opts.user, opts.host);
 	fuse_opt_add_opt_escaped(&fsname_escaped, fsname_opt);
 	g_free(g_steal_pointer(&fsname_opt));
-	fsname_opt = g_strdup_printf("subtype=imapfs,fsname=%s", fsname_escaped);
+	fsname_opt =
+		g_strdup_printf("subtype=imapfs,fsname=%s", fsname_escaped);
 	free(fsname_escaped);
 	fuse_opt_add_arg(&args, "-o");
 	fuse_opt_add_arg(&args, fsname_opt);
@@ -222,8 +223,9 @@ int main(int argc, char **argv)
 	cache_opts.timeout_s = opts.timeout;
 	cache_opts.list_ttl_s = opts.list_ttl;
 	cache_opts.cache_size = opts.cache_size;
-	mnt.acct = cache_account_new(imap_pool_new(cfg, g_steal_pointer(&probe)),
-				     &cache_opts, &error);
+	mnt.acct =
+		cache_account_new(imap_pool_new(cfg, g_steal_pointer(&probe)),
+				  &cache_opts, &error);
 	if (!mnt.acct) {
 		g_critical("%s", error->message);
 		goto out_unmount;

@@ -14,20 +14,20 @@ typedef struct FsNewFiles FsNewFiles;
 /* An inode whose message was moved: the message it became, and when. */
 typedef struct {
 	CacheMsgRef ref;
-	gint64 at;		/* monotonic time of the move */
+	gint64 at; /* monotonic time of the move */
 } FsMoved;
 
 typedef struct {
-	CacheAccount *acct;	/* set after daemonizing, before the loop */
+	CacheAccount *acct; /* set after daemonizing, before the loop */
 	FsNotify *notify;
-	uid_t uid;		/* owner shown for every node: who mounted */
+	uid_t uid; /* owner shown for every node: who mounted */
 	gid_t gid;
 	time_t mount_time;	/* mtime of directories */
 	double timeout;		/* kernel entry/attr cache, seconds */
 	gboolean rm_expunge;	/* -o rm=expunge: rm never goes to Trash */
 	FsNewFiles *newfiles;	/* files being created (fs/newfile.h) */
 	GMutex lock;		/* guards the tables below; a leaf lock */
-	GHashTable *open_count;	/* message ino -> open handles */
+	GHashTable *open_count; /* message ino -> open handles */
 	GHashTable *moved;	/* message ino -> FsMoved * it became by
 				 * a move: the kernel keeps the old inode
 				 * under the new name, and mv stats it */

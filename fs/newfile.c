@@ -21,24 +21,24 @@ typedef struct {
 	guint32 mailbox_id;
 	char *name;
 	char *path;
-	int fd;			/* -1 once committed */
+	int fd; /* -1 once committed */
 	guint opens;
-	char *flags;		/* canonical; nullable */
-	gint64 mtime;		/* 0: not set */
+	char *flags;  /* canonical; nullable */
+	gint64 mtime; /* 0: not set */
 	gint64 ctime;
 	pid_t creator;
 	gboolean committed;
 	gboolean committing;
-	gboolean dropped;	/* unlinked before it was added */
-	CacheMsgRef ref;	/* once committed */
+	gboolean dropped; /* unlinked before it was added */
+	CacheMsgRef ref;  /* once committed */
 } NewFile;
 
 struct FsNewFiles {
 	char *dir;
-	GMutex lock;		/* guards everything below; a leaf lock */
+	GMutex lock; /* guards everything below; a leaf lock */
 	guint64 next;
-	GHashTable *by_ino;	/* fuse_ino_t * -> NewFile * (owned) */
-	GHashTable *by_name;	/* "<mailbox>/<name>" -> NewFile * */
+	GHashTable *by_ino;  /* fuse_ino_t * -> NewFile * (owned) */
+	GHashTable *by_name; /* "<mailbox>/<name>" -> NewFile * */
 };
 
 static void newfile_free(NewFile *file)
@@ -70,11 +70,10 @@ FsNewFiles *fs_newfiles_new(const char *dir, GError **error)
 	files = g_new0(FsNewFiles, 1);
 	files->dir = g_strdup(dir);
 	g_mutex_init(&files->lock);
-	files->by_ino = g_hash_table_new_full(g_int64_hash, g_int64_equal,
-					      NULL,
+	files->by_ino = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
 					      (GDestroyNotify)newfile_free);
-	files->by_name = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-					       NULL);
+	files->by_name =
+		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	return files;
 }
 
@@ -119,8 +118,8 @@ gboolean fs_newfiles_create(FsNewFiles *files, guint32 mailbox_id,
 	g_snprintf(base, sizeof(base), "new-%" G_GUINT64_FORMAT "-%u",
 		   files->next, (guint)getpid());
 	file->path = g_build_filename(files->dir, base, NULL);
-	file->fd = open(file->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
-			0600);
+	file->fd =
+		open(file->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (file->fd < 0) {
 		int err = errno;
 
@@ -289,8 +288,7 @@ int fs_newfiles_set_mtime(FsNewFiles *files, fuse_ino_t ino, gint64 mtime)
 	return ret;
 }
 
-int fs_newfiles_set_flags(FsNewFiles *files, fuse_ino_t ino,
-			  const char *flags)
+int fs_newfiles_set_flags(FsNewFiles *files, fuse_ino_t ino, const char *flags)
 {
 	NewFile *file;
 	int ret = -ENOENT;
@@ -358,16 +356,15 @@ int fs_newfiles_rename(FsNewFiles *files, fuse_ino_t ino, guint32 mailbox_id,
 		g_free(file->name);
 		file->name = g_strdup(name);
 		file->mailbox_id = mailbox_id;
-		g_hash_table_replace(files->by_name,
-				     name_key(mailbox_id, name), file);
+		g_hash_table_replace(files->by_name, name_key(mailbox_id, name),
+				     file);
 		ret = 0;
 	}
 	g_mutex_unlock(&files->lock);
 	return ret;
 }
 
-int fs_newfiles_unlink(FsNewFiles *files, guint32 mailbox_id,
-		       const char *name)
+int fs_newfiles_unlink(FsNewFiles *files, guint32 mailbox_id, const char *name)
 {
 	g_autofree char *key = name_key(mailbox_id, name);
 	NewFile *file;

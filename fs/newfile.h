@@ -62,8 +62,7 @@ ssize_t fs_newfiles_read(FsNewFiles *files, fuse_ino_t ino, char *buf,
 int fs_newfiles_truncate(FsNewFiles *files, fuse_ino_t ino, off_t size);
 int fs_newfiles_set_mtime(FsNewFiles *files, fuse_ino_t ino, gint64 mtime);
 /* @flags canonical (cache_account_check_flags), or NULL to clear. */
-int fs_newfiles_set_flags(FsNewFiles *files, fuse_ino_t ino,
-			  const char *flags);
+int fs_newfiles_set_flags(FsNewFiles *files, fuse_ino_t ino, const char *flags);
 /* (transfer full), nullable. */
 char *fs_newfiles_get_flags(FsNewFiles *files, fuse_ino_t ino);
 
@@ -75,8 +74,7 @@ gboolean fs_newfiles_release(FsNewFiles *files, fuse_ino_t ino);
 int fs_newfiles_rename(FsNewFiles *files, fuse_ino_t ino, guint32 mailbox_id,
 		       const char *name);
 /* Forgets the pending file @name of @mailbox_id: -ENOENT if none. */
-int fs_newfiles_unlink(FsNewFiles *files, guint32 mailbox_id,
-		       const char *name);
+int fs_newfiles_unlink(FsNewFiles *files, guint32 mailbox_id, const char *name);
 
 /* TRUE if the file should become a message now: not yet added, and
  * (unless @final) its name does not start with '.'. */

@@ -5,9 +5,9 @@
 #include <string.h>
 
 typedef struct {
-	fuse_ino_t ino;		/* 0: stop */
-	char *name;		/* NULL: the inode; else an entry of it */
-	gint64 not_before;	/* monotonic time */
+	fuse_ino_t ino;	   /* 0: stop */
+	char *name;	   /* NULL: the inode; else an entry of it */
+	gint64 not_before; /* monotonic time */
 } Item;
 
 struct FsNotify {
@@ -45,8 +45,7 @@ static gpointer notify_main(gpointer data)
 		g_free(item);
 		/* ENOENT: the kernel does not know the inode; nothing to do. */
 		if (ret < 0 && ret != -ENOENT)
-			g_debug("invalidating inode %" G_GUINT64_FORMAT
-				": %s",
+			g_debug("invalidating inode %" G_GUINT64_FORMAT ": %s",
 				(guint64)ino, g_strerror(-ret));
 	}
 	return NULL;

@@ -37,8 +37,8 @@ static FsMount *mount_of(fuse_req_t req)
 static void reply_error(fuse_req_t req, const GError *error, const char *what,
 			guint64 ino)
 {
-	g_autofree char *where =
-		g_strdup_printf("%s (inode %" G_GINT64_MODIFIER "x)", what, ino);
+	g_autofree char *where = g_strdup_printf(
+		"%s (inode %" G_GINT64_MODIFIER "x)", what, ino);
 
 	fuse_reply_err(req, fs_errno_log(error, where));
 }
@@ -222,8 +222,8 @@ static void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			return;
 		}
 		uid = find_message(mnt, pid, name, &error);
-		if (uid && stat_inode(mnt, fs_inode_msg(pid, uid), &st,
-				      &error)) {
+		if (uid &&
+		    stat_inode(mnt, fs_inode_msg(pid, uid), &st, &error)) {
 			fill_entry(mnt, &st, &e);
 			fuse_reply_entry(req, &e);
 			return;
@@ -289,8 +289,8 @@ static GArray *snapshot_dir(FsMount *mnt, guint32 id, GError **error)
 	if (id != CACHE_ROOT_ID &&
 	    cache_account_get_mailbox(mnt->acct, self.parent_id, &parent,
 				      NULL)) {
-		fs_inode_stat_dir(&parent, mnt->uid, mnt->gid,
-				  mnt->mount_time, &st);
+		fs_inode_stat_dir(&parent, mnt->uid, mnt->gid, mnt->mount_time,
+				  &st);
 		cache_mailbox_clear(&parent);
 	}
 	add_entry(dir, g_strdup(".."), &st);
@@ -318,7 +318,8 @@ static GArray *snapshot_dir(FsMount *mnt, guint32 id, GError **error)
 			return NULL;
 		}
 		for (guint i = 0; i < msgs->len; i++) {
-			CacheMessage *msg = &g_array_index(msgs, CacheMessage, i);
+			CacheMessage *msg =
+				&g_array_index(msgs, CacheMessage, i);
 
 			fs_inode_stat_msg(id, msg, mnt->uid, mnt->gid, &st);
 			add_entry(dir, message_name(msg), &st);
@@ -406,8 +407,7 @@ static void count_open(FsMount *mnt, fuse_ino_t ino, int delta)
 	guint n;
 
 	g_mutex_lock(&mnt->lock);
-	n = GPOINTER_TO_UINT(g_hash_table_lookup(mnt->open_count, key)) +
-	    delta;
+	n = GPOINTER_TO_UINT(g_hash_table_lookup(mnt->open_count, key)) + delta;
 	if (n)
 		g_hash_table_insert(mnt->open_count, key, GUINT_TO_POINTER(n));
 	else
@@ -482,7 +482,8 @@ static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	if (!file) {
 		g_autofree char *buf = g_malloc(size);
-		ssize_t n = fs_newfiles_read(mnt->newfiles, ino, buf, size, off);
+		ssize_t n =
+			fs_newfiles_read(mnt->newfiles, ino, buf, size, off);
 
 		if (n < 0)
 			fuse_reply_err(req, -n);
@@ -640,8 +641,8 @@ static void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	} else {
 		CacheMessage msg;
 
-		if (!cache_account_get_message(mnt->acct, (CacheMsgRef){id, uid},
-					       &msg, &error)) {
+		if (!cache_account_get_message(
+			    mnt->acct, (CacheMsgRef){id, uid}, &msg, &error)) {
 			cache_mailbox_clear(&mbox);
 			reply_error(req, error, "getxattr", ino);
 			return;
@@ -746,9 +747,9 @@ static void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			err = -fs_newfiles_set_mtime(mnt->newfiles, ino,
 						     attr->st_mtime);
 		if (!err && (to_set & FUSE_SET_ATTR_MTIME_NOW))
-			err = -fs_newfiles_set_mtime(
-				mnt->newfiles, ino,
-				g_get_real_time() / G_USEC_PER_SEC);
+			err = -fs_newfiles_set_mtime(mnt->newfiles, ino,
+						     g_get_real_time() /
+							     G_USEC_PER_SEC);
 	} else if (to_set & FUSE_SET_ATTR_SIZE) {
 		err = EPERM; /* a message's bytes never change */
 	}
@@ -853,8 +854,8 @@ static void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	component = fs_names_to_mailbox(
-		name, cache_account_delimiter(mnt->acct));
+	component =
+		fs_names_to_mailbox(name, cache_account_delimiter(mnt->acct));
 	canonical = component ? fs_names_from_mailbox(component) : NULL;
 	if (!component || strcmp(canonical, name) != 0) {
 		g_message("mkdir \"%s\": not a mailbox name this server can "
@@ -1037,9 +1038,10 @@ static void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	if (nid == pid) {
-		g_message("rename \"%s\" -> \"%s\": a message's name comes from "
-			  "the message; move it into another mailbox instead",
-			  name, newname);
+		g_message(
+			"rename \"%s\" -> \"%s\": a message's name comes from "
+			"the message; move it into another mailbox instead",
+			name, newname);
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -1064,8 +1066,9 @@ static void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	/* Without UIDPLUS the source stays (marked \Deleted): then its inode
 	 * is still its own. */
-	if (new_uid && !cache_account_get_message(
-			       mnt->acct, (CacheMsgRef){pid, uid}, NULL, NULL)) {
+	if (new_uid &&
+	    !cache_account_get_message(mnt->acct, (CacheMsgRef){pid, uid}, NULL,
+				       NULL)) {
 		FsMoved *to = g_new(FsMoved, 1);
 
 		to->ref = (CacheMsgRef){nid, new_uid};
@@ -1076,9 +1079,9 @@ static void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	/* The message now has another UID, so another inode and maybe another
 	 * name: the kernel must not keep the typed name for it. Until it has
-	 * dropped it, the old inode stands for the moved message; mv (coreutils)
-	 * stats each destination right after renaming, so the drop waits a
-	 * moment. */
+	 * dropped it, the old inode stands for the moved message; mv
+	 * (coreutils) stats each destination right after renaming, so the drop
+	 * waits a moment. */
 	fs_notify_entry(mnt->notify, newparent, newname, FS_MOVED_NAME_GRACE);
 	fuse_reply_err(req, 0);
 }

@@ -13,7 +13,10 @@
 
 enum { KEY_HELP, KEY_VERSION };
 
-#define FS_OPT(t, p) {t, offsetof(FsOptions, p), 1}
+#define FS_OPT(t, p)                                                           \
+	{                                                                      \
+		t, offsetof(FsOptions, p), 1                                   \
+	}
 
 static const struct fuse_opt fs_option_spec[] = {
 	FS_OPT("passcmd=%s", passcmd),
@@ -69,8 +72,7 @@ gboolean fs_options_parse(struct fuse_args *args, FsOptions *opts,
 	return TRUE;
 }
 
-gboolean fs_options_parse_url(const char *url, FsOptions *opts,
-			      GError **error)
+gboolean fs_options_parse_url(const char *url, FsOptions *opts, GError **error)
 {
 	const char *rest, *at, *host, *port = NULL;
 	g_autofree char *user_enc = NULL;
@@ -83,10 +85,11 @@ gboolean fs_options_parse_url(const char *url, FsOptions *opts,
 		opts->tls_mode = IMAP_TLS_STARTTLS;
 		rest = url + strlen("imap://");
 	} else {
-		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-			    "\"%s\" is not a server URL: use "
-			    "imaps://USER@HOST[:PORT] or imap://USER@HOST[:PORT]",
-			    url);
+		g_set_error(
+			error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			"\"%s\" is not a server URL: use "
+			"imaps://USER@HOST[:PORT] or imap://USER@HOST[:PORT]",
+			url);
 		return FALSE;
 	}
 	/* The user may itself contain '@': the host follows the last one. */

@@ -34,7 +34,7 @@ typedef struct {
 	guint16 port;
 	ImapTlsMode tls_mode;
 	gboolean rm_expunge;
-	guint64 cache_size;	/* bytes */
+	guint64 cache_size; /* bytes */
 } FsOptions;
 
 /* "512M", "2G", "100000" (bytes), with K/M/G/T meaning powers of 1024.
@@ -48,8 +48,7 @@ gboolean fs_options_parse(struct fuse_args *args, FsOptions *opts,
 
 /* Splits imap[s]://USER@HOST[:PORT] (USER may contain '@' or be
  * %-encoded; HOST may be a [bracketed] IPv6 literal) into @opts. */
-gboolean fs_options_parse_url(const char *url, FsOptions *opts,
-			      GError **error);
+gboolean fs_options_parse_url(const char *url, FsOptions *opts, GError **error);
 
 /* Applies defaults and checks combinations. */
 gboolean fs_options_check(FsOptions *opts, GError **error);

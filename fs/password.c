@@ -90,10 +90,9 @@ static char *from_prompt(const char *user, const char *host, GError **error)
 	char *password = NULL;
 
 	if (!isatty(STDIN_FILENO)) {
-		g_set_error_literal(
-			error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
-			"no password: set IMAPFS_PASSWORD, or use "
-			"-o passcmd=CMD or -o passfile=FILE");
+		g_set_error_literal(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+				    "no password: set IMAPFS_PASSWORD, or use "
+				    "-o passcmd=CMD or -o passfile=FILE");
 		return NULL;
 	}
 	fprintf(stderr, "Password for %s@%s: ", user, host);

@@ -646,8 +646,7 @@ void imap_conn_send(ImapConn *conn, const ImapCommand *cmd, gpointer cmd_data)
 		g_source_set_ready_time(conn->source, 0);
 }
 
-void imap_conn_foreach_in_flight(ImapConn *conn, GFunc func,
-				 gpointer user_data)
+void imap_conn_foreach_in_flight(ImapConn *conn, GFunc func, gpointer user_data)
 {
 	for (GList *l = conn->in_flight.head; l; l = l->next)
 		func(((ConnCmd *)l->data)->data, user_data);

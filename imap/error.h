@@ -13,23 +13,23 @@
 GQuark imapfs_imap_error_quark(void);
 
 typedef enum {
-	IMAP_ERROR_FAILED,		/* NO without a code we know */
-	IMAP_ERROR_BAD,			/* BAD: the server rejected our syntax */
-	IMAP_ERROR_NONEXISTENT,		/* [NONEXISTENT], [TRYCREATE] */
-	IMAP_ERROR_ALREADYEXISTS,	/* [ALREADYEXISTS] */
-	IMAP_ERROR_OVERQUOTA,		/* [OVERQUOTA] */
-	IMAP_ERROR_NOPERM,		/* [NOPERM] */
-	IMAP_ERROR_TOOBIG,		/* [TOOBIG], [LIMIT] */
-	IMAP_ERROR_READONLY,		/* mailbox selected read-only */
-	IMAP_ERROR_AUTH,		/* login refused */
-	IMAP_ERROR_TLS,			/* handshake or certificate check failed */
-	IMAP_ERROR_CONNECT,		/* could not reach the server */
-	IMAP_ERROR_CONNECTION_LOST,	/* dropped while a command was out */
-	IMAP_ERROR_TIMEOUT,		/* server silent too long */
-	IMAP_ERROR_PROTOCOL,		/* server sent what we cannot parse */
-	IMAP_ERROR_UNSUPPORTED,		/* server lacks a needed capability */
-	IMAP_ERROR_SHUTDOWN,		/* pool freed before the command ran */
-	IMAP_ERROR_INVALID,		/* we refused to build the command */
+	IMAP_ERROR_FAILED,	    /* NO without a code we know */
+	IMAP_ERROR_BAD,		    /* BAD: the server rejected our syntax */
+	IMAP_ERROR_NONEXISTENT,	    /* [NONEXISTENT], [TRYCREATE] */
+	IMAP_ERROR_ALREADYEXISTS,   /* [ALREADYEXISTS] */
+	IMAP_ERROR_OVERQUOTA,	    /* [OVERQUOTA] */
+	IMAP_ERROR_NOPERM,	    /* [NOPERM] */
+	IMAP_ERROR_TOOBIG,	    /* [TOOBIG], [LIMIT] */
+	IMAP_ERROR_READONLY,	    /* mailbox selected read-only */
+	IMAP_ERROR_AUTH,	    /* login refused */
+	IMAP_ERROR_TLS,		    /* handshake or certificate check failed */
+	IMAP_ERROR_CONNECT,	    /* could not reach the server */
+	IMAP_ERROR_CONNECTION_LOST, /* dropped while a command was out */
+	IMAP_ERROR_TIMEOUT,	    /* server silent too long */
+	IMAP_ERROR_PROTOCOL,	    /* server sent what we cannot parse */
+	IMAP_ERROR_UNSUPPORTED,	    /* server lacks a needed capability */
+	IMAP_ERROR_SHUTDOWN,	    /* pool freed before the command ran */
+	IMAP_ERROR_INVALID,	    /* we refused to build the command */
 } ImapErrorCode;
 
 /* Maps a response code name ("OVERQUOTA", nullable) of a NO/BAD reply to an

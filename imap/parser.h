@@ -22,10 +22,10 @@
 #include "imap/response.h"
 
 typedef struct {
-	gsize max_line;		/* non-literal bytes in one response (1 MiB) */
-	guint max_depth;	/* parenthesis nesting (64) */
-	gsize inline_max;	/* literals up to this stay in memory (64 KiB) */
-	guint64 literal_max;	/* largest literal accepted at all (1 GiB) */
+	gsize max_line;	     /* non-literal bytes in one response (1 MiB) */
+	guint max_depth;     /* parenthesis nesting (64) */
+	gsize inline_max;    /* literals up to this stay in memory (64 KiB) */
+	guint64 literal_max; /* largest literal accepted at all (1 GiB) */
 } ImapParserLimits;
 
 extern const ImapParserLimits imap_parser_default_limits;
@@ -33,9 +33,9 @@ extern const ImapParserLimits imap_parser_default_limits;
 typedef struct ImapParser ImapParser;
 
 typedef enum {
-	IMAP_PARSE_NEED_MORE,	/* all input used; no complete response yet */
-	IMAP_PARSE_RESPONSE,	/* *out_resp holds one response */
-	IMAP_PARSE_ERROR,	/* drop the connection; see imap_parser_error() */
+	IMAP_PARSE_NEED_MORE, /* all input used; no complete response yet */
+	IMAP_PARSE_RESPONSE,  /* *out_resp holds one response */
+	IMAP_PARSE_ERROR,     /* drop the connection; see imap_parser_error() */
 } ImapParseStatus;
 
 /* @spool_dirfd: a directory for O_TMPFILE spool files (borrowed, must stay

@@ -26,15 +26,15 @@
 typedef struct ImapPool ImapPool;
 
 typedef struct {
-	ImapStatus status;	/* OK, NO or BAD */
-	char *code;		/* response code of the tagged reply; nullable */
-	char *code_arg;		/* nullable */
-	char *text;		/* never NULL */
-	GPtrArray *untagged;	/* ImapResponse *: untagged responses that
-				 * arrived while this command was the oldest
-				 * in flight and were not given to a data
-				 * func; never NULL */
-	guint32 uidvalidity;	/* of the mailbox the command ran in, or 0 */
+	ImapStatus status;   /* OK, NO or BAD */
+	char *code;	     /* response code of the tagged reply; nullable */
+	char *code_arg;	     /* nullable */
+	char *text;	     /* never NULL */
+	GPtrArray *untagged; /* ImapResponse *: untagged responses that
+			      * arrived while this command was the oldest
+			      * in flight and were not given to a data
+			      * func; never NULL */
+	guint32 uidvalidity; /* of the mailbox the command ran in, or 0 */
 } ImapReply;
 
 void imap_reply_free(ImapReply *reply); /* NULL-safe */
@@ -59,8 +59,7 @@ typedef void (*ImapDataFunc)(const ImapResponse *resp, guint32 uidvalidity,
 
 /* Runs on the imap-io thread after every successful SELECT, so the cache can
  * check UIDVALIDITY. @mailbox is the wire name as submitted. */
-typedef void (*ImapSelectFunc)(const char *mailbox,
-			       const ImapMailboxInfo *info,
+typedef void (*ImapSelectFunc)(const char *mailbox, const ImapMailboxInfo *info,
 			       gpointer user_data);
 
 /* Creates the pool and starts its imap-io thread. @first (transfer full,
@@ -87,7 +86,6 @@ guint imap_pool_caps(ImapPool *pool);
  * selected state) selected. @data (nullable) gets the untagged
  * responses; @done runs exactly once. Any thread; never blocks. */
 void imap_pool_submit(ImapPool *pool, const char *mailbox, ImapCommand *cmd,
-		      ImapDataFunc data, ImapDoneFunc done,
-		      gpointer user_data);
+		      ImapDataFunc data, ImapDoneFunc done, gpointer user_data);
 
 #endif

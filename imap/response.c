@@ -679,13 +679,12 @@ char *imap_format_internaldate(gint64 time)
 
 	if (!dt)
 		return NULL;
-	return g_strdup_printf("%02d-%s-%04d %02d:%02d:%02d +0000",
-			       g_date_time_get_day_of_month(dt),
-			       months[g_date_time_get_month(dt) - 1],
-			       g_date_time_get_year(dt),
-			       g_date_time_get_hour(dt),
-			       g_date_time_get_minute(dt),
-			       g_date_time_get_second(dt));
+	return g_strdup_printf(
+		"%02d-%s-%04d %02d:%02d:%02d +0000",
+		g_date_time_get_day_of_month(dt),
+		months[g_date_time_get_month(dt) - 1], g_date_time_get_year(dt),
+		g_date_time_get_hour(dt), g_date_time_get_minute(dt),
+		g_date_time_get_second(dt));
 }
 
 gboolean imap_parse_uid_set(const char *text, GArray *out)
@@ -700,14 +699,13 @@ gboolean imap_parse_uid_set(const char *text, GArray *out)
 		guint64 a, b;
 		ImapUidRange r;
 
-		if (!ends[0] ||
-		    !g_ascii_string_to_unsigned(ends[0], 10, 1, G_MAXUINT32, &a,
-						NULL))
+		if (!ends[0] || !g_ascii_string_to_unsigned(
+					ends[0], 10, 1, G_MAXUINT32, &a, NULL))
 			return FALSE;
 		b = a;
-		if (ends[1] && (ends[2] || !g_ascii_string_to_unsigned(
-						   ends[1], 10, 1, G_MAXUINT32,
-						   &b, NULL)))
+		if (ends[1] &&
+		    (ends[2] || !g_ascii_string_to_unsigned(
+					ends[1], 10, 1, G_MAXUINT32, &b, NULL)))
 			return FALSE;
 		r.first = MIN(a, b);
 		r.last = MAX(a, b);
@@ -729,8 +727,8 @@ gboolean imap_response_get_search(const ImapResponse *resp, GArray *out)
 			if (imap_value_item(resp->args, i)->type ==
 			    IMAP_VALUE_LIST)
 				continue;
-			if (!imap_value_get_number(imap_value_item(resp->args, i),
-						   &uid) ||
+			if (!imap_value_get_number(
+				    imap_value_item(resp->args, i), &uid) ||
 			    uid == 0 || uid > G_MAXUINT32)
 				return FALSE;
 			r.first = r.last = uid;
@@ -744,9 +742,8 @@ gboolean imap_response_get_search(const ImapResponse *resp, GArray *out)
 			if (imap_value_is_atom(imap_value_item(resp->args, i),
 					       "ALL"))
 				return imap_parse_uid_set(
-					imap_value_get_string(
-						imap_value_item(resp->args,
-								i + 1)),
+					imap_value_get_string(imap_value_item(
+						resp->args, i + 1)),
 					out);
 		}
 		return TRUE;

@@ -12,7 +12,7 @@
 #include <glib.h>
 
 typedef enum {
-	IMAP_STATUS_NONE,	/* a data response ("* 3 EXISTS") */
+	IMAP_STATUS_NONE, /* a data response ("* 3 EXISTS") */
 	IMAP_STATUS_OK,
 	IMAP_STATUS_NO,
 	IMAP_STATUS_BAD,
@@ -21,11 +21,11 @@ typedef enum {
 } ImapStatus;
 
 typedef enum {
-	IMAP_VALUE_ATOM,	/* also numbers and BODY[...]<n> section atoms */
+	IMAP_VALUE_ATOM, /* also numbers and BODY[...]<n> section atoms */
 	IMAP_VALUE_NIL,
-	IMAP_VALUE_STRING,	/* quoted string or in-memory literal */
-	IMAP_VALUE_SPOOLED,	/* literal larger than inline_max, on disk */
-	IMAP_VALUE_LIST,	/* ( ... ) */
+	IMAP_VALUE_STRING,  /* quoted string or in-memory literal */
+	IMAP_VALUE_SPOOLED, /* literal larger than inline_max, on disk */
+	IMAP_VALUE_LIST,    /* ( ... ) */
 } ImapValueType;
 
 typedef struct ImapValue ImapValue;
@@ -34,10 +34,10 @@ struct ImapValue {
 	/* ATOM, STRING: the bytes, always NUL-terminated; a literal may hold
 	 * NUL bytes, so use len. NULL for NIL, SPOOLED, LIST. */
 	char *str;
-	gsize len;		/* ATOM, STRING: byte count; SPOOLED: size */
-	int fd;			/* SPOOLED: unlinked file holding the literal
-				 * from offset 0; owned by the response. else -1 */
-	GPtrArray *items;	/* LIST: ImapValue *; else NULL */
+	gsize len;	  /* ATOM, STRING: byte count; SPOOLED: size */
+	int fd;		  /* SPOOLED: unlinked file holding the literal
+			   * from offset 0; owned by the response. else -1 */
+	GPtrArray *items; /* LIST: ImapValue *; else NULL */
 };
 
 typedef enum {
@@ -48,20 +48,20 @@ typedef enum {
 
 typedef struct {
 	ImapResponseKind kind;
-	char *tag;		/* TAGGED: the tag; else NULL */
-	ImapStatus status;	/* OK/NO/BAD/BYE/PREAUTH; NONE for data */
-	char *code;		/* status: response code, upper-cased
-				 * ("UIDVALIDITY"); nullable */
-	char *code_arg;		/* status: the rest inside [ ], trimmed;
-				 * nullable */
-	char *text;		/* status and continuation: human text, never
-				 * NULL ("" when absent) */
-	gboolean has_number;	/* data: "* 23 EXISTS" has number 23 */
+	char *tag;	     /* TAGGED: the tag; else NULL */
+	ImapStatus status;   /* OK/NO/BAD/BYE/PREAUTH; NONE for data */
+	char *code;	     /* status: response code, upper-cased
+			      * ("UIDVALIDITY"); nullable */
+	char *code_arg;	     /* status: the rest inside [ ], trimmed;
+			      * nullable */
+	char *text;	     /* status and continuation: human text, never
+			      * NULL ("" when absent) */
+	gboolean has_number; /* data: "* 23 EXISTS" has number 23 */
 	guint32 number;
-	char *name;		/* data: keyword upper-cased ("FETCH", "LIST",
-				 * "EXISTS", "CAPABILITY"); else NULL */
-	ImapValue *args;	/* data: a LIST of what follows name; never
-				 * NULL for data responses, NULL otherwise */
+	char *name;	 /* data: keyword upper-cased ("FETCH", "LIST",
+			  * "EXISTS", "CAPABILITY"); else NULL */
+	ImapValue *args; /* data: a LIST of what follows name; never
+			  * NULL for data responses, NULL otherwise */
 } ImapResponse;
 
 ImapResponse *imap_response_new(void);
@@ -94,22 +94,22 @@ gboolean imap_response_code_number(const ImapResponse *resp, const char *code,
 /* ---- FETCH ----------------------------------------------------------- */
 
 typedef struct {
-	guint32 seq;			/* message sequence number */
-	guint32 uid;			/* 0 if UID was not in the response */
-	char **flags;			/* NULL if FLAGS absent; (transfer full) */
+	guint32 seq;  /* message sequence number */
+	guint32 uid;  /* 0 if UID was not in the response */
+	char **flags; /* NULL if FLAGS absent; (transfer full) */
 	gboolean has_size;
-	guint64 size;			/* RFC822.SIZE */
+	guint64 size; /* RFC822.SIZE */
 	gboolean has_internaldate;
-	gint64 internaldate;		/* seconds since the epoch, UTC */
+	gint64 internaldate; /* seconds since the epoch, UTC */
 	gboolean has_modseq;
-	guint64 modseq;			/* MODSEQ (n) */
-	const ImapValue *envelope;	/* ENVELOPE list; borrowed; nullable */
-	const ImapValue *body;		/* BODY[...] value: STRING, SPOOLED
-					 * or NIL; borrowed; nullable */
-	char *body_section;		/* "" for BODY[], "HEADER", ...;
-					 * (transfer full), nullable */
+	guint64 modseq;		   /* MODSEQ (n) */
+	const ImapValue *envelope; /* ENVELOPE list; borrowed; nullable */
+	const ImapValue *body;	   /* BODY[...] value: STRING, SPOOLED
+				    * or NIL; borrowed; nullable */
+	char *body_section;	   /* "" for BODY[], "HEADER", ...;
+				    * (transfer full), nullable */
 	gboolean has_origin;
-	guint64 origin;			/* BODY[]<origin> */
+	guint64 origin; /* BODY[]<origin> */
 } ImapFetch;
 
 /* Decodes "* N FETCH (...)". Values borrowed from @resp stay valid as long
@@ -127,10 +127,10 @@ gboolean imap_parse_internaldate(const char *text, gint64 *out_time);
 char *imap_format_internaldate(gint64 time);
 
 typedef struct {
-	char *date;		/* raw header texts, RFC 2047 not decoded; */
-	char *subject;		/* each nullable; (transfer full) */
-	char *from;		/* first From address: "Name <mbox@host>",
-				 * or "mbox@host" without a name */
+	char *date;    /* raw header texts, RFC 2047 not decoded; */
+	char *subject; /* each nullable; (transfer full) */
+	char *from;    /* first From address: "Name <mbox@host>",
+			* or "mbox@host" without a name */
 	char *message_id;
 } ImapEnvelope;
 
@@ -141,7 +141,7 @@ void imap_envelope_clear(ImapEnvelope *env);
 
 typedef struct {
 	guint32 first;
-	guint32 last;	/* >= first */
+	guint32 last; /* >= first */
 } ImapUidRange;
 
 /* Appends the ranges of the UID set @text ("1:3,5,9:7") to @out
@@ -162,7 +162,7 @@ typedef enum {
 	IMAP_MBOX_HASCHILDREN = 1 << 2,
 	IMAP_MBOX_HASNOCHILDREN = 1 << 3,
 	IMAP_MBOX_NONEXISTENT = 1 << 4,
-	IMAP_MBOX_TRASH = 1 << 5,	/* RFC 6154 special use */
+	IMAP_MBOX_TRASH = 1 << 5, /* RFC 6154 special use */
 	IMAP_MBOX_JUNK = 1 << 6,
 	IMAP_MBOX_SENT = 1 << 7,
 	IMAP_MBOX_DRAFTS = 1 << 8,
@@ -172,9 +172,9 @@ typedef enum {
 } ImapMailboxAttr;
 
 typedef struct {
-	char *name;		/* as on the wire (modified UTF-7); full */
-	char delimiter;		/* '\0' for NIL */
-	guint attrs;		/* ImapMailboxAttr bits */
+	char *name;	/* as on the wire (modified UTF-7); full */
+	char delimiter; /* '\0' for NIL */
+	guint attrs;	/* ImapMailboxAttr bits */
 } ImapListItem;
 
 /* Decodes "* LIST (attrs) delim name" (also LSUB). */
@@ -186,12 +186,12 @@ void imap_list_item_clear(ImapListItem *item);
 
 typedef struct {
 	guint32 uidvalidity;
-	guint32 uidnext;	/* 0 if the server did not say */
+	guint32 uidnext; /* 0 if the server did not say */
 	guint32 exists;
-	guint64 highestmodseq;	/* 0: NOMODSEQ or no CONDSTORE */
-	gboolean readonly;	/* tagged OK [READ-ONLY] */
-	char **flags;		/* FLAGS; nullable; (transfer full) */
-	char **permanentflags;	/* PERMANENTFLAGS; nullable */
+	guint64 highestmodseq; /* 0: NOMODSEQ or no CONDSTORE */
+	gboolean readonly;     /* tagged OK [READ-ONLY] */
+	char **flags;	       /* FLAGS; nullable; (transfer full) */
+	char **permanentflags; /* PERMANENTFLAGS; nullable */
 } ImapMailboxInfo;
 
 /* Folds one response received during SELECT (untagged or the tagged

@@ -19,7 +19,8 @@ static void test_normalize_table(void)
 		{"\\Seen\t$Work", NULL},
 		{"\\Seen\r\n", NULL},
 		{"$Work $work \\Seen \\seen", "$Work \\Seen"},
-		{"\\Answered \\Deleted \\Draft", "\\Answered \\Deleted \\Draft"},
+		{"\\Answered \\Deleted \\Draft",
+		 "\\Answered \\Deleted \\Draft"},
 		{"NonJunk $Label1", "NonJunk $Label1"},
 		{"\\Recent", NULL},
 		{"\\recent \\Seen", NULL},
@@ -35,12 +36,15 @@ static void test_normalize_table(void)
 		{"br]acket", NULL},
 		{"\\Seen\\Flagged", NULL},
 		{"caf\xc3\xa9", NULL},
-		{"a\x01" "b", NULL},
+		{"a\x01"
+		 "b",
+		 NULL},
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(rows); i++) {
 		g_autoptr(GError) error = NULL;
-		g_autofree char *out = cache_flags_normalize(rows[i].in, &error);
+		g_autofree char *out =
+			cache_flags_normalize(rows[i].in, &error);
 
 		if (rows[i].out) {
 			g_assert_no_error(error);

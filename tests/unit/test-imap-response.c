@@ -628,18 +628,12 @@ static void test_uid_set(void)
 		const char *in;
 		const char *out; /* "first-last;..." or NULL: refused */
 	} rows[] = {
-		{"1", "1-1;"},
-		{"1:3,5", "1-3;5-5;"},
-		{"9:7", "7-9;"},
-		{"4294967295", "4294967295-4294967295;"},
-		{"", NULL},
-		{"0", NULL},
-		{"1:*", NULL},
-		{"1,,2", NULL},
-		{"1:2:3", NULL},
-		{"4294967296", NULL},
-		{"a", NULL},
-		{"1:", NULL},
+		{"1", "1-1;"},	 {"1:3,5", "1-3;5-5;"},
+		{"9:7", "7-9;"}, {"4294967295", "4294967295-4294967295;"},
+		{"", NULL},	 {"0", NULL},
+		{"1:*", NULL},	 {"1,,2", NULL},
+		{"1:2:3", NULL}, {"4294967296", NULL},
+		{"a", NULL},	 {"1:", NULL},
 	};
 
 	for (guint i = 0; i < G_N_ELEMENTS(rows); i++) {
@@ -654,7 +648,8 @@ static void test_uid_set(void)
 		for (guint k = 0; k < out->len; k++) {
 			ImapUidRange *r = &g_array_index(out, ImapUidRange, k);
 
-			g_string_append_printf(got, "%u-%u;", r->first, r->last);
+			g_string_append_printf(got, "%u-%u;", r->first,
+					       r->last);
 		}
 		g_assert_cmpstr(got->str, ==, rows[i].out);
 	}
@@ -684,10 +679,10 @@ static void test_search_results(void)
 			g_array_new(FALSE, FALSE, sizeof(ImapUidRange));
 		gsize used;
 
-		g_assert_cmpint(imap_parser_feed(p, (const guint8 *)rows[i].line,
-						 strlen(rows[i].line), &used,
-						 &resp),
-				==, IMAP_PARSE_RESPONSE);
+		g_assert_cmpint(
+			imap_parser_feed(p, (const guint8 *)rows[i].line,
+					 strlen(rows[i].line), &used, &resp),
+			==, IMAP_PARSE_RESPONSE);
 		g_assert_cmpint(imap_response_get_search(resp, out), ==,
 				rows[i].ok);
 		if (rows[i].ok)
