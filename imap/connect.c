@@ -134,60 +134,72 @@ static char *ssl_error_reason(void)
 	return g_strdup(r != NULL ? r : "unknown TLS error");
 }
 
+/* Sets the "connection failed" error for @errnum (0: closed). Returns -1. */
+static gssize stream_failed(ImapStream *stream, int errnum, GError **error)
+{
+	g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_CONNECTION_LOST,
+		    "connection to %s failed: %s", stream->host,
+		    errnum != 0 ? g_strerror(errnum) : "closed");
+	return -1;
+}
+
+/* What an SSL_read (@reading) or SSL_write that returned @n <= 0 means, in
+ * the convention of imap_stream_recv() and imap_stream_send(). */
+static gssize ssl_outcome(ImapStream *stream, int n, gboolean reading,
+			  gboolean *out_want_other, GError **error)
+{
+	int err = SSL_get_error(stream->ssl, n);
+
+	if (err == SSL_ERROR_ZERO_RETURN && reading)
+		return 0;
+	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+		/* TLS may need the other direction first (renegotiation,
+		 * key update): the caller then polls for that one. */
+		*out_want_other = (err == SSL_ERROR_WANT_WRITE) == reading;
+		return -2;
+	}
+	if (err == SSL_ERROR_SYSCALL) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return -2;
+		if (ERR_peek_error() == 0 && errno == 0 && reading)
+			return 0;
+		if (ERR_peek_error() == 0)
+			return stream_failed(stream, errno, error);
+	}
+	{
+		g_autofree char *why = ssl_error_reason();
+
+		g_set_error(error, IMAPFS_IMAP_ERROR,
+			    IMAP_ERROR_CONNECTION_LOST,
+			    "TLS error on the connection to %s: %s",
+			    stream->host, why);
+	}
+	return -1;
+}
+
 gssize imap_stream_recv(ImapStream *stream, void *buf, gsize len,
 			gboolean *out_want_other, GError **error)
 {
 	*out_want_other = FALSE;
 	if (stream->ssl != NULL) {
+		int n;
+
 		ERR_clear_error();
-		int n = SSL_read(stream->ssl, buf, (int)MIN(len, G_MAXINT));
-		if (n > 0)
-			return n;
-		switch (SSL_get_error(stream->ssl, n)) {
-		case SSL_ERROR_ZERO_RETURN:
-			return 0;
-		case SSL_ERROR_WANT_READ:
-			return -2;
-		case SSL_ERROR_WANT_WRITE:
-			*out_want_other = TRUE;
-			return -2;
-		case SSL_ERROR_SYSCALL:
-			if (errno == EAGAIN || errno == EWOULDBLOCK ||
-			    errno == EINTR)
-				return -2;
-			if (ERR_peek_error() == 0 && errno == 0)
-				return 0;
-			if (ERR_peek_error() == 0) {
-				g_set_error(error, IMAPFS_IMAP_ERROR,
-					    IMAP_ERROR_CONNECTION_LOST,
-					    "connection to %s failed: %s",
-					    stream->host, g_strerror(errno));
-				return -1;
-			}
-			break;
-		default:
-			break;
-		}
-		g_autofree char *why = ssl_error_reason();
-		g_set_error(error, IMAPFS_IMAP_ERROR,
-			    IMAP_ERROR_CONNECTION_LOST,
-			    "TLS error on the connection to %s: %s",
-			    stream->host, why);
-		return -1;
+		n = SSL_read(stream->ssl, buf, (int)MIN(len, G_MAXINT));
+		return n > 0 ? n
+			     : ssl_outcome(stream, n, TRUE, out_want_other,
+					   error);
 	}
 	for (;;) {
 		ssize_t n = recv(stream->fd, buf, len, 0);
+
 		if (n >= 0)
 			return n;
 		if (errno == EINTR)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return -2;
-		g_set_error(error, IMAPFS_IMAP_ERROR,
-			    IMAP_ERROR_CONNECTION_LOST,
-			    "connection to %s failed: %s", stream->host,
-			    g_strerror(errno));
-		return -1;
+		return stream_failed(stream, errno, error);
 	}
 }
 
@@ -220,54 +232,25 @@ gssize imap_stream_send(ImapStream *stream, const void *buf, gsize len,
 	if (len == 0)
 		return 0;
 	if (stream->ssl != NULL) {
+		int n;
+
 		ERR_clear_error();
-		int n = ssl_write_nosigpipe(stream->ssl, buf,
-					    (int)MIN(len, G_MAXINT));
-		if (n > 0)
-			return n;
-		switch (SSL_get_error(stream->ssl, n)) {
-		case SSL_ERROR_WANT_WRITE:
-			return -2;
-		case SSL_ERROR_WANT_READ:
-			*out_want_other = TRUE;
-			return -2;
-		case SSL_ERROR_SYSCALL:
-			if (errno == EAGAIN || errno == EWOULDBLOCK ||
-			    errno == EINTR)
-				return -2;
-			if (ERR_peek_error() == 0) {
-				g_set_error(error, IMAPFS_IMAP_ERROR,
-					    IMAP_ERROR_CONNECTION_LOST,
-					    "connection to %s failed: %s",
-					    stream->host,
-					    errno != 0 ? g_strerror(errno)
-						       : "closed");
-				return -1;
-			}
-			break;
-		default:
-			break;
-		}
-		g_autofree char *why = ssl_error_reason();
-		g_set_error(error, IMAPFS_IMAP_ERROR,
-			    IMAP_ERROR_CONNECTION_LOST,
-			    "TLS error on the connection to %s: %s",
-			    stream->host, why);
-		return -1;
+		n = ssl_write_nosigpipe(stream->ssl, buf,
+					(int)MIN(len, G_MAXINT));
+		return n > 0 ? n
+			     : ssl_outcome(stream, n, FALSE, out_want_other,
+					   error);
 	}
 	for (;;) {
 		ssize_t n = send(stream->fd, buf, len, MSG_NOSIGNAL);
+
 		if (n >= 0)
 			return n;
 		if (errno == EINTR)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return -2;
-		g_set_error(error, IMAPFS_IMAP_ERROR,
-			    IMAP_ERROR_CONNECTION_LOST,
-			    "connection to %s failed: %s", stream->host,
-			    g_strerror(errno));
-		return -1;
+		return stream_failed(stream, errno, error);
 	}
 }
 
