@@ -1,0 +1,123 @@
+"""Dropped connections: imapfs reconnects and goes on; a read that cannot
+be served fails with EIO and never returns wrong bytes; a server that is
+gone gives errors in bounded time, not a hang."""
+
+import errno
+import os
+import threading
+
+import pytest
+
+import conftest
+import imapfs_samplemail as sm
+import imapfs_testserver as ts
+from writehelpers import fresh
+
+
+def path_of(m, mbox, rec):
+	return os.path.join(m.path, mbox, rec["name"])
+
+
+def read_all(path):
+	with open(path, "rb") as f:
+		return f.read()
+
+
+def test_reads_go_on_after_the_server_drops_every_connection(
+		mnt, imap, server, witness):
+	recs = fresh(imap, "INBOX")
+	want = {r["name"]: imap.body("INBOX", r["uid"]) for r in recs}
+	others = sorted(r["name"] for r in fresh(imap, "Other"))
+	assert read_all(path_of(mnt, "INBOX", recs[0])) == want[recs[0]["name"]]
+	ts.doveadm(server, "kick", imap.user)  # imapfs's sessions and ours
+	for rec in recs[1:]:
+		assert conftest.sha256(read_all(path_of(mnt, "INBOX", rec))) == \
+			conftest.sha256(want[rec["name"]])
+	assert sorted(os.listdir(os.path.join(mnt.path, "Other"))) == others
+
+
+def test_flags_can_be_set_after_a_drop(mnt, imap, server, witness):
+	rec = fresh(imap, "INBOX")[0]
+	os.listdir(os.path.join(mnt.path, "INBOX"))
+	ts.doveadm(server, "kick", imap.user)
+	os.setxattr(path_of(mnt, "INBOX", rec), "user.imap.flags",
+		    b"\\Answered $AfterDrop")
+	after = fresh(witness(imap.user), "INBOX")[0]
+	assert set(after["flags"]) == {"\\Answered", "$AfterDrop"}
+
+
+def test_kick_during_a_large_read_gives_right_bytes_or_eio(
+		account, mounter, server, witness):
+	user = account["user"]
+	c = ts.connect(server, user)
+	try:
+		sm.append(c, "Other", sm.big_message(seed=61, size=6 << 20))
+	finally:
+		c.logout()
+	w = witness(user)
+	rec = fresh(w, "Other")[-1]
+	want = w.body("Other", rec["uid"])
+	w.close()
+	m = mounter.mount(user)
+	path = path_of(m, "Other", rec)
+	got = bytearray()
+	errors = []
+	with open(path, "rb", buffering=0) as f:
+		pos = 0
+		kicked = False
+		while pos < len(want):
+			try:
+				chunk = os.pread(f.fileno(), 300 * 1024, pos)
+			except OSError as e:
+				errors.append(e.errno)
+				assert e.errno == errno.EIO, os.strerror(e.errno)
+				continue
+			assert chunk, "EOF at %d of %d" % (pos, len(want))
+			assert chunk == want[pos:pos + len(chunk)], \
+				"wrong bytes at %d" % pos
+			pos += len(chunk)
+			got += chunk
+			if not kicked:
+				ts.doveadm(server, "kick", user)
+				kicked = True
+	assert bytes(got) == want
+	assert len(errors) <= 3, errors
+
+
+def test_server_gone_fails_reads_in_bounded_time(new_user, server_factory,
+						 tmp_path):
+	info = server_factory()
+	user = new_user("gone")
+	conftest.seed_account(info, user, {"INBOX": 4}, seed=62)
+	mt = conftest.Mounter(info, str(tmp_path))
+	try:
+		m = mt.mount(user, opts=("timeout=3",))
+		names = sorted(os.listdir(os.path.join(m.path, "INBOX")))
+		cached = read_all(os.path.join(m.path, "INBOX", names[0]))
+		# Stopping the master leaves its sessions running: end them.
+		ts.doveadm(info, "kick", user)
+		assert ts.stop(info["dir"])
+
+		# A message already read is served from the cache.
+		assert read_all(os.path.join(m.path, "INBOX", names[0])) == \
+			cached
+		# One never read fails, within the timeout and its retries.
+		outcome = {}
+
+		def read_uncached():
+			try:
+				read_all(os.path.join(m.path, "INBOX", names[1]))
+				outcome["result"] = "read"
+			except OSError as e:
+				outcome["result"] = e.errno
+
+		t = threading.Thread(target=read_uncached)
+		t.start()
+		t.join(60)
+		assert not t.is_alive(), "a read hung with the server gone"
+		assert outcome["result"] == errno.EIO, outcome
+		log = m.stderr()
+		assert "connect" in log.lower(), log[-2000:]
+	finally:
+		problems = mt.cleanup()
+	assert not problems, "\n".join(problems)
