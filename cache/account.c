@@ -405,29 +405,24 @@ gboolean cache_account_ensure_synced(CacheAccount *acct, guint32 id,
 	return TRUE;
 }
 
-GArray *cache_account_list_messages(CacheAccount *acct, guint32 mailbox_id,
-				    GError **error)
+gboolean cache_account_foreach_message(CacheAccount *acct, guint32 mailbox_id,
+				       CacheMessageFunc func,
+				       gpointer user_data, GError **error)
 {
 	CacheIndexMailbox *mbox;
-	GPtrArray *sorted;
-	GArray *out;
 
 	if (!cache_account_ensure_synced(acct, mailbox_id, TRUE, error))
-		return NULL;
-	out = g_array_new(FALSE, TRUE, sizeof(CacheMessage));
-	g_array_set_clear_func(out, (GDestroyNotify)cache_message_clear);
+		return FALSE;
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox(acct->index, mailbox_id);
 	if (mbox) {
-		sorted = cache_index_sorted(mbox);
-		g_array_set_size(out, sorted->len);
+		GPtrArray *sorted = cache_index_sorted(mbox);
+
 		for (guint i = 0; i < sorted->len; i++)
-			cache_message_copy_to(
-				sorted->pdata[i],
-				&g_array_index(out, CacheMessage, i));
+			func(sorted->pdata[i], user_data);
 	}
 	g_mutex_unlock(&acct->lock);
-	return out;
+	return TRUE;
 }
 
 gboolean cache_account_get_message(CacheAccount *acct, CacheMsgRef ref,

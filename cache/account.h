@@ -121,11 +121,18 @@ guint32 cache_account_find_child(CacheAccount *acct, guint32 parent_id,
 
 /* ---- Messages ----------------------------------------------------------- */
 
-/* The messages of @mailbox_id in UID order, as CacheMessage in a GArray
- * with a clear func set (transfer full). Fetches or refreshes the mailbox's
- * index when it is older than list_ttl_s. */
-GArray *cache_account_list_messages(CacheAccount *acct, guint32 mailbox_id,
-				    GError **error);
+/* Runs on each message of a mailbox, in UID order, with the account lock
+ * held: it must be quick, keep nothing it was given, and not call into the
+ * account. */
+typedef void (*CacheMessageFunc)(const CacheMessage *msg, gpointer user_data);
+
+/* Calls @func for each message of @mailbox_id in UID order, after fetching
+ * or refreshing the mailbox's index when it is older than list_ttl_s. No
+ * copy of the table is made, so listing 100,000 messages costs only what
+ * @func keeps. */
+gboolean cache_account_foreach_message(CacheAccount *acct, guint32 mailbox_id,
+				       CacheMessageFunc func,
+				       gpointer user_data, GError **error);
 
 /* Copies one message's facts into @out (nullable: only check it exists).
  * Served from the index; lists the mailbox first only if it never was.

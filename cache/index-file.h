@@ -14,7 +14,7 @@
 #include <glib.h>
 #include "cache/index.h"
 
-#define CACHE_INDEX_FILE_VERSION 1
+#define CACHE_INDEX_FILE_VERSION 2
 
 /* Serialises every mailbox that is not gone, except parents the server
  * never listed (wire_name NULL: loading makes them up again), with its

@@ -31,6 +31,12 @@ static inline fuse_ino_t fs_inode_msg(guint32 mailbox_id, guint32 uid)
 gboolean fs_inode_decode(fuse_ino_t ino, guint32 *out_mailbox_id,
 			 guint32 *out_uid);
 
+/* Attributes from their few varying parts: @nlink 0 makes a message
+ * (regular file, @size bytes), else a directory with @nlink links; @mtime
+ * is INTERNALDATE or the directory's time. */
+void fs_inode_stat_fill(fuse_ino_t ino, guint32 nlink, guint64 size,
+			gint64 mtime, uid_t uid, gid_t gid, struct stat *st);
+
 /* Attributes of a directory and of a message. */
 void fs_inode_stat_dir(const CacheMailbox *mbox, uid_t uid, gid_t gid,
 		       time_t mtime, struct stat *st);

@@ -255,9 +255,15 @@ static void fs_op_getattr(fuse_req_t req, fuse_ino_t ino,
 
 /* ---- Directories -------------------------------------------------------- */
 
+/* One entry of a directory snapshot: its name and what its attributes
+ * are made from (fs_inode_stat_fill), not a whole struct stat, since a
+ * mailbox may hold 100,000 of them. */
 typedef struct {
 	char *name;
-	struct stat st;
+	fuse_ino_t ino;
+	guint32 nlink; /* 0 for a message */
+	guint64 size;
+	gint64 mtime;
 } DirEntry;
 
 static void dir_entry_clear(gpointer data)
@@ -267,9 +273,26 @@ static void dir_entry_clear(gpointer data)
 
 static void add_entry(GArray *dir, char *name, const struct stat *st)
 {
-	DirEntry entry = {name, *st};
+	DirEntry entry = {name, st->st_ino,
+			  S_ISDIR(st->st_mode) ? (guint32)st->st_nlink : 0,
+			  st->st_size, st->st_mtime};
 
 	g_array_append_val(dir, entry);
+}
+
+typedef struct {
+	GArray *dir;
+	guint32 mailbox_id;
+} MessageEntries;
+
+static void add_message_entry(const CacheMessage *msg, gpointer user_data)
+{
+	MessageEntries *m = user_data;
+	DirEntry entry = {message_name(msg),
+			  fs_inode_msg(m->mailbox_id, msg->uid), 0, msg->size,
+			  msg->internaldate};
+
+	g_array_append_val(m->dir, entry);
 }
 
 static GArray *snapshot_dir(FsMount *mnt, guint32 id, GError **error)
@@ -310,19 +333,12 @@ static GArray *snapshot_dir(FsMount *mnt, guint32 id, GError **error)
 		add_entry(dir, fs_names_from_mailbox(child->component), &st);
 	}
 	if (!(self.flags & CACHE_MAILBOX_NOSELECT)) {
-		g_autoptr(GArray) msgs =
-			cache_account_list_messages(mnt->acct, id, error);
+		MessageEntries m = {dir, id};
 
-		if (!msgs) {
+		if (!cache_account_foreach_message(
+			    mnt->acct, id, add_message_entry, &m, error)) {
 			cache_mailbox_clear(&self);
 			return NULL;
-		}
-		for (guint i = 0; i < msgs->len; i++) {
-			CacheMessage *msg =
-				&g_array_index(msgs, CacheMessage, i);
-
-			fs_inode_stat_msg(id, msg, mnt->uid, mnt->gid, &st);
-			add_entry(dir, message_name(msg), &st);
 		}
 	}
 	cache_mailbox_clear(&self);
@@ -361,17 +377,20 @@ static void reply_dir(fuse_req_t req, size_t size, off_t off,
 
 	for (guint i = off; i < dir->len; i++) {
 		DirEntry *entry = &g_array_index(dir, DirEntry, i);
+		struct stat st;
 		size_t n;
 
+		fs_inode_stat_fill(entry->ino, entry->nlink, entry->size,
+				   entry->mtime, mnt->uid, mnt->gid, &st);
 		if (plus) {
 			struct fuse_entry_param e;
 
-			fill_entry(mnt, &entry->st, &e);
+			fill_entry(mnt, &st, &e);
 			n = fuse_add_direntry_plus(req, buf + used, size - used,
 						   entry->name, &e, i + 1);
 		} else {
 			n = fuse_add_direntry(req, buf + used, size - used,
-					      entry->name, &entry->st, i + 1);
+					      entry->name, &st, i + 1);
 		}
 		if (n > size - used)
 			break;

@@ -13,10 +13,31 @@
 #include "cache/index-file.h"
 #include "cache/index.h"
 
-/* The version 1 payload, spelled out again so that the tests can forge
- * files the writer would never produce. */
-#define T_MESSAGE "(utxtaymaymaymaymay)"
-#define T_MAILBOX "(ayayyubuutbmaaya" T_MESSAGE ")"
+/* The version 2 payload is written again here, independently, so that the
+ * tests can forge files the writer would never produce. */
+static void t_u32(GByteArray *b, guint32 v)
+{
+	guint32 le = GUINT32_TO_LE(v);
+
+	g_byte_array_append(b, (const guint8 *)&le, 4);
+}
+
+static void t_u64(GByteArray *b, guint64 v)
+{
+	guint64 le = GUINT64_TO_LE(v);
+
+	g_byte_array_append(b, (const guint8 *)&le, 8);
+}
+
+static void t_str(GByteArray *b, const char *s)
+{
+	if (!s) {
+		t_u32(b, G_MAXUINT32);
+		return;
+	}
+	t_u32(b, strlen(s));
+	g_byte_array_append(b, (const guint8 *)s, strlen(s));
+}
 
 static CacheMessage *make_msg(guint32 uid, const char *flags,
 			      const char *subject, const char *from,
@@ -421,39 +442,53 @@ static void test_file_empty(void)
 	remove_dir(dir);
 }
 
-/* Wraps @payload (floating) in an envelope with a right checksum. */
+/* Writes a file of @payload (transfer full) under a header with @magic
+ * (13 bytes are used, NUL-padded), @version and a right checksum. */
 static void write_envelope(const char *path, const char *magic, guint32 version,
-			   GVariant *payload)
+			   GByteArray *payload)
 {
-	g_autoptr(GVariant) p = g_variant_ref_sink(payload);
-	g_autofree char *sum = g_compute_checksum_for_data(
-		G_CHECKSUM_SHA256, g_variant_get_data(p),
-		g_variant_get_size(p));
-	g_autoptr(GVariant) env = g_variant_ref_sink(g_variant_new(
-		"(sus@ay)", magic, version, sum,
-		g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE,
-					  g_variant_get_data(p),
-					  g_variant_get_size(p), 1)));
+	g_autoptr(GByteArray) p = payload;
+	g_autoptr(GByteArray) file = g_byte_array_new();
+	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+	char head[13] = {0};
+	guint8 digest[32];
+	gsize digest_len = sizeof(digest);
+	guint32 le = GUINT32_TO_LE(version);
 
-	write_raw(path, g_variant_get_data(env), g_variant_get_size(env));
+	memcpy(head, magic, MIN(strlen(magic), sizeof(head)));
+	g_byte_array_append(file, (const guint8 *)head, sizeof(head));
+	g_byte_array_append(file, (const guint8 *)&le, 4);
+	g_checksum_update(sum, p->data, p->len);
+	g_checksum_get_digest(sum, digest, &digest_len);
+	g_byte_array_append(file, digest, sizeof(digest));
+	g_byte_array_append(file, p->data, p->len);
+	write_raw(path, file->data, file->len);
 }
 
-static GVariant *one_mailbox(const char *wire, const char *full, guint32 uid)
+static GByteArray *one_mailbox(const char *wire, const char *full, guint32 uid)
 {
-	GVariantBuilder b, msgs;
+	GByteArray *b = g_byte_array_new();
 
-	g_variant_builder_init(&msgs, G_VARIANT_TYPE("a" T_MESSAGE));
-	g_variant_builder_add_value(
-		&msgs, g_variant_new_parsed("(%u, uint64 10, int64 1, uint64 0,"
-					    " b'', @may nothing, @may nothing,"
-					    " @may nothing, @may nothing)",
-					    uid));
-	g_variant_builder_init(&b, G_VARIANT_TYPE("a" T_MAILBOX));
-	g_variant_builder_add(&b, "(^ay^ayyubuutb@maay@a" T_MESSAGE ")", wire,
-			      full, '.', 0, TRUE, 1, 2, (guint64)0, FALSE,
-			      g_variant_new_maybe(G_VARIANT_TYPE("aay"), NULL),
-			      g_variant_builder_end(&msgs));
-	return g_variant_builder_end(&b);
+	t_u32(b, 1); /* mailboxes */
+	t_str(b, wire);
+	t_str(b, full);
+	g_byte_array_append(b, (const guint8 *)".", 1);
+	t_u32(b, 0);					 /* flags */
+	g_byte_array_append(b, (const guint8 *)"\1", 1); /* synced */
+	t_u32(b, 1);					 /* uidvalidity */
+	t_u32(b, 2);					 /* uidnext */
+	t_u64(b, 0);					 /* highestmodseq */
+	g_byte_array_append(b, (const guint8 *)"\0", 1); /* readonly */
+	t_u32(b, G_MAXUINT32); /* permanentflags unknown */
+	t_u32(b, 1);	       /* messages */
+	t_u32(b, uid);
+	t_u64(b, 10);
+	t_u64(b, 1);
+	t_u64(b, 0);
+	t_str(b, "");
+	for (int i = 0; i < 4; i++)
+		t_str(b, NULL);
+	return b;
 }
 
 static void test_file_forged(void)
@@ -464,27 +499,53 @@ static void test_file_forged(void)
 	g_autoptr(GError) error = NULL;
 
 	/* The forger works: a well-made file loads. */
-	write_envelope(path, "imapfs-index", 1, one_mailbox("A", "A", 5));
+	write_envelope(path, "imapfs-index\n", 2, one_mailbox("A", "A", 5));
 	index = cache_index_read_file(path, &error);
 	g_assert_no_error(error);
 	g_assert_nonnull(cache_index_message(cache_index_mailbox(index, 1), 5));
 
-	write_envelope(path, "imapfs-index", 2, one_mailbox("A", "A", 5));
+	write_envelope(path, "imapfs-index\n", 3, one_mailbox("A", "A", 5));
 	assert_refused(path, G_IO_ERROR_NOT_SUPPORTED);
-	write_envelope(path, "imapfs-index", 0, one_mailbox("A", "A", 5));
+	write_envelope(path, "imapfs-index\n", 1, one_mailbox("A", "A", 5));
 	assert_refused(path, G_IO_ERROR_NOT_SUPPORTED);
-	write_envelope(path, "other-index", 1, one_mailbox("A", "A", 5));
+	write_envelope(path, "other-index\n", 2, one_mailbox("A", "A", 5));
 	assert_refused(path, G_IO_ERROR_INVALID_DATA);
-	write_envelope(path, "imapfs-index", 1, one_mailbox("A", "A", 0));
+	write_envelope(path, "imapfs-index\n", 2, one_mailbox("A", "A", 0));
 	assert_refused(path, G_IO_ERROR_INVALID_DATA);
-	write_envelope(path, "imapfs-index", 1, one_mailbox("", "A", 5));
+	write_envelope(path, "imapfs-index\n", 2, one_mailbox("", "A", 5));
 	assert_refused(path, G_IO_ERROR_INVALID_DATA);
-	write_envelope(path, "imapfs-index", 1, one_mailbox("A", "", 5));
+	write_envelope(path, "imapfs-index\n", 2, one_mailbox("A", "", 5));
 	assert_refused(path, G_IO_ERROR_INVALID_DATA);
-	/* A payload of another shape under version 1. */
-	write_envelope(path, "imapfs-index", 1,
-		       g_variant_new_strv((const char *[]){"A", "B"}, 2));
-	assert_refused(path, G_IO_ERROR_INVALID_DATA);
+	/* Payloads of another shape under version 2: short, a count that
+	 * lies, a string with a NUL, bytes left over. */
+	{
+		GByteArray *b = g_byte_array_new();
+
+		t_u32(b, 3);
+		write_envelope(path, "imapfs-index\n", 2, b);
+		assert_refused(path, G_IO_ERROR_INVALID_DATA);
+	}
+	{
+		GByteArray *b = one_mailbox("A", "A", 5);
+
+		b->data[0] = 2;
+		write_envelope(path, "imapfs-index\n", 2, b);
+		assert_refused(path, G_IO_ERROR_INVALID_DATA);
+	}
+	{
+		GByteArray *b = one_mailbox("AxA", "A", 5);
+
+		b->data[9] = 0; /* the 'x' of the wire name */
+		write_envelope(path, "imapfs-index\n", 2, b);
+		assert_refused(path, G_IO_ERROR_INVALID_DATA);
+	}
+	{
+		GByteArray *b = one_mailbox("A", "A", 5);
+
+		g_byte_array_append(b, (const guint8 *)"z", 1);
+		write_envelope(path, "imapfs-index\n", 2, b);
+		assert_refused(path, G_IO_ERROR_INVALID_DATA);
+	}
 	remove_dir(dir);
 }
 
