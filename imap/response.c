@@ -150,7 +150,8 @@ static char **response_atom_list(const ImapValue *v)
 		const ImapValue *item = g_ptr_array_index(v->items, i);
 
 		if (item->type != IMAP_VALUE_ATOM) {
-			g_ptr_array_free(out, TRUE);
+			g_ptr_array_add(out, NULL);
+			g_strfreev((char **)g_ptr_array_free(out, FALSE));
 			return NULL;
 		}
 		g_ptr_array_add(out, g_strdup(item->str));
