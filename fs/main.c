@@ -166,19 +166,6 @@ int main(int argc, char **argv)
 		goto out_args;
 	}
 
-	account = g_strdup_printf("%s@%s:%u", opts.user, opts.host, opts.port);
-	cfg->password = fs_password_get(opts.passcmd, opts.passfile, opts.user,
-					opts.host, &error);
-	if (!cfg->password) {
-		ret = fail(error->message);
-		goto out_args;
-	}
-	probe = imap_stream_connect(cfg, 1, &error);
-	if (!probe) {
-		ret = fail(error->message);
-		goto out_args;
-	}
-
 	fsname_opt = g_strdup_printf("%s@%s", opts.user, opts.host);
 	fuse_opt_add_opt_escaped(&fsname_escaped, fsname_opt);
 	g_free(g_steal_pointer(&fsname_opt));
@@ -187,6 +174,25 @@ int main(int argc, char **argv)
 	free(fsname_escaped);
 	fuse_opt_add_arg(&args, "-o");
 	fuse_opt_add_arg(&args, fsname_opt);
+
+	/* libfuse checks its options here (nothing is mounted yet): a typo
+	 * is reported before the password is asked for. */
+	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &mnt);
+	if (!se)
+		goto out_args;
+
+	account = g_strdup_printf("%s@%s:%u", opts.user, opts.host, opts.port);
+	cfg->password = fs_password_get(opts.passcmd, opts.passfile, opts.user,
+					opts.host, &error);
+	if (!cfg->password) {
+		ret = fail(error->message);
+		goto out_session;
+	}
+	probe = imap_stream_connect(cfg, 1, &error);
+	if (!probe) {
+		ret = fail(error->message);
+		goto out_session;
+	}
 
 	mnt.uid = getuid();
 	mnt.gid = getgid();
@@ -201,11 +207,8 @@ int main(int argc, char **argv)
 	mnt.newfiles = fs_newfiles_new(new_dir, &error);
 	if (!mnt.newfiles) {
 		ret = fail(error->message);
-		goto out_probe;
+		goto out_session;
 	}
-	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &mnt);
-	if (!se)
-		goto out_probe;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_session;
 	if (fuse_session_mount(se, cmdline.mountpoint) != 0)
@@ -257,7 +260,6 @@ out_signals:
 	fuse_remove_signal_handlers(se);
 out_session:
 	fuse_session_destroy(se);
-out_probe:
 	fs_newfiles_free(mnt.newfiles);
 	if (mnt.open_count)
 		g_hash_table_unref(mnt.open_count);
