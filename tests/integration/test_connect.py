@@ -76,3 +76,26 @@ def test_version_and_help(mounter):
 	h = subprocess.run([imapfs_bin(), "-h"], stdout=subprocess.PIPE,
 			   stderr=subprocess.STDOUT, timeout=30)
 	assert h.returncode == 0 and b"passcmd" in h.stdout
+
+
+def test_unknown_option_fails_before_the_server_is_asked(user, mounter,
+							  tmp_path, server):
+	"""A typo in -o is reported as such, and no login is tried: not
+	even a password is needed for it."""
+	argv = mounter.argv(user, opts=("no_such_option",)) + \
+		[str(tmp_path)]
+	rc, err = run_imapfs_expect_failure(argv, password="")
+	assert rc != 0
+	assert "unknown option" in err and "no_such_option" in err, err
+	assert "password" not in err and "login" not in err, err
+
+
+def test_bad_option_values_fail_clearly(user, mounter, tmp_path):
+	for opt, word in (("max_conns=99", "max_conns"),
+			  ("cache_size=2X", "cache_size"),
+			  ("rm=shred", "rm="),
+			  ("tls=maybe", "tls")):
+		argv = mounter.argv(user, opts=(opt,)) + [str(tmp_path)]
+		rc, err = run_imapfs_expect_failure(argv, password="secret")
+		assert rc != 0, opt
+		assert word in err, (opt, err)
