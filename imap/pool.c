@@ -55,11 +55,12 @@ typedef struct {
 	ImapDataFunc data;
 	ImapDoneFunc done;
 	gpointer user_data;
-	ImapPool *pool;	     /* borrowed */
-	guint attempts;	     /* times sent */
-	GError *error;	     /* a submit that was refused */
-	GPtrArray *untagged; /* collected for the reply */
-	gboolean taken;	     /* the submit closure ran */
+	ImapPool *pool;		/* borrowed */
+	guint attempts;		/* times sent */
+	GError *error;		/* a submit that was refused */
+	GPtrArray *untagged;	/* collected for the reply */
+	gboolean taken;		/* the submit closure ran */
+	gboolean behind_select; /* sent right after a SELECT, unanswered */
 } PoolReq;
 
 typedef enum {
@@ -77,6 +78,8 @@ struct PoolConn {
 	guint32 uidvalidity;  /* of selected */
 	char *selecting;      /* PC_SELECTING: the mailbox */
 	ImapMailboxInfo info; /* collected during SELECT */
+	GError *select_error; /* the last SELECT failed: why, for the
+			       * commands that were sent behind it */
 	gboolean draining;
 };
 
@@ -213,6 +216,7 @@ static void pc_free(PoolConn *pc)
 	imap_conn_free(pc->conn);
 	g_free(pc->selected);
 	g_free(pc->selecting);
+	g_clear_error(&pc->select_error);
 	imap_mailbox_info_clear(&pc->info);
 	g_free(pc);
 }
@@ -313,6 +317,8 @@ static void select_done(PoolConn *pc, PoolReq *req, ImapResponse *resp)
 		g_free(pc->selected);
 		pc->selected = NULL;
 		pc->uidvalidity = 0;
+		g_clear_error(&pc->select_error);
+		pc->select_error = g_error_copy(error);
 		fail_waiting(pool, req->mailbox, error, &proto);
 	}
 	imap_mailbox_info_clear(&pc->info);
@@ -333,7 +339,15 @@ static void on_conn_tagged(ImapConn *conn, gpointer cmd_data,
 		ImapReply *reply = reply_from(resp, req->untagged, uidv);
 		GError *error = NULL;
 
-		if (resp->status != IMAP_STATUS_OK)
+		if (resp->status != IMAP_STATUS_OK && req->behind_select &&
+		    pc->select_error != NULL)
+			/* Its SELECT failed, so it ran with no mailbox
+			 * selected: the SELECT's error is the real one. */
+			error = g_error_new(pc->select_error->domain,
+					    pc->select_error->code, "%s: %s",
+					    imap_command_name(req->cmd),
+					    pc->select_error->message);
+		else if (resp->status != IMAP_STATUS_OK)
 			error = imap_wire_status_error(
 				imap_command_name(req->cmd), resp);
 		req_finish(req, reply, error);
@@ -476,6 +490,7 @@ static void pool_open_conn(ImapPool *pool)
 static void pc_send(PoolConn *pc, PoolReq *req)
 {
 	req->attempts++;
+	req->behind_select = pc->state == PC_SELECTING;
 	if (req->kind == REQ_USER) {
 		if (req->untagged != NULL)
 			g_ptr_array_unref(req->untagged);
@@ -503,6 +518,7 @@ static void pc_select(PoolConn *pc, const char *mailbox)
 	req->mailbox = g_strdup(mailbox);
 	req->cmd = cmd;
 	g_clear_pointer(&pc->selected, g_free);
+	g_clear_error(&pc->select_error);
 	pc->uidvalidity = 0;
 	pc->selecting = g_strdup(mailbox);
 	pc->state = PC_SELECTING;
@@ -544,18 +560,22 @@ static PoolConn *pool_route(ImapPool *pool, PoolReq *req, gboolean *out_need)
 		    imap_conn_has_room(pc->conn))
 			return pc;
 	}
+	/* Commands may follow a SELECT of their mailbox in the pipeline
+	 * (RFC 9051 §5.5: the server completes SELECT first): no round trip
+	 * is spent waiting for it. If it fails, no mailbox is selected and
+	 * they fail too, never acting on another mailbox (§6.3.2). */
 	for (guint i = 0; i < pool->conns->len; i++) {
 		PoolConn *pc = pool->conns->pdata[i];
 		if (pc_usable(pc) && pc->state == PC_SELECTING &&
 		    g_strcmp0(pc->selecting, req->mailbox) == 0)
-			return NULL; /* wait for it */
+			return imap_conn_has_room(pc->conn) ? pc : NULL;
 	}
 	for (guint i = 0; i < pool->conns->len; i++) {
 		PoolConn *pc = pool->conns->pdata[i];
 		if (pc_usable(pc) && pc->state == PC_READY &&
 		    imap_conn_outstanding(pc->conn) == 0) {
 			pc_select(pc, req->mailbox);
-			return NULL;
+			return pc->state == PC_SELECTING ? pc : NULL;
 		}
 	}
 	*out_need = TRUE;
