@@ -17,12 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "imap/caps.h"
 #include "imap/parser.h"
 #include "imap/response.h"
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const guint8 *data, size_t size);
 
 static const ImapParserLimits fuzz_limits = {
 	.max_line = 4096,
@@ -40,15 +38,6 @@ static const char *const fuzz_codes[] = {
  * libFuzzer harness cannot avoid. */
 static int fuzz_spool_fd = -1;
 static char *fuzz_spool_path;
-
-#define FUZZ_CHECK(cond)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #cond);                              \
-			abort();                                               \
-		}                                                              \
-	} while (0)
 
 static void fuzz_log(const char *domain, GLogLevelFlags level,
 		     const char *message, gpointer user_data)
