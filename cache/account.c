@@ -777,13 +777,6 @@ static gboolean read_message(CacheAccount *acct, CacheMsgRef ref,
 	return FALSE;
 }
 
-gboolean cache_account_read(CacheAccount *acct, CacheMsgRef ref, goffset off,
-			    gsize len, CacheSpan *out_span,
-			    GCancellable *cancel, GError **error)
-{
-	return read_message(acct, ref, 0, off, len, out_span, cancel, error);
-}
-
 gboolean cache_account_open(CacheAccount *acct, CacheMsgRef ref, CacheFile *out,
 			    GError **error)
 {

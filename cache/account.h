@@ -177,16 +177,13 @@ typedef struct {
 	gsize len; /* may be short at the end of the message; 0 at EOF */
 } CacheSpan;
 
-/* Makes sure bytes [off, off+len) of the message are on disk, fetching what
- * is missing with BODY.PEEK (never sets \Seen), and returns where they are.
- * Never returns bytes that are not the message's: a read that cannot be
- * served fails (EIO). @cancel (nullable) aborts the wait with
- * G_IO_ERROR_CANCELLED; the fetch still completes into the cache. */
-gboolean cache_account_read(CacheAccount *acct, CacheMsgRef ref, goffset off,
-			    gsize len, CacheSpan *out_span,
-			    GCancellable *cancel, GError **error);
-/* The same through an open file: when the message is no longer in the
- * index, what the store holds of it is still served. */
+/* Makes sure bytes [off, off+len) of an open message are on disk, fetching
+ * what is missing with BODY.PEEK (never sets \Seen), and returns where they
+ * are. Never returns bytes that are not the message's: a read that cannot
+ * be served fails (EIO); when the message is no longer in the index (moved
+ * or deleted while open), what the store holds of it is still served.
+ * @cancel (nullable) aborts the wait with G_IO_ERROR_CANCELLED; the fetch
+ * still completes into the cache. */
 gboolean cache_account_read_file(CacheAccount *acct, CacheFile *file,
 				 goffset off, gsize len, CacheSpan *out_span,
 				 GCancellable *cancel, GError **error);

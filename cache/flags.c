@@ -66,16 +66,6 @@ fail:
 	return NULL;
 }
 
-gboolean cache_flags_have_keyword(const char *flags)
-{
-	g_auto(GStrv) tokens = g_strsplit(flags, " ", -1);
-
-	for (guint i = 0; tokens[i]; i++)
-		if (*tokens[i] && tokens[i][0] != '\\')
-			return TRUE;
-	return FALSE;
-}
-
 gboolean cache_flags_keywords_allowed(const char *flags,
 				      char *const *permanentflags)
 {

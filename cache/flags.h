@@ -13,9 +13,6 @@
  * (which cannot be set), and for an unknown system flag. (transfer full) */
 char *cache_flags_normalize(const char *text, GError **error);
 
-/* TRUE if @flags (canonical) holds a keyword (a flag without '\'). */
-gboolean cache_flags_have_keyword(const char *flags);
-
 /* TRUE if the server lets us store every keyword in @flags: its
  * PERMANENTFLAGS (nullable: unknown, assume yes) holds \* or each of them. */
 gboolean cache_flags_keywords_allowed(const char *flags,

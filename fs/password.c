@@ -1,7 +1,8 @@
 /* fs/password.c — getting the password without exposing it.
  *
- * The password is kept in one heap string that is wiped with
- * OPENSSL_cleanse() when freed; the prompt turns echo off with termios.
+ * The password comes back in one heap string that the caller wipes
+ * (imap_config_free() does); every buffer it passed through here is wiped
+ * with OPENSSL_cleanse() before it is freed. The prompt turns echo off.
  */
 #include "fs/password.h"
 
@@ -12,14 +13,6 @@
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
-
-void fs_password_free(char *password)
-{
-	if (!password)
-		return;
-	OPENSSL_cleanse(password, strlen(password));
-	g_free(password);
-}
 
 /* The first line of @text, without its line end. (transfer full) */
 static char *first_line(const char *text, gsize len)

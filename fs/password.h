@@ -10,9 +10,8 @@
 
 #include <glib.h>
 
-/* (transfer full): wipe with fs_password_free(). */
+/* (transfer full): the caller wipes it (imap_config_free() does). */
 char *fs_password_get(const char *passcmd, const char *passfile,
 		      const char *user, const char *host, GError **error);
-void fs_password_free(char *password); /* wipes; NULL-safe */
 
 #endif

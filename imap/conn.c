@@ -652,16 +652,6 @@ void imap_conn_foreach_in_flight(ImapConn *conn, GFunc func, gpointer user_data)
 		func(((ConnCmd *)l->data)->data, user_data);
 }
 
-guint imap_conn_number(const ImapConn *conn)
-{
-	return conn->stream->conn_no;
-}
-
-guint imap_conn_caps(const ImapConn *conn)
-{
-	return conn->stream->caps;
-}
-
 guint imap_conn_outstanding(const ImapConn *conn)
 {
 	return conn->pending.length + conn->in_flight.length;

@@ -104,12 +104,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(ImapConn, imap_conn_free)
  * from inside. */
 void imap_conn_send(ImapConn *conn, const ImapCommand *cmd, gpointer cmd_data);
 
-guint imap_conn_number(const ImapConn *conn);
 /* Calls @func(cmd_data, @user_data) for every command in flight, oldest
  * first. */
 void imap_conn_foreach_in_flight(ImapConn *conn, GFunc func,
 				 gpointer user_data);
-guint imap_conn_caps(const ImapConn *conn);
 /* Commands queued or in flight. */
 guint imap_conn_outstanding(const ImapConn *conn);
 /* TRUE if another command may be queued without exceeding the depth. */

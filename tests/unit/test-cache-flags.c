@@ -63,9 +63,6 @@ static void test_keywords(void)
 	char *some[] = {"\\Seen", "$Work", NULL};
 	char *none[] = {"\\Seen", "\\Flagged", NULL};
 
-	g_assert_true(cache_flags_have_keyword("\\Seen $Work"));
-	g_assert_false(cache_flags_have_keyword("\\Seen \\Flagged"));
-	g_assert_false(cache_flags_have_keyword(""));
 	g_assert_true(cache_flags_keywords_allowed("$X", NULL));
 	g_assert_true(cache_flags_keywords_allowed("$X \\Seen", all));
 	g_assert_true(cache_flags_keywords_allowed("$work \\Seen", some));
