@@ -52,6 +52,7 @@ static void mailbox_free(CacheIndexMailbox *mbox)
 	g_free(mbox->component);
 	g_strfreev(mbox->permanentflags);
 	g_clear_pointer(&mbox->sorted, g_ptr_array_unref);
+	g_hash_table_unref(mbox->by_alias);
 	g_hash_table_unref(mbox->by_uid);
 	g_free(mbox);
 }
@@ -127,6 +128,7 @@ static CacheIndexMailbox *mailbox_new(CacheIndex *index, const char *full_name,
 	mbox->by_uid =
 		g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
 				      (GDestroyNotify)cache_message_free);
+	mbox->by_alias = g_hash_table_new(g_str_hash, g_str_equal);
 	g_ptr_array_add(index->mailboxes, mbox);
 	g_hash_table_insert(index->by_name, mbox->full_name, mbox);
 	return mbox;
@@ -241,15 +243,29 @@ CacheMessage *cache_index_message(CacheIndexMailbox *mbox, guint32 uid)
 	return g_hash_table_lookup(mbox->by_uid, GUINT_TO_POINTER(uid));
 }
 
+/* Takes @uid's alias, if any, out of by_alias. */
+static void forget_alias(CacheIndexMailbox *mbox, guint32 uid)
+{
+	CacheMessage *old = cache_index_message(mbox, uid);
+
+	if (old && old->alias &&
+	    g_hash_table_lookup(mbox->by_alias, old->alias) == old)
+		g_hash_table_remove(mbox->by_alias, old->alias);
+}
+
 void cache_index_put_message(CacheIndexMailbox *mbox, CacheMessage *msg)
 {
+	forget_alias(mbox, msg->uid);
 	g_hash_table_replace(mbox->by_uid, GUINT_TO_POINTER(msg->uid), msg);
+	if (msg->alias)
+		g_hash_table_replace(mbox->by_alias, msg->alias, msg);
 	g_clear_pointer(&mbox->sorted, g_ptr_array_unref);
 	mbox->generation++;
 }
 
 void cache_index_remove_message(CacheIndexMailbox *mbox, guint32 uid)
 {
+	forget_alias(mbox, uid);
 	if (g_hash_table_remove(mbox->by_uid, GUINT_TO_POINTER(uid))) {
 		g_clear_pointer(&mbox->sorted, g_ptr_array_unref);
 		mbox->generation++;
@@ -259,6 +275,7 @@ void cache_index_remove_message(CacheIndexMailbox *mbox, guint32 uid)
 void cache_index_clear_messages(CacheIndexMailbox *mbox)
 {
 	g_clear_pointer(&mbox->sorted, g_ptr_array_unref);
+	g_hash_table_remove_all(mbox->by_alias);
 	g_hash_table_remove_all(mbox->by_uid);
 	mbox->synced = FALSE;
 	mbox->generation++;
@@ -302,19 +319,18 @@ guint32 cache_index_max_uid(CacheIndexMailbox *mbox)
 CacheMessage *cache_index_message_by_alias(CacheIndexMailbox *mbox,
 					   const char *alias)
 {
-	GHashTableIter iter;
-	gpointer value;
+	return g_hash_table_lookup(mbox->by_alias, alias);
+}
 
-	/* Aliases are few (messages added through this mount); a scan of
-	 * the table is cheap next to the round trip the caller saves. */
-	g_hash_table_iter_init(&iter, mbox->by_uid);
-	while (g_hash_table_iter_next(&iter, NULL, &value)) {
-		CacheMessage *msg = value;
-
-		if (msg->alias && strcmp(msg->alias, alias) == 0)
-			return msg;
-	}
-	return NULL;
+void cache_index_set_alias(CacheIndexMailbox *mbox, CacheMessage *msg,
+			   const char *alias)
+{
+	forget_alias(mbox, msg->uid);
+	g_free(msg->alias);
+	msg->alias = g_strdup(alias);
+	if (msg->alias)
+		g_hash_table_replace(mbox->by_alias, msg->alias, msg);
+	mbox->generation++;
 }
 
 void cache_index_rename(CacheIndex *index, CacheIndexMailbox *mbox,

@@ -35,6 +35,7 @@ typedef struct {
 	gboolean flags_unsure; /* a change came that could not be placed */
 	guint64 generation;    /* bumped by every change of the table */
 	GHashTable *by_uid;    /* uid -> CacheMessage * (owned) */
+	GHashTable *by_alias;  /* alias -> CacheMessage * (borrowed) */
 	GPtrArray *sorted;     /* CacheMessage * in UID order, or NULL */
 } CacheIndexMailbox;
 
@@ -94,6 +95,10 @@ guint32 cache_index_max_uid(CacheIndexMailbox *mbox);
 /* The message added under file name @alias, or NULL. */
 CacheMessage *cache_index_message_by_alias(CacheIndexMailbox *mbox,
 					   const char *alias);
+/* Lists @msg (a message of @mbox) under file name @alias (nullable: its
+ * canonical name again). */
+void cache_index_set_alias(CacheIndexMailbox *mbox, CacheMessage *msg,
+			   const char *alias);
 
 CacheMessage *cache_message_copy(const CacheMessage *msg);
 void cache_message_free(CacheMessage *msg);

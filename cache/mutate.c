@@ -651,11 +651,8 @@ gboolean cache_account_append(CacheAccount *acct, guint32 mailbox_id, int fd,
 			CacheMessage *msg =
 				mbox ? cache_index_message(mbox, uid) : NULL;
 
-			if (msg && !cache_index_message_by_alias(mbox, alias)) {
-				g_free(msg->alias);
-				msg->alias = g_strdup(alias);
-				mbox->generation++;
-			}
+			if (msg && !cache_index_message_by_alias(mbox, alias))
+				cache_index_set_alias(mbox, msg, alias);
 		}
 		g_mutex_unlock(&acct->lock);
 	}

@@ -2,14 +2,16 @@
  *
  * Layout: DIR/<hash of the mailbox name>/<uidvalidity>/<uid>[.part]. The
  * mailbox is hashed (SHA-256, 16 hex digits) so any server name is a safe
- * file name. A complete file appears only by rename(), so a crash leaves
- * either nothing or the whole message. Partial files are sparse; which
- * chunks are real is known only in memory, so after a restart a partial
- * file is started again from scratch (the first write truncates it).
+ * file name. A complete file appears only by linkat() or rename(), so a
+ * crash leaves either nothing or the whole message. Partial files are
+ * sparse; which chunks are real is known only in memory, so after a
+ * restart a partial file is started again from scratch (the first write
+ * truncates it).
  *
- * Whole messages that arrived spooled (an O_TMPFILE from the parser) are
- * linked into place without copying when the spool shares the filesystem;
- * otherwise copied with copy_file_range().
+ * Whole messages are written to an unnamed file (O_TMPFILE) and linked
+ * into place, one directory change per message. Those that arrived spooled
+ * (an O_TMPFILE from the parser) are linked without copying when the spool
+ * shares the filesystem; otherwise copied with copy_file_range().
  */
 #include "cache/store.h"
 
@@ -376,46 +378,86 @@ static void drop_partial_locked(CacheStore *store, const char *part_path)
 		g_unlink(part_path);
 }
 
+/* Gives the unnamed file @fd the name @path in one step, so the message
+ * appears whole or not at all; replaces a file already there (two fetches
+ * of one message that raced) by a rename. Sets errno on failure. */
+static gboolean link_unnamed(int fd, const char *path)
+{
+	g_autofree char *tmp = NULL;
+	char proc[64];
+	int err;
+
+	g_snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+		return TRUE;
+	if (errno != EEXIST)
+		return FALSE;
+	tmp = g_strdup_printf("%s.tmp%08x", path, g_random_int());
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) < 0)
+		return FALSE;
+	if (rename(tmp, path) == 0)
+		return TRUE;
+	err = errno;
+	unlink(tmp);
+	errno = err;
+	return FALSE;
+}
+
+/* Writes @len bytes from @data or @src_fd to a file of its own and names it
+ * @path: an unnamed file linked in place, or where the filesystem lacks
+ * O_TMPFILE, a temporary name renamed. */
+static gboolean write_whole(CacheStore *store, const CacheKey *key,
+			    const char *path, const void *data, int src_fd,
+			    gsize len, GError **error)
+{
+	g_autofree char *dir = key_dir(store, key);
+	g_autofree char *tmp = NULL;
+	int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+
+	if (fd >= 0) {
+		gboolean ok = copy_in(fd, 0, data, src_fd, len, path, error);
+
+		if (ok && !link_unnamed(fd, path))
+			ok = set_errno_error(error, "link", path);
+		close(fd);
+		return ok;
+	}
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return set_errno_error(error, "create in", dir);
+	tmp = g_strdup_printf("%s.tmp%08x", path, g_random_int());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return set_errno_error(error, "create", tmp);
+	if (!copy_in(fd, 0, data, src_fd, len, tmp, error)) {
+		close(fd);
+		g_unlink(tmp);
+		return FALSE;
+	}
+	close(fd);
+	if (g_rename(tmp, path) < 0) {
+		set_errno_error(error, "rename", tmp);
+		g_unlink(tmp);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 gboolean cache_store_put_whole(CacheStore *store, const CacheKey *key,
 			       const void *data, int src_fd, gsize len,
 			       GError **error)
 {
 	g_autofree char *path = key_path(store, key, "");
 	g_autofree char *part = key_path(store, key, ".part");
-	g_autofree char *tmp = NULL;
-	gboolean linked = FALSE;
-	int fd;
+	struct stat st;
 
 	if (!ensure_dir(store, key, error))
 		return FALSE;
-	tmp = g_strdup_printf("%s.tmp%08x", path, g_random_int());
-	if (!data) {
-		/* The spool file is unlinked; give it a name without copying,
-		 * when it holds exactly the message. */
-		struct stat st;
-		char proc[64];
-
-		g_snprintf(proc, sizeof(proc), "/proc/self/fd/%d", src_fd);
-		linked = fstat(src_fd, &st) == 0 && (gsize)st.st_size == len &&
-			 linkat(AT_FDCWD, proc, AT_FDCWD, tmp,
-				AT_SYMLINK_FOLLOW) == 0;
-	}
-	if (!linked) {
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd < 0)
-			return set_errno_error(error, "create", tmp);
-		if (!copy_in(fd, 0, data, src_fd, len, tmp, error)) {
-			close(fd);
-			g_unlink(tmp);
-			return FALSE;
-		}
-		close(fd);
-	}
-	if (g_rename(tmp, path) < 0) {
-		set_errno_error(error, "rename", tmp);
-		g_unlink(tmp);
+	/* A spool file that holds exactly the message is named without a
+	 * copy when it shares the filesystem. */
+	if (!(!data && fstat(src_fd, &st) == 0 && (gsize)st.st_size == len &&
+	      link_unnamed(src_fd, path)) &&
+	    !write_whole(store, key, path, data, src_fd, len, error))
 		return FALSE;
-	}
 	g_mutex_lock(&store->lock);
 	drop_partial_locked(store, part);
 	account_locked(store, path, len);
