@@ -8,19 +8,27 @@
  * thread, mostly spooled, and are linked into the store.
  *
  * The detector keeps, per mailbox, the UID last read from its start and how
- * many reads in a row followed UID order. From the third on, it keeps up to
- * PREFETCH_WINDOW messages (and PREFETCH_AHEAD_BYTES) requested ahead of the
- * reader, topping up when half of that has been read, and never has more
- * than PREFETCH_BUDGET bytes asked for and not yet arrived. Both byte
- * limits shrink to a quarter and a half of a small cache budget, so what
- * is fetched ahead is not evicted before it is read.
+ * many reads in a row followed UID order. A scan is taken to start at the
+ * third such read, or at once when the mailbox's first message is read
+ * (where grep -r, rsync and cp -r begin). From then on it keeps messages
+ * requested ahead of the reader, topping up when half of those (in number
+ * or in bytes) have been read, and never has more than PREFETCH_BUDGET bytes
+ * asked for and not yet arrived. What is kept ahead grows with the scan, like a
+ * kernel's readahead: 16 messages (512 KiB) at its start, doubling with each
+ * read in order up to PREFETCH_WINDOW messages (PREFETCH_AHEAD_BYTES), so one
+ * look at a mailbox's first message costs little. Topping up at half the
+ * bytes keeps a full round trip's worth of data coming at 60 ms and more
+ * than 100 MB/s. The byte limits shrink
+ * to a quarter and a half of a small cache budget, so what is fetched
+ * ahead is not evicted before it is read.
  */
 #include "cache/prefetch.h"
 
 #include <string.h>
 #include <unistd.h>
 
-#define PREFETCH_WINDOW	     256
+#define PREFETCH_WINDOW	     1024
+#define PREFETCH_RAMP	     6 /* window halvings at a scan's start */
 #define PREFETCH_AHEAD_BYTES (32 * 1024 * 1024)
 #define PREFETCH_BUDGET	     (64 * 1024 * 1024)
 #define BATCH_MESSAGES	     64
@@ -29,7 +37,7 @@
 typedef struct {
 	guint32 last_uid;  /* last message read from its start */
 	guint hits;	   /* reads in a row that followed UID order */
-	guint32 ahead_uid; /* highest UID requested ahead */
+	guint32 ahead_uid; /* highest UID requested ahead; 0: no scan */
 } Scan;
 
 typedef struct {
@@ -303,7 +311,7 @@ void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref)
 	CacheIndexMailbox *mbox;
 	GPtrArray *sorted;
 	Scan *scan;
-	guint pos, start, end;
+	guint pos, start, end, shift, window;
 	guint64 ahead = 0, ahead_max = PREFETCH_AHEAD_BYTES;
 	guint64 budget = PREFETCH_BUDGET;
 
@@ -330,22 +338,29 @@ void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref)
 	if (scan->last_uid == ref.uid)
 		goto unlock; /* the same file again */
 	if (pos > 0 && scan->last_uid &&
-	    ((CacheMessage *)sorted->pdata[pos - 1])->uid == scan->last_uid)
+	    ((CacheMessage *)sorted->pdata[pos - 1])->uid == scan->last_uid) {
 		scan->hits++;
-	else
+	} else {
 		scan->hits = 0;
+		scan->ahead_uid = 0;
+	}
 	scan->last_uid = ref.uid;
-	if (scan->hits < 2)
+	if (scan->ahead_uid == 0 && scan->hits < 2 && pos > 0)
 		goto unlock;
+	shift = PREFETCH_RAMP - MIN(scan->hits, PREFETCH_RAMP);
+	window = PREFETCH_WINDOW >> shift;
+	ahead_max >>= shift;
 
 	/* Top up only when less than half the window is ahead. */
 	start = pos + 1;
 	if (scan->ahead_uid > ref.uid) {
 		start = lower_bound(sorted, scan->ahead_uid + 1);
-		if (start - pos > PREFETCH_WINDOW / 2)
+		for (guint i = pos + 1; i < start; i++)
+			ahead += ((CacheMessage *)sorted->pdata[i])->size;
+		if (start - pos > window / 2 || ahead >= ahead_max / 2)
 			goto unlock;
 	}
-	end = MIN(sorted->len, pos + 1 + PREFETCH_WINDOW);
+	end = MIN(sorted->len, pos + 1 + window);
 	for (guint i = start; i < end; i++) {
 		CacheMessage *msg = sorted->pdata[i];
 		Candidate c = {msg->uid, msg->size};
