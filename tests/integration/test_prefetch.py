@@ -1,5 +1,6 @@
 """Prefetch: reading a mailbox in order (cat in sorted order, grep -r,
-rsync -a) fetches the following messages ahead in batches, and every byte
+rsync -a) fetches the following messages ahead in batches, starting small
+at the first message and growing as the reader goes on, and every byte
 read still equals the server's BODY.PEEK[]; other orders and concurrent
 readers get the right bytes too; nothing gains \\Seen; messages expunged
 behind imapfs's back fail to read instead of giving wrong bytes."""
@@ -10,6 +11,7 @@ import random
 import re
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -116,6 +118,55 @@ def test_cat_in_sorted_order_prefetches_in_batches(bulk, mounter):
 		"\n" + "\n".join(l for l in log.splitlines()
 				 if "UID FETCH" in l)[-3000:]
 	assert not NON_PEEK.search(log), NON_PEEK.search(log).group(0)
+
+
+def set_size(uid_set):
+	"""How many UIDs a set like "2:17,20" names."""
+	n = 0
+	for part in uid_set.split(","):
+		first, _, last = part.partition(":")
+		n += int(last or first) - int(first) + 1
+	return n
+
+
+def wait_for_batches(m, at_least=1, timeout=5):
+	"""The batched fetches in M's trace, once there are AT_LEAST of them
+	(or TIMEOUT seconds passed)."""
+	deadline = time.monotonic() + timeout
+	while True:
+		got = batches(m.stderr())
+		if len(got) >= at_least or time.monotonic() > deadline:
+			return got
+		time.sleep(0.05)
+
+
+def test_first_message_starts_a_small_prefetch(bulk, mounter):
+	"""grep -r, rsync and cp -r begin at a mailbox's first message: reading
+	it fetches a few of the next ones at once, and only a few, so a mere
+	look at it stays cheap."""
+	m, d = mount_bulk(mounter, bulk, debug=True)
+	first = bulk["names"][0]
+	assert sha256(read(os.path.join(d, first))) == bulk["sha"][first]
+	got = wait_for_batches(m)
+	assert len(got) == 1, got
+	assert 2 <= set_size(got[0]) <= 16, got
+	time.sleep(0.3)
+	assert batches(m.stderr()) == got
+
+
+def test_window_grows_as_the_scan_goes_on(bulk, mounter):
+	m, d = mount_bulk(mounter, bulk, debug=True)
+	check_bytes(bulk, d, bulk["names"][:6])
+	got = wait_for_batches(m, at_least=3)
+	assert sum(set_size(b) for b in got) > 32, got
+
+
+def test_one_message_in_the_middle_fetches_only_itself(bulk, mounter):
+	m, d = mount_bulk(mounter, bulk, debug=True)
+	name = bulk["names"][100]
+	assert sha256(read(os.path.join(d, name))) == bulk["sha"][name]
+	time.sleep(0.3)
+	assert batches(m.stderr()) == []
 
 
 def test_grep_r_finds_markers_and_bytes_stay_right(bulk, mounter):
