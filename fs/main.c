@@ -199,6 +199,7 @@ int main(int argc, char **argv)
 	mnt.mount_time = time(NULL);
 	mnt.timeout = opts.list_ttl;
 	mnt.rm_expunge = opts.rm_expunge;
+	mnt.read_only = opts.read_only;
 	g_mutex_init(&mnt.lock);
 	mnt.open_count = g_hash_table_new(g_direct_hash, g_direct_equal);
 	mnt.moved = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,

@@ -25,6 +25,9 @@ typedef struct {
 	time_t mount_time;	/* mtime of directories */
 	double timeout;		/* kernel entry/attr cache, seconds */
 	gboolean rm_expunge;	/* -o rm=expunge: rm never goes to Trash */
+	gboolean read_only;	/* -o ro */
+	gboolean no_open;	/* read-only, and the kernel can open files
+				 * without asking us (set at init) */
 	FsNewFiles *newfiles;	/* files being created (fs/newfile.h) */
 	GMutex lock;		/* guards the tables below; a leaf lock */
 	GHashTable *open_count; /* message ino -> open handles */

@@ -452,6 +452,13 @@ static void fs_op_open(fuse_req_t req, fuse_ino_t ino,
 	CacheFile *file;
 	CacheMsgRef ref;
 
+	/* A read-only mount needs nothing from an open. ENOSYS says so once:
+	 * from then on the kernel opens files without asking, keeps their
+	 * pages and sends no RELEASE, and reads come with no handle. */
+	if (mnt->no_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	if (fs_newfiles_is_new(ino) &&
 	    !fs_newfiles_committed(mnt->newfiles, ino, &ref)) {
 		fs_newfiles_open(mnt->newfiles, ino);
@@ -489,28 +496,17 @@ static void fs_op_open(fuse_req_t req, fuse_ino_t ino,
 	}
 }
 
-static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+/* Answers a read of @file from the message store, by splice where the
+ * kernel allows. */
+static void reply_read(fuse_req_t req, fuse_ino_t ino, CacheFile *file,
+		       size_t size, off_t off)
 {
 	FsMount *mnt = mount_of(req);
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GCancellable) cancel = NULL;
-	CacheFile *file = (CacheFile *)(uintptr_t)fi->fh;
+	g_autoptr(GCancellable) cancel = g_cancellable_new();
 	CacheSpan span;
 	gboolean ok;
 
-	if (!file) {
-		g_autofree char *buf = g_malloc(size);
-		ssize_t n =
-			fs_newfiles_read(mnt->newfiles, ino, buf, size, off);
-
-		if (n < 0)
-			fuse_reply_err(req, -n);
-		else
-			fuse_reply_buf(req, buf, n);
-		return;
-	}
-	cancel = g_cancellable_new();
 	fuse_req_interrupt_func(req, on_interrupt, cancel);
 	ok = cache_account_read_file(mnt->acct, file, off, size, &span, cancel,
 				     &error);
@@ -530,6 +526,40 @@ static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	}
 	cache_span_release(&span);
+}
+
+static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	FsMount *mnt = mount_of(req);
+	CacheFile *file = (CacheFile *)(uintptr_t)fi->fh;
+
+	if (file) {
+		reply_read(req, ino, file, size, off);
+	} else if (mnt->no_open) {
+		/* Opened without us: open the message for this read. */
+		g_autoptr(GError) error = NULL;
+		CacheFile once;
+		CacheMsgRef ref;
+
+		if (!message_ref(mnt, ino, &ref)) {
+			fuse_reply_err(req, EISDIR);
+		} else if (!cache_account_open(mnt->acct, ref, &once, &error)) {
+			reply_error(req, error, "read", ino);
+		} else {
+			reply_read(req, ino, &once, size, off);
+			cache_account_close(mnt->acct, &once);
+		}
+	} else {
+		g_autofree char *buf = g_malloc(size);
+		ssize_t n =
+			fs_newfiles_read(mnt->newfiles, ino, buf, size, off);
+
+		if (n < 0)
+			fuse_reply_err(req, -n);
+		else
+			fuse_reply_buf(req, buf, n);
+	}
 }
 
 static void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
@@ -571,6 +601,10 @@ static void fs_op_flush(fuse_req_t req, fuse_ino_t ino,
 	FsMount *mnt = mount_of(req);
 	g_autoptr(GError) error = NULL;
 
+	if (mnt->no_open) { /* nothing to do at close(): say so once */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	/* close() of a new file by the process that made it is where cp
 	 * learns whether it was added. Other processes' closes (a child that
 	 * inherited the fd) leave it be; the last release catches the rest. */
@@ -1130,6 +1164,10 @@ static void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void fs_op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	FsMount *mnt = userdata;
+
+	mnt->no_open =
+		mnt->read_only && (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT);
 	/* Replies from the disk cache go to the kernel by splice(2), without
 	 * a copy through this process, where the kernel allows. */
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { KEY_HELP, KEY_VERSION };
+enum { KEY_HELP, KEY_VERSION, KEY_RO };
 
 #define FS_OPT(t, p)                                                           \
 	{                                                                      \
@@ -30,6 +30,7 @@ static const struct fuse_opt fs_option_spec[] = {
 	FS_OPT("max_conns=%u", max_conns),
 	FS_OPT("timeout=%u", timeout),
 	FS_OPT("list_ttl=%u", list_ttl),
+	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -55,6 +56,9 @@ static int on_option(void *data, const char *arg, int key,
 	case KEY_VERSION:
 		opts->show_version = 1;
 		return 0;
+	case KEY_RO:
+		opts->read_only = 1;
+		return 1; /* the kernel mounts it read-only too */
 	default:
 		return 1;
 	}
@@ -290,6 +294,9 @@ void fs_options_print_usage(const char *prog)
 	       "seconds (default 60)\n"
 	       "    -o list_ttl=S          re-list a mailbox after S seconds "
 	       "(default 30)\n"
+	       "    -o ro                  read-only: no writes, and no call "
+	       "into imapfs per\n"
+	       "                           file opened (faster grep -r)\n"
 	       "    -d, -o debug           debug output and wire trace "
 	       "(passwords hidden)\n"
 	       "    -f                     stay in the foreground\n"

@@ -23,6 +23,7 @@ typedef struct {
 	char *rm;
 	char *cache_size_text;
 	int allow_plaintext_auth;
+	int read_only;
 	unsigned max_conns;
 	unsigned timeout;
 	unsigned list_ttl;
