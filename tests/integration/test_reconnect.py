@@ -88,7 +88,9 @@ def test_server_gone_fails_reads_in_bounded_time(new_user, server_factory,
 						 tmp_path):
 	info = server_factory()
 	user = new_user("gone")
-	conftest.seed_account(info, user, {"INBOX": 4}, seed=62)
+	# Enough messages that the last is beyond what reading the first
+	# fetches ahead.
+	conftest.seed_account(info, user, {"INBOX": 40}, seed=62)
 	mt = conftest.Mounter(info, str(tmp_path))
 	try:
 		m = mt.mount(user, opts=("timeout=3",))
@@ -106,7 +108,7 @@ def test_server_gone_fails_reads_in_bounded_time(new_user, server_factory,
 
 		def read_uncached():
 			try:
-				read_all(os.path.join(m.path, "INBOX", names[1]))
+				read_all(os.path.join(m.path, "INBOX", names[-1]))
 				outcome["result"] = "read"
 			except OSError as e:
 				outcome["result"] = e.errno
