@@ -1,5 +1,5 @@
 """Reading: bytes, partial reads, grep and rsync over the whole tree, with
-one and with several IMAP connections."""
+one and with several IMAP connections, and on a read-only mount."""
 
 import os
 import subprocess
@@ -9,9 +9,12 @@ import pytest
 from conftest import file_sha256, sha256, sm, walk_tree
 
 
-@pytest.fixture(scope="module", params=[1, 4], ids=lambda n: "conns%d" % n)
+@pytest.fixture(scope="module", params=[(1,), (4,), (4, "ro")],
+		ids=["conns1", "conns4", "ro"])
 def mnt(request, seeded, module_mounter):
-	m = module_mounter.mount(seeded["user"], max_conns=request.param)
+	conns, *opts = request.param
+	m = module_mounter.mount(seeded["user"], max_conns=conns,
+				 opts=tuple(opts))
 	yield m
 	problems = module_mounter.unmount(m)
 	if problems:
