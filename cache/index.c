@@ -325,9 +325,11 @@ CacheMessage *cache_index_message_by_alias(CacheIndexMailbox *mbox,
 void cache_index_set_alias(CacheIndexMailbox *mbox, CacheMessage *msg,
 			   const char *alias)
 {
+	char *copy = g_strdup(alias);
+
 	forget_alias(mbox, msg->uid);
 	g_free(msg->alias);
-	msg->alias = g_strdup(alias);
+	msg->alias = copy;
 	if (msg->alias)
 		g_hash_table_replace(mbox->by_alias, msg->alias, msg);
 	mbox->generation++;

@@ -11,16 +11,16 @@
  * many reads in a row followed UID order. A scan is taken to start at the
  * third such read, or at once when the mailbox's first message is read
  * (where grep -r, rsync and cp -r begin). From then on it keeps messages
- * requested ahead of the reader, topping up when half of those (in number
- * or in bytes) have been read, and never has more than PREFETCH_BUDGET bytes
- * asked for and not yet arrived. What is kept ahead grows with the scan, like a
- * kernel's readahead: 16 messages (512 KiB) at its start, doubling with each
- * read in order up to PREFETCH_WINDOW messages (PREFETCH_AHEAD_BYTES), so one
- * look at a mailbox's first message costs little. Topping up at half the
- * bytes keeps a full round trip's worth of data coming at 60 ms and more
- * than 100 MB/s. The byte limits shrink
- * to a quarter and a half of a small cache budget, so what is fetched
- * ahead is not evicted before it is read.
+ * requested ahead of the reader, and never has more than PREFETCH_BUDGET
+ * bytes asked for and not yet arrived. What is kept ahead grows with the
+ * scan, like a kernel's readahead: 16 messages (512 KiB) at a start on the
+ * first message, 64 (2 MiB) at the third read, doubling with each read in
+ * order up to PREFETCH_WINDOW messages or PREFETCH_AHEAD_BYTES, so a look
+ * at a mailbox's first message costs little. It is topped up when under
+ * half of it is ahead, in number and in bytes: at 60 ms and more than
+ * 100 MB/s, half of a 256-message window was less than a round trip's
+ * worth of data. The byte limits shrink to a quarter and a half of a small
+ * cache budget, so what is fetched ahead is not evicted before it is read.
  */
 #include "cache/prefetch.h"
 
@@ -351,13 +351,18 @@ void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref)
 	window = PREFETCH_WINDOW >> shift;
 	ahead_max >>= shift;
 
-	/* Top up only when less than half the window is ahead. */
+	/* Top up only when under half the window is ahead, in number and
+	 * in bytes. */
 	start = pos + 1;
 	if (scan->ahead_uid > ref.uid) {
-		start = lower_bound(sorted, scan->ahead_uid + 1);
+		start = scan->ahead_uid == G_MAXUINT32
+				? sorted->len
+				: lower_bound(sorted, scan->ahead_uid + 1);
+		if (start - pos > window / 2)
+			goto unlock;
 		for (guint i = pos + 1; i < start; i++)
 			ahead += ((CacheMessage *)sorted->pdata[i])->size;
-		if (start - pos > window / 2 || ahead >= ahead_max / 2)
+		if (ahead >= ahead_max / 2)
 			goto unlock;
 	}
 	end = MIN(sorted->len, pos + 1 + window);
@@ -365,7 +370,10 @@ void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref)
 		CacheMessage *msg = sorted->pdata[i];
 		Candidate c = {msg->uid, msg->size};
 
-		if (ahead + msg->size > ahead_max ||
+		/* A sure scan takes the next message even if it alone is
+		 * more than the window. */
+		if ((ahead + msg->size > ahead_max &&
+		     (ahead > 0 || scan->hits < 2)) ||
 		    acct->prefetch_bytes + msg->size > budget)
 			break;
 		ahead += msg->size;

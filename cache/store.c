@@ -2,8 +2,10 @@
  *
  * Layout: DIR/<hash of the mailbox name>/<uidvalidity>/<uid>[.part]. The
  * mailbox is hashed (SHA-256, 16 hex digits) so any server name is a safe
- * file name. A complete file appears only by linkat() or rename(), so a
- * crash leaves either nothing or the whole message. Partial files are
+ * file name. A complete file appears only by linkat() or rename(), so if
+ * imapfs dies it leaves either nothing or the whole message (nothing is
+ * fsync'd: a cache is not worth that, but a power loss may leave files
+ * short). Partial files are
  * sparse; which chunks are real is known only in memory, so after a
  * restart a partial file is started again from scratch (the first write
  * truncates it).
@@ -405,7 +407,8 @@ static gboolean link_unnamed(int fd, const char *path)
 
 /* Writes @len bytes from @data or @src_fd to a file of its own and names it
  * @path: an unnamed file linked in place, or where the filesystem lacks
- * O_TMPFILE, a temporary name renamed. */
+ * O_TMPFILE or there is no /proc to link through (a chroot), a temporary
+ * name renamed. */
 static gboolean write_whole(CacheStore *store, const CacheKey *key,
 			    const char *path, const void *data, int src_fd,
 			    gsize len, GError **error)
@@ -416,14 +419,14 @@ static gboolean write_whole(CacheStore *store, const CacheKey *key,
 
 	if (fd >= 0) {
 		gboolean ok = copy_in(fd, 0, data, src_fd, len, path, error);
+		gboolean linked = ok && link_unnamed(fd, path);
 
-		if (ok && !link_unnamed(fd, path))
-			ok = set_errno_error(error, "link", path);
 		close(fd);
-		return ok;
-	}
-	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		if (linked || !ok)
+			return ok;
+	} else if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
 		return set_errno_error(error, "create in", dir);
+	}
 	tmp = g_strdup_printf("%s.tmp%08x", path, g_random_int());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)

@@ -537,7 +537,9 @@ static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (file) {
 		reply_read(req, ino, file, size, off);
 	} else if (mnt->no_open) {
-		/* Opened without us: open the message for this read. */
+		/* Opened without us: open the message for this read (a pin
+		 * and an open() of the store file, per read: what the kernel
+		 * caches is not read again). */
 		g_autoptr(GError) error = NULL;
 		CacheFile once;
 		CacheMsgRef ref;

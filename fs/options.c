@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { KEY_HELP, KEY_VERSION, KEY_RO };
+enum { KEY_HELP, KEY_VERSION, KEY_RO, KEY_RW };
 
 #define FS_OPT(t, p)                                                           \
 	{                                                                      \
@@ -31,6 +31,7 @@ static const struct fuse_opt fs_option_spec[] = {
 	FS_OPT("timeout=%u", timeout),
 	FS_OPT("list_ttl=%u", list_ttl),
 	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("rw", KEY_RW),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -57,8 +58,9 @@ static int on_option(void *data, const char *arg, int key,
 		opts->show_version = 1;
 		return 0;
 	case KEY_RO:
-		opts->read_only = 1;
-		return 1; /* the kernel mounts it read-only too */
+	case KEY_RW: /* the last one given wins, as for mount(8) */
+		opts->read_only = key == KEY_RO;
+		return 1; /* for the kernel's mount too */
 	default:
 		return 1;
 	}

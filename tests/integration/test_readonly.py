@@ -93,3 +93,13 @@ def test_opening_files_asks_imapfs_nothing(seeded, mounter):
 	got = file_opcodes(m.stderr())
 	assert got["OPEN"] <= 1 and got["RELEASE"] == 0 and \
 		got["FLUSH"] <= 1, got
+
+
+def test_rw_after_ro_mounts_read_write(account, mounter, witness):
+	"""The last of -o ro and -o rw wins, as for mount(8)."""
+	m = mounter.mount(account["user"], opts=("ro", "rw"), debug=True)
+	n = read_all(m.path)
+	os.mkdir(os.path.join(m.path, "Made"))
+	assert not mounter.unmount(m)
+	assert "Made" in {name for _, _, name in witness(account["user"]).list()}
+	assert file_opcodes(m.stderr())["OPEN"] >= n > 0
