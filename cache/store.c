@@ -5,10 +5,9 @@
  * file name. A complete file appears only by linkat() or rename(), so if
  * imapfs dies it leaves either nothing or the whole message (nothing is
  * fsync'd: a cache is not worth that, but a power loss may leave files
- * short). Partial files are
- * sparse; which chunks are real is known only in memory, so after a
- * restart a partial file is started again from scratch (the first write
- * truncates it).
+ * short). Partial files are sparse; which chunks are real is known only in
+ * memory, so after a restart a partial file is started again from scratch
+ * (the first write truncates it).
  *
  * Whole messages are written to an unnamed file (O_TMPFILE) and linked
  * into place, one directory change per message. Those that arrived spooled
@@ -452,14 +451,15 @@ gboolean cache_store_put_whole(CacheStore *store, const CacheKey *key,
 	g_autofree char *path = key_path(store, key, "");
 	g_autofree char *part = key_path(store, key, ".part");
 	struct stat st;
+	gboolean linked;
 
 	if (!ensure_dir(store, key, error))
 		return FALSE;
 	/* A spool file that holds exactly the message is named without a
 	 * copy when it shares the filesystem. */
-	if (!(!data && fstat(src_fd, &st) == 0 && (gsize)st.st_size == len &&
-	      link_unnamed(src_fd, path)) &&
-	    !write_whole(store, key, path, data, src_fd, len, error))
+	linked = !data && fstat(src_fd, &st) == 0 && (gsize)st.st_size == len &&
+		 link_unnamed(src_fd, path);
+	if (!linked && !write_whole(store, key, path, data, src_fd, len, error))
 		return FALSE;
 	g_mutex_lock(&store->lock);
 	drop_partial_locked(store, part);
