@@ -91,9 +91,14 @@ def forget_pages(m, many):
 		drop_page_cache(os.path.join(m.path, "INBOX", n))
 
 
-def mount_small(mounter, many, size="2M"):
-	return mounter.mount(many["user"], max_conns=4,
-			     opts=["cache_size=" + size])
+def mount_small(mounter, many, size="2M", ro=False):
+	opts = ["cache_size=" + size] + (["ro"] if ro else [])
+	return mounter.mount(many["user"], max_conns=4, opts=opts)
+
+
+# A read-only mount opens files without imapfs: nothing is pinned, and
+# every read must still give the right bytes within the budget.
+RW_AND_RO = pytest.mark.parametrize("ro", [False, True], ids=["rw", "ro"])
 
 
 @pytest.mark.parametrize("bad", ["abc", "0", "2X", "-1", "2MB", "1.5M",
@@ -125,8 +130,9 @@ def test_reading_more_than_budget_stays_within_it(many, mounter):
 	assert alloc <= limit(many) + (64 << 10), (size, alloc)
 
 
-def test_usage_stays_within_budget_during_the_scan(many, mounter):
-	m = mount_small(mounter, many)
+@RW_AND_RO
+def test_usage_stays_within_budget_during_the_scan(many, mounter, ro):
+	m = mount_small(mounter, many, ro=ro)
 	d = os.path.join(m.path, "INBOX")
 	worst = (0, None)
 	for n in many["names"]:
@@ -137,8 +143,9 @@ def test_usage_stays_within_budget_during_the_scan(many, mounter):
 		"CACHE_DIR/messages reached %d bytes (after reading %s)" % worst
 
 
-def test_second_pass_after_eviction_is_right(many, mounter):
-	m = mount_small(mounter, many)
+@RW_AND_RO
+def test_second_pass_after_eviction_is_right(many, mounter, ro):
+	m = mount_small(mounter, many, ro=ro)
 	read_all(m, many)
 	forget_pages(m, many)
 	read_all(m, many)
@@ -191,8 +198,9 @@ def test_second_pass_after_eviction_is_refetched(many, mounter):
 		"second pass fetched only UIDs %s" % sorted(again)
 
 
-def test_open_file_survives_eviction(many, mounter):
-	m = mount_small(mounter, many)
+@RW_AND_RO
+def test_open_file_survives_eviction(many, mounter, ro):
+	m = mount_small(mounter, many, ro=ro)
 	d = os.path.join(m.path, "INBOX")
 	first = many["names"][0]
 	body = many["body"][first]
@@ -212,9 +220,10 @@ def test_open_file_survives_eviction(many, mounter):
 	assert head + rest == body
 
 
-def test_open_file_survives_eviction_random_access(many, mounter):
+@RW_AND_RO
+def test_open_file_survives_eviction_random_access(many, mounter, ro):
 	"""The same with seeks back to the start after the eviction."""
-	m = mount_small(mounter, many)
+	m = mount_small(mounter, many, ro=ro)
 	d = os.path.join(m.path, "INBOX")
 	name = many["names"][N // 2]
 	body = many["body"][name]
