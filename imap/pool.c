@@ -90,6 +90,12 @@ struct ImapPool {
 	ImapSelectFunc select_func;
 	gpointer select_data;
 
+	/* Connector threads still running; imap_pool_free() waits for them,
+	 * so none is inside OpenSSL when the process exits. */
+	GMutex connect_lock;
+	GCond connect_done;
+	guint connecting;
+
 	/* imap-io thread only from here on. */
 	GPtrArray *conns; /* PoolConn *, connecting ones included */
 	GQueue waiting;	  /* PoolReq *, oldest first */
@@ -454,6 +460,7 @@ static gboolean on_connected(gpointer data)
 static gpointer connector_main(gpointer data)
 {
 	ConnectJob *job = data;
+	ImapPool *pool = job->pool; /* alive until we say we are done */
 	GMainContext *context = g_steal_pointer(&job->context);
 	GSource *source;
 
@@ -465,6 +472,10 @@ static gpointer connector_main(gpointer data)
 	/* Our reference goes now, not with the job: if the pool is gone,
 	 * the context is freed here, and with it the job and its stream. */
 	g_main_context_unref(context);
+	g_mutex_lock(&pool->connect_lock);
+	pool->connecting--;
+	g_cond_signal(&pool->connect_done);
+	g_mutex_unlock(&pool->connect_lock);
 	return NULL;
 }
 
@@ -482,6 +493,9 @@ static void pool_open_conn(ImapPool *pool)
 	job->pc = pc;
 	job->cfg = imap_config_copy(pool->cfg);
 	job->context = g_main_context_ref(imap_io_context(pool->io));
+	g_mutex_lock(&pool->connect_lock);
+	pool->connecting++;
+	g_mutex_unlock(&pool->connect_lock);
 	g_thread_unref(g_thread_new("imap-connect", connector_main, job));
 }
 
@@ -708,6 +722,8 @@ ImapPool *imap_pool_new(const ImapConfig *cfg, ImapStream *first)
 	g_return_val_if_fail(cfg != NULL, NULL);
 
 	pool = g_new0(ImapPool, 1);
+	g_mutex_init(&pool->connect_lock);
+	g_cond_init(&pool->connect_done);
 	pool->cfg = imap_config_copy(cfg);
 	if (pool->cfg->max_conns == 0)
 		pool->cfg->max_conns = 1;
@@ -760,7 +776,19 @@ void imap_pool_free(ImapPool *pool)
 	g_return_if_fail(!imap_io_is_current(pool->io));
 
 	imap_io_invoke(pool->io, on_shutdown, pool, NULL);
-	g_clear_pointer(&pool->io, imap_io_free);
+	/* Cleared only once the thread is joined: until then a completion
+	 * may still submit (and be failed as shut down). */
+	imap_io_free(pool->io);
+	pool->io = NULL;
+	g_mutex_lock(&pool->connect_lock);
+	if (pool->connecting)
+		g_message("waiting for %u connection attempt(s) to end",
+			  pool->connecting);
+	while (pool->connecting)
+		g_cond_wait(&pool->connect_done, &pool->connect_lock);
+	g_mutex_unlock(&pool->connect_lock);
+	g_mutex_clear(&pool->connect_lock);
+	g_cond_clear(&pool->connect_done);
 	g_ptr_array_unref(pool->conns);
 	imap_config_free(pool->cfg);
 	g_free(pool);
