@@ -21,11 +21,15 @@
  * 100 MB/s, half of a 256-message window was less than a round trip's
  * worth of data. The byte limits shrink to a quarter and a half of a small
  * cache budget, so what is fetched ahead is not evicted before it is read.
+ * Once a scan has asked for its mailbox's last message, cache/lookahead.c
+ * starts on the mailbox a walk visits next, through cache_prefetch_begin().
  */
 #include "cache/prefetch.h"
 
 #include <string.h>
 #include <unistd.h>
+
+#include "cache/lookahead.h"
 
 #define PREFETCH_WINDOW	     1024
 #define PREFETCH_RAMP	     6 /* window halvings at a scan's start */
@@ -35,10 +39,20 @@
 #define BATCH_BYTES	     (4 * 1024 * 1024)
 
 typedef struct {
-	guint32 last_uid;  /* last message read from its start */
-	guint hits;	   /* reads in a row that followed UID order */
-	guint32 ahead_uid; /* highest UID requested ahead; 0: no scan */
+	guint32 last_uid;      /* last message read from its start */
+	guint hits;	       /* reads in a row that followed UID order */
+	guint32 ahead_uid;     /* highest UID requested ahead; 0: no scan */
+	gboolean looked_ahead; /* the next mailbox was asked for */
+	gint64 read_at;	       /* monotonic time of the last read */
 } Scan;
+
+/* A scan idle this long is a past walk's, not the current one's. */
+#define SCAN_RECENT (60 * G_TIME_SPAN_SECOND)
+
+static gboolean scan_recent(const Scan *scan)
+{
+	return scan && g_get_monotonic_time() - scan->read_at < SCAN_RECENT;
+}
 
 typedef struct {
 	guint32 uid;
@@ -303,6 +317,59 @@ typedef struct {
 	guint64 size;
 } Candidate;
 
+static guint32 last_uid(GPtrArray *sorted)
+{
+	return sorted->len
+		       ? ((CacheMessage *)sorted->pdata[sorted->len - 1])->uid
+		       : 0;
+}
+
+/* Fetches @todo (Candidates, their sizes already counted in
+ * prefetch_bytes) in batches, less what the store already holds. */
+static void submit(CacheAccount *acct, guint32 mailbox_id, const char *mailbox,
+		   guint32 uidvalidity, GArray *todo)
+{
+	Batch *batch = NULL;
+	guint64 batch_bytes = 0;
+
+	for (guint i = 0; i < todo->len; i++) {
+		Candidate *c = &g_array_index(todo, Candidate, i);
+		CacheKey key = {mailbox, uidvalidity, c->uid};
+		int fd = cache_store_open_complete(acct->store, &key);
+
+		if (fd >= 0) { /* already here */
+			close(fd);
+			release_budget(acct, c->size);
+			continue;
+		}
+		if (batch && (batch->uids->len >= BATCH_MESSAGES ||
+			      batch_bytes + c->size > BATCH_BYTES)) {
+			batch_submit(batch);
+			batch = NULL;
+		}
+		if (!batch) {
+			batch = batch_new(acct, mailbox_id, mailbox,
+					  uidvalidity);
+			batch_bytes = 0;
+		}
+		batch_add(batch, c->uid, c->size, c->size, NULL);
+		batch_bytes += c->size;
+	}
+	if (batch)
+		batch_submit(batch);
+}
+
+/* The byte limits of a scan's window and of all prefetch. */
+static void limits(CacheAccount *acct, guint64 *ahead_max, guint64 *budget)
+{
+	*ahead_max = PREFETCH_AHEAD_BYTES;
+	*budget = PREFETCH_BUDGET;
+	if (acct->cache_size) {
+		*ahead_max = MIN(*ahead_max, acct->cache_size / 4);
+		*budget = MIN(*budget, acct->cache_size / 2);
+	}
+}
+
 void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref)
 {
 	g_autoptr(GArray) todo = g_array_new(FALSE, FALSE, sizeof(Candidate));
@@ -312,13 +379,10 @@ void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref)
 	GPtrArray *sorted;
 	Scan *scan;
 	guint pos, start, end, shift, window;
-	guint64 ahead = 0, ahead_max = PREFETCH_AHEAD_BYTES;
-	guint64 budget = PREFETCH_BUDGET;
+	guint64 ahead = 0, ahead_max, budget;
+	gboolean look_ahead = FALSE;
 
-	if (acct->cache_size) {
-		ahead_max = MIN(ahead_max, acct->cache_size / 4);
-		budget = MIN(budget, acct->cache_size / 2);
-	}
+	limits(acct, &ahead_max, &budget);
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
 	if (!mbox || !mbox->synced || !mbox->wire_name)
@@ -335,6 +399,7 @@ void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref)
 		g_hash_table_insert(acct->scans,
 				    GUINT_TO_POINTER(ref.mailbox_id), scan);
 	}
+	scan->read_at = g_get_monotonic_time();
 	if (scan->last_uid == ref.uid)
 		goto unlock; /* the same file again */
 	if (pos > 0 && scan->last_uid &&
@@ -343,6 +408,7 @@ void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref)
 	} else {
 		scan->hits = 0;
 		scan->ahead_uid = 0;
+		scan->looked_ahead = FALSE;
 	}
 	scan->last_uid = ref.uid;
 	if (scan->ahead_uid == 0 && scan->hits < 2 && pos > 0)
@@ -359,11 +425,11 @@ void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref)
 				? sorted->len
 				: lower_bound(sorted, scan->ahead_uid + 1);
 		if (start - pos > window / 2)
-			goto unlock;
+			goto check_end;
 		for (guint i = pos + 1; i < start; i++)
 			ahead += ((CacheMessage *)sorted->pdata[i])->size;
 		if (ahead >= ahead_max / 2)
-			goto unlock;
+			goto check_end;
 	}
 	end = MIN(sorted->len, pos + 1 + window);
 	for (guint i = start; i < end; i++) {
@@ -383,39 +449,81 @@ void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref)
 	}
 	mailbox = g_strdup(mbox->wire_name);
 	uidvalidity = mbox->uidvalidity;
+check_end:
+	/* Once a scan has asked for the mailbox's last message, a tree walk
+	 * is about to move on: start on the next mailbox now rather than when
+	 * the walker gets there. One read in order first, unless the mailbox
+	 * has a single message left. */
+	if (!scan->looked_ahead &&
+	    (scan->hits >= 1 || pos + 1 == sorted->len) &&
+	    (scan->ahead_uid >= last_uid(sorted) || pos + 1 == sorted->len)) {
+		scan->looked_ahead = TRUE;
+		look_ahead = TRUE;
+	}
 unlock:
 	g_mutex_unlock(&acct->lock);
 
-	if (todo->len == 0)
-		return;
-	{
-		Batch *batch = NULL;
-		guint64 batch_bytes = 0;
+	if (todo->len)
+		submit(acct, ref.mailbox_id, mailbox, uidvalidity, todo);
+	if (look_ahead)
+		cache_lookahead_after(acct, ref.mailbox_id);
+}
 
-		for (guint i = 0; i < todo->len; i++) {
-			Candidate *c = &g_array_index(todo, Candidate, i);
-			CacheKey key = {mailbox, uidvalidity, c->uid};
-			int fd = cache_store_open_complete(acct->store, &key);
+gboolean cache_prefetch_begin(CacheAccount *acct, guint32 mailbox_id)
+{
+	g_autoptr(GArray) todo = g_array_new(FALSE, FALSE, sizeof(Candidate));
+	g_autofree char *mailbox = NULL;
+	guint32 uidvalidity = 0;
+	CacheIndexMailbox *mbox;
+	GPtrArray *sorted;
+	Scan *scan;
+	guint window = PREFETCH_WINDOW >> PREFETCH_RAMP;
+	guint64 ahead = 0, ahead_max, budget;
+	gboolean empty = FALSE;
 
-			if (fd >= 0) { /* already here */
-				close(fd);
-				release_budget(acct, c->size);
-				continue;
-			}
-			if (batch && (batch->uids->len >= BATCH_MESSAGES ||
-				      batch_bytes + c->size > BATCH_BYTES)) {
-				batch_submit(batch);
-				batch = NULL;
-			}
-			if (!batch) {
-				batch = batch_new(acct, ref.mailbox_id, mailbox,
-						  uidvalidity);
-				batch_bytes = 0;
-			}
-			batch_add(batch, c->uid, c->size, c->size, NULL);
-			batch_bytes += c->size;
-		}
-		if (batch)
-			batch_submit(batch);
+	limits(acct, &ahead_max, &budget);
+	ahead_max >>= PREFETCH_RAMP;
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, mailbox_id);
+	scan = g_hash_table_lookup(acct->scans, GUINT_TO_POINTER(mailbox_id));
+	if (!mbox || !mbox->synced || !mbox->wire_name || scan_recent(scan))
+		goto unlock;
+	sorted = cache_index_sorted(mbox);
+	empty = sorted->len == 0;
+	if (empty)
+		goto unlock;
+	/* As if its first message had been read: that read finds it on its
+	 * way, and the reads after it carry the scan on. */
+	if (!scan) {
+		scan = g_new0(Scan, 1);
+		g_hash_table_insert(acct->scans, GUINT_TO_POINTER(mailbox_id),
+				    scan);
 	}
+	*scan = (Scan){((CacheMessage *)sorted->pdata[0])->uid, 0, 0, FALSE,
+		       g_get_monotonic_time()};
+	for (guint i = 0; i < MIN(sorted->len, window); i++) {
+		CacheMessage *msg = sorted->pdata[i];
+		Candidate c = {msg->uid, msg->size};
+
+		if ((ahead + msg->size > ahead_max && ahead > 0) ||
+		    acct->prefetch_bytes + msg->size > budget)
+			break;
+		ahead += msg->size;
+		acct->prefetch_bytes += msg->size;
+		g_array_append_val(todo, c);
+		scan->ahead_uid = msg->uid;
+	}
+	mailbox = g_strdup(mbox->wire_name);
+	uidvalidity = mbox->uidvalidity;
+unlock:
+	g_mutex_unlock(&acct->lock);
+	if (todo->len)
+		submit(acct, mailbox_id, mailbox, uidvalidity, todo);
+	return !empty;
+}
+
+gboolean cache_prefetch_seen_locked(CacheAccount *acct, guint32 mailbox_id)
+{
+	return scan_recent(
+		g_hash_table_lookup(acct->scans, GUINT_TO_POINTER(mailbox_id)));
 }

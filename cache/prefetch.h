@@ -24,6 +24,16 @@ gboolean cache_prefetch_whole(CacheAccount *acct, CacheMsgRef ref,
 /* Tells the detector that a read of @ref started at offset 0. */
 void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref);
 
+/* Starts fetching the first messages of mailbox @mailbox_id, which is
+ * synced, as a read of its first message would, unless it was read in the
+ * last minute.
+ * FALSE if it has no messages. Any thread, the imap-io thread included. */
+gboolean cache_prefetch_begin(CacheAccount *acct, guint32 mailbox_id);
+
+/* Whether a message of @mailbox_id was read (or fetched ahead from its
+ * start) in the last minute. Under the account lock. */
+gboolean cache_prefetch_seen_locked(CacheAccount *acct, guint32 mailbox_id);
+
 /* The wait of a whole fetch of @ref under way, or NULL. (transfer full) */
 CacheWait *cache_prefetch_pending(CacheAccount *acct, CacheMsgRef ref);
 

@@ -163,23 +163,25 @@ typedef struct {
 	CacheWait *wait;    /* completed when the job is applied */
 	guint32 id;
 	char *key;
-	gboolean full;	       /* a first listing, not a refresh */
-	guint32 max_uid;       /* refresh: the highest UID we knew */
-	guint32 uidvalidity;   /* what the data was fetched under */
-	gboolean mixed;	       /* data came under two UIDVALIDITYs */
-	GHashTable *meta;      /* uid -> CacheMessage * (new messages) */
-	GHashTable *flags;     /* refresh: uid -> flags string (everyone, or
-				* with CHANGEDSINCE only who changed) */
-	gboolean changedsince; /* a CONDSTORE refresh */
-	GArray *present;       /* CONDSTORE: ImapUidRange, from SEARCH */
-	gboolean searched;     /* present holds the server's answer */
-	guint64 max_modseq;    /* highest MODSEQ seen */
-	gboolean unattributed; /* flags came without a UID (another
-				* client's change, by sequence number) */
-	gboolean has_exists;   /* the server said how many there are */
-	guint32 exists;	       /* EXISTS, less EXPUNGEs seen after it */
-	guint pending;	       /* commands not yet complete */
-	GError *error;	       /* first failure */
+	gboolean full;		/* a first listing, not a refresh */
+	guint32 max_uid;	/* refresh: the highest UID we knew */
+	guint32 uidvalidity;	/* what the data was fetched under */
+	gboolean mixed;		/* data came under two UIDVALIDITYs */
+	GHashTable *meta;	/* uid -> CacheMessage * (new messages) */
+	GHashTable *flags;	/* refresh: uid -> flags string (everyone, or
+				 * with CHANGEDSINCE only who changed) */
+	gboolean changedsince;	/* a CONDSTORE refresh */
+	GArray *present;	/* CONDSTORE: ImapUidRange, from SEARCH */
+	gboolean searched;	/* present holds the server's answer */
+	guint64 max_modseq;	/* highest MODSEQ seen */
+	gboolean unattributed;	/* flags came without a UID (another
+				 * client's change, by sequence number) */
+	gboolean has_exists;	/* the server said how many there are */
+	guint32 exists;		/* EXISTS, less EXPUNGEs seen after it */
+	guint pending;		/* commands not yet complete */
+	GError *error;		/* first failure */
+	CacheSyncedFunc synced; /* nullable: run once applied */
+	gpointer synced_data;
 } SyncJob;
 
 static void sync_job_free(SyncJob *job)
@@ -407,6 +409,8 @@ static void on_sync_done(ImapReply *reply, GError *error, gpointer user_data)
 		g_mutex_unlock(&acct->lock);
 	}
 	cache_wait_complete(job->wait, job->error);
+	if (job->synced && !job->error)
+		job->synced(acct, job->id, job->synced_data);
 	sync_job_free(job);
 }
 
@@ -453,11 +457,16 @@ gboolean cache_sync_messages(CacheAccount *acct, guint32 id, GError **error)
 	return TRUE;
 }
 
-static gboolean sync_once(CacheAccount *acct, guint32 id, gboolean condstore,
-			  GError **error)
+/* Starts one pass of the refresh of mailbox @id, or joins the one under
+ * way (then @then is not run and *@out_started stays FALSE). Returns the
+ * wait, or NULL with @error. */
+static CacheWait *sync_submit(CacheAccount *acct, guint32 id,
+			      gboolean condstore, CacheSyncedFunc then,
+			      gpointer then_data, gboolean *out_started,
+			      GError **error)
 {
 	g_autoptr(CacheWait) fresh = cache_wait_new();
-	g_autoptr(CacheWait) wait = NULL;
+	CacheWait *wait;
 	g_autofree char *key = g_strdup_printf("sync:%u", id);
 	g_autofree char *wire = NULL;
 	gboolean is_new, synced = FALSE;
@@ -481,7 +490,7 @@ static gboolean sync_once(CacheAccount *acct, guint32 id, gboolean condstore,
 	if (!wire) {
 		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
 			    "mailbox %u cannot hold messages", id);
-		return FALSE;
+		return NULL;
 	}
 
 	wait = cache_account_join(acct, key, fresh, &is_new);
@@ -494,6 +503,10 @@ static gboolean sync_once(CacheAccount *acct, guint32 id, gboolean condstore,
 		job->wait = cache_wait_ref(wait);
 		job->id = id;
 		job->key = g_strdup(key);
+		job->synced = then;
+		job->synced_data = then_data;
+		if (out_started)
+			*out_started = TRUE;
 		job->full = !synced;
 		job->max_uid = max_uid;
 		job->meta = g_hash_table_new_full(
@@ -549,7 +562,29 @@ static gboolean sync_once(CacheAccount *acct, guint32 id, gboolean condstore,
 			imap_pool_submit(acct->pool, wire, cmds[i],
 					 on_sync_data, on_sync_done, job);
 	}
-	return cache_wait_block(wait, acct->timeout_s, NULL, error);
+	return wait;
+}
+
+static gboolean sync_once(CacheAccount *acct, guint32 id, gboolean condstore,
+			  GError **error)
+{
+	g_autoptr(CacheWait) wait =
+		sync_submit(acct, id, condstore, NULL, NULL, NULL, error);
+
+	return wait && cache_wait_block(wait, acct->timeout_s, NULL, error);
+}
+
+gboolean cache_sync_messages_start(CacheAccount *acct, guint32 id,
+				   CacheSyncedFunc synced, gpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CacheWait) wait = NULL;
+	gboolean started = FALSE;
+
+	wait = sync_submit(acct, id, TRUE, synced, user_data, &started, &error);
+	if (!wait)
+		g_debug("mailbox %u not listed ahead: %s", id, error->message);
+	return started;
 }
 
 void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
