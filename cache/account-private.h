@@ -34,6 +34,11 @@ struct CacheAccount {
 	guint64 cache_size;	/* the store's budget (0: none) */
 	gboolean no_condstore;	/* the server refused a CONDSTORE refresh */
 
+	/* Look-ahead (cache/lookahead.c), under lock: */
+	guint32 walk_next[2]; /* the last look-ahead's picks, per order */
+	gint walk_order;      /* the order a walk was seen to follow; -1 */
+	guint32 last_listed;  /* the mailbox a readdir last asked for */
+
 	CacheInvalidateFunc invalidate;
 	gpointer invalidate_data;
 };

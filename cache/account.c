@@ -25,6 +25,7 @@
 
 #include "cache/account-private.h"
 #include "cache/index-file.h"
+#include "cache/lookahead.h"
 #include "cache/prefetch.h"
 #include "cache/sync.h"
 #include "cache/text.h"
@@ -181,6 +182,7 @@ CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 	acct->inflight =
 		g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 				      (GDestroyNotify)cache_wait_unref);
+	acct->walk_order = -1;
 	acct->scans = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
 					    g_free);
 	imap_pool_set_select_func(pool, cache_sync_on_select, acct);
@@ -323,6 +325,7 @@ GArray *cache_account_list_children(CacheAccount *acct, guint32 parent_id,
 
 	if (!cache_account_ensure_listed(acct, TRUE, error))
 		return NULL;
+	cache_lookahead_listing(acct, parent_id);
 	out = g_array_new(FALSE, TRUE, sizeof(CacheMailbox));
 	g_array_set_clear_func(out, (GDestroyNotify)cache_mailbox_clear);
 	g_mutex_lock(&acct->lock);

@@ -42,6 +42,7 @@ typedef struct {
 	guint32 last_uid;      /* last message read from its start */
 	guint hits;	       /* reads in a row that followed UID order */
 	guint32 ahead_uid;     /* highest UID requested ahead; 0: no scan */
+	gboolean wants_next;   /* look ahead once the last message is in */
 	gboolean looked_ahead; /* the next mailbox was asked for */
 	gint64 read_at;	       /* monotonic time of the last read */
 } Scan;
@@ -116,6 +117,36 @@ static void release_budget(CacheAccount *acct, guint64 bytes)
 	g_mutex_unlock(&acct->lock);
 }
 
+static guint32 last_uid(GPtrArray *sorted)
+{
+	return sorted->len
+		       ? ((CacheMessage *)sorted->pdata[sorted->len - 1])->uid
+		       : 0;
+}
+
+/* Message @uid of @mailbox_id is in the store: if it is the last one of a
+ * scan that wants the next mailbox, start on that now. The connection that
+ * brought it is then free, so no other is opened for the look-ahead. */
+static void next_mailbox_if_last(CacheAccount *acct, guint32 mailbox_id,
+				 guint32 uid)
+{
+	CacheIndexMailbox *mbox;
+	Scan *scan;
+	gboolean go = FALSE;
+
+	g_mutex_lock(&acct->lock);
+	scan = g_hash_table_lookup(acct->scans, GUINT_TO_POINTER(mailbox_id));
+	mbox = cache_index_mailbox(acct->index, mailbox_id);
+	if (scan && scan->wants_next && !scan->looked_ahead && mbox &&
+	    last_uid(cache_index_sorted(mbox)) == uid) {
+		scan->looked_ahead = TRUE;
+		go = TRUE;
+	}
+	g_mutex_unlock(&acct->lock);
+	if (go)
+		cache_lookahead_after(acct, mailbox_id);
+}
+
 /* Ends @item: wakes its waiters with @error (nullable) and unregisters it.
  * imap-io thread. */
 static void item_finish(Batch *batch, Item *item, const GError *error)
@@ -125,6 +156,8 @@ static void item_finish(Batch *batch, Item *item, const GError *error)
 	item->budget = 0;
 	cache_account_leave(batch->acct, item->key);
 	cache_wait_complete(item->wait, error);
+	if (!error)
+		next_mailbox_if_last(batch->acct, batch->mailbox_id, item->uid);
 }
 
 static void on_batch_data(const ImapResponse *resp, guint32 uidvalidity,
@@ -317,13 +350,6 @@ typedef struct {
 	guint64 size;
 } Candidate;
 
-static guint32 last_uid(GPtrArray *sorted)
-{
-	return sorted->len
-		       ? ((CacheMessage *)sorted->pdata[sorted->len - 1])->uid
-		       : 0;
-}
-
 /* Fetches @todo (Candidates, their sizes already counted in
  * prefetch_bytes) in batches, less what the store already holds. */
 static void submit(CacheAccount *acct, guint32 mailbox_id, const char *mailbox,
@@ -340,6 +366,7 @@ static void submit(CacheAccount *acct, guint32 mailbox_id, const char *mailbox,
 		if (fd >= 0) { /* already here */
 			close(fd);
 			release_budget(acct, c->size);
+			next_mailbox_if_last(acct, mailbox_id, c->uid);
 			continue;
 		}
 		if (batch && (batch->uids->len >= BATCH_MESSAGES ||
@@ -408,6 +435,7 @@ void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref)
 	} else {
 		scan->hits = 0;
 		scan->ahead_uid = 0;
+		scan->wants_next = FALSE;
 		scan->looked_ahead = FALSE;
 	}
 	scan->last_uid = ref.uid;
@@ -451,14 +479,23 @@ void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref)
 	uidvalidity = mbox->uidvalidity;
 check_end:
 	/* Once a scan has asked for the mailbox's last message, a tree walk
-	 * is about to move on: start on the next mailbox now rather than when
-	 * the walker gets there. One read in order first, unless the mailbox
-	 * has a single message left. */
-	if (!scan->looked_ahead &&
-	    (scan->hits >= 1 || pos + 1 == sorted->len) &&
+	 * is about to move on: the next mailbox is started when that message
+	 * is in (next_mailbox_if_last), or now if it is. One read in order
+	 * first, unless the mailbox has a single message left. */
+	if (!scan->wants_next && (scan->hits >= 1 || pos + 1 == sorted->len) &&
 	    (scan->ahead_uid >= last_uid(sorted) || pos + 1 == sorted->len)) {
-		scan->looked_ahead = TRUE;
-		look_ahead = TRUE;
+		g_autofree char *key =
+			job_key(ref.mailbox_id, last_uid(sorted));
+		gboolean coming = g_hash_table_contains(acct->inflight, key);
+
+		for (guint i = 0; i < todo->len && !coming; i++)
+			coming = g_array_index(todo, Candidate, i).uid ==
+				 last_uid(sorted);
+		scan->wants_next = TRUE;
+		if (!coming) {
+			scan->looked_ahead = TRUE;
+			look_ahead = TRUE;
+		}
 	}
 unlock:
 	g_mutex_unlock(&acct->lock);
@@ -499,8 +536,8 @@ gboolean cache_prefetch_begin(CacheAccount *acct, guint32 mailbox_id)
 		g_hash_table_insert(acct->scans, GUINT_TO_POINTER(mailbox_id),
 				    scan);
 	}
-	*scan = (Scan){((CacheMessage *)sorted->pdata[0])->uid, 0, 0, FALSE,
-		       g_get_monotonic_time()};
+	*scan = (Scan){.last_uid = ((CacheMessage *)sorted->pdata[0])->uid,
+		       .read_at = g_get_monotonic_time()};
 	for (guint i = 0; i < MIN(sorted->len, window); i++) {
 		CacheMessage *msg = sorted->pdata[i];
 		Candidate c = {msg->uid, msg->size};

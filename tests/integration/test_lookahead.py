@@ -1,9 +1,10 @@
-"""Look-ahead across mailboxes: once a scan has asked for a mailbox's last
+"""Look-ahead across mailboxes: once a scan has brought in a mailbox's last
 message, the mailbox a tree walk visits next (its first child, else its
 next sibling; by name, and in readdir order) is listed and its first
 messages fetched before the walker gets there. Empty mailboxes pass the
-turn on; a look at one message does not reach past its mailbox. What is
-fetched ahead is still byte-exact and never gains \\Seen."""
+turn on; a look at one message does not reach past its mailbox. Listing
+two mailboxes in walk order lists the next few too. What is fetched
+ahead is still byte-exact and never gains \\Seen."""
 
 import os
 import re
@@ -147,6 +148,32 @@ def test_a_look_at_one_message_stays_in_its_mailbox(walk, mounter):
 		assert sha256(f.read()) == walk["sha"]["Alpha"][first]
 	time.sleep(0.5)
 	touched = set(by_mailbox(m.stderr())) - {"Alpha"}
+	assert not touched, touched
+
+
+def test_a_listing_walk_lists_the_next_mailboxes(walk, mounter):
+	"""find, du and rsync's file list read directories one after another:
+	two in walk order, and the next ones are listed without waiting."""
+	m = mounter.mount(walk["user"], debug=True)
+	os.listdir(m.path)
+	os.listdir(os.path.join(m.path, "Alpha"))
+	os.listdir(os.path.join(m.path, "Beta"))
+	for mbox in ("Delta", "Echo"):
+		cmds = wait_for(m, mbox,
+				lambda c: any(LISTING.search(x) for x in c))
+		assert any(LISTING.search(c) for c in cmds), (mbox, cmds)
+	for d in ("Delta", "Echo", KID):
+		assert sorted(n for n in os.listdir(os.path.join(m.path, d))
+			      if n.endswith(".eml")) == walk["names"][d]
+
+
+def test_listing_one_mailbox_lists_nothing_else(walk, mounter):
+	m = mounter.mount(walk["user"], debug=True)
+	os.listdir(m.path)
+	assert sorted(os.listdir(os.path.join(m.path, "Beta"))) == \
+		walk["names"]["Beta"]
+	time.sleep(0.5)
+	touched = set(by_mailbox(m.stderr())) - {"Beta"}
 	assert not touched, touched
 
 
