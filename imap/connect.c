@@ -82,7 +82,15 @@ static int tcp_connect_one(const struct addrinfo *ai, guint timeout_s,
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* Probes after a minute of quiet, not the system's two hours: a NAT
+	 * or firewall that forgets idle connections then neither drops ours
+	 * nor leaves the next command hanging until the timeout. Four
+	 * unanswered probes, 15 s apart, close it; the pool opens another. */
+	int idle = 60, interval = 15, count = 4;
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
 	return fd;
 }
 

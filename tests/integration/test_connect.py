@@ -1,6 +1,6 @@
 """Connecting: implicit TLS and STARTTLS mount; a wrong password, a wrong
 port and an untrusted certificate fail before anything is mounted, with
-a message that says why."""
+a message that says why; quiet connections are kept alive."""
 
 import os
 import re
@@ -26,6 +26,44 @@ def _mnt(tmp_path):
 def test_imaps_mounts(user, mounter):
 	m = mounter.mount(user)
 	assert len(os.listdir(os.path.join(m.path, "INBOX"))) == 2
+
+
+def keepalive_timers(pid):
+	"""{socket inode: (timer kind, seconds left)} for PID's TCP sockets,
+	from /proc/net/tcp{,6} (kind 2 is the keepalive timer; its time is
+	in clock ticks)."""
+	inodes = set()
+	for fd in os.listdir("/proc/%d/fd" % pid):
+		try:
+			t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+		except OSError:
+			continue
+		m = re.fullmatch(r"socket:\[(\d+)\]", t)
+		if m:
+			inodes.add(m.group(1))
+	hz = os.sysconf("SC_CLK_TCK")
+	out = {}
+	for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+		with open(table) as f:
+			for line in f.readlines()[1:]:
+				col = line.split()
+				if col[9] in inodes and col[3] == "01":
+					kind, when = col[5].split(":")
+					out[col[9]] = (int(kind, 16),
+						       int(when, 16) / hz)
+	return out
+
+
+def test_quiet_connections_are_probed_within_a_minute(user, mounter):
+	"""A NAT or firewall that forgets quiet connections must neither drop
+	imapfs's nor leave its next command hanging: TCP keepalive probes
+	start after a minute of quiet, not the system's two hours."""
+	m = mounter.mount(user)
+	assert len(os.listdir(os.path.join(m.path, "INBOX"))) == 2
+	timers = keepalive_timers(m.proc.pid)
+	assert timers, "no established connection of imapfs found"
+	for inode, (kind, left) in timers.items():
+		assert kind == 2 and 0 < left <= 60, (inode, kind, left)
 
 
 def test_starttls_mounts(user, mounter, server):
