@@ -1,5 +1,5 @@
-/* cache/account-private.h — the account's state, shared by account.c and
- * sync.c only. */
+/* cache/account-private.h — the account's state, shared by the files of
+ * cache/ that keep it (account, sync, prefetch, lookahead, mutate). */
 #ifndef IMAPFS_CACHE_ACCOUNT_PRIVATE_H
 #define IMAPFS_CACHE_ACCOUNT_PRIVATE_H
 
@@ -36,7 +36,8 @@ struct CacheAccount {
 
 	/* Look-ahead (cache/lookahead.c), under lock: */
 	guint32 walk_next[2]; /* the last look-ahead's picks, per order */
-	gint walk_order;      /* the order a walk was seen to follow; -1 */
+	gint walk_order;      /* the order a walk was seen to follow, or
+			       * -1 (see lookahead.c) */
 	guint32 last_listed;  /* the mailbox a readdir last asked for */
 
 	CacheInvalidateFunc invalidate;

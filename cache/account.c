@@ -323,9 +323,21 @@ GArray *cache_account_list_children(CacheAccount *acct, guint32 parent_id,
 	g_autoptr(GPtrArray) children = NULL;
 	GArray *out;
 
+	CacheIndexMailbox *self;
+	gboolean own_refresh;
+
 	if (!cache_account_ensure_listed(acct, TRUE, error))
 		return NULL;
-	cache_lookahead_listing(acct, parent_id);
+	/* A mailbox that holds messages tells the look-ahead once its own
+	 * refresh is done (cache_account_foreach_message), so that it does
+	 * not wait behind the ones started ahead. */
+	g_mutex_lock(&acct->lock);
+	self = cache_index_mailbox(acct->index, parent_id);
+	own_refresh = self && self->wire_name &&
+		      !(self->flags & CACHE_MAILBOX_NOSELECT);
+	g_mutex_unlock(&acct->lock);
+	if (!own_refresh)
+		cache_lookahead_listing(acct, parent_id);
 	out = g_array_new(FALSE, TRUE, sizeof(CacheMailbox));
 	g_array_set_clear_func(out, (GDestroyNotify)cache_mailbox_clear);
 	g_mutex_lock(&acct->lock);
@@ -416,6 +428,7 @@ gboolean cache_account_foreach_message(CacheAccount *acct, guint32 mailbox_id,
 
 	if (!cache_account_ensure_synced(acct, mailbox_id, TRUE, error))
 		return FALSE;
+	cache_lookahead_listing(acct, mailbox_id);
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox(acct->index, mailbox_id);
 	if (mbox) {

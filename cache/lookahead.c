@@ -2,14 +2,15 @@
  *
  * A walk is depth-first: after a mailbox's files come its child mailboxes,
  * then its next sibling. Siblings come in one of two orders: readdir's,
- * which is the index's (grep -r, find), or sorted by name (rsync, ls).
+ * which is the index's (grep -r, find), or by name in bytes (rsync).
  *
  * After a scan, the next mailbox in each order is started, at most two,
- * until the walk is seen to arrive where only one of them said. Mailboxes
- * that cannot hold messages or are known to be empty are passed over; so
- * are those read in the last minute, since grep -r visits a mailbox's
- * children before its files (readdir lists them first). A next mailbox
- * that turns out empty passes the turn on, a few times at most.
+ * until the walk is seen to arrive where only one of them said; from then
+ * on only that order's. Mailboxes that cannot hold messages or are known
+ * to be empty are passed over; so are those read in the last minute, since
+ * grep -r visits a mailbox's children before its files (readdir lists them
+ * first). A next mailbox that turns out empty passes the turn on, in its
+ * order, a few times at most.
  *
  * A walk that only lists (find, du, rsync building its file list ahead of
  * copying) shows itself by listing two mailboxes in a row in walk order;
@@ -26,7 +27,9 @@
 #define EMPTY_PASSES 4 /* empty mailboxes passed over in a row, at most */
 #define LIST_AHEAD   4 /* mailboxes listed ahead of a listing walk */
 
-static gint by_name(gconstpointer a, gconstpointer b)
+enum { WALK_UNKNOWN = -1, WALK_READDIR, WALK_BY_NAME, WALK_ORDERS };
+
+static gint compare_names(gconstpointer a, gconstpointer b)
 {
 	const CacheIndexMailbox *x = *(CacheIndexMailbox *const *)a;
 	const CacheIndexMailbox *y = *(CacheIndexMailbox *const *)b;
@@ -34,13 +37,43 @@ static gint by_name(gconstpointer a, gconstpointer b)
 	return strcmp(x->component, y->component);
 }
 
-static GPtrArray *children(CacheIndex *index, guint32 id, gboolean sorted)
+static void add_walk(CacheIndex *index, guint32 id, gint order, GArray *out)
 {
-	GPtrArray *out = cache_index_children(index, id);
+	g_autoptr(GPtrArray) children = cache_index_children(index, id);
 
-	if (sorted)
-		g_ptr_array_sort(out, by_name);
+	if (order == WALK_BY_NAME)
+		g_ptr_array_sort(children, compare_names);
+	for (guint i = 0; i < children->len; i++) {
+		CacheIndexMailbox *child = children->pdata[i];
+
+		g_array_append_val(out, child->id);
+		add_walk(index, child->id, order, out);
+	}
+}
+
+/* Every mailbox in the order a depth-first walk in @order visits them. */
+static GArray *walk(CacheIndex *index, gint order)
+{
+	GArray *out = g_array_new(FALSE, FALSE, sizeof(guint32));
+
+	add_walk(index, CACHE_ROOT_ID, order, out);
 	return out;
+}
+
+/* Where @id is in @ids, or @ids->len. */
+static guint position(GArray *ids, guint32 id)
+{
+	guint i = 0;
+
+	while (i < ids->len && g_array_index(ids, guint32, i) != id)
+		i++;
+	return i;
+}
+
+static gboolean selectable(CacheIndexMailbox *mbox)
+{
+	return mbox && mbox->wire_name &&
+	       !(mbox->flags & CACHE_MAILBOX_NOSELECT);
 }
 
 /* As fresh as a readdir would want it. */
@@ -50,154 +83,145 @@ static gboolean fresh_locked(CacheAccount *acct, CacheIndexMailbox *mbox)
 	       g_get_monotonic_time() - mbox->synced_at < acct->list_ttl;
 }
 
-static gboolean selectable(CacheIndexMailbox *mbox)
+/* The mailbox after @id in @order that can hold messages, is not known to
+ * be empty, and was not just read; or CACHE_ROOT_ID. */
+static guint32 next_candidate(CacheAccount *acct, guint32 id, gint order)
 {
-	return mbox && mbox->wire_name &&
-	       !(mbox->flags & CACHE_MAILBOX_NOSELECT);
-}
+	g_autoptr(GArray) ids = walk(acct->index, order);
 
-/* The mailbox after @id in a depth-first walk, or CACHE_ROOT_ID. */
-static guint32 next_in_walk(CacheIndex *index, guint32 id, gboolean sorted)
-{
-	g_autoptr(GPtrArray) below = children(index, id, sorted);
+	for (guint i = position(ids, id) + 1; i < ids->len; i++) {
+		guint32 next = g_array_index(ids, guint32, i);
+		CacheIndexMailbox *mbox =
+			cache_index_mailbox(acct->index, next);
 
-	if (below->len)
-		return ((CacheIndexMailbox *)below->pdata[0])->id;
-	while (id != CACHE_ROOT_ID) {
-		CacheIndexMailbox *mbox = cache_index_mailbox(index, id);
-		g_autoptr(GPtrArray) siblings = NULL;
-		guint i;
-
-		if (!mbox)
-			break;
-		siblings = children(index, mbox->parent_id, sorted);
-		for (i = 0; i < siblings->len && siblings->pdata[i] != mbox;
-		     i++)
-			;
-		if (i + 1 < siblings->len)
-			return ((CacheIndexMailbox *)siblings->pdata[i + 1])
-				->id;
-		id = mbox->parent_id;
-	}
-	return CACHE_ROOT_ID;
-}
-
-/* The next mailbox after @id that can hold messages, is not known to be
- * empty, and was not just read. */
-static guint32 next_candidate(CacheAccount *acct, guint32 id, gboolean sorted)
-{
-	/* A walk ends at the root; the bound only guards a broken tree. */
-	for (guint steps = 0; steps < 100000; steps++) {
-		CacheIndexMailbox *mbox;
-
-		id = next_in_walk(acct->index, id, sorted);
-		mbox = cache_index_mailbox(acct->index, id);
-		if (!mbox)
-			return CACHE_ROOT_ID;
 		if (selectable(mbox) &&
 		    !(mbox->synced && cache_index_sorted(mbox)->len == 0) &&
-		    !cache_prefetch_seen_locked(acct, id))
-			return id;
+		    !cache_prefetch_seen_locked(acct, next))
+			return next;
 	}
 	return CACHE_ROOT_ID;
 }
 
-static void look_ahead(CacheAccount *acct, guint32 id, guint empty_passes);
+static void look_ahead(CacheAccount *acct, guint32 id, gint only,
+		       guint empty_passes);
 
-static void start(CacheAccount *acct, guint32 id, guint empty_passes)
+/* Prefetches the start of @id, or, if it is empty, looks past it. */
+static void begin_or_pass_on(CacheAccount *acct, guint32 id, gint order,
+			     guint empty_passes)
 {
 	if (!cache_prefetch_begin(acct, id) && empty_passes < EMPTY_PASSES)
-		look_ahead(acct, id, empty_passes + 1);
+		look_ahead(acct, id, order, empty_passes + 1);
 }
+
+/* What a look-ahead that had to list a mailbox first does next. */
+typedef struct {
+	gint order;
+	guint empty_passes;
+} Then;
 
 static void on_synced(CacheAccount *acct, guint32 id, gpointer user_data)
 {
-	start(acct, id, GPOINTER_TO_UINT(user_data));
+	Then *then = user_data;
+
+	begin_or_pass_on(acct, id, then->order, then->empty_passes);
+	g_free(then);
 }
 
-static void look_ahead(CacheAccount *acct, guint32 id, guint empty_passes)
+/* Starts on the mailboxes after @id: in order @only, or in every order
+ * (WALK_UNKNOWN) for a walk that arrived at @id itself. */
+static void look_ahead(CacheAccount *acct, guint32 id, gint only,
+		       guint empty_passes)
 {
-	guint32 next[2];
-	gboolean fresh[2];
-	char *names[3] = {NULL, NULL, NULL}; /* for the log */
-	gint order;
+	guint32 next[WALK_ORDERS] = {CACHE_ROOT_ID, CACHE_ROOT_ID};
+	gboolean fresh[WALK_ORDERS] = {FALSE, FALSE};
+	g_autofree char *here = NULL;
+	char *names[WALK_ORDERS] = {NULL, NULL}; /* for the log */
+	gint order = only;
 
 	g_mutex_lock(&acct->lock);
 	if (empty_passes == 0) {
 		/* The walk came to @id: if only one order had it next, the
-		 * walk follows that one, and only its next is started. */
-		gboolean by_index = id == acct->walk_next[0];
-		gboolean by_name = id == acct->walk_next[1];
+		 * walk follows that one. */
+		gboolean readdir = id == acct->walk_next[WALK_READDIR];
+		gboolean name = id == acct->walk_next[WALK_BY_NAME];
 
-		if (by_index != by_name)
-			acct->walk_order = by_name ? 1 : 0;
-		else if (!by_index)
-			acct->walk_order = -1;
+		if (readdir != name)
+			acct->walk_order = name ? WALK_BY_NAME : WALK_READDIR;
+		else if (!readdir)
+			acct->walk_order = WALK_UNKNOWN;
+		order = acct->walk_order;
 	}
-	order = acct->walk_order;
-	for (guint i = 0; i < 2; i++) {
+	for (gint i = 0; i < WALK_ORDERS; i++) {
 		CacheIndexMailbox *mbox;
 
-		next[i] = next_candidate(acct, id, i == 1);
+		if (order != WALK_UNKNOWN && i != order)
+			continue;
+		next[i] = next_candidate(acct, id, i);
 		mbox = cache_index_mailbox(acct->index, next[i]);
 		fresh[i] = fresh_locked(acct, mbox);
 		names[i] = g_strdup(mbox ? mbox->full_name : "");
+		acct->walk_next[i] = next[i];
 	}
-	names[2] = g_strdup(
+	here = g_strdup(
 		cache_index_mailbox(acct->index, id)
 			? cache_index_mailbox(acct->index, id)->full_name
 			: "");
-	acct->walk_next[0] = next[0];
-	acct->walk_next[1] = next[1];
 	g_mutex_unlock(&acct->lock);
 
-	for (guint i = 0; i < 2; i++) {
-		if (next[i] == CACHE_ROOT_ID ||
-		    (i == 1 && next[1] == next[0]) ||
-		    (order >= 0 && (gint)i != order))
-			continue;
-		g_debug("after mailbox %s a walk visits %s: %s ahead", names[2],
-			names[i], fresh[i] ? "fetching" : "listing");
-		if (fresh[i])
-			start(acct, next[i], empty_passes);
-		else
-			cache_sync_messages_start(
-				acct, next[i], on_synced,
-				GUINT_TO_POINTER(empty_passes));
-	}
-	for (guint i = 0; i < 3; i++)
+	for (gint i = 0; i < WALK_ORDERS; i++) {
+		if (next[i] != CACHE_ROOT_ID &&
+		    !(i == WALK_BY_NAME && next[i] == next[WALK_READDIR])) {
+			Then *then = g_new0(Then, 1);
+
+			g_debug("after mailbox %s a walk visits %s: %s ahead",
+				here, names[i],
+				fresh[i] ? "fetching" : "listing");
+			then->order = i;
+			then->empty_passes = empty_passes;
+			if (fresh[i])
+				on_synced(acct, next[i], then);
+			else
+				cache_sync_messages_start(acct, next[i],
+							  on_synced, then);
+		}
 		g_free(names[i]);
+	}
 }
 
 void cache_lookahead_after(CacheAccount *acct, guint32 mailbox_id)
 {
-	look_ahead(acct, mailbox_id, 0);
+	look_ahead(acct, mailbox_id, WALK_UNKNOWN, 0);
 }
 
 void cache_lookahead_listing(CacheAccount *acct, guint32 mailbox_id)
 {
 	guint32 todo[LIST_AHEAD];
 	guint n = 0;
-	gint order = -1;
+	gint order = WALK_UNKNOWN;
+	guint32 last;
 
 	g_mutex_lock(&acct->lock);
-	for (guint i = 0; i < 2 && acct->last_listed; i++)
-		if (next_in_walk(acct->index, acct->last_listed, i == 1) ==
-		    mailbox_id)
-			order = (gint)i;
+	last = acct->last_listed;
 	acct->last_listed = mailbox_id;
-	if (order >= 0) {
-		guint32 id = mailbox_id;
+	for (gint i = 0; i < WALK_ORDERS && order == WALK_UNKNOWN &&
+			 last != CACHE_ROOT_ID && mailbox_id != CACHE_ROOT_ID;
+	     i++) {
+		g_autoptr(GArray) ids = walk(acct->index, i);
+		guint pos = position(ids, last);
 
-		for (guint steps = 0; steps < 64 && n < LIST_AHEAD; steps++) {
-			CacheIndexMailbox *mbox;
+		if (pos + 1 < ids->len &&
+		    g_array_index(ids, guint32, pos + 1) == mailbox_id) {
+			order = i;
+			for (guint j = pos + 2; j < ids->len && n < LIST_AHEAD;
+			     j++) {
+				guint32 id = g_array_index(ids, guint32, j);
+				CacheIndexMailbox *mbox =
+					cache_index_mailbox(acct->index, id);
 
-			id = next_in_walk(acct->index, id, order == 1);
-			mbox = cache_index_mailbox(acct->index, id);
-			if (!mbox)
-				break;
-			if (selectable(mbox) && !fresh_locked(acct, mbox))
-				todo[n++] = id;
+				if (selectable(mbox) &&
+				    !fresh_locked(acct, mbox))
+					todo[n++] = id;
+			}
 		}
 	}
 	g_mutex_unlock(&acct->lock);

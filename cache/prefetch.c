@@ -21,7 +21,7 @@
  * 100 MB/s, half of a 256-message window was less than a round trip's
  * worth of data. The byte limits shrink to a quarter and a half of a small
  * cache budget, so what is fetched ahead is not evicted before it is read.
- * Once a scan has asked for its mailbox's last message, cache/lookahead.c
+ * Once a scan has brought in its mailbox's last message, cache/lookahead.c
  * starts on the mailbox a walk visits next, through cache_prefetch_begin().
  */
 #include "cache/prefetch.h"
@@ -125,8 +125,9 @@ static guint32 last_uid(GPtrArray *sorted)
 }
 
 /* Message @uid of @mailbox_id is in the store: if it is the last one of a
- * scan that wants the next mailbox, start on that now. The connection that
- * brought it is then free, so no other is opened for the look-ahead. */
+ * scan that wants the next mailbox, start on that now. Its connection is
+ * about to be free (only the batch's tagged reply is still to come), so
+ * the look-ahead mostly goes there instead of opening another. */
 static void next_mailbox_if_last(CacheAccount *acct, guint32 mailbox_id,
 				 guint32 uid)
 {
@@ -481,8 +482,12 @@ check_end:
 	/* Once a scan has asked for the mailbox's last message, a tree walk
 	 * is about to move on: the next mailbox is started when that message
 	 * is in (next_mailbox_if_last), or now if it is. One read in order
-	 * first, unless the mailbox has a single message left. */
-	if (!scan->wants_next && (scan->hits >= 1 || pos + 1 == sorted->len) &&
+	 * first; a read of the last message alone (cat of the newest, or of
+	 * a mailbox's only message) counts only where a walk was expected. */
+	if (!scan->wants_next &&
+	    (scan->hits >= 1 || (pos + 1 == sorted->len &&
+				 (acct->walk_next[0] == ref.mailbox_id ||
+				  acct->walk_next[1] == ref.mailbox_id))) &&
 	    (scan->ahead_uid >= last_uid(sorted) || pos + 1 == sorted->len)) {
 		g_autofree char *key =
 			job_key(ref.mailbox_id, last_uid(sorted));

@@ -163,25 +163,23 @@ typedef struct {
 	CacheWait *wait;    /* completed when the job is applied */
 	guint32 id;
 	char *key;
-	gboolean full;		/* a first listing, not a refresh */
-	guint32 max_uid;	/* refresh: the highest UID we knew */
-	guint32 uidvalidity;	/* what the data was fetched under */
-	gboolean mixed;		/* data came under two UIDVALIDITYs */
-	GHashTable *meta;	/* uid -> CacheMessage * (new messages) */
-	GHashTable *flags;	/* refresh: uid -> flags string (everyone, or
-				 * with CHANGEDSINCE only who changed) */
-	gboolean changedsince;	/* a CONDSTORE refresh */
-	GArray *present;	/* CONDSTORE: ImapUidRange, from SEARCH */
-	gboolean searched;	/* present holds the server's answer */
-	guint64 max_modseq;	/* highest MODSEQ seen */
-	gboolean unattributed;	/* flags came without a UID (another
-				 * client's change, by sequence number) */
-	gboolean has_exists;	/* the server said how many there are */
-	guint32 exists;		/* EXISTS, less EXPUNGEs seen after it */
-	guint pending;		/* commands not yet complete */
-	GError *error;		/* first failure */
-	CacheSyncedFunc synced; /* nullable: run once applied */
-	gpointer synced_data;
+	gboolean full;	       /* a first listing, not a refresh */
+	guint32 max_uid;       /* refresh: the highest UID we knew */
+	guint32 uidvalidity;   /* what the data was fetched under */
+	gboolean mixed;	       /* data came under two UIDVALIDITYs */
+	GHashTable *meta;      /* uid -> CacheMessage * (new messages) */
+	GHashTable *flags;     /* refresh: uid -> flags string (everyone, or
+				* with CHANGEDSINCE only who changed) */
+	gboolean changedsince; /* a CONDSTORE refresh */
+	GArray *present;       /* CONDSTORE: ImapUidRange, from SEARCH */
+	gboolean searched;     /* present holds the server's answer */
+	guint64 max_modseq;    /* highest MODSEQ seen */
+	gboolean unattributed; /* flags came without a UID (another
+				* client's change, by sequence number) */
+	gboolean has_exists;   /* the server said how many there are */
+	guint32 exists;	       /* EXISTS, less EXPUNGEs seen after it */
+	guint pending;	       /* commands not yet complete */
+	GError *error;	       /* first failure */
 } SyncJob;
 
 static void sync_job_free(SyncJob *job)
@@ -409,8 +407,6 @@ static void on_sync_done(ImapReply *reply, GError *error, gpointer user_data)
 		g_mutex_unlock(&acct->lock);
 	}
 	cache_wait_complete(job->wait, job->error);
-	if (job->synced && !job->error)
-		job->synced(acct, job->id, job->synced_data);
 	sync_job_free(job);
 }
 
@@ -458,12 +454,9 @@ gboolean cache_sync_messages(CacheAccount *acct, guint32 id, GError **error)
 }
 
 /* Starts one pass of the refresh of mailbox @id, or joins the one under
- * way (then @then is not run and *@out_started stays FALSE). Returns the
- * wait, or NULL with @error. */
+ * way. Returns the wait, or NULL with @error. */
 static CacheWait *sync_submit(CacheAccount *acct, guint32 id,
-			      gboolean condstore, CacheSyncedFunc then,
-			      gpointer then_data, gboolean *out_started,
-			      GError **error)
+			      gboolean condstore, GError **error)
 {
 	g_autoptr(CacheWait) fresh = cache_wait_new();
 	CacheWait *wait;
@@ -503,10 +496,6 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id,
 		job->wait = cache_wait_ref(wait);
 		job->id = id;
 		job->key = g_strdup(key);
-		job->synced = then;
-		job->synced_data = then_data;
-		if (out_started)
-			*out_started = TRUE;
 		job->full = !synced;
 		job->max_uid = max_uid;
 		job->meta = g_hash_table_new_full(
@@ -568,23 +557,53 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id,
 static gboolean sync_once(CacheAccount *acct, guint32 id, gboolean condstore,
 			  GError **error)
 {
-	g_autoptr(CacheWait) wait =
-		sync_submit(acct, id, condstore, NULL, NULL, NULL, error);
+	g_autoptr(CacheWait) wait = sync_submit(acct, id, condstore, error);
 
 	return wait && cache_wait_block(wait, acct->timeout_s, NULL, error);
 }
 
-gboolean cache_sync_messages_start(CacheAccount *acct, guint32 id,
-				   CacheSyncedFunc synced, gpointer user_data)
+typedef struct {
+	CacheAccount *acct;
+	guint32 id;
+	CacheSyncedFunc synced;
+	gpointer user_data;
+} Started;
+
+static void on_started_done(const GError *error, gpointer user_data)
+{
+	Started *started = user_data;
+	CacheAccount *acct = started->acct;
+	CacheIndexMailbox *mbox;
+
+	/* One pass only: if it left something unsure (an EXISTS it did not
+	 * cover, flags it could not place), the next reader syncs again. */
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, started->id);
+	if (mbox && (mbox->missing || mbox->flags_unsure))
+		mbox->synced_at = 0;
+	g_mutex_unlock(&acct->lock);
+	if (!error && started->synced)
+		started->synced(acct, started->id, started->user_data);
+	g_free(started);
+}
+
+void cache_sync_messages_start(CacheAccount *acct, guint32 id,
+			       CacheSyncedFunc synced, gpointer user_data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(CacheWait) wait = NULL;
-	gboolean started = FALSE;
+	g_autoptr(CacheWait) wait = sync_submit(acct, id, TRUE, &error);
+	Started *started;
 
-	wait = sync_submit(acct, id, TRUE, synced, user_data, &started, &error);
-	if (!wait)
+	if (!wait) {
 		g_debug("mailbox %u not listed ahead: %s", id, error->message);
-	return started;
+		return;
+	}
+	started = g_new0(Started, 1);
+	started->acct = acct;
+	started->id = id;
+	started->synced = synced;
+	started->user_data = user_data;
+	cache_wait_then(wait, on_started_done, started);
 }
 
 void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,

@@ -17,14 +17,15 @@ gboolean cache_sync_mailboxes(CacheAccount *acct, GError **error);
 /* Refreshes the message table of mailbox @id. */
 gboolean cache_sync_messages(CacheAccount *acct, guint32 id, GError **error);
 
-/* Runs on the imap-io thread once a refresh of mailbox @id succeeded. */
+/* Runs once a refresh of mailbox @id succeeded. */
 typedef void (*CacheSyncedFunc)(CacheAccount *acct, guint32 id,
 				gpointer user_data);
 
-/* Starts one pass of that refresh without waiting for it, unless one is
- * under way. TRUE if it started; only then does @synced run. */
-gboolean cache_sync_messages_start(CacheAccount *acct, guint32 id,
-				   CacheSyncedFunc synced, gpointer user_data);
+/* Starts one pass of that refresh without waiting for it, or joins the
+ * one under way; @synced (nullable) runs once it succeeded, on the thread
+ * that completes it (or at once if it already has). */
+void cache_sync_messages_start(CacheAccount *acct, guint32 id,
+			       CacheSyncedFunc synced, gpointer user_data);
 
 /* The pool's SELECT hook: records UIDVALIDITY/UIDNEXT/HIGHESTMODSEQ and
  * drops a mailbox's table when UIDVALIDITY changed. imap-io thread. */

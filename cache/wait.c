@@ -16,12 +16,18 @@ struct CacheWait {
 	gboolean done;
 	ImapReply *reply;
 	GError *error;
+	GArray *thens; /* Then: to run at completion */
 	/* Owned by the imap-io thread once submitted: */
 	ImapDataFunc data;
 	CacheWaitDoneFunc done_func;
 	gpointer user_data;
 	GDestroyNotify user_free;
 };
+
+typedef struct {
+	CacheWaitThenFunc func;
+	gpointer user_data;
+} Then;
 
 CacheWait *cache_wait_new(void)
 {
@@ -45,9 +51,31 @@ void cache_wait_unref(CacheWait *wait)
 		return;
 	imap_reply_free(wait->reply);
 	g_clear_error(&wait->error);
+	if (wait->thens)
+		g_array_unref(wait->thens);
 	g_mutex_clear(&wait->lock);
 	g_cond_clear(&wait->cond);
 	g_free(wait);
+}
+
+/* Marks @wait done (its lock held by the caller, who sets reply and
+ * error first) and returns the thens to run once the lock is dropped. */
+static GArray *finish_locked(CacheWait *wait)
+{
+	wait->done = TRUE;
+	g_cond_broadcast(&wait->cond);
+	return g_steal_pointer(&wait->thens);
+}
+
+static void run_thens(CacheWait *wait, GArray *thens)
+{
+	for (guint i = 0; thens && i < thens->len; i++) {
+		Then *then = &g_array_index(thens, Then, i);
+
+		then->func(wait->error, then->user_data);
+	}
+	if (thens)
+		g_array_unref(thens);
 }
 
 static void on_data(const ImapResponse *resp, guint32 uidvalidity,
@@ -69,22 +97,44 @@ static void on_done(ImapReply *reply, GError *error, gpointer user_data)
 		wait->user_free(wait->user_data);
 	wait->user_data = NULL;
 
+	GArray *thens;
+
 	g_mutex_lock(&wait->lock);
 	wait->reply = reply;
 	wait->error = error;
-	wait->done = TRUE;
-	g_cond_broadcast(&wait->cond);
+	thens = finish_locked(wait);
 	g_mutex_unlock(&wait->lock);
+	run_thens(wait, thens);
 	cache_wait_unref(wait);
 }
 
 void cache_wait_complete(CacheWait *wait, const GError *error)
 {
+	GArray *thens;
+
 	g_mutex_lock(&wait->lock);
 	wait->error = error ? g_error_copy(error) : NULL;
-	wait->done = TRUE;
-	g_cond_broadcast(&wait->cond);
+	thens = finish_locked(wait);
 	g_mutex_unlock(&wait->lock);
+	run_thens(wait, thens);
+}
+
+void cache_wait_then(CacheWait *wait, CacheWaitThenFunc func,
+		     gpointer user_data)
+{
+	Then then = {func, user_data};
+	gboolean done;
+
+	g_mutex_lock(&wait->lock);
+	done = wait->done;
+	if (!done) {
+		if (!wait->thens)
+			wait->thens = g_array_new(FALSE, FALSE, sizeof(Then));
+		g_array_append_val(wait->thens, then);
+	}
+	g_mutex_unlock(&wait->lock);
+	if (done)
+		func(wait->error, user_data);
 }
 
 void cache_wait_submit(CacheWait *wait, ImapPool *pool, const char *mailbox,

@@ -37,6 +37,13 @@ void cache_wait_submit(CacheWait *wait, ImapPool *pool, const char *mailbox,
  * waiter. Call once, on any thread, instead of cache_wait_submit(). */
 void cache_wait_complete(CacheWait *wait, const GError *error);
 
+/* Runs @func once @wait has completed, with its error (borrowed; NULL on
+ * success): at once on this thread if it has, else on the thread that
+ * completes it, after the waiters are woken. Never blocks. */
+typedef void (*CacheWaitThenFunc)(const GError *error, gpointer user_data);
+void cache_wait_then(CacheWait *wait, CacheWaitThenFunc func,
+		     gpointer user_data);
+
 /* Blocks until the command has completed, @timeout_s passed
  * (CACHE_ERROR_TIMEOUT) or @cancel fired (G_IO_ERROR_CANCELLED). TRUE if
  * the command succeeded; else the command's error is copied to @error. */

@@ -17,8 +17,10 @@
  * blocking imap_stream_connect(); the stream is handed back through an idle
  * source on the imap-io context (never g_main_context_invoke, which could
  * run the hand-off on the connector thread once the loop has stopped).
- * Connector threads are detached and hold a reference on the context only,
- * so freeing the pool never waits for a connect to time out.
+ * Connector threads are detached and hold a reference on the context; the
+ * pool counts them, and freeing it waits until every one has left OpenSSL
+ * (at worst the config's timeout for each step of a connect), since the
+ * process may exit right after.
  *
  * After a drop, RETRIABLE commands go back to the head of `waiting` (at most
  * POOL_MAX_ATTEMPTS sends in all), the rest fail with CONNECTION_LOST, and
@@ -108,8 +110,9 @@ struct ImapPool {
 };
 
 typedef struct {
-	ImapPool *pool; /* only touched on the imap-io thread */
-	PoolConn *pc;
+	ImapPool *pool; /* the connector thread only counts itself out */
+	PoolConn *pc;	/* imap-io thread only */
+	guint conn_no;
 	ImapConfig *cfg;
 	GMainContext *context; /* the connector's until it reports */
 	ImapStream *stream;
@@ -464,7 +467,7 @@ static gpointer connector_main(gpointer data)
 	GMainContext *context = g_steal_pointer(&job->context);
 	GSource *source;
 
-	job->stream = imap_stream_connect(job->cfg, job->pc->no, &job->error);
+	job->stream = imap_stream_connect(job->cfg, job->conn_no, &job->error);
 	source = g_idle_source_new();
 	g_source_set_callback(source, on_connected, job, connect_job_free);
 	g_source_attach(source, context);
@@ -491,6 +494,7 @@ static void pool_open_conn(ImapPool *pool)
 
 	job->pool = pool;
 	job->pc = pc;
+	job->conn_no = pc->no;
 	job->cfg = imap_config_copy(pool->cfg);
 	job->context = g_main_context_ref(imap_io_context(pool->io));
 	g_mutex_lock(&pool->connect_lock);
