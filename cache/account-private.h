@@ -7,6 +7,7 @@
 #include "cache/index.h"
 #include "cache/store.h"
 #include "cache/wait.h"
+#include "imap/idle.h"
 #include "imap/pool.h"
 
 struct CacheAccount {
@@ -39,6 +40,8 @@ struct CacheAccount {
 	gint walk_order;      /* the order a walk was seen to follow, or
 			       * -1 (see lookahead.c) */
 	guint32 last_listed;  /* the mailbox a readdir last asked for */
+
+	ImapIdle *idle; /* watches INBOX; nullable */
 
 	CacheInvalidateFunc invalidate;
 	gpointer invalidate_data;

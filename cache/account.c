@@ -29,6 +29,7 @@
 #include "cache/prefetch.h"
 #include "cache/sync.h"
 #include "cache/text.h"
+#include "imap/caps.h"
 
 #define CACHE_WHOLE_MAX	    (1024 * 1024)
 #define CACHE_READAHEAD_MAX (4 * 1024 * 1024)
@@ -193,7 +194,9 @@ void cache_account_free(CacheAccount *acct)
 {
 	if (!acct)
 		return;
-	/* First the pool: every callback that could touch us has run. */
+	/* First the watcher and the pool: every callback that could touch us
+	 * has run. */
+	imap_idle_free(acct->idle);
 	imap_pool_free(acct->pool);
 	save_index(acct, TRUE);
 	g_free(acct->index_path);
@@ -212,6 +215,19 @@ void cache_account_set_invalidate_func(CacheAccount *acct,
 {
 	acct->invalidate = func;
 	acct->invalidate_data = user_data;
+}
+
+void cache_account_watch_inbox(CacheAccount *acct)
+{
+	if (acct->idle)
+		return;
+	if (!(imap_pool_caps(acct->pool) & IMAP_CAP_IDLE)) {
+		g_message("the server does not offer IDLE: changes made "
+			  "elsewhere show after list_ttl");
+		return;
+	}
+	acct->idle = imap_idle_new(imap_pool_config(acct->pool), 0, "INBOX",
+				   cache_sync_on_change, acct);
 }
 
 CacheWait *cache_account_join(CacheAccount *acct, const char *key,

@@ -606,6 +606,25 @@ void cache_sync_messages_start(CacheAccount *acct, guint32 id,
 	cache_wait_then(wait, on_started_done, started);
 }
 
+void cache_sync_on_change(const char *mailbox, gpointer user_data)
+{
+	CacheAccount *acct = user_data;
+	g_autofree char *name = display_name(mailbox);
+	CacheIndexMailbox *mbox;
+	CacheMsgRef dir = {0, 0};
+
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox_by_name(acct->index, name);
+	if (mbox) {
+		mbox->synced_at = 0;
+		dir.mailbox_id = mbox->id;
+	}
+	g_mutex_unlock(&acct->lock);
+	g_debug("mailbox %s changed on the server", name);
+	if (dir.mailbox_id && acct->invalidate)
+		acct->invalidate(dir, acct->invalidate_data);
+}
+
 void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
 			  gpointer user_data)
 {

@@ -236,6 +236,8 @@ int main(int argc, char **argv)
 	}
 	mnt.notify = fs_notify_new(se);
 	cache_account_set_invalidate_func(mnt.acct, on_invalidate, &mnt);
+	if (!opts.noidle)
+		cache_account_watch_inbox(mnt.acct);
 	g_message("mounted %s@%s on %s", opts.user, opts.host,
 		  cmdline.mountpoint);
 

@@ -30,6 +30,7 @@ static const struct fuse_opt fs_option_spec[] = {
 	FS_OPT("max_conns=%u", max_conns),
 	FS_OPT("timeout=%u", timeout),
 	FS_OPT("list_ttl=%u", list_ttl),
+	FS_OPT("noidle", noidle),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("rw", KEY_RW),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -296,6 +297,9 @@ void fs_options_print_usage(const char *prog)
 	       "seconds (default 60)\n"
 	       "    -o list_ttl=S          re-list a mailbox after S seconds "
 	       "(default 30)\n"
+	       "    -o noidle              do not watch INBOX with IDLE (its "
+	       "changes then show\n"
+	       "                           after list_ttl)\n"
 	       "    -o ro                  read-only: no writes, and no call "
 	       "into imapfs per\n"
 	       "                           file opened (faster grep -r)\n"

@@ -24,6 +24,7 @@ typedef struct {
 	char *cache_size_text;
 	int allow_plaintext_auth;
 	int read_only;
+	int noidle;
 	unsigned max_conns;
 	unsigned timeout;
 	unsigned list_ttl;

@@ -348,6 +348,56 @@ static void note_caps(ImapStream *stream, const ImapResponse *resp)
 		stream->caps = caps;
 }
 
+char *imap_stream_start(ImapStream *stream, ImapCommand *cmd, GError **error)
+{
+	g_autoptr(ImapCommand) owned = cmd;
+	g_autoptr(GPtrArray) segs = NULL;
+	g_autofree char *tag = NULL;
+
+	if (cmd == NULL) /* not built: @error says why */
+		return NULL;
+	tag = g_strdup_printf("A%u", stream->next_tag++);
+	segs = imap_wire_segments(cmd, tag, stream->caps);
+	if (segs->len != 1) {
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_INVALID,
+			    "%s needs continuations; use imap_stream_run",
+			    imap_command_name(cmd));
+		return NULL;
+	}
+	if (stream->trace)
+		imap_wire_trace_command(stream->conn_no, tag, cmd);
+	if (!stream_write_all(stream, segs->pdata[0], error))
+		return NULL;
+	return g_steal_pointer(&tag);
+}
+
+gboolean imap_stream_send_line(ImapStream *stream, const char *line,
+			       GError **error)
+{
+	g_autoptr(GBytes) bytes = g_bytes_new(line, strlen(line));
+
+	if (stream->trace)
+		g_debug("[conn %u] C: %.*s", stream->conn_no,
+			(int)strcspn(line, "\r\n"), line);
+	return stream_write_all(stream, bytes, error);
+}
+
+ImapResponse *imap_stream_read(ImapStream *stream, GError **error)
+{
+	return stream_read_response(stream, error);
+}
+
+gboolean imap_stream_buffered(const ImapStream *stream)
+{
+	return stream->inbuf->len > 0 ||
+	       (stream->ssl != NULL && SSL_pending(stream->ssl) > 0);
+}
+
+int imap_stream_fd(const ImapStream *stream)
+{
+	return stream->fd;
+}
+
 gboolean imap_stream_run(ImapStream *stream, ImapCommand *cmd,
 			 GPtrArray *out_untagged, GError **error)
 {

@@ -41,4 +41,18 @@ guint imap_stream_caps(const ImapStream *stream); /* ImapCaps bits */
 gboolean imap_stream_run(ImapStream *stream, ImapCommand *cmd,
 			 GPtrArray *out_untagged, GError **error);
 
+/* For a command that runs long (IDLE), by hand: imap_stream_start() sends
+ * @cmd (transfer full; no synchronising literal) and returns its tag
+ * (transfer full) or NULL with an error; imap_stream_read() blocks for the
+ * next response (transfer full; NULL with an error: timeout, lost
+ * connection, unparsable); imap_stream_send_line() sends raw text such as
+ * "DONE\r\n". Whether a response is already buffered (poll() would not
+ * see it), and the socket to poll otherwise: */
+char *imap_stream_start(ImapStream *stream, ImapCommand *cmd, GError **error);
+ImapResponse *imap_stream_read(ImapStream *stream, GError **error);
+gboolean imap_stream_send_line(ImapStream *stream, const char *line,
+			       GError **error);
+gboolean imap_stream_buffered(const ImapStream *stream);
+int imap_stream_fd(const ImapStream *stream);
+
 #endif

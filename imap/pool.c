@@ -806,6 +806,11 @@ void imap_pool_set_select_func(ImapPool *pool, ImapSelectFunc func,
 	pool->select_data = user_data;
 }
 
+const ImapConfig *imap_pool_config(ImapPool *pool)
+{
+	return pool->cfg;
+}
+
 guint imap_pool_caps(ImapPool *pool)
 {
 	g_return_val_if_fail(pool != NULL, 0);

@@ -81,6 +81,10 @@ void imap_pool_set_select_func(ImapPool *pool, ImapSelectFunc func,
  * connection has logged in. Any thread. */
 guint imap_pool_caps(ImapPool *pool);
 
+/* The configuration connections are made from (borrowed; lives as long as
+ * the pool). Any thread. */
+const ImapConfig *imap_pool_config(ImapPool *pool);
+
 /* Queues @cmd (transfer full; NULL completes at once with
  * IMAP_ERROR_INVALID) to run with @mailbox (wire name, nullable: needs no
  * selected state) selected. @data (nullable) gets the untagged

@@ -1,0 +1,254 @@
+/* imap/idle.c — one mailbox watched with IDLE, on a thread of its own.
+ *
+ * The thread connects (blocking, like the pool's connectors), EXAMINEs the
+ * mailbox (read-only: \Recent stays for other clients), reports a change
+ * (whatever happened while it was away), and runs IDLE. It then sleeps in
+ * poll() on the socket and on a wake-up pipe until the server says
+ * something, the IDLE is due for renewal, or imap_idle_free() asks it to
+ * stop; it ends an IDLE with DONE. EXISTS, EXPUNGE, VANISHED and FETCH
+ * are reported; everything else is ignored. A lost connection is retried
+ * after 1 s, doubling up to IDLE_PAUSE_MAX while it keeps failing.
+ */
+#include "imap/idle.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "imap/caps.h"
+#include "imap/conn.h"
+#include "imap/connect.h"
+#include "imap/error.h"
+
+#define IDLE_RENEW     (25 * 60 * G_TIME_SPAN_SECOND) /* RFC 2177: < 29 min */
+#define IDLE_PAUSE_MAX 300			      /* seconds */
+#define IDLE_STOP_WAIT (2 * G_TIME_SPAN_SECOND)	      /* for DONE and LOGOUT */
+
+struct ImapIdle {
+	ImapConfig *cfg;
+	guint conn_no;
+	char *mailbox;
+	ImapIdleFunc changed;
+	gpointer user_data;
+	GThread *thread;
+	int wake[2]; /* written once, to stop */
+
+	GMutex lock;
+	GCond ended_cond;
+	gboolean stopping;
+	gboolean ended;
+	int fd; /* the connection's socket, or -1 */
+};
+
+static gboolean stopping(ImapIdle *idle)
+{
+	gboolean stop;
+
+	g_mutex_lock(&idle->lock);
+	stop = idle->stopping;
+	g_mutex_unlock(&idle->lock);
+	return stop;
+}
+
+static void set_fd(ImapIdle *idle, int fd)
+{
+	g_mutex_lock(&idle->lock);
+	idle->fd = fd;
+	g_mutex_unlock(&idle->lock);
+}
+
+/* Waits until @fd (if not -1) has something to read, we are asked to
+ * stop, or @deadline (monotonic) passes. TRUE if @fd has something. */
+static gboolean wait_for(ImapIdle *idle, int fd, gint64 deadline)
+{
+	struct pollfd fds[2] = {{idle->wake[0], POLLIN, 0}, {fd, POLLIN, 0}};
+	gint64 left = deadline - g_get_monotonic_time();
+	int n;
+
+	if (left <= 0)
+		return FALSE;
+	n = poll(fds, fd >= 0 ? 2 : 1, (int)MIN(left / 1000 + 1, G_MAXINT));
+	if (n < 0 && errno != EINTR)
+		g_usleep(G_TIME_SPAN_SECOND); /* never spin */
+	return n > 0 && fd >= 0 && fds[1].revents != 0;
+}
+
+static gboolean is_change(const ImapResponse *resp)
+{
+	static const char *const names[] = {"EXISTS", "EXPUNGE", "VANISHED",
+					    "FETCH"};
+
+	if (resp->kind != IMAP_RESPONSE_UNTAGGED || resp->name == NULL)
+		return FALSE;
+	for (guint i = 0; i < G_N_ELEMENTS(names); i++)
+		if (strcmp(resp->name, names[i]) == 0)
+			return TRUE;
+	return FALSE;
+}
+
+/* One IDLE, from its start to the server's tagged reply: until a renewal
+ * is due or we are asked to stop. */
+static gboolean idle_once(ImapIdle *idle, ImapStream *stream, GError **error)
+{
+	gint64 renew_at = g_get_monotonic_time() + IDLE_RENEW;
+	g_autofree char *tag = NULL;
+	gboolean done_sent = FALSE;
+
+	tag = imap_stream_start(stream, imap_command_new(error, 0, "IDLE"),
+				error);
+	if (tag == NULL)
+		return FALSE;
+	for (;;) {
+		g_autoptr(ImapResponse) resp = NULL;
+
+		if (!done_sent &&
+		    (stopping(idle) || g_get_monotonic_time() >= renew_at)) {
+			if (!imap_stream_send_line(stream, "DONE\r\n", error))
+				return FALSE;
+			done_sent = TRUE;
+		}
+		if (!done_sent && !imap_stream_buffered(stream) &&
+		    !wait_for(idle, imap_stream_fd(stream), renew_at))
+			continue; /* time to renew, or to stop */
+		resp = imap_stream_read(stream, error);
+		if (resp == NULL)
+			return FALSE;
+		if (resp->kind == IMAP_RESPONSE_TAGGED &&
+		    g_strcmp0(resp->tag, tag) == 0) {
+			if (resp->status == IMAP_STATUS_OK)
+				return TRUE;
+			g_propagate_error(error,
+					  imap_wire_status_error("IDLE", resp));
+			return FALSE;
+		}
+		if (resp->kind == IMAP_RESPONSE_UNTAGGED &&
+		    resp->status == IMAP_STATUS_BYE) {
+			g_set_error(error, IMAPFS_IMAP_ERROR,
+				    IMAP_ERROR_CONNECTION_LOST,
+				    "the server closed the connection: %s",
+				    resp->text);
+			return FALSE;
+		}
+		if (is_change(resp))
+			idle->changed(idle->mailbox, idle->user_data);
+	}
+}
+
+/* EXAMINE, then IDLE after IDLE until asked to stop (TRUE) or the
+ * connection fails (FALSE). */
+static gboolean watch(ImapIdle *idle, ImapStream *stream, GError **error)
+{
+	ImapCommand *examine =
+		imap_command_new(error, 0, "EXAMINE %q", idle->mailbox);
+
+	if (examine == NULL || !imap_stream_run(stream, examine, NULL, error))
+		return FALSE;
+	idle->changed(idle->mailbox, idle->user_data);
+	while (!stopping(idle))
+		if (!idle_once(idle, stream, error))
+			return FALSE;
+	imap_stream_run(stream, imap_command_new(NULL, 0, "LOGOUT"), NULL,
+			NULL);
+	return TRUE;
+}
+
+static gpointer idle_main(gpointer data)
+{
+	ImapIdle *idle = data;
+	guint pause_s = 1;
+
+	while (!stopping(idle)) {
+		g_autoptr(GError) error = NULL;
+		g_autoptr(ImapStream) stream =
+			imap_stream_connect(idle->cfg, idle->conn_no, &error);
+		gint64 began = g_get_monotonic_time();
+
+		if (stream && !(imap_stream_caps(stream) & IMAP_CAP_IDLE)) {
+			g_message("the server does not offer IDLE: changes "
+				  "made elsewhere show after -o list_ttl");
+			break;
+		}
+		if (stream) {
+			gboolean stopped;
+
+			set_fd(idle, imap_stream_fd(stream));
+			stopped = watch(idle, stream, &error);
+			set_fd(idle, -1);
+			if (stopped || stopping(idle))
+				break;
+			if (g_get_monotonic_time() - began >
+			    60 * G_TIME_SPAN_SECOND)
+				pause_s = 1;
+		}
+		if (stopping(idle))
+			break;
+		g_message("watching %s for changes: %s; trying again in %u s",
+			  idle->mailbox, error ? error->message : "failed",
+			  pause_s);
+		wait_for(idle, -1,
+			 g_get_monotonic_time() + pause_s * G_TIME_SPAN_SECOND);
+		pause_s = MIN(pause_s * 2, IDLE_PAUSE_MAX);
+	}
+	g_mutex_lock(&idle->lock);
+	idle->ended = TRUE;
+	g_cond_signal(&idle->ended_cond);
+	g_mutex_unlock(&idle->lock);
+	return NULL;
+}
+
+ImapIdle *imap_idle_new(const ImapConfig *cfg, guint conn_no,
+			const char *mailbox, ImapIdleFunc changed,
+			gpointer user_data)
+{
+	ImapIdle *idle = g_new0(ImapIdle, 1);
+
+	if (pipe2(idle->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+		g_warning("cannot watch %s for changes: pipe: %s", mailbox,
+			  g_strerror(errno));
+		g_free(idle);
+		return NULL;
+	}
+	idle->cfg = imap_config_copy(cfg);
+	idle->conn_no = conn_no;
+	idle->mailbox = g_strdup(mailbox);
+	idle->changed = changed;
+	idle->user_data = user_data;
+	idle->fd = -1;
+	g_mutex_init(&idle->lock);
+	g_cond_init(&idle->ended_cond);
+	idle->thread = g_thread_new("imap-idle", idle_main, idle);
+	return idle;
+}
+
+void imap_idle_free(ImapIdle *idle)
+{
+	gint64 deadline = g_get_monotonic_time() + IDLE_STOP_WAIT;
+
+	if (idle == NULL)
+		return;
+	g_mutex_lock(&idle->lock);
+	idle->stopping = TRUE;
+	g_mutex_unlock(&idle->lock);
+	if (write(idle->wake[1], "x", 1) < 0)
+		g_debug("waking the IDLE thread: %s", g_strerror(errno));
+	/* A clean end (DONE, LOGOUT) if the server answers soon; else the
+	 * socket is shut so that a blocked read returns. */
+	g_mutex_lock(&idle->lock);
+	while (!idle->ended &&
+	       g_cond_wait_until(&idle->ended_cond, &idle->lock, deadline))
+		;
+	if (!idle->ended && idle->fd >= 0)
+		shutdown(idle->fd, SHUT_RDWR);
+	g_mutex_unlock(&idle->lock);
+	g_thread_join(idle->thread);
+	close(idle->wake[0]);
+	close(idle->wake[1]);
+	g_mutex_clear(&idle->lock);
+	g_cond_clear(&idle->ended_cond);
+	imap_config_free(idle->cfg);
+	g_free(idle->mailbox);
+	g_free(idle);
+}

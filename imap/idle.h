@@ -1,0 +1,34 @@
+/* imap/idle.h — hearing of changes to one mailbox as they happen (IDLE).
+ *
+ * An ImapIdle keeps a connection of its own (outside the pool: an IDLE
+ * holds its connection for as long as it lasts) with the mailbox EXAMINEd
+ * and an IDLE command running (RFC 2177), and reports each change the
+ * server announces: new messages, expunges, flag changes. It renews the
+ * IDLE before servers end it (RFC 2177: at least every 29 minutes),
+ * reconnects after a loss with a growing pause, and gives up quietly on a
+ * server without IDLE. Runs on a thread of its own.
+ */
+#ifndef IMAPFS_IMAP_IDLE_H
+#define IMAPFS_IMAP_IDLE_H
+
+#include <glib.h>
+
+#include "imap/config.h"
+
+typedef struct ImapIdle ImapIdle;
+
+/* Runs on the watcher's thread; @mailbox is the wire name watched. Also
+ * run after each (re)connection, since changes may have been missed. */
+typedef void (*ImapIdleFunc)(const char *mailbox, gpointer user_data);
+
+/* Starts watching @mailbox (wire name) on a connection made from @cfg.
+ * @conn_no numbers its trace lines. */
+ImapIdle *imap_idle_new(const ImapConfig *cfg, guint conn_no,
+			const char *mailbox, ImapIdleFunc changed,
+			gpointer user_data);
+
+/* Ends the IDLE (DONE, LOGOUT) and joins the thread; after it returns,
+ * @changed is not called again. NULL-safe. */
+void imap_idle_free(ImapIdle *idle);
+
+#endif
