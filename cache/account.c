@@ -226,8 +226,9 @@ void cache_account_watch_inbox(CacheAccount *acct)
 			  "elsewhere show after list_ttl");
 		return;
 	}
-	acct->idle = imap_idle_new(imap_pool_config(acct->pool), 0, "INBOX",
-				   cache_sync_on_change, acct);
+	acct->idle =
+		imap_idle_new(imap_pool_config(acct->pool), IMAP_IDLE_CONN_NO,
+			      "INBOX", cache_sync_on_change, acct);
 }
 
 CacheWait *cache_account_join(CacheAccount *acct, const char *key,

@@ -100,16 +100,16 @@ void cache_account_set_invalidate_func(CacheAccount *acct,
 				       CacheInvalidateFunc func,
 				       gpointer user_data);
 
-/* ---- Mailboxes ---------------------------------------------------------- */
-
-/* Copies mailbox @id into @out (clear it with cache_mailbox_clear). Lists
- * the mailboxes from the server first if that has never been done. For
- * CACHE_ROOT_ID: a NOSELECT pseudo-mailbox with an empty name. */
 /* Watches INBOX with IDLE from now on, if the server offers it (else a
  * log line says so): what other clients change there is seen at once
  * instead of after list_ttl. Call after the invalidate func is set. */
 void cache_account_watch_inbox(CacheAccount *acct);
 
+/* ---- Mailboxes ---------------------------------------------------------- */
+
+/* Copies mailbox @id into @out (clear it with cache_mailbox_clear). Lists
+ * the mailboxes from the server first if that has never been done. For
+ * CACHE_ROOT_ID: a NOSELECT pseudo-mailbox with an empty name. */
 gboolean cache_account_get_mailbox(CacheAccount *acct, guint32 id,
 				   CacheMailbox *out, GError **error);
 

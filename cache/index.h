@@ -25,6 +25,8 @@ typedef struct {
 	/* Message table: valid once synced. */
 	gboolean synced;
 	gint64 synced_at; /* monotonic time of the last sync */
+	guint changes;	  /* changes the server announced (IDLE); a sync
+			   * begun before the latest does not confirm */
 	guint32 uidvalidity;
 	guint32 uidnext;
 	guint64 highestmodseq;

@@ -178,6 +178,7 @@ typedef struct {
 				* client's change, by sequence number) */
 	gboolean has_exists;   /* the server said how many there are */
 	guint32 exists;	       /* EXISTS, less EXPUNGEs seen after it */
+	guint changes;	       /* the mailbox's changes when it began */
 	guint pending;	       /* commands not yet complete */
 	GError *error;	       /* first failure */
 } SyncJob;
@@ -365,7 +366,10 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 		mbox->uidvalidity = job->uidvalidity;
 	mbox->synced_modseq = MAX(mbox->synced_modseq, job->max_modseq);
 	mbox->synced = TRUE;
-	mbox->synced_at = g_get_monotonic_time();
+	/* A change announced since the commands went out may not be in
+	 * what they brought: left unconfirmed, the next reader syncs again. */
+	mbox->synced_at =
+		job->changes == mbox->changes ? g_get_monotonic_time() : 0;
 	mbox->missing = job->has_exists &&
 			job->exists > g_hash_table_size(mbox->by_uid);
 	mbox->flags_unsure = job->changedsince && job->unattributed;
@@ -442,8 +446,8 @@ gboolean cache_sync_messages(CacheAccount *acct, guint32 id, GError **error)
 		g_mutex_lock(&acct->lock);
 		mbox = cache_index_mailbox(acct->index, id);
 		if (mbox) {
-			done = mbox->synced && !mbox->missing &&
-			       !mbox->flags_unsure;
+			done = mbox->synced && mbox->synced_at &&
+			       !mbox->missing && !mbox->flags_unsure;
 			condstore = !mbox->flags_unsure;
 		}
 		g_mutex_unlock(&acct->lock);
@@ -465,6 +469,7 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id,
 	gboolean is_new, synced = FALSE;
 	guint32 max_uid = 0;
 	guint64 modseq = 0;
+	guint changes = 0;
 	guint caps = imap_pool_caps(acct->pool);
 	CacheIndexMailbox *mbox;
 
@@ -478,6 +483,7 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id,
 		synced = mbox->synced;
 		max_uid = synced ? cache_index_max_uid(mbox) : 0;
 		modseq = synced ? index_modseq(mbox) : 0;
+		changes = mbox->changes;
 	}
 	g_mutex_unlock(&acct->lock);
 	if (!wire) {
@@ -498,6 +504,7 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id,
 		job->key = g_strdup(key);
 		job->full = !synced;
 		job->max_uid = max_uid;
+		job->changes = changes;
 		job->meta = g_hash_table_new_full(
 			g_direct_hash, g_direct_equal, NULL,
 			(GDestroyNotify)cache_message_free);
@@ -616,6 +623,7 @@ void cache_sync_on_change(const char *mailbox, gpointer user_data)
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox_by_name(acct->index, name);
 	if (mbox) {
+		mbox->changes++;
 		mbox->synced_at = 0;
 		dir.mailbox_id = mbox->id;
 	}

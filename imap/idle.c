@@ -53,11 +53,17 @@ static gboolean stopping(ImapIdle *idle)
 	return stop;
 }
 
-static void set_fd(ImapIdle *idle, int fd)
+/* Publishes the connection's socket for imap_idle_free() to shut; FALSE
+ * if asked to stop already. */
+static gboolean set_fd(ImapIdle *idle, int fd)
 {
+	gboolean go;
+
 	g_mutex_lock(&idle->lock);
-	idle->fd = fd;
+	go = !idle->stopping;
+	idle->fd = go ? fd : -1;
 	g_mutex_unlock(&idle->lock);
+	return go;
 }
 
 /* Waits until @fd (if not -1) has something to read, we are asked to
@@ -95,6 +101,7 @@ static gboolean idle_once(ImapIdle *idle, ImapStream *stream, GError **error)
 {
 	gint64 renew_at = g_get_monotonic_time() + IDLE_RENEW;
 	g_autofree char *tag = NULL;
+	gboolean idling = FALSE; /* the server sent its '+' */
 	gboolean done_sent = FALSE;
 
 	tag = imap_stream_start(stream, imap_command_new(error, 0, "IDLE"),
@@ -104,13 +111,14 @@ static gboolean idle_once(ImapIdle *idle, ImapStream *stream, GError **error)
 	for (;;) {
 		g_autoptr(ImapResponse) resp = NULL;
 
-		if (!done_sent &&
+		/* DONE answers the continuation (RFC 2177): not before it. */
+		if (idling && !done_sent &&
 		    (stopping(idle) || g_get_monotonic_time() >= renew_at)) {
 			if (!imap_stream_send_line(stream, "DONE\r\n", error))
 				return FALSE;
 			done_sent = TRUE;
 		}
-		if (!done_sent && !imap_stream_buffered(stream) &&
+		if (idling && !done_sent && !imap_stream_buffered(stream) &&
 		    !wait_for(idle, imap_stream_fd(stream), renew_at))
 			continue; /* time to renew, or to stop */
 		resp = imap_stream_read(stream, error);
@@ -132,7 +140,9 @@ static gboolean idle_once(ImapIdle *idle, ImapStream *stream, GError **error)
 				    resp->text);
 			return FALSE;
 		}
-		if (is_change(resp))
+		if (resp->kind == IMAP_RESPONSE_CONTINUATION)
+			idling = TRUE;
+		else if (is_change(resp))
 			idle->changed(idle->mailbox, idle->user_data);
 	}
 }
@@ -167,14 +177,15 @@ static gpointer idle_main(gpointer data)
 		gint64 began = g_get_monotonic_time();
 
 		if (stream && !(imap_stream_caps(stream) & IMAP_CAP_IDLE)) {
-			g_message("the server does not offer IDLE: changes "
-				  "made elsewhere show after -o list_ttl");
+			g_message("the server no longer offers IDLE: changes "
+				  "made elsewhere show after list_ttl");
 			break;
 		}
 		if (stream) {
 			gboolean stopped;
 
-			set_fd(idle, imap_stream_fd(stream));
+			if (!set_fd(idle, imap_stream_fd(stream)))
+				break;
 			stopped = watch(idle, stream, &error);
 			set_fd(idle, -1);
 			if (stopped || stopping(idle))
@@ -242,6 +253,8 @@ void imap_idle_free(ImapIdle *idle)
 		;
 	if (!idle->ended && idle->fd >= 0)
 		shutdown(idle->fd, SHUT_RDWR);
+	else if (!idle->ended) /* connecting: bounded by the timeouts */
+		g_message("waiting for the IDLE connection attempt to end");
 	g_mutex_unlock(&idle->lock);
 	g_thread_join(idle->thread);
 	close(idle->wake[0]);

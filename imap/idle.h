@@ -5,8 +5,8 @@
  * and an IDLE command running (RFC 2177), and reports each change the
  * server announces: new messages, expunges, flag changes. It renews the
  * IDLE before servers end it (RFC 2177: at least every 29 minutes),
- * reconnects after a loss with a growing pause, and gives up quietly on a
- * server without IDLE. Runs on a thread of its own.
+ * reconnects after a loss with a growing pause, and gives up with a log
+ * line on a server without IDLE. Runs on a thread of its own.
  */
 #ifndef IMAPFS_IMAP_IDLE_H
 #define IMAPFS_IMAP_IDLE_H
@@ -22,7 +22,8 @@ typedef struct ImapIdle ImapIdle;
 typedef void (*ImapIdleFunc)(const char *mailbox, gpointer user_data);
 
 /* Starts watching @mailbox (wire name) on a connection made from @cfg.
- * @conn_no numbers its trace lines. */
+ * @conn_no numbers its trace lines (IMAP_IDLE_CONN_NO: "[conn 0]"). */
+#define IMAP_IDLE_CONN_NO 0
 ImapIdle *imap_idle_new(const ImapConfig *cfg, guint conn_no,
 			const char *mailbox, ImapIdleFunc changed,
 			gpointer user_data);

@@ -50,7 +50,9 @@ def walk(server):
 
 
 def by_mailbox(log):
-	"""{mailbox: [commands sent while it was selected]}, from the trace."""
+	"""{mailbox: [commands sent while it was selected]}, from the trace.
+	The mounts here run without the IDLE watcher (-o noidle), whose
+	EXAMINE INBOX would count as a look at INBOX."""
 	selected, out = {}, {}
 	for m in COMMAND.finditer(log):
 		conn, cmd = m.group(1), m.group(2)
@@ -103,7 +105,7 @@ def fetched_ahead(cmds):
 
 def test_end_of_a_mailbox_lists_and_fetches_the_next(walk, mounter,
 						      witness):
-	m = mounter.mount(walk["user"], debug=True)
+	m = mounter.mount(walk["user"], opts=("noidle",), debug=True)
 	os.listdir(m.path)
 	read_all(walk, m.path, "Alpha")
 	cmds = wait_for(m, "Beta", fetched_ahead)
@@ -117,7 +119,7 @@ def test_end_of_a_mailbox_lists_and_fetches_the_next(walk, mounter,
 
 
 def test_an_empty_mailbox_passes_the_turn_on(walk, mounter):
-	m = mounter.mount(walk["user"], debug=True)
+	m = mounter.mount(walk["user"], opts=("noidle",), debug=True)
 	os.listdir(m.path)
 	read_all(walk, m.path, "Beta")
 	cmds = wait_for(m, "Delta", fetched_ahead)
@@ -129,7 +131,7 @@ def test_an_empty_mailbox_passes_the_turn_on(walk, mounter):
 
 
 def test_a_child_mailbox_comes_before_the_next_sibling(walk, mounter):
-	m = mounter.mount(walk["user"], debug=True)
+	m = mounter.mount(walk["user"], opts=("noidle",), debug=True)
 	os.listdir(m.path)
 	read_all(walk, m.path, "Echo")
 	cmds = wait_for(m, "Echo.kid", fetched_ahead)
@@ -140,7 +142,7 @@ def test_a_child_mailbox_comes_before_the_next_sibling(walk, mounter):
 def test_a_look_at_one_message_stays_in_its_mailbox(walk, mounter):
 	"""Alpha's first message starts a small prefetch (16 of its 40
 	messages), which does not reach its end: nothing else is touched."""
-	m = mounter.mount(walk["user"], debug=True)
+	m = mounter.mount(walk["user"], opts=("noidle",), debug=True)
 	os.listdir(m.path)
 	d = os.path.join(m.path, "Alpha")
 	first = sorted(os.listdir(d))[0]
@@ -154,7 +156,7 @@ def test_a_look_at_one_message_stays_in_its_mailbox(walk, mounter):
 def test_a_listing_walk_lists_the_next_mailboxes(walk, mounter):
 	"""find, du and rsync's file list read directories one after another:
 	two in walk order, and the next ones are listed without waiting."""
-	m = mounter.mount(walk["user"], debug=True)
+	m = mounter.mount(walk["user"], opts=("noidle",), debug=True)
 	os.listdir(m.path)
 	os.listdir(os.path.join(m.path, "Alpha"))
 	os.listdir(os.path.join(m.path, "Beta"))
@@ -168,7 +170,7 @@ def test_a_listing_walk_lists_the_next_mailboxes(walk, mounter):
 
 
 def test_listing_one_mailbox_lists_nothing_else(walk, mounter):
-	m = mounter.mount(walk["user"], debug=True)
+	m = mounter.mount(walk["user"], opts=("noidle",), debug=True)
 	os.listdir(m.path)
 	assert sorted(os.listdir(os.path.join(m.path, "Beta"))) == \
 		walk["names"]["Beta"]
