@@ -398,6 +398,30 @@ static void limits(CacheAccount *acct, guint64 *ahead_max, guint64 *budget)
 	}
 }
 
+/* Adds the messages of @sorted from @start to @end to @todo, and their
+ * sizes to prefetch_bytes, while they fit in @ahead_max bytes ahead of the
+ * reader (@ahead already) and in @budget; with @admit_big, the first may
+ * be bigger than @ahead_max alone. */
+static void take_locked(CacheAccount *acct, Scan *scan, GPtrArray *sorted,
+			guint start, guint end, guint64 ahead,
+			guint64 ahead_max, guint64 budget, gboolean admit_big,
+			GArray *todo)
+{
+	for (guint i = start; i < end; i++) {
+		CacheMessage *msg = sorted->pdata[i];
+		Candidate c = {msg->uid, msg->size};
+
+		if ((ahead + msg->size > ahead_max &&
+		     (ahead > 0 || !admit_big)) ||
+		    acct->prefetch_bytes + msg->size > budget)
+			break;
+		ahead += msg->size;
+		acct->prefetch_bytes += msg->size;
+		g_array_append_val(todo, c);
+		scan->ahead_uid = msg->uid;
+	}
+}
+
 void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref)
 {
 	g_autoptr(GArray) todo = g_array_new(FALSE, FALSE, sizeof(Candidate));
@@ -461,21 +485,10 @@ void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref)
 			goto check_end;
 	}
 	end = MIN(sorted->len, pos + 1 + window);
-	for (guint i = start; i < end; i++) {
-		CacheMessage *msg = sorted->pdata[i];
-		Candidate c = {msg->uid, msg->size};
-
-		/* A sure scan takes the next message even if it alone is
-		 * more than the window. */
-		if ((ahead + msg->size > ahead_max &&
-		     (ahead > 0 || scan->hits < 2)) ||
-		    acct->prefetch_bytes + msg->size > budget)
-			break;
-		ahead += msg->size;
-		acct->prefetch_bytes += msg->size;
-		g_array_append_val(todo, c);
-		scan->ahead_uid = msg->uid;
-	}
+	/* A sure scan takes the next message even if it alone is more than
+	 * the window. */
+	take_locked(acct, scan, sorted, start, end, ahead, ahead_max, budget,
+		    scan->hits >= 2, todo);
 	mailbox = g_strdup(mbox->wire_name);
 	uidvalidity = mbox->uidvalidity;
 check_end:
@@ -520,7 +533,7 @@ gboolean cache_prefetch_begin(CacheAccount *acct, guint32 mailbox_id)
 	GPtrArray *sorted;
 	Scan *scan;
 	guint window = PREFETCH_WINDOW >> PREFETCH_RAMP;
-	guint64 ahead = 0, ahead_max, budget;
+	guint64 ahead_max, budget;
 	gboolean empty = FALSE;
 
 	limits(acct, &ahead_max, &budget);
@@ -543,18 +556,10 @@ gboolean cache_prefetch_begin(CacheAccount *acct, guint32 mailbox_id)
 	}
 	*scan = (Scan){.last_uid = ((CacheMessage *)sorted->pdata[0])->uid,
 		       .read_at = g_get_monotonic_time()};
-	for (guint i = 0; i < MIN(sorted->len, window); i++) {
-		CacheMessage *msg = sorted->pdata[i];
-		Candidate c = {msg->uid, msg->size};
-
-		if ((ahead + msg->size > ahead_max && ahead > 0) ||
-		    acct->prefetch_bytes + msg->size > budget)
-			break;
-		ahead += msg->size;
-		acct->prefetch_bytes += msg->size;
-		g_array_append_val(todo, c);
-		scan->ahead_uid = msg->uid;
-	}
+	/* The first message is taken whatever its size: the reader would
+	 * fetch it anyway. */
+	take_locked(acct, scan, sorted, 0, MIN(sorted->len, window), 0,
+		    ahead_max, budget, TRUE, todo);
 	mailbox = g_strdup(mbox->wire_name);
 	uidvalidity = mbox->uidvalidity;
 unlock:
