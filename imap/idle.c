@@ -1,13 +1,13 @@
 /* imap/idle.c — one mailbox watched with IDLE, on a thread of its own.
  *
  * The thread connects (blocking, like the pool's connectors), EXAMINEs the
- * mailbox (read-only: \Recent stays for other clients), reports a change
- * (whatever happened while it was away), and runs IDLE. It then sleeps in
- * poll() on the socket and on a wake-up pipe until the server says
- * something, the IDLE is due for renewal, or imap_idle_free() asks it to
- * stop; it ends an IDLE with DONE. EXISTS, EXPUNGE, VANISHED and FETCH
- * are reported; everything else is ignored. A lost connection is retried
- * after 1 s, doubling up to IDLE_PAUSE_MAX while it keeps failing.
+ * mailbox (read-only: \Recent stays for other clients), and runs IDLE. It
+ * then sleeps in poll() on the socket and on a wake-up pipe until the
+ * server says something, the IDLE is due for renewal, or imap_idle_free()
+ * asks it to stop; it ends an IDLE with DONE. EXISTS, EXPUNGE, VANISHED
+ * and FETCH are reported; everything else is ignored. A lost connection
+ * is retried after 1 s, doubling up to IDLE_PAUSE_MAX while it keeps
+ * failing, and what happened while it was down counts as a change.
  */
 #include "imap/idle.h"
 
@@ -148,15 +148,18 @@ static gboolean idle_once(ImapIdle *idle, ImapStream *stream, GError **error)
 }
 
 /* EXAMINE, then IDLE after IDLE until asked to stop (TRUE) or the
- * connection fails (FALSE). */
-static gboolean watch(ImapIdle *idle, ImapStream *stream, GError **error)
+ * connection fails (FALSE). After a reconnection (@again), whatever
+ * happened meanwhile counts as a change. */
+static gboolean watch(ImapIdle *idle, ImapStream *stream, gboolean again,
+		      GError **error)
 {
 	ImapCommand *examine =
 		imap_command_new(error, 0, "EXAMINE %q", idle->mailbox);
 
 	if (examine == NULL || !imap_stream_run(stream, examine, NULL, error))
 		return FALSE;
-	idle->changed(idle->mailbox, idle->user_data);
+	if (again)
+		idle->changed(idle->mailbox, idle->user_data);
 	while (!stopping(idle))
 		if (!idle_once(idle, stream, error))
 			return FALSE;
@@ -169,6 +172,7 @@ static gpointer idle_main(gpointer data)
 {
 	ImapIdle *idle = data;
 	guint pause_s = 1;
+	gboolean again = FALSE; /* a connection was up before */
 
 	while (!stopping(idle)) {
 		g_autoptr(GError) error = NULL;
@@ -186,7 +190,8 @@ static gpointer idle_main(gpointer data)
 
 			if (!set_fd(idle, imap_stream_fd(stream)))
 				break;
-			stopped = watch(idle, stream, &error);
+			stopped = watch(idle, stream, again, &error);
+			again = TRUE;
 			set_fd(idle, -1);
 			if (stopped || stopping(idle))
 				break;

@@ -18,7 +18,7 @@
 typedef struct ImapIdle ImapIdle;
 
 /* Runs on the watcher's thread; @mailbox is the wire name watched. Also
- * run after each (re)connection, since changes may have been missed. */
+ * run after each reconnection, since changes may have been missed. */
 typedef void (*ImapIdleFunc)(const char *mailbox, gpointer user_data);
 
 /* Starts watching @mailbox (wire name) on a connection made from @cfg.
