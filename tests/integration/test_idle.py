@@ -1,8 +1,9 @@
 """IDLE on INBOX: what another client changes there shows at once, not
 after -o list_ttl (30 s by default): a new message, an expunge, a flag
-change. With -o noidle, or a server without IDLE, changes wait for
-list_ttl and the mount works as before. Unmounting ends the IDLE (DONE,
-LOGOUT) and the daemon exits cleanly."""
+change, also after the server dropped the watching connection. With -o
+noidle, or a server without IDLE, changes wait for list_ttl and the mount
+works as before. Unmounting ends the IDLE (DONE, LOGOUT) and the daemon
+exits cleanly."""
 
 import os
 import re
@@ -12,6 +13,7 @@ import pytest
 
 import conftest
 import imapfs_samplemail as sm
+import imapfs_testserver as ts
 from conftest import sha256
 from writehelpers import fresh, wait_until, Writer
 
@@ -75,6 +77,24 @@ def test_an_expunge_and_a_flag_change_show_at_once(server, inbox, mounter,
 		writer.close()
 	assert wait_until(lambda: gone["name"] not in names(m)), names(m)
 	assert wait_until(lambda: "$Watched" in flags(m, keep["name"]))
+
+
+def test_the_watch_comes_back_after_a_drop(server, inbox, mounter, witness):
+	m = mounter.mount(inbox, debug=True)
+	idling(m)
+	mark = len(m.stderr())
+	ts.doveadm(server, "kick", inbox)	# every session of the user
+	assert wait_until(lambda: IDLING.search(m.stderr()[mark:]),
+			  timeout=10), m.stderr()[mark:][-2000:]
+	before = names(m)	# refreshed now, and trusted for list_ttl
+	writer = Writer(server, inbox)
+	try:
+		writer.append("INBOX", sm.make_messages(55, 1)[0])
+	finally:
+		writer.close()
+	want = sorted(r["name"] for r in fresh(witness(inbox), "INBOX"))
+	assert len(want) == len(before) + 1
+	assert wait_until(lambda: names(m) == want), (names(m), want)
 
 
 def test_noidle_waits_for_list_ttl(server, inbox, mounter):
