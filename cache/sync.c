@@ -179,6 +179,9 @@ typedef struct {
 	gboolean has_exists;   /* the server said how many there are */
 	guint32 exists;	       /* EXISTS, less EXPUNGEs seen after it */
 	guint changes;	       /* the mailbox's changes when it began */
+	GArray *gone;	       /* guint32: UIDs the refresh removed */
+	gboolean expunged;     /* an expunge was announced meanwhile: the
+				* answers may predate it */
 	guint pending;	       /* commands not yet complete */
 	GError *error;	       /* first failure */
 } SyncJob;
@@ -189,6 +192,7 @@ static void sync_job_free(SyncJob *job)
 	g_hash_table_unref(job->meta);
 	g_clear_pointer(&job->flags, g_hash_table_unref);
 	g_clear_pointer(&job->present, g_array_unref);
+	g_clear_pointer(&job->gone, g_array_unref);
 	g_clear_error(&job->error);
 	g_free(job->key);
 	g_free(job);
@@ -253,8 +257,11 @@ static void on_sync_data(const ImapResponse *resp, guint32 uidvalidity,
 		job->exists = resp->number;
 		return;
 	}
-	if (g_strcmp0(resp->name, "EXPUNGE") == 0 && job->has_exists) {
-		job->exists -= MIN(job->exists, 1);
+	if (g_strcmp0(resp->name, "EXPUNGE") == 0 ||
+	    g_strcmp0(resp->name, "VANISHED") == 0) {
+		job->expunged = TRUE;
+		if (job->has_exists && resp->name[0] == 'E')
+			job->exists -= MIN(job->exists, 1);
 		return;
 	}
 	if (job->present && (g_strcmp0(resp->name, "SEARCH") == 0 ||
@@ -332,7 +339,7 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 	if (job->full) {
 		cache_index_clear_messages(mbox);
 	} else {
-		g_autoptr(GPtrArray) gone = g_ptr_array_new();
+		GArray *gone = job->gone;
 		GPtrArray *sorted = cache_index_sorted(mbox);
 
 		for (guint i = 0; i < sorted->len; i++) {
@@ -345,8 +352,7 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 					: flags != NULL;
 
 			if (!there) {
-				g_ptr_array_add(gone,
-						GUINT_TO_POINTER(msg->uid));
+				g_array_append_val(gone, msg->uid);
 			} else if (flags && strcmp(flags, msg->flags) != 0) {
 				g_free(msg->flags);
 				msg->flags = g_strdup(flags);
@@ -355,7 +361,7 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 		}
 		for (guint i = 0; i < gone->len; i++)
 			cache_index_remove_message(
-				mbox, GPOINTER_TO_UINT(gone->pdata[i]));
+				mbox, g_array_index(gone, guint32, i));
 	}
 	g_hash_table_iter_init(&iter, job->meta);
 	while (g_hash_table_iter_next(&iter, &key, &value)) {
@@ -366,10 +372,12 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 		mbox->uidvalidity = job->uidvalidity;
 	mbox->synced_modseq = MAX(mbox->synced_modseq, job->max_modseq);
 	mbox->synced = TRUE;
-	/* A change announced since the commands went out may not be in
-	 * what they brought: left unconfirmed, the next reader syncs again. */
-	mbox->synced_at =
-		job->changes == mbox->changes ? g_get_monotonic_time() : 0;
+	/* A change announced since the commands went out, or an expunge the
+	 * server told of while answering, may not be in what they brought:
+	 * left unconfirmed, the next reader (or pass) syncs again. */
+	mbox->synced_at = job->changes == mbox->changes && !job->expunged
+				  ? g_get_monotonic_time()
+				  : 0;
 	mbox->missing = job->has_exists &&
 			job->exists > g_hash_table_size(mbox->by_uid);
 	mbox->flags_unsure = job->changedsince && job->unattributed;
@@ -409,6 +417,15 @@ static void on_sync_done(ImapReply *reply, GError *error, gpointer user_data)
 		if (mbox)
 			apply_locked(job, mbox);
 		g_mutex_unlock(&acct->lock);
+		/* The kernel may hold their attributes and pages: a stat or a
+		 * read of an expunged message then fails now, not after the
+		 * attribute timeout. */
+		for (guint i = 0; i < job->gone->len && acct->invalidate; i++) {
+			CacheMsgRef ref = {
+				job->id, g_array_index(job->gone, guint32, i)};
+
+			acct->invalidate(ref, acct->invalidate_data);
+		}
 	}
 	cache_wait_complete(job->wait, job->error);
 	sync_job_free(job);
@@ -484,6 +501,11 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id,
 		max_uid = synced ? cache_index_max_uid(mbox) : 0;
 		modseq = synced ? index_modseq(mbox) : 0;
 		changes = mbox->changes;
+		/* A change could not be placed: only a scan of every flag
+		 * makes the table sure again (a CHANGEDSINCE from a MODSEQ it
+		 * may already cover would not). */
+		if (mbox->flags_unsure)
+			condstore = FALSE;
 	}
 	g_mutex_unlock(&acct->lock);
 	if (!wire) {
@@ -505,6 +527,7 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id,
 		job->full = !synced;
 		job->max_uid = max_uid;
 		job->changes = changes;
+		job->gone = g_array_new(FALSE, FALSE, sizeof(guint32));
 		job->meta = g_hash_table_new_full(
 			g_direct_hash, g_direct_equal, NULL,
 			(GDestroyNotify)cache_message_free);
@@ -569,12 +592,17 @@ static gboolean sync_once(CacheAccount *acct, guint32 id, gboolean condstore,
 	return wait && cache_wait_block(wait, acct->timeout_s, NULL, error);
 }
 
+#define STARTED_PASSES 3 /* as cache_sync_messages() */
+
 typedef struct {
 	CacheAccount *acct;
 	guint32 id;
 	CacheSyncedFunc synced;
 	gpointer user_data;
+	guint pass;
 } Started;
+
+static void start_pass(Started *started);
 
 static void on_started_done(const GError *error, gpointer user_data)
 {
@@ -582,13 +610,22 @@ static void on_started_done(const GError *error, gpointer user_data)
 	CacheAccount *acct = started->acct;
 	CacheIndexMailbox *mbox;
 
-	/* One pass only: if it left something unsure (an EXISTS it did not
-	 * cover, flags it could not place), the next reader syncs again. */
+	gboolean again = FALSE;
+
+	/* If a pass left something unsure (an EXISTS or an expunge it did
+	 * not cover, flags it could not place), another follows, as in
+	 * cache_sync_messages(); past the last the next reader syncs. */
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox(acct->index, started->id);
 	if (mbox && (mbox->missing || mbox->flags_unsure))
 		mbox->synced_at = 0;
+	again = !error && mbox && mbox->synced_at == 0 &&
+		++started->pass < STARTED_PASSES;
 	g_mutex_unlock(&acct->lock);
+	if (again) {
+		start_pass(started);
+		return;
+	}
 	if (!error && started->synced)
 		started->synced(acct, started->id, started->user_data);
 	g_free(started);
@@ -597,19 +634,27 @@ static void on_started_done(const GError *error, gpointer user_data)
 void cache_sync_messages_start(CacheAccount *acct, guint32 id,
 			       CacheSyncedFunc synced, gpointer user_data)
 {
-	g_autoptr(GError) error = NULL;
-	g_autoptr(CacheWait) wait = sync_submit(acct, id, TRUE, &error);
-	Started *started;
+	Started *started = g_new0(Started, 1);
 
-	if (!wait) {
-		g_debug("mailbox %u not listed ahead: %s", id, error->message);
-		return;
-	}
-	started = g_new0(Started, 1);
 	started->acct = acct;
 	started->id = id;
 	started->synced = synced;
 	started->user_data = user_data;
+	start_pass(started);
+}
+
+static void start_pass(Started *started)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CacheWait) wait =
+		sync_submit(started->acct, started->id, TRUE, &error);
+
+	if (!wait) {
+		g_debug("mailbox %u not refreshed: %s", started->id,
+			error->message);
+		g_free(started);
+		return;
+	}
 	cache_wait_then(wait, on_started_done, started);
 }
 
@@ -619,6 +664,7 @@ void cache_sync_on_change(const char *mailbox, gpointer user_data)
 	g_autofree char *name = display_name(mailbox);
 	CacheIndexMailbox *mbox;
 	CacheMsgRef dir = {0, 0};
+	gboolean synced = FALSE;
 
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox_by_name(acct->index, name);
@@ -626,11 +672,17 @@ void cache_sync_on_change(const char *mailbox, gpointer user_data)
 		mbox->changes++;
 		mbox->synced_at = 0;
 		dir.mailbox_id = mbox->id;
+		synced = mbox->synced;
 	}
 	g_mutex_unlock(&acct->lock);
 	g_debug("mailbox %s changed on the server", name);
 	if (dir.mailbox_id && acct->invalidate)
 		acct->invalidate(dir, acct->invalidate_data);
+	/* Refreshed now rather than at the next look: the kernel may hold
+	 * an expunged message's attributes, and only a refresh finds it
+	 * gone and has them dropped. */
+	if (synced)
+		cache_sync_messages_start(acct, dir.mailbox_id, NULL, NULL);
 }
 
 void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
