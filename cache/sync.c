@@ -658,7 +658,8 @@ static void start_pass(Started *started)
 	cache_wait_then(wait, on_started_done, started);
 }
 
-void cache_sync_on_change(const char *mailbox, gpointer user_data)
+void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
+			  gpointer user_data)
 {
 	CacheAccount *acct = user_data;
 	g_autofree char *name = display_name(mailbox);
@@ -678,10 +679,13 @@ void cache_sync_on_change(const char *mailbox, gpointer user_data)
 	g_debug("mailbox %s changed on the server", name);
 	if (dir.mailbox_id && acct->invalidate)
 		acct->invalidate(dir, acct->invalidate_data);
-	/* Refreshed now rather than at the next look: the kernel may hold
-	 * an expunged message's attributes, and only a refresh finds it
-	 * gone and has them dropped. */
-	if (synced)
+	/* When messages came or went, refreshed now rather than at the next
+	 * look: the kernel may hold an expunged message's attributes, and
+	 * only a refresh finds it gone and has them dropped. Flags are not
+	 * cached by the kernel; they wait for the next look, which spares a
+	 * server that reports another client's flag change by sequence
+	 * number a scan of every flag for each such change. */
+	if (synced && change == IMAP_IDLE_MESSAGES)
 		cache_sync_messages_start(acct, dir.mailbox_id, NULL, NULL);
 }
 

@@ -30,7 +30,8 @@ void cache_sync_messages_start(CacheAccount *acct, guint32 id,
 /* The IDLE watcher's hook: mailbox @mailbox (wire name) changed on the
  * server, so its table is no longer confirmed and the kernel is told to
  * drop what it holds of the directory. Watcher thread. */
-void cache_sync_on_change(const char *mailbox, gpointer user_data);
+void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
+			  gpointer user_data);
 
 /* The pool's SELECT hook: records UIDVALIDITY/UIDNEXT/HIGHESTMODSEQ and
  * drops a mailbox's table when UIDVALIDITY changed. imap-io thread. */

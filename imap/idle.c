@@ -82,17 +82,19 @@ static gboolean wait_for(ImapIdle *idle, int fd, gint64 deadline)
 	return n > 0 && fd >= 0 && fds[1].revents != 0;
 }
 
-static gboolean is_change(const ImapResponse *resp)
+/* Whether @resp announces a change, and which. */
+static gboolean is_change(const ImapResponse *resp, ImapIdleChange *out)
 {
-	static const char *const names[] = {"EXISTS", "EXPUNGE", "VANISHED",
-					    "FETCH"};
+	static const char *const messages[] = {"EXISTS", "EXPUNGE", "VANISHED"};
 
 	if (resp->kind != IMAP_RESPONSE_UNTAGGED || resp->name == NULL)
 		return FALSE;
-	for (guint i = 0; i < G_N_ELEMENTS(names); i++)
-		if (strcmp(resp->name, names[i]) == 0)
+	*out = IMAP_IDLE_MESSAGES;
+	for (guint i = 0; i < G_N_ELEMENTS(messages); i++)
+		if (strcmp(resp->name, messages[i]) == 0)
 			return TRUE;
-	return FALSE;
+	*out = IMAP_IDLE_FLAGS;
+	return strcmp(resp->name, "FETCH") == 0;
 }
 
 /* One IDLE, from its start to the server's tagged reply: until a renewal
@@ -102,6 +104,7 @@ static gboolean idle_once(ImapIdle *idle, ImapStream *stream, GError **error)
 	gint64 renew_at = g_get_monotonic_time() + IDLE_RENEW;
 	g_autofree char *tag = NULL;
 	gboolean idling = FALSE; /* the server sent its '+' */
+	ImapIdleChange change;
 	gboolean done_sent = FALSE;
 
 	tag = imap_stream_start(stream, imap_command_new(error, 0, "IDLE"),
@@ -142,8 +145,8 @@ static gboolean idle_once(ImapIdle *idle, ImapStream *stream, GError **error)
 		}
 		if (resp->kind == IMAP_RESPONSE_CONTINUATION)
 			idling = TRUE;
-		else if (is_change(resp))
-			idle->changed(idle->mailbox, idle->user_data);
+		else if (is_change(resp, &change))
+			idle->changed(idle->mailbox, change, idle->user_data);
 	}
 }
 
@@ -159,7 +162,8 @@ static gboolean watch(ImapIdle *idle, ImapStream *stream, gboolean again,
 	if (examine == NULL || !imap_stream_run(stream, examine, NULL, error))
 		return FALSE;
 	if (again)
-		idle->changed(idle->mailbox, idle->user_data);
+		idle->changed(idle->mailbox, IMAP_IDLE_MESSAGES,
+			      idle->user_data);
 	while (!stopping(idle))
 		if (!idle_once(idle, stream, error))
 			return FALSE;

@@ -17,9 +17,14 @@
 
 typedef struct ImapIdle ImapIdle;
 
+/* What changed: messages came or went, or only flags. */
+typedef enum { IMAP_IDLE_MESSAGES, IMAP_IDLE_FLAGS } ImapIdleChange;
+
 /* Runs on the watcher's thread; @mailbox is the wire name watched. Also
- * run after each reconnection, since changes may have been missed. */
-typedef void (*ImapIdleFunc)(const char *mailbox, gpointer user_data);
+ * run (IMAP_IDLE_MESSAGES) after each reconnection, since changes may have
+ * been missed. */
+typedef void (*ImapIdleFunc)(const char *mailbox, ImapIdleChange change,
+			     gpointer user_data);
 
 /* Starts watching @mailbox (wire name) on a connection made from @cfg.
  * @conn_no numbers its trace lines (IMAP_IDLE_CONN_NO: "[conn 0]"). */
