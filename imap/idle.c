@@ -23,9 +23,10 @@
 #include "imap/connect.h"
 #include "imap/error.h"
 
-#define IDLE_RENEW     (25 * 60 * G_TIME_SPAN_SECOND) /* RFC 2177: < 29 min */
-#define IDLE_PAUSE_MAX 300			      /* seconds */
-#define IDLE_STOP_WAIT (2 * G_TIME_SPAN_SECOND)	      /* for DONE and LOGOUT */
+/* RFC 2177: servers may end an IDLE after 30 minutes. */
+#define IDLE_RENEW     (25 * 60 * G_TIME_SPAN_SECOND)
+#define IDLE_PAUSE_MAX 300 /* seconds between reconnections, at most */
+#define IDLE_STOP_WAIT (2 * G_TIME_SPAN_SECOND) /* for DONE and LOGOUT */
 
 struct ImapIdle {
 	ImapConfig *cfg;
