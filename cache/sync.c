@@ -243,6 +243,31 @@ static void note_uidvalidity(SyncJob *job, guint32 uidvalidity)
 
 /* Runs on the imap-io thread, as does everything that touches the job
  * until it is applied. */
+/* How many messages "* n EXPUNGE" or "* VANISHED set" (QRESYNC) says have
+ * just gone; "VANISHED (EARLIER)" is about the past, not the count. */
+static guint expunged_count(const ImapResponse *resp)
+{
+	g_autoptr(GArray) set = NULL;
+	const ImapValue *last;
+	guint n = 0;
+
+	if (resp->name[0] == 'E')
+		return 1;
+	if (!resp->args || resp->args->items->len != 1)
+		return 0;
+	last = resp->args->items->pdata[0];
+	set = g_array_new(FALSE, FALSE, sizeof(ImapUidRange));
+	if (last->type != IMAP_VALUE_ATOM ||
+	    !imap_parse_uid_set(last->str, set))
+		return 0;
+	for (guint i = 0; i < set->len; i++) {
+		ImapUidRange *r = &g_array_index(set, ImapUidRange, i);
+
+		n += r->last - r->first + 1;
+	}
+	return n;
+}
+
 static void on_sync_data(const ImapResponse *resp, guint32 uidvalidity,
 			 gpointer user_data)
 {
@@ -259,9 +284,11 @@ static void on_sync_data(const ImapResponse *resp, guint32 uidvalidity,
 	}
 	if (g_strcmp0(resp->name, "EXPUNGE") == 0 ||
 	    g_strcmp0(resp->name, "VANISHED") == 0) {
-		job->expunged = TRUE;
-		if (job->has_exists && resp->name[0] == 'E')
-			job->exists -= MIN(job->exists, 1);
+		guint gone = expunged_count(resp);
+
+		job->expunged = job->expunged || gone > 0;
+		if (job->has_exists)
+			job->exists -= MIN(job->exists, gone);
 		return;
 	}
 	if (job->present && (g_strcmp0(resp->name, "SEARCH") == 0 ||

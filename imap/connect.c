@@ -628,6 +628,28 @@ ImapStream *imap_stream_connect(const ImapConfig *cfg, guint conn_no,
 		if (stream->caps == 0 && !stream_query_caps(stream, error))
 			return NULL;
 	}
+	/* QRESYNC (RFC 7162 §3.2.3): every FETCH the server sends carries
+	 * the UID, also one telling of another client's flag change, and
+	 * expunges come as VANISHED with UIDs. Without it such a change
+	 * comes by sequence number only, and placing it takes a scan of
+	 * every flag. A refusal is no reason to give up the connection. */
+	if ((stream->caps & IMAP_CAP_QRESYNC) &&
+	    (stream->caps & IMAP_CAP_ENABLE)) {
+		g_autoptr(GError) refused = NULL;
+
+		if (!imap_stream_run(
+			    stream, imap_command_new(NULL, 0, "ENABLE QRESYNC"),
+			    NULL, &refused)) {
+			if (refused->code == IMAP_ERROR_CONNECTION_LOST ||
+			    refused->code == IMAP_ERROR_TIMEOUT ||
+			    refused->code == IMAP_ERROR_PROTOCOL) {
+				g_propagate_error(error,
+						  g_steal_pointer(&refused));
+				return NULL;
+			}
+			g_message("%s: %s", cfg->host, refused->message);
+		}
+	}
 	return g_steal_pointer(&stream);
 }
 
