@@ -35,6 +35,7 @@ typedef struct {
 	gboolean missing;      /* the last sync saw fewer than EXISTS */
 	guint64 synced_modseq; /* highest MODSEQ a sync has seen */
 	gboolean flags_unsure; /* a change came that could not be placed */
+	gboolean gone_unsure;  /* an expunge came by sequence number only */
 	guint64 generation;    /* bumped by every change of the table */
 	GHashTable *by_uid;    /* uid -> CacheMessage * (owned) */
 	GHashTable *by_alias;  /* alias -> CacheMessage * (borrowed) */

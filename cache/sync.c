@@ -29,6 +29,8 @@
 #include "imap/error.h"
 #include "imap/utf7.h"
 
+#define SYNC_PASSES 3 /* refresh passes for one request, at most */
+
 /* ---- Mailboxes ---------------------------------------------------------- */
 
 typedef struct {
@@ -180,8 +182,10 @@ typedef struct {
 	guint32 exists;	       /* EXISTS, less EXPUNGEs seen after it */
 	guint changes;	       /* the mailbox's changes when it began */
 	GArray *gone;	       /* guint32: UIDs the refresh removed */
-	gboolean expunged;     /* an expunge was announced meanwhile: the
-				* answers may predate it */
+	GArray *vanished;      /* ImapUidRange: expunges told by UID
+				* (QRESYNC) meanwhile */
+	gboolean expunged;     /* an expunge told by sequence number
+				* meanwhile: the answers may predate it */
 	guint pending;	       /* commands not yet complete */
 	GError *error;	       /* first failure */
 } SyncJob;
@@ -193,6 +197,7 @@ static void sync_job_free(SyncJob *job)
 	g_clear_pointer(&job->flags, g_hash_table_unref);
 	g_clear_pointer(&job->present, g_array_unref);
 	g_clear_pointer(&job->gone, g_array_unref);
+	g_clear_pointer(&job->vanished, g_array_unref);
 	g_clear_error(&job->error);
 	g_free(job->key);
 	g_free(job);
@@ -241,33 +246,32 @@ static void note_uidvalidity(SyncJob *job, guint32 uidvalidity)
 	job->uidvalidity = uidvalidity;
 }
 
-/* Runs on the imap-io thread, as does everything that touches the job
- * until it is applied. */
-/* How many messages "* n EXPUNGE" or "* VANISHED set" (QRESYNC) says have
- * just gone; "VANISHED (EARLIER)" is about the past, not the count. */
-static guint expunged_count(const ImapResponse *resp)
+/* Notes "* VANISHED set" (QRESYNC; not "(EARLIER)", which is about the
+ * past): those UIDs are gone whatever the other answers said. Returns
+ * how many. */
+static guint64 note_vanished(SyncJob *job, const ImapResponse *resp)
 {
-	g_autoptr(GArray) set = NULL;
-	const ImapValue *last;
-	guint n = 0;
+	const ImapValue *set;
+	guint first = job->vanished->len;
+	guint64 n = 0;
 
-	if (resp->name[0] == 'E')
-		return 1;
 	if (!resp->args || resp->args->items->len != 1)
 		return 0;
-	last = resp->args->items->pdata[0];
-	set = g_array_new(FALSE, FALSE, sizeof(ImapUidRange));
-	if (last->type != IMAP_VALUE_ATOM ||
-	    !imap_parse_uid_set(last->str, set))
+	set = resp->args->items->pdata[0];
+	if (set->type != IMAP_VALUE_ATOM ||
+	    !imap_parse_uid_set(set->str, job->vanished))
 		return 0;
-	for (guint i = 0; i < set->len; i++) {
-		ImapUidRange *r = &g_array_index(set, ImapUidRange, i);
+	for (guint i = first; i < job->vanished->len; i++) {
+		ImapUidRange *r =
+			&g_array_index(job->vanished, ImapUidRange, i);
 
-		n += r->last - r->first + 1;
+		n += (guint64)r->last - r->first + 1;
 	}
 	return n;
 }
 
+/* Runs on the imap-io thread, as does everything that touches the job
+ * until it is applied. */
 static void on_sync_data(const ImapResponse *resp, guint32 uidvalidity,
 			 gpointer user_data)
 {
@@ -284,11 +288,14 @@ static void on_sync_data(const ImapResponse *resp, guint32 uidvalidity,
 	}
 	if (g_strcmp0(resp->name, "EXPUNGE") == 0 ||
 	    g_strcmp0(resp->name, "VANISHED") == 0) {
-		guint gone = expunged_count(resp);
+		guint64 gone = 1;
 
-		job->expunged = job->expunged || gone > 0;
+		if (resp->name[0] == 'V')
+			gone = note_vanished(job, resp);
+		else
+			job->expunged = TRUE;
 		if (job->has_exists)
-			job->exists -= MIN(job->exists, gone);
+			job->exists -= (guint32)MIN(job->exists, gone);
 		return;
 	}
 	if (job->present && (g_strcmp0(resp->name, "SEARCH") == 0 ||
@@ -374,9 +381,10 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 			const char *flags = g_hash_table_lookup(
 				job->flags, GUINT_TO_POINTER(msg->uid));
 			gboolean there =
-				job->changedsince
-					? uid_in(job->present, msg->uid)
-					: flags != NULL;
+				(job->changedsince
+					 ? uid_in(job->present, msg->uid)
+					 : flags != NULL) &&
+				!uid_in(job->vanished, msg->uid);
 
 			if (!there) {
 				g_array_append_val(gone, msg->uid);
@@ -392,6 +400,8 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 	}
 	g_hash_table_iter_init(&iter, job->meta);
 	while (g_hash_table_iter_next(&iter, &key, &value)) {
+		if (uid_in(job->vanished, GPOINTER_TO_UINT(key)))
+			continue; /* freed with the job */
 		g_hash_table_iter_steal(&iter);
 		cache_index_put_message(mbox, value);
 	}
@@ -400,14 +410,16 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 	mbox->synced_modseq = MAX(mbox->synced_modseq, job->max_modseq);
 	mbox->synced = TRUE;
 	/* A change announced since the commands went out, or an expunge the
-	 * server told of while answering, may not be in what they brought:
-	 * left unconfirmed, the next reader (or pass) syncs again. */
+	 * server told of by sequence number while answering, may not be in
+	 * what they brought: left unconfirmed, the next reader syncs again
+	 * (a refresh started for the change is already on its way). */
 	mbox->synced_at = job->changes == mbox->changes && !job->expunged
 				  ? g_get_monotonic_time()
 				  : 0;
 	mbox->missing = job->has_exists &&
 			job->exists > g_hash_table_size(mbox->by_uid);
 	mbox->flags_unsure = job->changedsince && job->unattributed;
+	mbox->gone_unsure = job->expunged;
 }
 
 static void on_sync_done(ImapReply *reply, GError *error, gpointer user_data)
@@ -480,8 +492,9 @@ gboolean cache_sync_messages(CacheAccount *acct, guint32 id, GError **error)
 	/* A second pass when the first could not finish the job: after a
 	 * UIDVALIDITY change (the table was dropped: list it all again),
 	 * after an EXISTS the fetch did not cover (commands sent now see it),
-	 * or after a change we could not place (scan every flag once). */
-	for (guint pass = 0; pass < 3; pass++) {
+	 * after a change we could not place (scan every flag once), or after
+	 * an expunge told by sequence number while the answers came. */
+	for (guint pass = 0; pass < SYNC_PASSES; pass++) {
 		CacheIndexMailbox *mbox;
 		gboolean done = TRUE;
 
@@ -489,11 +502,9 @@ gboolean cache_sync_messages(CacheAccount *acct, guint32 id, GError **error)
 			return FALSE;
 		g_mutex_lock(&acct->lock);
 		mbox = cache_index_mailbox(acct->index, id);
-		if (mbox) {
-			done = mbox->synced && mbox->synced_at &&
-			       !mbox->missing && !mbox->flags_unsure;
-			condstore = !mbox->flags_unsure;
-		}
+		if (mbox)
+			done = mbox->synced && !mbox->missing &&
+			       !mbox->flags_unsure && !mbox->gone_unsure;
 		g_mutex_unlock(&acct->lock);
 		if (done)
 			return TRUE;
@@ -555,6 +566,7 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id,
 		job->max_uid = max_uid;
 		job->changes = changes;
 		job->gone = g_array_new(FALSE, FALSE, sizeof(guint32));
+		job->vanished = g_array_new(FALSE, FALSE, sizeof(ImapUidRange));
 		job->meta = g_hash_table_new_full(
 			g_direct_hash, g_direct_equal, NULL,
 			(GDestroyNotify)cache_message_free);
@@ -619,8 +631,6 @@ static gboolean sync_once(CacheAccount *acct, guint32 id, gboolean condstore,
 	return wait && cache_wait_block(wait, acct->timeout_s, NULL, error);
 }
 
-#define STARTED_PASSES 3 /* as cache_sync_messages() */
-
 typedef struct {
 	CacheAccount *acct;
 	guint32 id;
@@ -647,7 +657,7 @@ static void on_started_done(const GError *error, gpointer user_data)
 	if (mbox && (mbox->missing || mbox->flags_unsure))
 		mbox->synced_at = 0;
 	again = !error && mbox && mbox->synced_at == 0 &&
-		++started->pass < STARTED_PASSES;
+		++started->pass < SYNC_PASSES;
 	g_mutex_unlock(&acct->lock);
 	if (again) {
 		start_pass(started);

@@ -104,8 +104,9 @@ static gboolean idle_once(ImapIdle *idle, ImapStream *stream, GError **error)
 {
 	gint64 renew_at = g_get_monotonic_time() + IDLE_RENEW;
 	g_autofree char *tag = NULL;
-	gboolean idling = FALSE; /* the server sent its '+' */
-	ImapIdleChange change;
+	gboolean idling = FALSE;  /* the server sent its '+' */
+	gboolean pending = FALSE; /* a change not reported yet */
+	ImapIdleChange change, worst = IMAP_IDLE_FLAGS;
 	gboolean done_sent = FALSE;
 
 	tag = imap_stream_start(stream, imap_command_new(error, 0, "IDLE"),
@@ -115,6 +116,14 @@ static gboolean idle_once(ImapIdle *idle, ImapStream *stream, GError **error)
 	for (;;) {
 		g_autoptr(ImapResponse) resp = NULL;
 
+		/* A burst (another client expunging a thousand messages, each
+		 * its own line) is reported once, when nothing more is
+		 * buffered. */
+		if (pending && !imap_stream_buffered(stream)) {
+			idle->changed(idle->mailbox, worst, idle->user_data);
+			pending = FALSE;
+			worst = IMAP_IDLE_FLAGS;
+		}
 		/* DONE answers the continuation (RFC 2177): not before it. */
 		if (idling && !done_sent &&
 		    (stopping(idle) || g_get_monotonic_time() >= renew_at)) {
@@ -130,6 +139,9 @@ static gboolean idle_once(ImapIdle *idle, ImapStream *stream, GError **error)
 			return FALSE;
 		if (resp->kind == IMAP_RESPONSE_TAGGED &&
 		    g_strcmp0(resp->tag, tag) == 0) {
+			if (pending)
+				idle->changed(idle->mailbox, worst,
+					      idle->user_data);
 			if (resp->status == IMAP_STATUS_OK)
 				return TRUE;
 			g_propagate_error(error,
@@ -144,10 +156,13 @@ static gboolean idle_once(ImapIdle *idle, ImapStream *stream, GError **error)
 				    resp->text);
 			return FALSE;
 		}
-		if (resp->kind == IMAP_RESPONSE_CONTINUATION)
+		if (resp->kind == IMAP_RESPONSE_CONTINUATION) {
 			idling = TRUE;
-		else if (is_change(resp, &change))
-			idle->changed(idle->mailbox, change, idle->user_data);
+		} else if (is_change(resp, &change)) {
+			pending = TRUE;
+			if (change == IMAP_IDLE_MESSAGES)
+				worst = change;
+		}
 	}
 }
 
