@@ -339,7 +339,6 @@ GArray *cache_account_list_children(CacheAccount *acct, guint32 parent_id,
 {
 	g_autoptr(GPtrArray) children = NULL;
 	GArray *out;
-
 	CacheIndexMailbox *self;
 	gboolean own_refresh;
 

@@ -90,14 +90,13 @@ static void on_data(const ImapResponse *resp, guint32 uidvalidity,
 static void on_done(ImapReply *reply, GError *error, gpointer user_data)
 {
 	CacheWait *wait = user_data;
+	GArray *thens;
 
 	if (wait->done_func)
 		wait->done_func(wait, reply, error, wait->user_data);
 	if (wait->user_free)
 		wait->user_free(wait->user_data);
 	wait->user_data = NULL;
-
-	GArray *thens;
 
 	g_mutex_lock(&wait->lock);
 	wait->reply = reply;
