@@ -716,16 +716,44 @@ gboolean cache_account_create_mailbox(CacheAccount *acct, guint32 parent_id,
 				      const char *component, GError **error)
 {
 	g_autofree char *name = NULL;
+	g_autoptr(GError) failed = NULL;
+	CacheIndexMailbox *mbox;
+	gboolean known, there;
 
 	if (!cache_account_ensure_listed(acct, FALSE, error))
 		return FALSE;
 	name = child_name(acct, parent_id, component, error);
 	if (!name)
 		return FALSE;
-	if (!run(acct, NULL, imap_command_new(error, 0, "CREATE %m", name),
-		 NULL, error))
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox_by_name(acct->index, name);
+	known = mbox && !mbox->gone;
+	g_mutex_unlock(&acct->lock);
+	if (run(acct, NULL, imap_command_new(error, 0, "CREATE %m", name), NULL,
+		&failed))
+		return cache_sync_mailboxes(acct, error);
+	/* Dovecot may answer [ALREADYEXISTS] to a CREATE that did create
+	 * the mailbox, when another session opens a mailbox at that moment
+	 * (seen with the IDLE connection's EXAMINE at mount). If it was not
+	 * listed before and is now, it is taken as ours. */
+	if (known ||
+	    !g_error_matches(failed, IMAPFS_IMAP_ERROR,
+			     IMAP_ERROR_ALREADYEXISTS) ||
+	    !cache_sync_mailboxes(acct, NULL)) {
+		g_propagate_error(error, g_steal_pointer(&failed));
 		return FALSE;
-	return cache_sync_mailboxes(acct, error);
+	}
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox_by_name(acct->index, name);
+	there = mbox && !mbox->gone;
+	g_mutex_unlock(&acct->lock);
+	if (!there) {
+		g_propagate_error(error, g_steal_pointer(&failed));
+		return FALSE;
+	}
+	g_debug("CREATE %s: %s, but it was not listed before: taken as made",
+		name, failed->message);
+	return TRUE;
 }
 
 /* MESSAGES of "* STATUS name (MESSAGES n)" in @reply, or -1. */
