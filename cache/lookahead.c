@@ -113,18 +113,17 @@ static void begin_or_pass_on(CacheAccount *acct, guint32 id, gint order,
 		look_ahead(acct, id, order, empty_passes + 1);
 }
 
-/* What a look-ahead that had to list a mailbox first does next. */
-typedef struct {
-	gint order;
-	guint empty_passes;
-} Then;
+/* What a look-ahead that had to list a mailbox first does next, packed
+ * into the hook's pointer: nothing to free if the listing fails. */
+#define THEN(order, empty_passes)                                              \
+	GUINT_TO_POINTER((empty_passes)*WALK_ORDERS + (guint)(order))
 
 static void on_synced(CacheAccount *acct, guint32 id, gpointer user_data)
 {
-	Then *then = user_data;
+	guint then = GPOINTER_TO_UINT(user_data);
 
-	begin_or_pass_on(acct, id, then->order, then->empty_passes);
-	g_free(then);
+	begin_or_pass_on(acct, id, (gint)(then % WALK_ORDERS),
+			 then / WALK_ORDERS);
 }
 
 /* Starts on the mailboxes after @id: in order @only, or in every order
@@ -136,6 +135,7 @@ static void look_ahead(CacheAccount *acct, guint32 id, gint only,
 	gboolean fresh[WALK_ORDERS] = {FALSE, FALSE};
 	g_autofree char *here = NULL;
 	char *names[WALK_ORDERS] = {NULL, NULL}; /* for the log */
+	CacheIndexMailbox *self;
 	gint order = only;
 
 	g_mutex_lock(&acct->lock);
@@ -162,27 +162,23 @@ static void look_ahead(CacheAccount *acct, guint32 id, gint only,
 		names[i] = g_strdup(mbox ? mbox->full_name : "");
 		acct->walk_next[i] = next[i];
 	}
-	here = g_strdup(
-		cache_index_mailbox(acct->index, id)
-			? cache_index_mailbox(acct->index, id)->full_name
-			: "");
+	self = cache_index_mailbox(acct->index, id);
+	here = g_strdup(self ? self->full_name : "");
 	g_mutex_unlock(&acct->lock);
 
 	for (gint i = 0; i < WALK_ORDERS; i++) {
 		if (next[i] != CACHE_ROOT_ID &&
 		    !(i == WALK_BY_NAME && next[i] == next[WALK_READDIR])) {
-			Then *then = g_new0(Then, 1);
-
 			g_debug("after mailbox %s a walk visits %s: %s ahead",
 				here, names[i],
 				fresh[i] ? "fetching" : "listing");
-			then->order = i;
-			then->empty_passes = empty_passes;
 			if (fresh[i])
-				on_synced(acct, next[i], then);
+				begin_or_pass_on(acct, next[i], i,
+						 empty_passes);
 			else
-				cache_sync_messages_start(acct, next[i],
-							  on_synced, then);
+				cache_sync_messages_start(
+					acct, next[i], on_synced,
+					THEN(i, empty_passes));
 		}
 		g_free(names[i]);
 	}
