@@ -470,8 +470,7 @@ static void on_sync_done(ImapReply *reply, GError *error, gpointer user_data)
 	sync_job_free(job);
 }
 
-static gboolean sync_once(CacheAccount *acct, guint32 id, gboolean condstore,
-			  GError **error);
+static gboolean sync_once(CacheAccount *acct, guint32 id, GError **error);
 
 /* The MODSEQ everything we hold is current as of: every change on the
  * server gets a higher one (RFC 7162 §3.1.1). 0: unknown. */
@@ -487,8 +486,6 @@ static guint64 index_modseq(CacheIndexMailbox *mbox)
 
 gboolean cache_sync_messages(CacheAccount *acct, guint32 id, GError **error)
 {
-	gboolean condstore = TRUE;
-
 	/* A second pass when the first could not finish the job: after a
 	 * UIDVALIDITY change (the table was dropped: list it all again),
 	 * after an EXISTS the fetch did not cover (commands sent now see it),
@@ -498,7 +495,7 @@ gboolean cache_sync_messages(CacheAccount *acct, guint32 id, GError **error)
 		CacheIndexMailbox *mbox;
 		gboolean done = TRUE;
 
-		if (!sync_once(acct, id, condstore, error))
+		if (!sync_once(acct, id, error))
 			return FALSE;
 		g_mutex_lock(&acct->lock);
 		mbox = cache_index_mailbox(acct->index, id);
@@ -514,8 +511,7 @@ gboolean cache_sync_messages(CacheAccount *acct, guint32 id, GError **error)
 
 /* Starts one pass of the refresh of mailbox @id, or joins the one under
  * way. Returns the wait, or NULL with @error. */
-static CacheWait *sync_submit(CacheAccount *acct, guint32 id,
-			      gboolean condstore, GError **error)
+static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
 {
 	g_autoptr(CacheWait) fresh = cache_wait_new();
 	CacheWait *wait;
@@ -526,11 +522,11 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id,
 	guint64 modseq = 0;
 	guint changes = 0;
 	guint caps = imap_pool_caps(acct->pool);
+	gboolean condstore;
 	CacheIndexMailbox *mbox;
 
 	g_mutex_lock(&acct->lock);
-	condstore =
-		condstore && (caps & IMAP_CAP_CONDSTORE) && !acct->no_condstore;
+	condstore = (caps & IMAP_CAP_CONDSTORE) && !acct->no_condstore;
 	mbox = cache_index_mailbox(acct->index, id);
 	if (mbox && mbox->wire_name &&
 	    !(mbox->flags & CACHE_MAILBOX_NOSELECT)) {
@@ -623,10 +619,9 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id,
 	return wait;
 }
 
-static gboolean sync_once(CacheAccount *acct, guint32 id, gboolean condstore,
-			  GError **error)
+static gboolean sync_once(CacheAccount *acct, guint32 id, GError **error)
 {
-	g_autoptr(CacheWait) wait = sync_submit(acct, id, condstore, error);
+	g_autoptr(CacheWait) wait = sync_submit(acct, id, error);
 
 	return wait && cache_wait_block(wait, acct->timeout_s, NULL, error);
 }
@@ -684,7 +679,7 @@ static void start_pass(Started *started)
 {
 	g_autoptr(GError) error = NULL;
 	g_autoptr(CacheWait) wait =
-		sync_submit(started->acct, started->id, TRUE, &error);
+		sync_submit(started->acct, started->id, &error);
 
 	if (!wait) {
 		g_debug("mailbox %u not refreshed: %s", started->id,
