@@ -204,7 +204,7 @@ void cache_index_list_end(CacheIndex *index)
 		if (!mbox->listed && !mbox->gone) {
 			mbox->gone = TRUE;
 			g_hash_table_remove(index->by_name, mbox->full_name);
-			cache_index_clear_messages(mbox);
+			cache_index_clear_messages(mbox, NULL);
 		}
 	}
 	index->ever_listed = TRUE;
@@ -272,8 +272,16 @@ void cache_index_remove_message(CacheIndexMailbox *mbox, guint32 uid)
 	}
 }
 
-void cache_index_clear_messages(CacheIndexMailbox *mbox)
+void cache_index_clear_messages(CacheIndexMailbox *mbox, GArray *out_uids)
 {
+	if (out_uids) {
+		GPtrArray *sorted = cache_index_sorted(mbox);
+
+		for (guint i = 0; i < sorted->len; i++)
+			g_array_append_val(
+				out_uids,
+				((CacheMessage *)sorted->pdata[i])->uid);
+	}
 	g_clear_pointer(&mbox->sorted, g_ptr_array_unref);
 	g_hash_table_remove_all(mbox->by_alias);
 	g_hash_table_remove_all(mbox->by_uid);

@@ -90,8 +90,9 @@ CacheMessage *cache_index_message(CacheIndexMailbox *mbox, guint32 uid);
 /* Takes @msg (transfer full); replaces an entry with the same UID. */
 void cache_index_put_message(CacheIndexMailbox *mbox, CacheMessage *msg);
 void cache_index_remove_message(CacheIndexMailbox *mbox, guint32 uid);
-/* Drops every message (UIDVALIDITY changed). */
-void cache_index_clear_messages(CacheIndexMailbox *mbox);
+/* Drops every message (UIDVALIDITY changed); their UIDs are appended to
+ * @out_uids (guint32; nullable). */
+void cache_index_clear_messages(CacheIndexMailbox *mbox, GArray *out_uids);
 /* CacheMessage * in UID order. (transfer none, valid under the lock) */
 GPtrArray *cache_index_sorted(CacheIndexMailbox *mbox);
 guint32 cache_index_max_uid(CacheIndexMailbox *mbox);

@@ -367,11 +367,12 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 		/* UIDVALIDITY changed under us (SELECT may already have
 		 * cleared the table): what we hold is void, and a refresh
 		 * cannot rebuild it. Left unsynced, the caller lists anew. */
-		cache_index_clear_messages(mbox);
+		cache_index_clear_messages(mbox, job->gone);
 		return;
 	}
 	if (job->full) {
-		cache_index_clear_messages(mbox);
+		/* Unsynced when the listing began, so it held nothing. */
+		cache_index_clear_messages(mbox, NULL);
 	} else {
 		GArray *gone = job->gone;
 		GPtrArray *sorted = cache_index_sorted(mbox);
@@ -726,7 +727,9 @@ void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
 {
 	CacheAccount *acct = user_data;
 	g_autofree char *name = display_name(mailbox);
+	g_autoptr(GArray) dropped = g_array_new(FALSE, FALSE, sizeof(guint32));
 	CacheIndexMailbox *mbox;
+	CacheMsgRef ref = {0, 0};
 
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox_by_name(acct->index, name);
@@ -736,7 +739,8 @@ void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
 			g_message("mailbox %s: UIDVALIDITY changed from %u to "
 				  "%u; its cached messages are dropped",
 				  name, mbox->uidvalidity, info->uidvalidity);
-			cache_index_clear_messages(mbox);
+			cache_index_clear_messages(mbox, dropped);
+			ref.mailbox_id = mbox->id;
 		}
 		mbox->uidvalidity = info->uidvalidity;
 		mbox->uidnext = info->uidnext;
@@ -748,4 +752,15 @@ void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
 		}
 	}
 	g_mutex_unlock(&acct->lock);
+	/* The same UID names another message now, under the same inode:
+	 * the kernel must drop what it holds of the old one (its pages
+	 * above all), and the directory. */
+	for (guint i = 0; i < dropped->len && acct->invalidate; i++) {
+		ref.uid = g_array_index(dropped, guint32, i);
+		acct->invalidate(ref, acct->invalidate_data);
+	}
+	if (ref.mailbox_id && acct->invalidate) {
+		ref.uid = 0;
+		acct->invalidate(ref, acct->invalidate_data);
+	}
 }

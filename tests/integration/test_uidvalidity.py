@@ -76,3 +76,56 @@ def test_new_uidvalidity_while_mounted_is_listed_whole(account, mounter,
 		with open(os.path.join(m.path, "Other", r["name"]), "rb") as f:
 			assert conftest.sha256(f.read()) == conftest.sha256(
 				imap.body("Other", r["uid"]))
+
+
+def test_made_anew_with_same_names_reads_the_new_bytes(account, mounter,
+							 server, imap):
+	"""Another client deletes a mailbox imapfs has read and makes it again
+	with messages of the same UIDs, names, sizes and dates but other bytes.
+	The kernel holds the old files' pages; once a listing has seen the
+	change, reads must give the new bytes."""
+	user = account["user"]
+	m = mounter.mount(user, opts=("list_ttl=1",))
+	old = fresh(imap, "Other")
+	assert len(old) == 3
+	for r in old:
+		with open(os.path.join(m.path, "Other", r["name"]), "rb") as f:
+			assert f.read() == imap.body("Other", r["uid"])
+	raws = [imap.body("Other", r["uid"]) for r in old]
+	# Same length, other bytes: the last letters of the body swap case.
+	new = [raw[:-8] + raw[-8:].swapcase() for raw in raws]
+	assert all(a != b for a, b in zip(raws, new))
+	before = imap.uidvalidity("Other")
+	imap.selected = None
+	c = ts.connect(server, user)
+	try:
+		c.delete(sm.quote_mailbox("Other"))
+		time.sleep(1.1)  # Dovecot's UIDVALIDITY is a time in seconds
+		sm.create(c, "Other")
+		for r, raw in zip(old, new):
+			typ, data = c.append(sm.quote_mailbox("Other"), None,
+					     '"%s"' % r["internaldate"], raw)
+			assert typ == "OK", data
+	finally:
+		c.logout()
+	assert imap.uidvalidity("Other") != before
+	now = fresh(imap, "Other")
+	assert [(r["uid"], r["name"], r["size"]) for r in now] == \
+		[(r["uid"], r["name"], r["size"]) for r in old]
+
+	def reads_new():
+		# A look at the mailbox (ls) is what finds the change.
+		try:
+			os.listdir(os.path.join(m.path, "Other"))
+			return all(
+				open(os.path.join(m.path, "Other", r["name"]),
+				     "rb").read() == raw
+				for r, raw in zip(now, new))
+		except OSError:
+			return False
+
+	assert wait_until(reads_new, timeout=10), \
+		"still the old bytes: %s" % m.stderr()[-2000:]
+	for r, raw in zip(now, new):
+		with open(os.path.join(m.path, "Other", r["name"]), "rb") as f:
+			assert f.read() == raw

@@ -664,8 +664,17 @@ static void test_index_messages(void)
 	g_assert_cmpuint(m->generation, ==, gen);
 	g_assert_cmpuint(cache_index_message_by_alias(m, "a")->uid, ==, 1);
 	g_assert_null(cache_index_message_by_alias(m, "b"));
-	cache_index_clear_messages(m);
+	{
+		g_autoptr(GArray) dropped =
+			g_array_new(FALSE, FALSE, sizeof(guint32));
+
+		cache_index_clear_messages(m, dropped);
+		g_assert_cmpuint(dropped->len, ==, 2);
+		g_assert_cmpuint(g_array_index(dropped, guint32, 0), ==, 1);
+		g_assert_cmpuint(g_array_index(dropped, guint32, 1), ==, 3);
+	}
 	g_assert_cmpuint(cache_index_sorted(m)->len, ==, 0);
+	g_assert_false(m->synced);
 }
 
 static void test_index_rename(void)
