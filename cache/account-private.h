@@ -44,6 +44,7 @@ struct CacheAccount {
 	ImapIdle *idle; /* watches INBOX; nullable */
 
 	CacheInvalidateFunc invalidate;
+	CacheInvalidateEntryFunc invalidate_entry;
 	gpointer invalidate_data;
 };
 

@@ -211,9 +211,11 @@ void cache_account_free(CacheAccount *acct)
 
 void cache_account_set_invalidate_func(CacheAccount *acct,
 				       CacheInvalidateFunc func,
+				       CacheInvalidateEntryFunc entry_func,
 				       gpointer user_data)
 {
 	acct->invalidate = func;
+	acct->invalidate_entry = entry_func;
 	acct->invalidate_data = user_data;
 }
 

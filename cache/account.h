@@ -96,8 +96,15 @@ void cache_account_free(CacheAccount *acct); /* NULL-safe; frees the pool */
  * may have cached about a message is wrong, e.g. a size the server got
  * wrong. fs/ forwards it to the kernel from its own thread. */
 typedef void (*CacheInvalidateFunc)(CacheMsgRef ref, gpointer user_data);
+/* Called likewise when the name of mailbox @component (UTF-8) under
+ * @parent_id and every name below it may stand for other messages than the
+ * kernel holds: the mailbox was made anew on the server. */
+typedef void (*CacheInvalidateEntryFunc)(guint32 parent_id,
+					 const char *component,
+					 gpointer user_data);
 void cache_account_set_invalidate_func(CacheAccount *acct,
 				       CacheInvalidateFunc func,
+				       CacheInvalidateEntryFunc entry_func,
 				       gpointer user_data);
 
 /* Watches INBOX with IDLE from now on, if the server offers it (else a

@@ -113,12 +113,12 @@ static gboolean message_place(CacheAccount *acct, CacheMsgRef ref, Place *out,
 	return TRUE;
 }
 
-static gboolean run(CacheAccount *acct, const char *mailbox, ImapCommand *cmd,
-		    ImapReply **out_reply, GError **error)
+static gboolean run(CacheAccount *acct, ImapCommand *cmd, ImapReply **out_reply,
+		    GError **error)
 {
 	if (!cmd)
 		return FALSE; /* imap_command_new() set @error */
-	return cache_wait_run(acct->pool, mailbox, cmd, acct->timeout_s, NULL,
+	return cache_wait_run(acct->pool, NULL, 0, cmd, acct->timeout_s, NULL,
 			      out_reply, error);
 }
 
@@ -140,6 +140,30 @@ static void mark_stale(CacheAccount *acct, guint32 id)
 	if (mbox)
 		mbox->synced_at = 0;
 	g_mutex_unlock(&acct->lock);
+}
+
+/* Runs @cmd, which names messages of mailbox @id (at @place) by UID: only
+ * if the mailbox still has the UIDVALIDITY they were listed under, for
+ * under another the same UIDs name other messages. */
+static gboolean run_uids(CacheAccount *acct, guint32 id, const Place *place,
+			 ImapCommand *cmd, ImapReply **out_reply,
+			 GError **error)
+{
+	g_autoptr(GError) local = NULL;
+
+	if (!cmd)
+		return FALSE; /* imap_command_new() set @error */
+	if (cache_wait_run(acct->pool, place->wire, place->uidvalidity, cmd,
+			   acct->timeout_s, NULL, out_reply, &local))
+		return TRUE;
+	if (g_error_matches(local, IMAPFS_IMAP_ERROR, IMAP_ERROR_UIDVALIDITY)) {
+		g_message("%s was made anew on the server; nothing was "
+			  "changed (%s)",
+			  place->full_name, local->message);
+		mark_stale(acct, id);
+	}
+	g_propagate_error(error, g_steal_pointer(&local));
+	return FALSE;
 }
 
 static void forget_message(CacheAccount *acct, CacheMsgRef ref,
@@ -234,10 +258,11 @@ gboolean cache_account_set_flags(CacheAccount *acct, CacheMsgRef ref,
 		place_clear(&place);
 		return FALSE;
 	}
-	ok = run(acct, place.wire,
-		 imap_command_new(error, IMAP_COMMAND_RETRIABLE,
-				  "UID STORE %u FLAGS %F", ref.uid, wanted),
-		 &reply, error);
+	ok = run_uids(acct, ref.mailbox_id, &place,
+		      imap_command_new(error, IMAP_COMMAND_RETRIABLE,
+				       "UID STORE %u FLAGS %F", ref.uid,
+				       wanted),
+		      &reply, error);
 	if (ok) {
 		/* The server's answer is the truth (it may drop what it
 		 * cannot keep); without one, what we asked for. */
@@ -342,31 +367,15 @@ static void add_flag(CacheAccount *acct, CacheMsgRef ref, guint32 uidvalidity,
 static gboolean expunge_uid(CacheAccount *acct, const Place *place,
 			    CacheMsgRef ref, GError **error)
 {
-	g_autoptr(ImapReply) reply = NULL;
 	gboolean ok;
 
-	ok = run(acct, place->wire,
-		 imap_command_new(error, IMAP_COMMAND_RETRIABLE,
-				  "UID STORE %u +FLAGS.SILENT (\\Deleted)",
-				  ref.uid),
-		 &reply, error);
+	ok = run_uids(acct, ref.mailbox_id, place,
+		      imap_command_new(error, IMAP_COMMAND_RETRIABLE,
+				       "UID STORE %u +FLAGS.SILENT (\\Deleted)",
+				       ref.uid),
+		      NULL, error);
 	if (!ok)
 		return FALSE;
-	/* The mailbox was made anew since we looked: that UID is another
-	 * message now. Take the mark back and expunge nothing. */
-	if (reply->uidvalidity && reply->uidvalidity != place->uidvalidity) {
-		run(acct, place->wire,
-		    imap_command_new(NULL, IMAP_COMMAND_RETRIABLE,
-				     "UID STORE %u -FLAGS.SILENT (\\Deleted)",
-				     ref.uid),
-		    NULL, NULL);
-		mark_stale(acct, ref.mailbox_id);
-		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
-			    "mailbox %s changed UIDVALIDITY; nothing was "
-			    "removed",
-			    place->full_name);
-		return FALSE;
-	}
 	if (!(imap_pool_caps(acct->pool) & IMAP_CAP_UIDPLUS)) {
 		g_message("UID %u in %s is marked \\Deleted but stays: the "
 			  "server lacks UIDPLUS, and a plain EXPUNGE would "
@@ -375,9 +384,9 @@ static gboolean expunge_uid(CacheAccount *acct, const Place *place,
 		add_flag(acct, ref, place->uidvalidity, "\\Deleted");
 		return TRUE;
 	}
-	ok = run(acct, place->wire,
-		 imap_command_new(error, 0, "UID EXPUNGE %u", ref.uid), NULL,
-		 error);
+	ok = run_uids(acct, ref.mailbox_id, place,
+		      imap_command_new(error, 0, "UID EXPUNGE %u", ref.uid),
+		      NULL, error);
 	if (!ok && is_connection_lost(*error)) {
 		GError *look = NULL;
 
@@ -424,10 +433,10 @@ gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
 	}
 	caps = imap_pool_caps(acct->pool);
 	if (caps & IMAP_CAP_MOVE) {
-		ok = run(acct, from.wire,
-			 imap_command_new(error, 0, "UID MOVE %u %q", ref.uid,
-					  to.wire),
-			 &reply, error);
+		ok = run_uids(acct, ref.mailbox_id, &from,
+			      imap_command_new(error, 0, "UID MOVE %u %q",
+					       ref.uid, to.wire),
+			      &reply, error);
 		if (ok) {
 			forget_message(acct, ref, from.uidvalidity);
 		} else if (is_connection_lost(*error)) {
@@ -443,10 +452,10 @@ gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
 			g_clear_error(&look);
 		}
 	} else {
-		ok = run(acct, from.wire,
-			 imap_command_new(error, 0, "UID COPY %u %q", ref.uid,
-					  to.wire),
-			 &reply, error);
+		ok = run_uids(acct, ref.mailbox_id, &from,
+			      imap_command_new(error, 0, "UID COPY %u %q",
+					       ref.uid, to.wire),
+			      &reply, error);
 		/* A COPY whose answer was lost may or may not have
 		 * happened; the source is untouched either way, so report
 		 * the failure and let the user look. */
@@ -618,7 +627,7 @@ gboolean cache_account_append(CacheAccount *acct, guint32 mailbox_id, int fd,
 				       wanted, body);
 	/* APPEND needs no selected mailbox; NULL lets any connection take
 	 * it. */
-	ok = run(acct, NULL, cmd, &reply, error);
+	ok = run(acct, cmd, &reply, error);
 	if (ok && g_strcmp0(reply->code, "APPENDUID") == 0)
 		uid = code_uid(reply->code_arg, 1);
 	if (!ok && !is_connection_lost(*error)) {
@@ -729,7 +738,7 @@ gboolean cache_account_create_mailbox(CacheAccount *acct, guint32 parent_id,
 	mbox = cache_index_mailbox_by_name(acct->index, name);
 	known = mbox && !mbox->gone;
 	g_mutex_unlock(&acct->lock);
-	if (run(acct, NULL, imap_command_new(error, 0, "CREATE %m", name), NULL,
+	if (run(acct, imap_command_new(error, 0, "CREATE %m", name), NULL,
 		&failed))
 		return cache_sync_mailboxes(acct, error);
 	/* Dovecot may answer [ALREADYEXISTS] to a CREATE that did create
@@ -831,7 +840,7 @@ gboolean cache_account_delete_mailbox(CacheAccount *acct, guint32 id,
 	 * \Noselect mailbox holds none, and STATUS may be refused on it.) */
 	counted = 0;
 	if (!(place.flags & CACHE_MAILBOX_NOSELECT)) {
-		if (!run(acct, NULL,
+		if (!run(acct,
 			 imap_command_new(error, IMAP_COMMAND_RETRIABLE,
 					  "STATUS %q (MESSAGES)", place.wire),
 			 &status, error)) {
@@ -856,9 +865,8 @@ gboolean cache_account_delete_mailbox(CacheAccount *acct, guint32 id,
 		place_clear(&place);
 		return FALSE;
 	}
-	ok = run(acct, NULL,
-		 imap_command_new(error, 0, "DELETE %q", place.wire), NULL,
-		 error);
+	ok = run(acct, imap_command_new(error, 0, "DELETE %q", place.wire),
+		 NULL, error);
 	place_clear(&place);
 	return ok && cache_sync_mailboxes(acct, error);
 }
@@ -895,7 +903,7 @@ gboolean cache_account_rename_mailbox(CacheAccount *acct, guint32 id,
 		place_clear(&place);
 		return FALSE;
 	}
-	ok = run(acct, NULL,
+	ok = run(acct,
 		 imap_command_new(error, 0, "RENAME %q %m", place.wire, name),
 		 NULL, error);
 	if (ok) {

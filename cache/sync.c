@@ -728,8 +728,10 @@ void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
 	CacheAccount *acct = user_data;
 	g_autofree char *name = display_name(mailbox);
 	g_autoptr(GArray) dropped = g_array_new(FALSE, FALSE, sizeof(guint32));
+	g_autofree char *component = NULL;
 	CacheIndexMailbox *mbox;
 	CacheMsgRef ref = {0, 0};
+	guint32 parent_id = 0;
 
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox_by_name(acct->index, name);
@@ -741,6 +743,8 @@ void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
 				  name, mbox->uidvalidity, info->uidvalidity);
 			cache_index_clear_messages(mbox, dropped);
 			ref.mailbox_id = mbox->id;
+			parent_id = mbox->parent_id;
+			component = g_strdup(mbox->component);
 		}
 		mbox->uidvalidity = info->uidvalidity;
 		mbox->uidnext = info->uidnext;
@@ -754,7 +758,7 @@ void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
 	g_mutex_unlock(&acct->lock);
 	/* The same UID names another message now, under the same inode:
 	 * the kernel must drop what it holds of the old one (its pages
-	 * above all), and the directory. */
+	 * above all), the directory, and the names it looked up in it. */
 	for (guint i = 0; i < dropped->len && acct->invalidate; i++) {
 		ref.uid = g_array_index(dropped, guint32, i);
 		acct->invalidate(ref, acct->invalidate_data);
@@ -763,4 +767,7 @@ void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
 		ref.uid = 0;
 		acct->invalidate(ref, acct->invalidate_data);
 	}
+	if (component && acct->invalidate_entry)
+		acct->invalidate_entry(parent_id, component,
+				       acct->invalidate_data);
 }

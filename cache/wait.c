@@ -196,14 +196,16 @@ gboolean cache_wait_block(CacheWait *wait, guint timeout_s,
 	return ok;
 }
 
-gboolean cache_wait_run(ImapPool *pool, const char *mailbox, ImapCommand *cmd,
-			guint timeout_s, GCancellable *cancel,
-			ImapReply **out_reply, GError **error)
+gboolean cache_wait_run(ImapPool *pool, const char *mailbox,
+			guint32 uidvalidity, ImapCommand *cmd, guint timeout_s,
+			GCancellable *cancel, ImapReply **out_reply,
+			GError **error)
 {
 	g_autoptr(CacheWait) wait = cache_wait_new();
 	gboolean ok;
 
-	cache_wait_submit(wait, pool, mailbox, cmd, NULL, NULL, NULL, NULL);
+	imap_pool_submit_uids(pool, mailbox, uidvalidity, cmd, NULL, on_done,
+			      cache_wait_ref(wait));
 	ok = cache_wait_block(wait, timeout_s, cancel, error);
 	if (out_reply) {
 		g_mutex_lock(&wait->lock);

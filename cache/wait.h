@@ -50,9 +50,11 @@ void cache_wait_then(CacheWait *wait, CacheWaitThenFunc func,
 gboolean cache_wait_block(CacheWait *wait, guint timeout_s,
 			  GCancellable *cancel, GError **error);
 
-/* Runs @cmd and blocks for it; *out_reply (nullable) gets the reply. */
-gboolean cache_wait_run(ImapPool *pool, const char *mailbox, ImapCommand *cmd,
-			guint timeout_s, GCancellable *cancel,
-			ImapReply **out_reply, GError **error);
+/* Runs @cmd and blocks for it; *out_reply (nullable) gets the reply.
+ * @uidvalidity: see imap_pool_submit_uids() (0: any). */
+gboolean cache_wait_run(ImapPool *pool, const char *mailbox,
+			guint32 uidvalidity, ImapCommand *cmd, guint timeout_s,
+			GCancellable *cancel, ImapReply **out_reply,
+			GError **error);
 
 #endif

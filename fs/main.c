@@ -19,6 +19,7 @@
 #include "cache/account.h"
 #include "fs/inode.h"
 #include "fs/mount.h"
+#include "fs/names.h"
 #include "fs/newfile.h"
 #include "fs/notify.h"
 #include "fs/options.h"
@@ -86,6 +87,16 @@ static void on_invalidate(CacheMsgRef ref, gpointer user_data)
 	FsMount *mnt = user_data;
 
 	fs_notify_inode(mnt->notify, fs_inode_msg(ref.mailbox_id, ref.uid));
+}
+
+static void on_invalidate_entry(guint32 parent_id, const char *component,
+				gpointer user_data)
+{
+	FsMount *mnt = user_data;
+	g_autofree char *name = fs_names_from_mailbox(component);
+
+	if (*name)
+		fs_notify_entry(mnt->notify, fs_inode_dir(parent_id), name, 0);
 }
 
 static int fail(const char *message)
@@ -235,7 +246,8 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	}
 	mnt.notify = fs_notify_new(se);
-	cache_account_set_invalidate_func(mnt.acct, on_invalidate, &mnt);
+	cache_account_set_invalidate_func(mnt.acct, on_invalidate,
+					  on_invalidate_entry, &mnt);
 	if (!opts.noidle)
 		cache_account_watch_inbox(mnt.acct);
 	g_message("mounted %s@%s on %s", opts.user, opts.host,

@@ -30,6 +30,8 @@ typedef enum {
 	IMAP_ERROR_UNSUPPORTED,	    /* server lacks a needed capability */
 	IMAP_ERROR_SHUTDOWN,	    /* pool freed before the command ran */
 	IMAP_ERROR_INVALID,	    /* we refused to build the command */
+	IMAP_ERROR_UIDVALIDITY,	    /* not sent: the mailbox was made anew, its
+				     * UIDs name other messages now */
 } ImapErrorCode;
 
 /* Maps a response code name ("OVERQUOTA", nullable) of a NO/BAD reply to an

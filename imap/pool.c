@@ -63,6 +63,7 @@ typedef struct {
 	GPtrArray *untagged;	/* collected for the reply */
 	gboolean taken;		/* the submit closure ran */
 	gboolean behind_select; /* sent right after a SELECT, unanswered */
+	guint32 uidvalidity;	/* its UIDs' (0: any); see submit_uids */
 } PoolReq;
 
 typedef enum {
@@ -582,18 +583,24 @@ static PoolConn *pool_route(ImapPool *pool, PoolReq *req, gboolean *out_need)
 	 * (RFC 9051 §5.5: the server completes SELECT first): no round trip
 	 * is spent waiting for it. If it fails, no mailbox is selected and
 	 * they fail too, never acting on another mailbox (§6.3.2). */
+	/* A command whose UIDs hold under one UIDVALIDITY waits for the
+	 * SELECT's answer instead. */
 	for (guint i = 0; i < pool->conns->len; i++) {
 		PoolConn *pc = pool->conns->pdata[i];
 		if (pc_usable(pc) && pc->state == PC_SELECTING &&
 		    g_strcmp0(pc->selecting, req->mailbox) == 0)
-			return imap_conn_has_room(pc->conn) ? pc : NULL;
+			return imap_conn_has_room(pc->conn) && !req->uidvalidity
+				       ? pc
+				       : NULL;
 	}
 	for (guint i = 0; i < pool->conns->len; i++) {
 		PoolConn *pc = pool->conns->pdata[i];
 		if (pc_usable(pc) && pc->state == PC_READY &&
 		    imap_conn_outstanding(pc->conn) == 0) {
 			pc_select(pc, req->mailbox);
-			return pc->state == PC_SELECTING ? pc : NULL;
+			return pc->state == PC_SELECTING && !req->uidvalidity
+				       ? pc
+				       : NULL;
 		}
 	}
 	*out_need = TRUE;
@@ -659,6 +666,17 @@ static void pool_grow(ImapPool *pool, guint needed, gboolean mailbox_needed)
 		best->draining = TRUE;
 }
 
+static void fail_uidvalidity(PoolReq *req, guint32 now)
+{
+	g_autoptr(GError) error = g_error_new(
+		IMAPFS_IMAP_ERROR, IMAP_ERROR_UIDVALIDITY,
+		"not sent: mailbox \"%s\" has UIDVALIDITY %u now, not %u, so "
+		"its UIDs name other messages",
+		req->mailbox, now, req->uidvalidity);
+
+	req_fail(req, error);
+}
+
 static void pool_dispatch(ImapPool *pool)
 {
 	g_autoptr(GHashTable) need = g_hash_table_new(g_str_hash, g_str_equal);
@@ -676,7 +694,11 @@ static void pool_dispatch(ImapPool *pool)
 
 		if (pc != NULL) {
 			g_queue_delete_link(&pool->waiting, l);
-			pc_send(pc, req);
+			if (req->uidvalidity &&
+			    pc->uidvalidity != req->uidvalidity)
+				fail_uidvalidity(req, pc->uidvalidity);
+			else
+				pc_send(pc, req);
 		} else if (more) {
 			if (req->mailbox != NULL)
 				g_hash_table_add(need, req->mailbox);
@@ -862,6 +884,14 @@ static gboolean on_invalid(gpointer data)
 void imap_pool_submit(ImapPool *pool, const char *mailbox, ImapCommand *cmd,
 		      ImapDataFunc data, ImapDoneFunc done, gpointer user_data)
 {
+	imap_pool_submit_uids(pool, mailbox, 0, cmd, data, done, user_data);
+}
+
+void imap_pool_submit_uids(ImapPool *pool, const char *mailbox,
+			   guint32 uidvalidity, ImapCommand *cmd,
+			   ImapDataFunc data, ImapDoneFunc done,
+			   gpointer user_data)
+{
 	PoolReq *req;
 
 	g_return_if_fail(pool != NULL);
@@ -870,6 +900,7 @@ void imap_pool_submit(ImapPool *pool, const char *mailbox, ImapCommand *cmd,
 	req->kind = REQ_USER;
 	req->pool = pool;
 	req->mailbox = g_strdup(mailbox);
+	req->uidvalidity = mailbox ? uidvalidity : 0;
 	req->cmd = cmd;
 	req->data = data;
 	req->done = done;

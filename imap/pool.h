@@ -92,4 +92,14 @@ const ImapConfig *imap_pool_config(ImapPool *pool);
 void imap_pool_submit(ImapPool *pool, const char *mailbox, ImapCommand *cmd,
 		      ImapDataFunc data, ImapDoneFunc done, gpointer user_data);
 
+/* As imap_pool_submit(), for a command that names messages by UID, which
+ * mean those messages only under @uidvalidity (RFC 9051 §2.3.1.1). It is
+ * sent only where @mailbox is selected and the SELECT's answer gave that
+ * UIDVALIDITY (never pipelined behind the SELECT); else it completes
+ * unsent with IMAP_ERROR_UIDVALIDITY. @uidvalidity 0: any. */
+void imap_pool_submit_uids(ImapPool *pool, const char *mailbox,
+			   guint32 uidvalidity, ImapCommand *cmd,
+			   ImapDataFunc data, ImapDoneFunc done,
+			   gpointer user_data);
+
 #endif

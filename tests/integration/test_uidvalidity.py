@@ -2,6 +2,7 @@
 never mixed with what was cached of the old one: while unmounted and
 while mounted."""
 
+import errno
 import os
 import time
 
@@ -129,3 +130,43 @@ def test_made_anew_with_same_names_reads_the_new_bytes(account, mounter,
 	for r, raw in zip(now, new):
 		with open(os.path.join(m.path, "Other", r["name"]), "rb") as f:
 			assert f.read() == raw
+
+
+def test_mv_after_mailbox_made_anew_moves_nothing(account, mounter, server,
+						  imap):
+	"""The names imapfs listed stand for UIDs under one UIDVALIDITY. When
+	another client has made the mailbox anew, the same UIDs name other
+	messages: mv and setfattr of an old name must touch none of them."""
+	user = account["user"]
+	m = mounter.mount(user)
+	old = fresh(imap, "Other")
+	assert len(old) == 3
+	assert sorted(os.listdir(os.path.join(m.path, "Other"))) == \
+		sorted(r["name"] for r in old)
+	inbox_before = fresh(imap, "INBOX")
+	imap.selected = None
+	recreate(server, user, "Other", sm.make_messages(52, 3))
+	now = fresh(imap, "Other")
+	assert [r["uid"] for r in now] == [r["uid"] for r in old]
+	now_flags = {r["uid"]: r["flags"] for r in now}
+
+	src = os.path.join(m.path, "Other", old[0]["name"])
+	try:
+		os.rename(src, os.path.join(m.path, "INBOX", old[0]["name"]))
+		moved = True
+	except OSError as e:
+		moved = False
+		assert e.errno == errno.ENOENT, e
+	try:
+		os.setxattr(os.path.join(m.path, "Other", old[1]["name"]),
+			    "user.imap.flags", b"\\Flagged")
+	except OSError as e:
+		assert e.errno == errno.ENOENT, e
+	assert not moved, "mv moved a message listed before the change"
+	assert [r["message_id"] for r in fresh(imap, "INBOX")] == \
+		[r["message_id"] for r in inbox_before]
+	after = fresh(imap, "Other")
+	assert [r["message_id"] for r in after] == \
+		[r["message_id"] for r in now]
+	assert {r["uid"]: r["flags"] for r in after} == now_flags
+	assert "made anew" in m.stderr()

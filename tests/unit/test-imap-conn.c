@@ -457,6 +457,79 @@ static void test_select_fetch_no(void)
 	waiter_free(w4);
 }
 
+static Waiter *submit_uids(ImapPool *pool, const char *mailbox,
+			   guint32 uidvalidity, const char *text)
+{
+	Waiter *w = waiter_new();
+
+	imap_pool_submit_uids(pool, mailbox, uidvalidity, cmd(0, text), NULL,
+			      on_done, w);
+	return w;
+}
+
+/* A command whose UIDs hold under one UIDVALIDITY waits for its SELECT's
+ * answer (no pipelining behind it), and is never sent where the mailbox
+ * has another UIDVALIDITY: after a SELECT that shows it, or on a
+ * connection that already has the mailbox selected. */
+static void test_uidvalidity_guard(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		GREETING_PLAIN,
+		"C:A2 SELECT INBOX",
+		"QUIET:300",
+		"S:* 2 EXISTS",
+		"S:* OK [UIDVALIDITY 42] UIDs valid",
+		"S:A2 OK [READ-WRITE] selected",
+		"C:A3 UID MOVE 7 Archive",
+		"S:A3 OK moved",
+		/* UID MOVE 8 under 41 is not sent: the NOOP comes next. */
+		"C:A4 NOOP",
+		"S:A4 OK noop",
+		"C:A5 SELECT Other",
+		"QUIET:300",
+		"S:* OK [UIDVALIDITY 50] UIDs valid",
+		"S:A5 OK [READ-WRITE] selected",
+		"C:A6 NOOP",
+		"S:A6 OK noop",
+		"C:* LOGOUT",
+		"WAITCLOSE",
+		NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	ImapPool *pool = imap_pool_new(&cfg, NULL);
+	Waiter *w1 = submit_uids(pool, "INBOX", 42, "UID MOVE 7 Archive");
+	Waiter *w2, *w3, *w4, *w5;
+
+	waiter_wait(w1);
+	g_assert_no_error(w1->error);
+	g_assert_cmpuint(w1->reply->uidvalidity, ==, 42);
+
+	w2 = submit_uids(pool, "INBOX", 41, "UID MOVE 8 Archive");
+	waiter_wait(w2);
+	g_assert_error(w2->error, IMAPFS_IMAP_ERROR, IMAP_ERROR_UIDVALIDITY);
+	g_assert_null(w2->reply);
+	w3 = submit(pool, NULL, cmd(0, "NOOP"), FALSE);
+	waiter_wait(w3);
+	g_assert_no_error(w3->error);
+
+	w4 = submit_uids(pool, "Other", 42, "UID STORE 3 +FLAGS (\\Seen)");
+	waiter_wait(w4);
+	g_assert_error(w4->error, IMAPFS_IMAP_ERROR, IMAP_ERROR_UIDVALIDITY);
+	g_assert_nonnull(strstr(w4->error->message, "UIDVALIDITY 50"));
+	w5 = submit(pool, NULL, cmd(0, "NOOP"), FALSE);
+	waiter_wait(w5);
+	g_assert_no_error(w5->error);
+	imap_pool_free(pool);
+	fake_server_finish(fs, 1);
+	waiter_free(w1);
+	waiter_free(w2);
+	waiter_free(w3);
+	waiter_free(w4);
+	waiter_free(w5);
+}
+
 /* Without LITERAL+ a literal waits for '+', and nothing else is sent
  * meanwhile, not even the next command. */
 static void test_sync_literal(void)
@@ -756,6 +829,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/imap/conn/login-pipelining", test_login_pipelining);
 	g_test_add_func("/imap/conn/select-fetch-no", test_select_fetch_no);
+	g_test_add_func("/imap/conn/uidvalidity-guard", test_uidvalidity_guard);
 	g_test_add_func("/imap/conn/sync-literal", test_sync_literal);
 	g_test_add_func("/imap/conn/drop-mid-literal", test_drop_mid_literal);
 	g_test_add_func("/imap/conn/bye", test_bye);
