@@ -206,6 +206,7 @@ static void sync_job_free(SyncJob *job)
 static char *join_flags(char **flags)
 {
 	GString *out = g_string_new(NULL);
+	char *result;
 
 	for (guint i = 0; flags && flags[i]; i++) {
 		/* \Recent belongs to one session and cannot be set. */
@@ -215,7 +216,11 @@ static char *join_flags(char **flags)
 			g_string_append_c(out, ' ');
 		g_string_append(out, flags[i]);
 	}
-	return g_string_free(out, FALSE);
+	/* Kept as long as the message is listed: its size, not the
+	 * GString's. */
+	result = g_strndup(out->str, out->len);
+	g_string_free(out, TRUE);
+	return result;
 }
 
 static CacheMessage *message_from_fetch(const ImapFetch *fetch)

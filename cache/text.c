@@ -24,6 +24,7 @@ char *cache_text_decode_header(const char *raw)
 	g_autofree char *decoded = NULL;
 	g_autofree char *valid = NULL;
 	GString *out;
+	char *result;
 	gboolean space = FALSE;
 
 	if (!raw)
@@ -41,5 +42,9 @@ char *cache_text_decode_header(const char *raw)
 		space = FALSE;
 		g_string_append_c(out, *p);
 	}
-	return g_string_free(out, FALSE);
+	/* Kept as long as the message is listed: its size, not the
+	 * GString's power of two (about 250 bytes a message). */
+	result = g_strndup(out->str, out->len);
+	g_string_free(out, TRUE);
+	return result;
 }
