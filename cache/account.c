@@ -219,7 +219,7 @@ void cache_account_set_invalidate_func(CacheAccount *acct,
 	acct->invalidate_data = user_data;
 }
 
-void cache_account_watch_inbox(CacheAccount *acct)
+void cache_account_watch(CacheAccount *acct)
 {
 	if (acct->idle)
 		return;

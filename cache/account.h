@@ -108,9 +108,10 @@ void cache_account_set_invalidate_func(CacheAccount *acct,
 				       gpointer user_data);
 
 /* Watches INBOX with IDLE from now on, if the server offers it (else a
- * log line says so): what other clients change there is seen at once
- * instead of after list_ttl. Call after the invalidate func is set. */
-void cache_account_watch_inbox(CacheAccount *acct);
+ * log line says so), and every other mailbox too where it offers NOTIFY:
+ * what other clients change there is seen at once instead of after
+ * list_ttl. Call after the invalidate func is set. */
+void cache_account_watch(CacheAccount *acct);
 
 /* ---- Mailboxes ---------------------------------------------------------- */
 

@@ -86,6 +86,11 @@ CacheIndexMailbox *cache_index_mailbox(CacheIndex *index, guint32 id)
 	return mbox->gone ? NULL : mbox;
 }
 
+guint32 cache_index_max_id(CacheIndex *index)
+{
+	return index->mailboxes->len;
+}
+
 CacheIndexMailbox *cache_index_mailbox_by_name(CacheIndex *index,
 					       const char *full_name)
 {

@@ -50,6 +50,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(CacheIndex, cache_index_free)
 
 /* NULL if @id is unknown or gone. (transfer none) */
 CacheIndexMailbox *cache_index_mailbox(CacheIndex *index, guint32 id);
+/* The highest id given out: ids run from 1 to it. */
+guint32 cache_index_max_id(CacheIndex *index);
 /* By UTF-8 full name. (transfer none) */
 CacheIndexMailbox *cache_index_mailbox_by_name(CacheIndex *index,
 					       const char *full_name);

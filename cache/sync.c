@@ -96,16 +96,41 @@ static char *display_name(const char *wire)
 	return utf8;
 }
 
+/* A mailbox's place in the tree. */
+typedef struct {
+	guint32 id;
+	guint32 parent_id;
+	char *component;
+} Named;
+
+static void named_clear(gpointer data)
+{
+	g_free(((Named *)data)->component);
+}
+
 static void on_list_done(CacheWait *wait, const ImapReply *reply,
 			 const GError *error, gpointer user_data)
 {
 	ListJob *job = user_data;
 	CacheAccount *acct = job->acct;
+	g_autoptr(GArray) before = g_array_new(FALSE, FALSE, sizeof(Named));
 
 	cache_account_leave(acct, "list");
 	if (error)
 		return;
+	g_array_set_clear_func(before, named_clear);
 	g_mutex_lock(&acct->lock);
+	/* The mailboxes there were, to tell the kernel of those now gone. */
+	for (guint32 id = 1; id <= cache_index_max_id(acct->index); id++) {
+		CacheIndexMailbox *mbox = cache_index_mailbox(acct->index, id);
+		Named named = {id, 0, NULL};
+
+		if (mbox) {
+			named.parent_id = mbox->parent_id;
+			named.component = g_strdup(mbox->component);
+			g_array_append_val(before, named);
+		}
+	}
 	cache_index_list_begin(acct->index);
 	for (guint i = 0; i < job->items->len; i++) {
 		ImapListItem *item =
@@ -122,7 +147,23 @@ static void on_list_done(CacheWait *wait, const ImapReply *reply,
 				     flags_from_attrs(item->attrs));
 	}
 	cache_index_list_end(acct->index);
+	for (guint i = 0; i < before->len; i++) {
+		Named *named = &g_array_index(before, Named, i);
+
+		if (cache_index_mailbox(acct->index, named->id))
+			g_clear_pointer(&named->component, g_free);
+	}
 	g_mutex_unlock(&acct->lock);
+	/* A name the kernel looked up stays for list_ttl otherwise: a stat
+	 * would find a mailbox deleted elsewhere. */
+	for (guint i = 0; i < before->len && acct->invalidate_entry; i++) {
+		Named *named = &g_array_index(before, Named, i);
+
+		if (named->component)
+			acct->invalidate_entry(named->parent_id,
+					       named->component,
+					       acct->invalidate_data);
+	}
 }
 
 static void list_item_clear(gpointer data)
@@ -696,15 +737,56 @@ static void start_pass(Started *started)
 	cache_wait_then(wait, on_started_done, started);
 }
 
+/* Mailboxes were made, deleted or renamed, or anything may have changed
+ * (@all): the list is asked for again before it is trusted, and the
+ * kernel drops what it holds of every directory. */
+static void on_list_change(CacheAccount *acct, gboolean all)
+{
+	g_autoptr(GArray) dirs = g_array_new(FALSE, FALSE, sizeof(guint32));
+	guint32 id = CACHE_ROOT_ID;
+
+	g_array_append_val(dirs, id);
+	g_mutex_lock(&acct->lock);
+	/* As a list loaded from disk: asked for again before any use. */
+	cache_index_set_listed_at(acct->index, 0);
+	for (id = 1; id <= cache_index_max_id(acct->index); id++) {
+		CacheIndexMailbox *mbox = cache_index_mailbox(acct->index, id);
+
+		if (!mbox)
+			continue;
+		if (all) {
+			mbox->changes++;
+			mbox->synced_at = 0;
+		}
+		g_array_append_val(dirs, id);
+	}
+	g_mutex_unlock(&acct->lock);
+	g_debug("mailboxes changed on the server");
+	for (guint i = 0; i < dirs->len && acct->invalidate; i++) {
+		CacheMsgRef dir = {g_array_index(dirs, guint32, i), 0};
+
+		acct->invalidate(dir, acct->invalidate_data);
+	}
+}
+
 void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
 			  gpointer user_data)
 {
 	CacheAccount *acct = user_data;
-	g_autofree char *name = display_name(mailbox);
+	g_autofree char *name = NULL;
 	CacheIndexMailbox *mbox;
 	CacheMsgRef dir = {0, 0};
 	gboolean synced = FALSE;
 
+	if (change == IMAP_IDLE_MAILBOXES || change == IMAP_IDLE_ANY) {
+		on_list_change(acct, change == IMAP_IDLE_ANY);
+		if (change == IMAP_IDLE_MAILBOXES)
+			return;
+		/* INBOX, as after a reconnection without NOTIFY. */
+		change = IMAP_IDLE_MESSAGES;
+		mailbox = "INBOX";
+	}
+	name = display_name(mailbox);
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox_by_name(acct->index, name);
 	if (mbox) {

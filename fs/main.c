@@ -86,7 +86,9 @@ static void on_invalidate(CacheMsgRef ref, gpointer user_data)
 {
 	FsMount *mnt = user_data;
 
-	fs_notify_inode(mnt->notify, fs_inode_msg(ref.mailbox_id, ref.uid));
+	fs_notify_inode(mnt->notify,
+			ref.uid ? fs_inode_msg(ref.mailbox_id, ref.uid)
+				: fs_inode_dir(ref.mailbox_id));
 }
 
 static void on_invalidate_entry(guint32 parent_id, const char *component,
@@ -249,7 +251,7 @@ int main(int argc, char **argv)
 	cache_account_set_invalidate_func(mnt.acct, on_invalidate,
 					  on_invalidate_entry, &mnt);
 	if (!opts.noidle)
-		cache_account_watch_inbox(mnt.acct);
+		cache_account_watch(mnt.acct);
 	g_message("mounted %s@%s on %s", opts.user, opts.host,
 		  cmdline.mountpoint);
 

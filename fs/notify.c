@@ -5,7 +5,7 @@
 #include <string.h>
 
 typedef struct {
-	fuse_ino_t ino;	   /* 0: stop */
+	fuse_ino_t ino;	   /* 0: stop (fs_notify_free) */
 	char *name;	   /* NULL: the inode; else an entry of it */
 	gint64 not_before; /* monotonic time */
 } Item;
@@ -61,30 +61,35 @@ FsNotify *fs_notify_new(struct fuse_session *se)
 	return notify;
 }
 
-void fs_notify_inode(FsNotify *notify, fuse_ino_t ino)
+static void push(FsNotify *notify, fuse_ino_t ino, char *name,
+		 gint64 not_before)
 {
 	Item *item = g_new0(Item, 1);
 
 	item->ino = ino;
+	item->name = name;
+	item->not_before = not_before;
 	g_async_queue_push(notify->queue, item);
+}
+
+void fs_notify_inode(FsNotify *notify, fuse_ino_t ino)
+{
+	g_return_if_fail(ino != 0);
+	push(notify, ino, NULL, 0);
 }
 
 void fs_notify_entry(FsNotify *notify, fuse_ino_t parent, const char *name,
 		     gint64 delay_us)
 {
-	Item *item = g_new0(Item, 1);
-
-	item->ino = parent;
-	item->name = g_strdup(name);
-	item->not_before = g_get_monotonic_time() + delay_us;
-	g_async_queue_push(notify->queue, item);
+	g_return_if_fail(parent != 0);
+	push(notify, parent, g_strdup(name), g_get_monotonic_time() + delay_us);
 }
 
 void fs_notify_free(FsNotify *notify)
 {
 	if (!notify)
 		return;
-	fs_notify_inode(notify, 0);
+	push(notify, 0, NULL, 0);
 	g_thread_join(notify->thread);
 	g_async_queue_unref(notify->queue);
 	g_free(notify);

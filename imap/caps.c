@@ -37,6 +37,7 @@ static const struct {
 	{"BINARY", IMAP_CAP_BINARY},
 	{"NAMESPACE", IMAP_CAP_NAMESPACE},
 	{"ID", IMAP_CAP_ID},
+	{"NOTIFY", IMAP_CAP_NOTIFY},
 };
 
 static guint caps_word(const char *word)

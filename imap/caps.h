@@ -28,6 +28,7 @@ typedef enum {
 	IMAP_CAP_BINARY = 1 << 19,
 	IMAP_CAP_NAMESPACE = 1 << 20,
 	IMAP_CAP_ID = 1 << 21,
+	IMAP_CAP_NOTIFY = 1 << 22,
 } ImapCaps;
 
 /* Bits for the capability words in @words (the args of "* CAPABILITY", or

@@ -1,13 +1,18 @@
-/* imap/idle.c — one mailbox watched with IDLE, on a thread of its own.
+/* imap/idle.c — mailboxes watched with IDLE and NOTIFY, on a thread of
+ * their own.
  *
  * The thread connects (blocking, like the pool's connectors), EXAMINEs the
- * mailbox (read-only: \Recent stays for other clients), and runs IDLE. It
- * then sleeps in poll() on the socket and on a wake-up pipe until the
- * server says something, the IDLE is due for renewal, or imap_idle_free()
- * asks it to stop; it ends an IDLE with DONE. EXISTS, EXPUNGE, VANISHED
- * and FETCH are reported; everything else is ignored. A lost connection
- * is retried after 1 s, doubling up to IDLE_PAUSE_MAX while it keeps
- * failing, and what happened while it was down counts as a change.
+ * mailbox (read-only: \Recent stays for other clients), sends NOTIFY SET
+ * for every mailbox of the account where the server offers it, and runs
+ * IDLE. It then sleeps in poll() on the socket and on a wake-up pipe until
+ * the server says something, the IDLE is due for renewal, or
+ * imap_idle_free() asks it to stop; it ends an IDLE with DONE. EXISTS,
+ * EXPUNGE, VANISHED and FETCH are reported for the EXAMINEd mailbox,
+ * STATUS for the others (RFC 5465 §5: MESSAGES or UIDNEXT when messages
+ * came or went, HIGHESTMODSEQ alone for flags), LIST for mailboxes made,
+ * deleted or renamed; everything else is ignored. A lost connection is
+ * retried after 1 s, doubling up to IDLE_PAUSE_MAX while it keeps failing,
+ * and what happened while it was down counts as a change.
  */
 #include "imap/idle.h"
 
@@ -35,7 +40,8 @@ struct ImapIdle {
 	ImapIdleFunc changed;
 	gpointer user_data;
 	GThread *thread;
-	int wake[2]; /* written once, to stop */
+	int wake[2];		 /* written once, to stop */
+	gboolean notify_refused; /* said so once */
 
 	GMutex lock;
 	GCond ended_cond;
@@ -83,13 +89,43 @@ static gboolean wait_for(ImapIdle *idle, int fd, gint64 deadline)
 	return n > 0 && fd >= 0 && fds[1].revents != 0;
 }
 
-/* Whether @resp announces a change, and which. */
-static gboolean is_change(const ImapResponse *resp, ImapIdleChange *out)
+/* What "* STATUS name (item value ...)" tells of mailbox name. */
+static gboolean status_change(const ImapResponse *resp, const char **out_name,
+			      ImapIdleChange *out)
+{
+	const ImapValue *items = imap_value_item(resp->args, 1);
+
+	*out_name = imap_value_get_string(imap_value_item(resp->args, 0));
+	if (*out_name == NULL || **out_name == '\0')
+		return FALSE;
+	*out = IMAP_IDLE_FLAGS;
+	for (guint i = 0; i + 1 < imap_value_n_items(items); i += 2) {
+		const ImapValue *item = imap_value_item(items, i);
+
+		if (imap_value_is_atom(item, "MESSAGES") ||
+		    imap_value_is_atom(item, "UIDNEXT") ||
+		    imap_value_is_atom(item, "UIDVALIDITY"))
+			*out = IMAP_IDLE_MESSAGES;
+	}
+	return TRUE;
+}
+
+/* Whether @resp announces a change, and which, to which mailbox (a wire
+ * name borrowed from @resp or @idle; NULL for IMAP_IDLE_MAILBOXES). */
+static gboolean is_change(ImapIdle *idle, const ImapResponse *resp,
+			  const char **out_name, ImapIdleChange *out)
 {
 	static const char *const messages[] = {"EXISTS", "EXPUNGE", "VANISHED"};
 
 	if (resp->kind != IMAP_RESPONSE_UNTAGGED || resp->name == NULL)
 		return FALSE;
+	if (strcmp(resp->name, "STATUS") == 0)
+		return status_change(resp, out_name, out);
+	*out_name = NULL;
+	*out = IMAP_IDLE_MAILBOXES;
+	if (strcmp(resp->name, "LIST") == 0)
+		return TRUE;
+	*out_name = idle->mailbox;
 	*out = IMAP_IDLE_MESSAGES;
 	for (guint i = 0; i < G_N_ELEMENTS(messages); i++)
 		if (strcmp(resp->name, messages[i]) == 0)
@@ -98,15 +134,45 @@ static gboolean is_change(const ImapResponse *resp, ImapIdleChange *out)
 	return strcmp(resp->name, "FETCH") == 0;
 }
 
+/* Notes a change to report; the worse of two for one mailbox wins. */
+static void note_change(GHashTable *pending, const char *name,
+			ImapIdleChange change)
+{
+	gpointer old;
+
+	if (g_hash_table_lookup_extended(pending, name ? name : "", NULL,
+					 &old) &&
+	    GPOINTER_TO_INT(old) == IMAP_IDLE_MESSAGES)
+		return;
+	g_hash_table_insert(pending, g_strdup(name ? name : ""),
+			    GINT_TO_POINTER(change));
+}
+
+/* Reports the changes noted, and forgets them. */
+static void report(ImapIdle *idle, GHashTable *pending)
+{
+	GHashTableIter iter;
+	gpointer key, value;
+
+	g_hash_table_iter_init(&iter, pending);
+	while (g_hash_table_iter_next(&iter, &key, &value))
+		idle->changed(*(char *)key ? key : NULL, GPOINTER_TO_INT(value),
+			      idle->user_data);
+	g_hash_table_remove_all(pending);
+}
+
 /* One IDLE, from its start to the server's tagged reply: until a renewal
  * is due or we are asked to stop. */
 static gboolean idle_once(ImapIdle *idle, ImapStream *stream, GError **error)
 {
 	gint64 renew_at = g_get_monotonic_time() + IDLE_RENEW;
 	g_autofree char *tag = NULL;
-	gboolean idling = FALSE;  /* the server sent its '+' */
-	gboolean pending = FALSE; /* a change not reported yet */
-	ImapIdleChange change, worst = IMAP_IDLE_FLAGS;
+	gboolean idling = FALSE; /* the server sent its '+' */
+	/* Changes not reported yet: wire name ("" for none) -> change. */
+	g_autoptr(GHashTable) pending =
+		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	ImapIdleChange change;
+	const char *name;
 	gboolean done_sent = FALSE;
 
 	tag = imap_stream_start(stream, imap_command_new(error, 0, "IDLE"),
@@ -119,11 +185,9 @@ static gboolean idle_once(ImapIdle *idle, ImapStream *stream, GError **error)
 		/* A burst (another client expunging a thousand messages, each
 		 * its own line) is reported once, when nothing more is
 		 * buffered. */
-		if (pending && !imap_stream_buffered(stream)) {
-			idle->changed(idle->mailbox, worst, idle->user_data);
-			pending = FALSE;
-			worst = IMAP_IDLE_FLAGS;
-		}
+		if (g_hash_table_size(pending) > 0 &&
+		    !imap_stream_buffered(stream))
+			report(idle, pending);
 		/* DONE answers the continuation (RFC 2177): not before it. */
 		if (idling && !done_sent &&
 		    (stopping(idle) || g_get_monotonic_time() >= renew_at)) {
@@ -139,9 +203,7 @@ static gboolean idle_once(ImapIdle *idle, ImapStream *stream, GError **error)
 			return FALSE;
 		if (resp->kind == IMAP_RESPONSE_TAGGED &&
 		    g_strcmp0(resp->tag, tag) == 0) {
-			if (pending)
-				idle->changed(idle->mailbox, worst,
-					      idle->user_data);
+			report(idle, pending);
 			if (resp->status == IMAP_STATUS_OK)
 				return TRUE;
 			g_propagate_error(error,
@@ -158,15 +220,47 @@ static gboolean idle_once(ImapIdle *idle, ImapStream *stream, GError **error)
 		}
 		if (resp->kind == IMAP_RESPONSE_CONTINUATION) {
 			idling = TRUE;
-		} else if (is_change(resp, &change)) {
-			pending = TRUE;
-			if (change == IMAP_IDLE_MESSAGES)
-				worst = change;
+		} else if (is_change(idle, resp, &name, &change)) {
+			note_change(pending, name, change);
 		}
 	}
 }
 
-/* EXAMINE, then IDLE after IDLE until asked to stop (TRUE) or the
+/* Asks to hear of every mailbox of the account (RFC 5465): the EXAMINEd
+ * one as under IDLE, the others by STATUS, and mailboxes made, deleted or
+ * renamed by LIST. FALSE only if the connection failed. */
+static gboolean notify_all(ImapIdle *idle, ImapStream *stream, gboolean *out_on,
+			   GError **error)
+{
+	g_autoptr(GError) refused = NULL;
+
+	*out_on = FALSE;
+	if (!(imap_stream_caps(stream) & IMAP_CAP_NOTIFY))
+		return TRUE;
+	*out_on = imap_stream_run(
+		stream,
+		imap_command_new(NULL, 0,
+				 "NOTIFY SET (selected (MessageNew "
+				 "MessageExpunge FlagChange)) (personal "
+				 "(MessageNew MessageExpunge FlagChange "
+				 "MailboxName))"),
+		NULL, &refused);
+	if (*out_on)
+		return TRUE;
+	if (refused->code == IMAP_ERROR_CONNECTION_LOST ||
+	    refused->code == IMAP_ERROR_TIMEOUT ||
+	    refused->code == IMAP_ERROR_PROTOCOL) {
+		g_propagate_error(error, g_steal_pointer(&refused));
+		return FALSE;
+	}
+	if (!idle->notify_refused)
+		g_message("watching only %s for changes: %s", idle->mailbox,
+			  refused->message);
+	idle->notify_refused = TRUE;
+	return TRUE;
+}
+
+/* EXAMINE, NOTIFY, then IDLE after IDLE until asked to stop (TRUE) or the
  * connection fails (FALSE). After a reconnection (@again), whatever
  * happened meanwhile counts as a change. */
 static gboolean watch(ImapIdle *idle, ImapStream *stream, gboolean again,
@@ -174,10 +268,14 @@ static gboolean watch(ImapIdle *idle, ImapStream *stream, gboolean again,
 {
 	ImapCommand *examine =
 		imap_command_new(error, 0, "EXAMINE %q", idle->mailbox);
+	gboolean all;
 
-	if (examine == NULL || !imap_stream_run(stream, examine, NULL, error))
+	if (examine == NULL || !imap_stream_run(stream, examine, NULL, error) ||
+	    !notify_all(idle, stream, &all, error))
 		return FALSE;
-	if (again)
+	if (again && all)
+		idle->changed(NULL, IMAP_IDLE_ANY, idle->user_data);
+	else if (again)
 		idle->changed(idle->mailbox, IMAP_IDLE_MESSAGES,
 			      idle->user_data);
 	while (!stopping(idle))

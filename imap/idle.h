@@ -1,12 +1,15 @@
-/* imap/idle.h — hearing of changes to one mailbox as they happen (IDLE).
+/* imap/idle.h — hearing of changes as they happen (IDLE, NOTIFY).
  *
  * An ImapIdle keeps a connection of its own (outside the pool: an IDLE
- * holds its connection for as long as it lasts) with the mailbox EXAMINEd
+ * holds its connection for as long as it lasts) with one mailbox EXAMINEd
  * and an IDLE command running (RFC 2177), and reports each change the
- * server announces: new messages, expunges, flag changes. It renews the
- * IDLE before servers end it (RFC 2177: at least every 29 minutes),
- * reconnects after a loss with a growing pause, and gives up with a log
- * line on a server without IDLE. Runs on a thread of its own.
+ * server announces: new messages, expunges, flag changes. Where the server
+ * offers NOTIFY (RFC 5465), it also asks to hear of every other mailbox of
+ * the account on the same connection: their changes, and mailboxes made,
+ * deleted or renamed. It renews the IDLE before servers end it (RFC 2177:
+ * at least every 29 minutes), reconnects after a loss with a growing
+ * pause, and gives up with a log line on a server without IDLE. Runs on a
+ * thread of its own.
  */
 #ifndef IMAPFS_IMAP_IDLE_H
 #define IMAPFS_IMAP_IDLE_H
@@ -17,12 +20,20 @@
 
 typedef struct ImapIdle ImapIdle;
 
-/* What changed: messages came or went, or only flags. */
-typedef enum { IMAP_IDLE_MESSAGES, IMAP_IDLE_FLAGS } ImapIdleChange;
+/* What changed. */
+typedef enum {
+	IMAP_IDLE_MESSAGES,  /* in @mailbox, messages came or went */
+	IMAP_IDLE_FLAGS,     /* in @mailbox, only flags changed */
+	IMAP_IDLE_MAILBOXES, /* mailboxes were made, deleted or renamed;
+			      * @mailbox is NULL */
+	IMAP_IDLE_ANY,	     /* anything, anywhere (changes may have been
+			      * missed while the connection was down, with
+			      * NOTIFY); @mailbox is NULL */
+} ImapIdleChange;
 
-/* Runs on the watcher's thread; @mailbox is the wire name watched. Also
- * run (IMAP_IDLE_MESSAGES) after each reconnection, since changes may have
- * been missed. */
+/* Runs on the watcher's thread; @mailbox is a wire name. After each
+ * reconnection it runs with IMAP_IDLE_MESSAGES for the mailbox watched
+ * (IMAP_IDLE_ANY with NOTIFY), since changes may have been missed. */
 typedef void (*ImapIdleFunc)(const char *mailbox, ImapIdleChange change,
 			     gpointer user_data);
 
