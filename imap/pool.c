@@ -61,7 +61,6 @@ typedef struct {
 	guint attempts;		/* times sent */
 	GError *error;		/* a submit that was refused */
 	GPtrArray *untagged;	/* collected for the reply */
-	gboolean taken;		/* the submit closure ran */
 	gboolean behind_select; /* sent right after a SELECT, unanswered */
 	guint32 uidvalidity;	/* its UIDs' (0: any); see submit_uids */
 } PoolReq;
@@ -839,12 +838,17 @@ guint imap_pool_caps(ImapPool *pool)
 	return (guint)g_atomic_int_get(&pool->caps);
 }
 
+/* The submit closure's data: the request until on_submit takes it (it may
+ * complete, and be freed, before the closure's destroy notify runs). */
+typedef struct {
+	PoolReq *req;
+} Submit;
+
 static gboolean on_submit(gpointer data)
 {
-	PoolReq *req = data;
+	PoolReq *req = g_steal_pointer(&((Submit *)data)->req);
 	ImapPool *pool = req->pool;
 
-	req->taken = TRUE;
 	if (pool->shutting_down) {
 		GError *error = g_error_new_literal(
 			IMAPFS_IMAP_ERROR, IMAP_ERROR_SHUTDOWN,
@@ -862,15 +866,16 @@ static gboolean on_submit(gpointer data)
  * when the loop stopped first (a submit racing imap_pool_free). */
 static void on_submit_dropped(gpointer data)
 {
-	PoolReq *req = data;
+	Submit *submit = data;
 
-	if (!req->taken) {
+	if (submit->req) {
 		GError *error = g_error_new_literal(
 			IMAPFS_IMAP_ERROR, IMAP_ERROR_SHUTDOWN,
 			"the connection pool was shut down");
-		req_fail(req, error);
+		req_fail(submit->req, error);
 		g_error_free(error);
 	}
+	g_free(submit);
 }
 
 static gboolean on_invalid(gpointer data)
@@ -893,6 +898,7 @@ void imap_pool_submit_uids(ImapPool *pool, const char *mailbox,
 			   gpointer user_data)
 {
 	PoolReq *req;
+	Submit *submit;
 
 	g_return_if_fail(pool != NULL);
 
@@ -923,5 +929,7 @@ void imap_pool_submit_uids(ImapPool *pool, const char *mailbox,
 			return;
 		}
 	}
-	imap_io_invoke(pool->io, on_submit, req, on_submit_dropped);
+	submit = g_new0(Submit, 1);
+	submit->req = req;
+	imap_io_invoke(pool->io, on_submit, submit, on_submit_dropped);
 }
