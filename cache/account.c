@@ -376,6 +376,28 @@ GArray *cache_account_list_children(CacheAccount *acct, guint32 parent_id,
 	return out;
 }
 
+guint32 cache_account_current_dir(CacheAccount *acct, guint32 id)
+{
+	g_mutex_lock(&acct->lock);
+	id = cache_index_current(acct->index, id);
+	g_mutex_unlock(&acct->lock);
+	return id;
+}
+
+guint32 cache_account_settle_dir(CacheAccount *acct, guint32 id,
+				 gboolean refresh, GError **error)
+{
+	/* Twice at most: the second time for the mailbox made anew. */
+	for (guint pass = 0; pass < 2; pass++) {
+		id = cache_account_current_dir(acct, id);
+		if (!cache_account_ensure_synced(acct, id, refresh, error))
+			return 0;
+		if (cache_account_current_dir(acct, id) == id)
+			return id;
+	}
+	return cache_account_current_dir(acct, id);
+}
+
 guint32 cache_account_find_child(CacheAccount *acct, guint32 parent_id,
 				 const char *component)
 {

@@ -127,6 +127,17 @@ gboolean cache_account_get_mailbox(CacheAccount *acct, guint32 id,
 GArray *cache_account_list_children(CacheAccount *acct, guint32 parent_id,
 				    GError **error);
 
+/* The mailbox a directory looked up as @id stands for now: @id, or the one
+ * made anew in its place after the server changed its UIDVALIDITY. (The
+ * old id keeps naming the old messages, which are gone.) */
+guint32 cache_account_current_dir(CacheAccount *acct, guint32 id);
+/* Syncs mailbox @id as cache_account_foreach_message() would (@refresh: also
+ * when stale) and returns the mailbox whose messages the directory shows:
+ * @id, or the one made anew in its place, which this then syncs in turn
+ * (a sync's SELECT may be what finds the change). 0 with @error. */
+guint32 cache_account_settle_dir(CacheAccount *acct, guint32 id,
+				 gboolean refresh, GError **error);
+
 /* The id of @parent_id's child named @component (UTF-8), or 0. No server
  * round trip unless nothing was listed yet. */
 guint32 cache_account_find_child(CacheAccount *acct, guint32 parent_id,

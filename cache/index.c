@@ -294,6 +294,44 @@ void cache_index_clear_messages(CacheIndexMailbox *mbox, GArray *out_uids)
 	mbox->generation++;
 }
 
+CacheIndexMailbox *cache_index_renew(CacheIndex *index, CacheIndexMailbox *old,
+				     GArray *out_uids)
+{
+	CacheIndexMailbox *mbox;
+
+	cache_index_clear_messages(old, out_uids);
+	old->gone = TRUE;
+	g_hash_table_remove(index->by_name, old->full_name);
+	mbox = mailbox_new(index, old->full_name, old->component,
+			   old->parent_id, old->delimiter);
+	mbox->wire_name = g_strdup(old->wire_name);
+	mbox->flags = old->flags;
+	mbox->listed = old->listed;
+	old->renewed_as = mbox->id;
+	for (guint i = 0; i < index->mailboxes->len; i++) {
+		CacheIndexMailbox *child =
+			g_ptr_array_index(index->mailboxes, i);
+
+		if (child->parent_id == old->id)
+			child->parent_id = mbox->id;
+	}
+	index->generation++;
+	return mbox;
+}
+
+guint32 cache_index_current(CacheIndex *index, guint32 id)
+{
+	while (id > 0 && id <= index->mailboxes->len) {
+		CacheIndexMailbox *mbox =
+			g_ptr_array_index(index->mailboxes, id - 1);
+
+		if (!mbox->gone || !mbox->renewed_as)
+			break;
+		id = mbox->renewed_as;
+	}
+	return id;
+}
+
 static gint compare_uid(gconstpointer a, gconstpointer b)
 {
 	const CacheMessage *ma = *(const CacheMessage *const *)a;

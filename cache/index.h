@@ -19,9 +19,10 @@ typedef struct {
 	char *full_name; /* UTF-8 */
 	char *component; /* UTF-8, last part of full_name */
 	char delimiter;
-	guint flags;	 /* CacheMailboxFlags */
-	gboolean gone;	 /* no longer on the server */
-	gboolean listed; /* seen in the latest LIST */
+	guint flags;	    /* CacheMailboxFlags */
+	gboolean gone;	    /* no longer on the server */
+	guint32 renewed_as; /* gone: the mailbox made anew in its place */
+	gboolean listed;    /* seen in the latest LIST */
 	/* Message table: valid once synced. */
 	gboolean synced;
 	gint64 synced_at; /* monotonic time of the last sync */
@@ -95,6 +96,15 @@ void cache_index_remove_message(CacheIndexMailbox *mbox, guint32 uid);
 /* Drops every message (UIDVALIDITY changed); their UIDs are appended to
  * @out_uids (guint32; nullable). */
 void cache_index_clear_messages(CacheIndexMailbox *mbox, GArray *out_uids);
+/* Makes @old (a mailbox made anew on the server: another UIDVALIDITY) gone
+ * with its messages, whose UIDs are appended to @out_uids (nullable), and
+ * returns the mailbox that takes its name, place, flags and children under
+ * a new id: what was known by the old id (and inode) names nothing now. */
+CacheIndexMailbox *cache_index_renew(CacheIndex *index, CacheIndexMailbox *old,
+				     GArray *out_uids);
+/* @id, or the mailbox made anew in its place (see cache_index_renew), for
+ * what stands for the directory rather than for its messages. */
+guint32 cache_index_current(CacheIndex *index, guint32 id);
 /* CacheMessage * in UID order. (transfer none, valid under the lock) */
 GPtrArray *cache_index_sorted(CacheIndexMailbox *mbox);
 guint32 cache_index_max_uid(CacheIndexMailbox *mbox);

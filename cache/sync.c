@@ -814,10 +814,9 @@ void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
 {
 	CacheAccount *acct = user_data;
 	g_autofree char *name = display_name(mailbox);
-	g_autoptr(GArray) dropped = g_array_new(FALSE, FALSE, sizeof(guint32));
 	g_autofree char *component = NULL;
 	CacheIndexMailbox *mbox;
-	CacheMsgRef ref = {0, 0};
+	CacheMsgRef old_dir = {0, 0};
 	guint32 parent_id = 0;
 
 	g_mutex_lock(&acct->lock);
@@ -826,12 +825,12 @@ void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
 		if (mbox->synced && mbox->uidvalidity &&
 		    mbox->uidvalidity != info->uidvalidity) {
 			g_message("mailbox %s: UIDVALIDITY changed from %u to "
-				  "%u; its cached messages are dropped",
+				  "%u; it is another mailbox now, listed anew",
 				  name, mbox->uidvalidity, info->uidvalidity);
-			cache_index_clear_messages(mbox, dropped);
-			ref.mailbox_id = mbox->id;
+			old_dir.mailbox_id = mbox->id;
 			parent_id = mbox->parent_id;
 			component = g_strdup(mbox->component);
+			mbox = cache_index_renew(acct->index, mbox, NULL);
 		}
 		mbox->uidvalidity = info->uidvalidity;
 		mbox->uidnext = info->uidnext;
@@ -843,18 +842,13 @@ void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
 		}
 	}
 	g_mutex_unlock(&acct->lock);
-	/* The same UID names another message now, under the same inode:
-	 * the kernel must drop what it holds of the old one (its pages
-	 * above all), the directory, and the names it looked up in it. */
-	for (guint i = 0; i < dropped->len && acct->invalidate; i++) {
-		ref.uid = g_array_index(dropped, guint32, i);
-		acct->invalidate(ref, acct->invalidate_data);
-	}
-	if (ref.mailbox_id && acct->invalidate) {
-		ref.uid = 0;
-		acct->invalidate(ref, acct->invalidate_data);
-	}
+	/* Under its new id, nothing the kernel holds of the old one (inode
+	 * numbers are mailbox id and UID) reaches a message of the new: the
+	 * kernel is told to forget the directory's name, so that a lookup
+	 * finds the new one, and what it holds of the old directory. */
 	if (component && acct->invalidate_entry)
 		acct->invalidate_entry(parent_id, component,
 				       acct->invalidate_data);
+	if (old_dir.mailbox_id && acct->invalidate)
+		acct->invalidate(old_dir, acct->invalidate_data);
 }

@@ -438,6 +438,8 @@ gboolean fs_newfiles_commit(FsNewFiles *files, fuse_ino_t ino,
 			    "pending file: %s", g_strerror(err));
 		ok = FALSE;
 	} else {
+		/* The mailbox the server made anew in its place, if so. */
+		mailbox_id = cache_account_current_dir(acct, mailbox_id);
 		ok = cache_account_append(acct, mailbox_id, fd, flags, mtime,
 					  alias, &uid, error);
 		close(fd);

@@ -86,6 +86,20 @@ static gboolean message_ref(FsMount *mnt, fuse_ino_t ino, CacheMsgRef *out)
 	return TRUE;
 }
 
+/* The mailbox directory @ino stands for, or FALSE if it is none: the one
+ * it was looked up as, or the one the server made anew in its place (a
+ * message inode keeps naming the old mailbox's message). */
+static gboolean dir_id(FsMount *mnt, fuse_ino_t ino, guint32 *out_id)
+{
+	guint32 uid;
+
+	if (fs_newfiles_is_new(ino) || !fs_inode_decode(ino, out_id, &uid) ||
+	    uid)
+		return FALSE;
+	*out_id = cache_account_current_dir(mnt->acct, *out_id);
+	return TRUE;
+}
+
 static gboolean stat_inode(FsMount *mnt, fuse_ino_t ino, struct stat *st,
 			   GError **error)
 {
@@ -117,10 +131,12 @@ static gboolean stat_inode(FsMount *mnt, fuse_ino_t ino, struct stat *st,
 	if (uid == 0) {
 		CacheMailbox mbox;
 
+		id = cache_account_current_dir(mnt->acct, id);
 		if (!cache_account_get_mailbox(mnt->acct, id, &mbox, error))
 			return FALSE;
 		fs_inode_stat_dir(&mbox, mnt->uid, mnt->gid, mnt->mount_time,
 				  st);
+		st->st_ino = ino;
 		cache_mailbox_clear(&mbox);
 	} else {
 		CacheMsgRef ref;
@@ -189,10 +205,10 @@ static void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	FsMount *mnt = mount_of(req);
 	g_autoptr(GError) error = NULL;
 	struct fuse_entry_param e;
-	guint32 pid, puid, id, uid;
+	guint32 pid, id, uid;
 	struct stat st;
 
-	if (!fs_inode_decode(parent, &pid, &puid) || puid) {
+	if (!dir_id(mnt, parent, &pid)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -221,7 +237,9 @@ static void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			fuse_reply_entry(req, &e);
 			return;
 		}
-		uid = find_message(mnt, pid, name, &error);
+		/* The mailbox made anew in its place, if a sync finds so. */
+		pid = cache_account_settle_dir(mnt->acct, pid, FALSE, &error);
+		uid = pid ? find_message(mnt, pid, name, &error) : 0;
 		if (uid &&
 		    stat_inode(mnt, fs_inode_msg(pid, uid), &st, &error)) {
 			fill_entry(mnt, &st, &e);
@@ -302,8 +320,27 @@ static GArray *snapshot_dir(FsMount *mnt, guint32 id, GError **error)
 	CacheMailbox self, parent = {0};
 	struct stat st;
 
-	if (!cache_account_get_mailbox(mnt->acct, id, &self, error))
-		return NULL;
+	/* The mailbox may have been made anew since @id was looked up. */
+	while (!cache_account_get_mailbox(mnt->acct, id, &self, error)) {
+		guint32 now = cache_account_current_dir(mnt->acct, id);
+
+		if (now == id)
+			return NULL;
+		g_clear_error(error);
+		id = now;
+	}
+	/* Listing may find the mailbox made anew: its entries are then the
+	 * new one's messages, under the new id. */
+	if (!(self.flags & CACHE_MAILBOX_NOSELECT)) {
+		guint32 now =
+			cache_account_settle_dir(mnt->acct, id, TRUE, error);
+
+		cache_mailbox_clear(&self);
+		if (!now ||
+		    !cache_account_get_mailbox(mnt->acct, now, &self, error))
+			return NULL;
+		id = now;
+	}
 	dir = g_array_new(FALSE, TRUE, sizeof(DirEntry));
 	g_array_set_clear_func(dir, dir_entry_clear);
 
@@ -350,10 +387,10 @@ static void fs_op_opendir(fuse_req_t req, fuse_ino_t ino,
 {
 	FsMount *mnt = mount_of(req);
 	g_autoptr(GError) error = NULL;
-	guint32 id, uid;
+	guint32 id;
 	GArray *dir;
 
-	if (!fs_inode_decode(ino, &id, &uid) || uid) {
+	if (!dir_id(mnt, ino, &id)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -683,7 +720,9 @@ static void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	if (message_ref(mnt, ino, &ref)) {
 		id = ref.mailbox_id;
 		uid = ref.uid;
-	} else if (!fs_inode_decode(ino, &id, &uid)) {
+	} else if (dir_id(mnt, ino, &id)) {
+		uid = 0;
+	} else {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
@@ -827,11 +866,10 @@ static guint32 mailbox_dir(FsMount *mnt, fuse_ino_t ino, int *err)
 {
 	g_autoptr(GError) error = NULL;
 	CacheMailbox mbox;
-	guint32 id, uid;
+	guint32 id;
 	gboolean selectable;
 
-	if (fs_newfiles_is_new(ino) || !fs_inode_decode(ino, &id, &uid) ||
-	    uid) {
+	if (!dir_id(mnt, ino, &id)) {
 		*err = ENOTDIR;
 		return 0;
 	}
@@ -900,12 +938,11 @@ static void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	g_autofree char *component = NULL;
 	g_autofree char *canonical = NULL;
 	struct fuse_entry_param e;
-	guint32 pid, puid, id;
+	guint32 pid, id;
 	CacheMailbox mbox;
 	struct stat st;
 
-	if (fs_newfiles_is_new(parent) ||
-	    !fs_inode_decode(parent, &pid, &puid) || puid) {
+	if (!dir_id(mnt, parent, &pid)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -945,10 +982,9 @@ static void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	FsMount *mnt = mount_of(req);
 	g_autoptr(GError) error = NULL;
-	guint32 pid, puid, id;
+	guint32 pid, id;
 
-	if (fs_newfiles_is_new(parent) ||
-	    !fs_inode_decode(parent, &pid, &puid) || puid) {
+	if (!dir_id(mnt, parent, &pid)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -969,11 +1005,10 @@ static void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	FsMount *mnt = mount_of(req);
 	g_autoptr(GError) error = NULL;
-	guint32 pid, puid, uid;
+	guint32 pid, uid;
 	fuse_ino_t ino;
 
-	if (fs_newfiles_is_new(parent) ||
-	    !fs_inode_decode(parent, &pid, &puid) || puid) {
+	if (!dir_id(mnt, parent, &pid)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -1033,16 +1068,14 @@ static void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	FsMount *mnt = mount_of(req);
 	g_autoptr(GError) error = NULL;
-	guint32 pid, puid, nid, nuid, id, uid, new_uid;
+	guint32 pid, nid, id, uid, new_uid;
 	fuse_ino_t ino;
 
 	if (flags & RENAME_EXCHANGE) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if (fs_newfiles_is_new(parent) || fs_newfiles_is_new(newparent) ||
-	    !fs_inode_decode(parent, &pid, &puid) || puid ||
-	    !fs_inode_decode(newparent, &nid, &nuid) || nuid) {
+	if (!dir_id(mnt, parent, &pid) || !dir_id(mnt, newparent, &nid)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}

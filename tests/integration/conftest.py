@@ -133,7 +133,8 @@ def _server():
 		pytest.fail("cannot start dovecot: %s" % e, pytrace=False)
 	yield info
 	ts.stop(d)
-	shutil.rmtree(d, ignore_errors=True)
+	if not os.environ.get("KEEP_DOVECOT"):
+		shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

@@ -24,8 +24,27 @@ def recreate(server, user, mbox, samples):
 		c.logout()
 
 
+def recreate_and_kick(server, user, mbox, samples):
+	"""recreate(), then every session of USER is closed: Dovecot's index of
+	a mailbox deleted and made again while other sessions have it
+	selected gets corrupted when those go on using it (its log says
+	"indexid changed"), and the next EXAMINE fails with SERVERBUG.
+	imapfs reconnects."""
+	recreate(server, user, mbox, samples)
+	ts.doveadm(server, "kick", user)
+
+
 def names(m, mbox):
 	return sorted(os.listdir(os.path.join(m.path, mbox)))
+
+
+def listing(m, mbox):
+	"""names(), or None while the mailbox is gone (recreate() deletes it
+	a second before it makes it again)."""
+	try:
+		return names(m, mbox)
+	except FileNotFoundError:
+		return None
 
 
 def test_recreated_while_unmounted_is_listed_whole(account, mounter, server,
@@ -170,3 +189,74 @@ def test_mv_after_mailbox_made_anew_moves_nothing(account, mounter, server,
 		[r["message_id"] for r in now]
 	assert {r["uid"]: r["flags"] for r in after} == now_flags
 	assert "made anew" in m.stderr()
+
+
+def test_open_files_of_a_mailbox_made_anew_reach_none_of_its_new_messages(
+		account, mounter, server, imap, witness):
+	"""A program holds old files open (their names pinned in the kernel)
+	while another client makes the mailbox anew with messages under the
+	same UIDs. Once imapfs has seen the change, neither the open files
+	nor their old names reach a new message; the mailbox lists the new
+	ones, readable under their own names."""
+	user = account["user"]
+	m = mounter.mount(user)
+	old = fresh(imap, "Other")
+	paths = [os.path.join(m.path, "Other", r["name"]) for r in old]
+	assert sorted(os.listdir(os.path.join(m.path, "Other"))) == \
+		sorted(r["name"] for r in old)
+	fds = [os.open(p, os.O_RDONLY) for p in paths]
+	try:
+		recreate_and_kick(server, user, "Other", sm.make_messages(52, 3))
+		w = witness(user)	# a session that never had the old one
+		now = fresh(w, "Other")
+		assert [r["uid"] for r in now] == [r["uid"] for r in old]
+		before = {r["uid"]: r["flags"] for r in now}
+		# A listing finds the change (the SELECT shows the new
+		# UIDVALIDITY) and shows the new messages.
+		assert wait_until(lambda: listing(m, "Other") ==
+				  sorted(r["name"] for r in now)), \
+			m.stderr()[-3000:]
+		for fd, path in zip(fds, paths):
+			for how, target in (("fd", fd), ("path", path)):
+				try:
+					os.setxattr(target, "user.imap.flags",
+						    b"\\Flagged \\Answered")
+					changed = True
+				except OSError as e:
+					changed = False
+					assert e.errno == errno.ENOENT, (how, e)
+				assert not changed, how
+		for r in now:
+			with open(os.path.join(m.path, "Other", r["name"]),
+				  "rb") as f:
+				assert f.read() == w.body("Other", r["uid"])
+	finally:
+		for fd in fds:
+			os.close(fd)
+	assert {r["uid"]: r["flags"] for r in fresh(w, "Other")} == before
+
+
+def test_a_moved_message_is_not_found_through_a_mailbox_made_anew(
+		account, mounter, server, imap, witness):
+	"""mv leaves the kernel's old inode pointing at the moved message for
+	a while. The source mailbox made anew must not inherit that: setfattr
+	of a new message there changes that message, not the moved one."""
+	user = account["user"]
+	m = mounter.mount(user)
+	old = fresh(imap, "Other")
+	os.listdir(os.path.join(m.path, "INBOX"))
+	assert len(os.listdir(os.path.join(m.path, "Other"))) == 3
+	os.rename(os.path.join(m.path, "Other", old[0]["name"]),
+		  os.path.join(m.path, "INBOX", old[0]["name"]))
+	imap.selected = None
+	inbox = {r["uid"]: r["flags"] for r in fresh(imap, "INBOX")}
+	recreate_and_kick(server, user, "Other", sm.make_messages(52, 3))
+	w = witness(user)	# a session that never had the old one
+	now = fresh(w, "Other")
+	assert now[0]["uid"] == old[0]["uid"]
+	assert wait_until(lambda: listing(m, "Other") ==
+			  sorted(r["name"] for r in now)), m.stderr()[-3000:]
+	os.setxattr(os.path.join(m.path, "Other", now[0]["name"]),
+		    "user.imap.flags", b"\\Answered")
+	assert {r["uid"]: r["flags"] for r in fresh(w, "INBOX")} == inbox
+	assert "\\Answered" in fresh(w, "Other")[0]["flags"]

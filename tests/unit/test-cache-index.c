@@ -677,6 +677,47 @@ static void test_index_messages(void)
 	g_assert_false(m->synced);
 }
 
+/* A mailbox made anew takes the name, place and children under a new id;
+ * the old id is gone but leads to the new one for the directory. */
+static void test_index_renew(void)
+{
+	g_autoptr(CacheIndex) index = cache_index_new();
+	g_autoptr(GArray) dropped = g_array_new(FALSE, FALSE, sizeof(guint32));
+	CacheIndexMailbox *a, *ab, *b2;
+	guint32 old_id;
+
+	cache_index_list_begin(index);
+	a = cache_index_list_add(index, "A", "A", '.', 0);
+	ab = cache_index_list_add(index, "A.B", "A.B", '.', 0);
+	cache_index_list_end(index);
+	cache_index_put_message(a, make_msg(4, "", "four", NULL, NULL, NULL));
+	a->synced = TRUE;
+	old_id = a->id;
+	g_assert_cmpuint(cache_index_current(index, old_id), ==, old_id);
+
+	b2 = cache_index_renew(index, a, dropped);
+	g_assert_cmpuint(b2->id, !=, old_id);
+	g_assert_null(cache_index_mailbox(index, old_id));
+	g_assert_true(cache_index_mailbox(index, b2->id) == b2);
+	g_assert_true(cache_index_mailbox_by_name(index, "A") == b2);
+	g_assert_cmpstr(b2->wire_name, ==, "A");
+	g_assert_cmpstr(b2->component, ==, "A");
+	g_assert_false(b2->synced);
+	g_assert_cmpuint(cache_index_sorted(b2)->len, ==, 0);
+	g_assert_cmpuint(dropped->len, ==, 1);
+	g_assert_cmpuint(g_array_index(dropped, guint32, 0), ==, 4);
+	g_assert_cmpuint(ab->parent_id, ==, b2->id);
+	g_assert_cmpuint(cache_index_current(index, old_id), ==, b2->id);
+	g_assert_cmpuint(cache_index_current(index, b2->id), ==, b2->id);
+	g_assert_cmpuint(cache_index_current(index, 999), ==, 999);
+	/* A later listing keeps the new id. */
+	cache_index_list_begin(index);
+	g_assert_true(cache_index_list_add(index, "A", "A", '.', 0) == b2);
+	cache_index_list_add(index, "A.B", "A.B", '.', 0);
+	cache_index_list_end(index);
+	g_assert_true(cache_index_mailbox_by_name(index, "A") == b2);
+}
+
 static void test_index_rename(void)
 {
 	g_autoptr(CacheIndex) index = cache_index_new();
@@ -709,6 +750,7 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 	g_test_add_func("/cache/index/list-refresh", test_index_list_refresh);
 	g_test_add_func("/cache/index/messages", test_index_messages);
+	g_test_add_func("/cache/index/renew", test_index_renew);
 	g_test_add_func("/cache/index/rename", test_index_rename);
 	g_test_add_func("/cache/index-file/round-trip", test_file_round_trip);
 	g_test_add_func("/cache/index-file/gone-and-renamed",
