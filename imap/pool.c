@@ -63,6 +63,7 @@ typedef struct {
 	GPtrArray *untagged;	/* collected for the reply */
 	gboolean behind_select; /* sent right after a SELECT, unanswered */
 	guint32 uidvalidity;	/* its UIDs' (0: any); see submit_uids */
+	guint64 since;		/* pool->selects when it was queued */
 } PoolReq;
 
 typedef enum {
@@ -78,6 +79,7 @@ struct PoolConn {
 	ImapConn *conn;	      /* NULL while connecting */
 	char *selected;	      /* nullable */
 	guint32 uidvalidity;  /* of selected */
+	guint64 select_seq;   /* pool->selects when its SELECT was answered */
 	char *selecting;      /* PC_SELECTING: the mailbox */
 	ImapMailboxInfo info; /* collected during SELECT */
 	GError *select_error; /* the last SELECT failed: why, for the
@@ -106,6 +108,7 @@ struct ImapPool {
 	gint64 not_before; /* monotonic us: no connect before */
 	GSource *retry_timer;
 	guint connect_failures; /* consecutive */
+	guint64 selects;	/* SELECTs answered so far */
 	gboolean shutting_down;
 };
 
@@ -305,6 +308,7 @@ static void select_done(PoolConn *pc, PoolReq *req, ImapResponse *resp)
 	if (resp->status == IMAP_STATUS_OK) {
 		pc->selected = g_strdup(req->mailbox);
 		pc->uidvalidity = pc->info.uidvalidity;
+		pc->select_seq = ++pool->selects;
 		if (pool->select_func != NULL)
 			pool->select_func(req->mailbox, &pc->info,
 					  pool->select_data);
@@ -691,6 +695,15 @@ static void pool_dispatch(ImapPool *pool)
 		gboolean more;
 		PoolConn *pc = pool_route(pool, req, &more);
 
+		/* Selected before the request came, a connection may show
+		 * a mailbox that another client has made anew since: it
+		 * SELECTs again rather than fail the request on old news. */
+		while (pc != NULL && req->uidvalidity &&
+		       pc->uidvalidity != req->uidvalidity &&
+		       pc->select_seq <= req->since) {
+			g_clear_pointer(&pc->selected, g_free);
+			pc = pool_route(pool, req, &more);
+		}
 		if (pc != NULL) {
 			g_queue_delete_link(&pool->waiting, l);
 			if (req->uidvalidity &&
@@ -857,6 +870,7 @@ static gboolean on_submit(gpointer data)
 		g_error_free(error);
 		return G_SOURCE_REMOVE;
 	}
+	req->since = pool->selects;
 	g_queue_push_tail(&pool->waiting, req);
 	pool_dispatch(pool);
 	return G_SOURCE_REMOVE;

@@ -96,6 +96,12 @@ def test_new_uidvalidity_while_mounted_is_listed_whole(account, mounter,
 		with open(os.path.join(m.path, "Other", r["name"]), "rb") as f:
 			assert conftest.sha256(f.read()) == conftest.sha256(
 				imap.body("Other", r["uid"]))
+	# Flags of the messages as listed under the new UIDVALIDITY can be
+	# set: no connection still holding the old one refuses it.
+	first = fresh(imap, "Other")[0]
+	os.setxattr(os.path.join(m.path, "Other", first["name"]),
+		    "user.imap.flags", b"\\Flagged")
+	assert "\\Flagged" in fresh(imap, "Other")[0]["flags"]
 
 
 def test_made_anew_with_same_names_reads_the_new_bytes(account, mounter,

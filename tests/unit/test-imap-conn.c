@@ -469,8 +469,9 @@ static Waiter *submit_uids(ImapPool *pool, const char *mailbox,
 
 /* A command whose UIDs hold under one UIDVALIDITY waits for its SELECT's
  * answer (no pipelining behind it), and is never sent where the mailbox
- * has another UIDVALIDITY: after a SELECT that shows it, or on a
- * connection that already has the mailbox selected. */
+ * has another UIDVALIDITY. A connection that had the mailbox selected
+ * before the command came SELECTs it again first (another client may
+ * have made it anew since); only a SELECT answered after it counts. */
 static void test_uidvalidity_guard(void)
 {
 	static const char *const script[] = {
@@ -483,15 +484,26 @@ static void test_uidvalidity_guard(void)
 		"S:A2 OK [READ-WRITE] selected",
 		"C:A3 UID MOVE 7 Archive",
 		"S:A3 OK moved",
-		/* UID MOVE 8 under 41 is not sent: the NOOP comes next. */
-		"C:A4 NOOP",
-		"S:A4 OK noop",
-		"C:A5 SELECT Other",
+		/* UID MOVE 8 under 41: INBOX is selected again, and the
+		 * answer still says 42, so it is not sent: NOOP comes next. */
+		"C:A4 SELECT INBOX",
+		"QUIET:300",
+		"S:* OK [UIDVALIDITY 42] UIDs valid",
+		"S:A4 OK [READ-WRITE] selected",
+		"C:A5 NOOP",
+		"S:A5 OK noop",
+		"C:A6 SELECT Other",
 		"QUIET:300",
 		"S:* OK [UIDVALIDITY 50] UIDs valid",
-		"S:A5 OK [READ-WRITE] selected",
-		"C:A6 NOOP",
-		"S:A6 OK noop",
+		"S:A6 OK [READ-WRITE] selected",
+		"C:A7 NOOP",
+		"S:A7 OK noop",
+		/* Made anew meanwhile: selected again, it says 51: sent. */
+		"C:A8 SELECT Other",
+		"S:* OK [UIDVALIDITY 51] UIDs valid",
+		"S:A8 OK [READ-WRITE] selected",
+		"C:A9 UID STORE 4 +FLAGS (\\Seen)",
+		"S:A9 OK stored",
 		"C:* LOGOUT",
 		"WAITCLOSE",
 		NULL,
@@ -500,7 +512,7 @@ static void test_uidvalidity_guard(void)
 	ImapConfig cfg = test_config(fs->port);
 	ImapPool *pool = imap_pool_new(&cfg, NULL);
 	Waiter *w1 = submit_uids(pool, "INBOX", 42, "UID MOVE 7 Archive");
-	Waiter *w2, *w3, *w4, *w5;
+	Waiter *w2, *w3, *w4, *w5, *w6;
 
 	waiter_wait(w1);
 	g_assert_no_error(w1->error);
@@ -521,6 +533,11 @@ static void test_uidvalidity_guard(void)
 	w5 = submit(pool, NULL, cmd(0, "NOOP"), FALSE);
 	waiter_wait(w5);
 	g_assert_no_error(w5->error);
+
+	w6 = submit_uids(pool, "Other", 51, "UID STORE 4 +FLAGS (\\Seen)");
+	waiter_wait(w6);
+	g_assert_no_error(w6->error);
+	g_assert_cmpuint(w6->reply->uidvalidity, ==, 51);
 	imap_pool_free(pool);
 	fake_server_finish(fs, 1);
 	waiter_free(w1);
@@ -528,6 +545,7 @@ static void test_uidvalidity_guard(void)
 	waiter_free(w3);
 	waiter_free(w4);
 	waiter_free(w5);
+	waiter_free(w6);
 }
 
 /* Without LITERAL+ a literal waits for '+', and nothing else is sent
