@@ -157,8 +157,9 @@ static gboolean run_uids(CacheAccount *acct, guint32 id, const Place *place,
 			   acct->timeout_s, NULL, out_reply, &local))
 		return TRUE;
 	if (g_error_matches(local, IMAPFS_IMAP_ERROR, IMAP_ERROR_UIDVALIDITY)) {
-		g_message("%s was made anew on the server; nothing was "
-			  "changed (%s)",
+		g_message("%s was made anew on the server: its messages "
+			  "are listed again, and this change is not made to "
+			  "any of them (%s)",
 			  place->full_name, local->message);
 		mark_stale(acct, id);
 	}
