@@ -43,8 +43,10 @@ static void wipe_string(char *s)
 }
 
 gboolean imap_auth_login(ImapStream *stream, const ImapConfig *cfg,
-			 gboolean encrypted, GError **error)
+			 gboolean encrypted, ImapCommand *then,
+			 GError **then_error, GError **error)
 {
+	g_autoptr(ImapCommand) owned_then = then;
 	g_autoptr(GError) local = NULL;
 	ImapCommand *cmd;
 	gboolean use_plain;
@@ -91,7 +93,8 @@ gboolean imap_auth_login(ImapStream *stream, const ImapConfig *cfg,
 	}
 
 	stream->caps = 0;
-	if (!imap_stream_run(stream, cmd, NULL, &local)) {
+	if (!imap_stream_run_then(stream, cmd, g_steal_pointer(&owned_then),
+				  NULL, then_error, &local)) {
 		if (local->domain == IMAPFS_IMAP_ERROR &&
 		    local->code != IMAP_ERROR_CONNECTION_LOST &&
 		    local->code != IMAP_ERROR_TIMEOUT &&

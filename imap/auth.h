@@ -15,8 +15,11 @@
 /* Logs in as cfg->user. @encrypted: the link is TLS. On success the
  * stream's capabilities are those the server announced after login (the
  * caller asks again when they are 0). FALSE with IMAP_ERROR_AUTH (refused
- * or not attempted) or a transport error. */
+ * or not attempted) or a transport error. @then (transfer full, nullable)
+ * is sent right behind the login, in the same round trip; its outcome in
+ * @then_error, as for imap_stream_run_then(). */
 gboolean imap_auth_login(ImapStream *stream, const ImapConfig *cfg,
-			 gboolean encrypted, GError **error);
+			 gboolean encrypted, ImapCommand *then,
+			 GError **then_error, GError **error);
 
 #endif

@@ -401,10 +401,23 @@ int imap_stream_fd(const ImapStream *stream)
 gboolean imap_stream_run(ImapStream *stream, ImapCommand *cmd,
 			 GPtrArray *out_untagged, GError **error)
 {
+	return imap_stream_run_then(stream, cmd, NULL, out_untagged, NULL,
+				    error);
+}
+
+gboolean imap_stream_run_then(ImapStream *stream, ImapCommand *cmd,
+			      ImapCommand *then, GPtrArray *out_untagged,
+			      GError **then_error, GError **error)
+{
 	g_autoptr(ImapCommand) owned = cmd;
+	g_autoptr(ImapCommand) owned_then = then;
 	g_autoptr(GPtrArray) segs = NULL;
+	g_autoptr(GPtrArray) then_segs = NULL;
 	g_autofree char *tag = NULL;
+	g_autofree char *then_tag = NULL;
 	g_autofree char *bye = NULL;
+	g_autoptr(GError) outcome = NULL;
+	gboolean done = FALSE, then_done = TRUE;
 	guint next_seg = 1;
 
 	g_return_val_if_fail(stream != NULL, FALSE);
@@ -416,8 +429,25 @@ gboolean imap_stream_run(ImapStream *stream, ImapCommand *cmd,
 		imap_wire_trace_command(stream->conn_no, tag, cmd);
 	if (!stream_write_all(stream, segs->pdata[0], error))
 		return FALSE;
+	/* The follower goes out at once, unless @cmd waits for a '+'. */
+	if (then != NULL && segs->len == 1) {
+		then_tag = g_strdup_printf("A%u", stream->next_tag++);
+		then_segs = imap_wire_segments(then, then_tag, stream->caps);
+		if (then_segs->len == 1) {
+			if (stream->trace)
+				imap_wire_trace_command(stream->conn_no,
+							then_tag, then);
+			if (!stream_write_all(stream, then_segs->pdata[0],
+					      error))
+				return FALSE;
+			then_done = FALSE;
+		}
+	}
+	if (then != NULL && then_done)
+		g_set_error(then_error, IMAPFS_IMAP_ERROR, IMAP_ERROR_INVALID,
+			    "%s not pipelined", imap_command_name(then));
 
-	for (;;) {
+	while (!done || !then_done) {
 		g_autoptr(GError) local = NULL;
 		g_autoptr(ImapResponse) resp =
 			stream_read_response(stream, &local);
@@ -436,7 +466,7 @@ gboolean imap_stream_run(ImapStream *stream, ImapCommand *cmd,
 		}
 		switch (resp->kind) {
 		case IMAP_RESPONSE_CONTINUATION:
-			if (next_seg >= segs->len) {
+			if (done || next_seg >= segs->len) {
 				g_set_error(error, IMAPFS_IMAP_ERROR,
 					    IMAP_ERROR_PROTOCOL,
 					    "%s sent a continuation request "
@@ -449,7 +479,19 @@ gboolean imap_stream_run(ImapStream *stream, ImapCommand *cmd,
 				return FALSE;
 			break;
 		case IMAP_RESPONSE_TAGGED:
-			if (g_strcmp0(resp->tag, tag) != 0) {
+			if (then_tag && !then_done &&
+			    g_strcmp0(resp->tag, then_tag) == 0) {
+				then_done = TRUE;
+				note_caps(stream, resp);
+				if (resp->status != IMAP_STATUS_OK)
+					g_propagate_error(
+						then_error,
+						imap_wire_status_error(
+							imap_command_name(then),
+							resp));
+				break;
+			}
+			if (done || g_strcmp0(resp->tag, tag) != 0) {
 				g_set_error(error, IMAPFS_IMAP_ERROR,
 					    IMAP_ERROR_PROTOCOL,
 					    "%s answered command tag %s, which "
@@ -457,13 +499,12 @@ gboolean imap_stream_run(ImapStream *stream, ImapCommand *cmd,
 					    stream->host, resp->tag);
 				return FALSE;
 			}
+			done = TRUE;
 			note_caps(stream, resp);
-			if (resp->status == IMAP_STATUS_OK)
-				return TRUE;
-			g_propagate_error(
-				error, imap_wire_status_error(
-					       imap_command_name(cmd), resp));
-			return FALSE;
+			if (resp->status != IMAP_STATUS_OK)
+				outcome = imap_wire_status_error(
+					imap_command_name(cmd), resp);
+			break;
 		case IMAP_RESPONSE_UNTAGGED:
 			if (resp->status == IMAP_STATUS_BYE) {
 				g_free(bye);
@@ -476,6 +517,11 @@ gboolean imap_stream_run(ImapStream *stream, ImapCommand *cmd,
 			break;
 		}
 	}
+	if (outcome) {
+		g_propagate_error(error, g_steal_pointer(&outcome));
+		return FALSE;
+	}
+	return TRUE;
 }
 
 static gboolean stream_query_caps(ImapStream *stream, GError **error)
@@ -579,7 +625,8 @@ ImapStream *imap_stream_connect(const ImapConfig *cfg, guint conn_no,
 				GError **error)
 {
 	g_autoptr(ImapStream) stream = NULL;
-	gboolean preauth = FALSE;
+	g_autoptr(GError) enabled = NULL; /* the early ENABLE's failure */
+	gboolean preauth = FALSE, enable = TRUE;
 	int fd;
 
 	g_return_val_if_fail(cfg != NULL && cfg->host != NULL, NULL);
@@ -622,18 +669,29 @@ ImapStream *imap_stream_connect(const ImapConfig *cfg, guint conn_no,
 	if (cfg->tls == IMAP_TLS_STARTTLS &&
 	    !stream_starttls(stream, cfg, preauth, error))
 		return NULL;
-	if (!preauth) {
-		if (!imap_auth_login(stream, cfg, stream->ssl != NULL, error))
-			return NULL;
-		if (stream->caps == 0 && !stream_query_caps(stream, error))
-			return NULL;
-	}
 	/* QRESYNC (RFC 7162 §3.2.3): every FETCH the server sends carries
 	 * the UID, also one telling of another client's flag change, and
 	 * expunges come as VANISHED with UIDs. Without it such a change
 	 * comes by sequence number only, and placing it takes a scan of
-	 * every flag. A refusal is no reason to give up the connection. */
-	if ((stream->caps & IMAP_CAP_QRESYNC) &&
+	 * every flag. Servers name QRESYNC only once logged in, so where
+	 * ENABLE is offered before, ENABLE QRESYNC goes right behind the
+	 * login, saving a round trip (RFC 5161: a server ignores what it
+	 * does not know). A refusal is no reason to give up the
+	 * connection. */
+	if (!preauth) {
+		gboolean early = (stream->caps & IMAP_CAP_ENABLE) != 0;
+
+		if (!imap_auth_login(
+			    stream, cfg, stream->ssl != NULL,
+			    early ? imap_command_new(NULL, 0, "ENABLE QRESYNC")
+				  : NULL,
+			    &enabled, error))
+			return NULL;
+		if (stream->caps == 0 && !stream_query_caps(stream, error))
+			return NULL;
+		enable = !early || enabled != NULL;
+	}
+	if (enable && (stream->caps & IMAP_CAP_QRESYNC) &&
 	    (stream->caps & IMAP_CAP_ENABLE)) {
 		g_autoptr(GError) refused = NULL;
 

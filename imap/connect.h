@@ -40,6 +40,14 @@ guint imap_stream_caps(const ImapStream *stream); /* ImapCaps bits */
  * transport failure. Takes @cmd (transfer full). */
 gboolean imap_stream_run(ImapStream *stream, ImapCommand *cmd,
 			 GPtrArray *out_untagged, GError **error);
+/* The same, with @then (transfer full, nullable) sent right behind @cmd,
+ * without waiting for its answer (one round trip for both), and both
+ * answers read. @then's own outcome goes to @then_error (nullable; also
+ * set when it could not go out behind @cmd, which needed continuations:
+ * it was not sent then). */
+gboolean imap_stream_run_then(ImapStream *stream, ImapCommand *cmd,
+			      ImapCommand *then, GPtrArray *out_untagged,
+			      GError **then_error, GError **error);
 
 /* For a command that runs long (IDLE), by hand: imap_stream_start() sends
  * @cmd (transfer full; no synchronising literal) and returns its tag

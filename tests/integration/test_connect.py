@@ -28,6 +28,27 @@ def test_imaps_mounts(user, mounter):
 	assert len(os.listdir(os.path.join(m.path, "INBOX"))) == 2
 
 
+def test_qresync_is_enabled_in_the_login_round_trip(user, mounter):
+	"""Every connection (the probe, the pool's, the watcher's) sends
+	ENABLE QRESYNC behind its login, before the login's answer, and
+	Dovecot enables it: a login costs no extra round trip for it."""
+	m = mounter.mount(user, debug=True)
+	assert len(os.listdir(os.path.join(m.path, "INBOX"))) == 2
+	log = m.stderr()
+	conns = set(re.findall(r"\[conn (\d+)\] C: A1 AUTHENTICATE", log))
+	assert conns, log[-2000:]
+	for n in conns:
+		lines = [l for l in log.splitlines() if "[conn %s] " % n in l]
+		order = [i for i, l in enumerate(lines)
+			 if "C: A2 ENABLE QRESYNC" in l or "S: A1 OK" in l]
+		assert len(order) == 2 and \
+			"C: A2 ENABLE QRESYNC" in lines[order[0]], \
+			"\n".join(lines[:20])
+		assert any("S: * ENABLED QRESYNC" in l for l in lines), \
+			"\n".join(lines[:20])
+		assert not any("C: A3 ENABLE" in l for l in lines)
+
+
 def keepalive_timers(pid):
 	"""{socket inode: (timer kind, seconds left)} for PID's TCP sockets,
 	from /proc/net/tcp{,6} (kind 2 is the keepalive timer; its time is

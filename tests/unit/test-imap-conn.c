@@ -822,6 +822,51 @@ static void test_login_refused(void)
 	fake_server_finish(fs, 1);
 }
 
+/* Where ENABLE is offered before login, ENABLE QRESYNC goes right behind
+ * the login, before its answer (one round trip for both). Refused there,
+ * it is sent again once logged in. */
+static void test_enable_behind_login(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR ENABLE] hi",
+		"C:A1 AUTHENTICATE PLAIN AHUAcA==",
+		"C:A2 ENABLE QRESYNC",
+		"S:A1 OK [CAPABILITY IMAP4rev1 ENABLE QRESYNC] logged in",
+		"S:* ENABLED QRESYNC",
+		"S:A2 OK enabled",
+		"C:A3 NOOP",
+		"S:A3 OK noop",
+		"WAITCLOSE",
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR ENABLE] hi",
+		"C:A1 AUTHENTICATE PLAIN AHUAcA==",
+		"C:A2 ENABLE QRESYNC",
+		"S:A2 BAD not logged in yet",
+		"S:A1 OK [CAPABILITY IMAP4rev1 ENABLE QRESYNC] logged in",
+		"C:A3 ENABLE QRESYNC",
+		"S:* ENABLED QRESYNC",
+		"S:A3 OK enabled",
+		"WAITCLOSE",
+		NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	g_autoptr(GError) error = NULL;
+	ImapStream *stream = imap_stream_connect(&cfg, 1, &error);
+
+	g_assert_no_error(error);
+	g_assert_cmpuint(imap_stream_caps(stream) & IMAP_CAP_QRESYNC, !=, 0);
+	g_assert_true(imap_stream_run(stream, cmd(0, "NOOP"), NULL, &error));
+	g_assert_no_error(error);
+	imap_stream_free(stream);
+	stream = imap_stream_connect(&cfg, 2, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(stream);
+	imap_stream_free(stream);
+	fake_server_finish(fs, 2);
+}
+
 /* Commands submitted and not finished when the pool is freed complete
  * with SHUTDOWN, before imap_pool_free returns. */
 static void test_shutdown(void)
@@ -857,6 +902,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/imap/conn/connect-refused", test_connect_refused);
 	g_test_add_func("/imap/conn/refusals", test_refusals);
 	g_test_add_func("/imap/conn/login-refused", test_login_refused);
+	g_test_add_func("/imap/conn/enable-behind-login",
+			test_enable_behind_login);
 	g_test_add_func("/imap/conn/shutdown", test_shutdown);
 	return g_test_run();
 }
