@@ -40,11 +40,13 @@ struct CacheAccount {
 	gint walk_order;      /* the order a walk was seen to follow, or
 			       * -1 (see lookahead.c) */
 	guint32 last_listed;  /* the mailbox a readdir last asked for */
+	guint list_changes;   /* mailbox list changes the server announced */
 
 	ImapIdle *idle; /* watches INBOX; nullable */
 
 	CacheInvalidateFunc invalidate;
 	CacheInvalidateEntryFunc invalidate_entry;
+	CacheRenewedFunc renewed;
 	gpointer invalidate_data;
 };
 

@@ -212,10 +212,12 @@ void cache_account_free(CacheAccount *acct)
 void cache_account_set_invalidate_func(CacheAccount *acct,
 				       CacheInvalidateFunc func,
 				       CacheInvalidateEntryFunc entry_func,
+				       CacheRenewedFunc renewed_func,
 				       gpointer user_data)
 {
 	acct->invalidate = func;
 	acct->invalidate_entry = entry_func;
+	acct->renewed = renewed_func;
 	acct->invalidate_data = user_data;
 }
 

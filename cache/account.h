@@ -102,9 +102,15 @@ typedef void (*CacheInvalidateFunc)(CacheMsgRef ref, gpointer user_data);
 typedef void (*CacheInvalidateEntryFunc)(guint32 parent_id,
 					 const char *component,
 					 gpointer user_data);
+/* Called likewise when mailbox @old_id, made anew on the server, goes on
+ * as @new_id (see cache_account_current_dir), for what fs/ keeps by
+ * mailbox id. */
+typedef void (*CacheRenewedFunc)(guint32 old_id, guint32 new_id,
+				 gpointer user_data);
 void cache_account_set_invalidate_func(CacheAccount *acct,
 				       CacheInvalidateFunc func,
 				       CacheInvalidateEntryFunc entry_func,
+				       CacheRenewedFunc renewed_func,
 				       gpointer user_data);
 
 /* Watches INBOX with IDLE from now on, if the server offers it (else a

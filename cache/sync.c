@@ -36,6 +36,7 @@
 typedef struct {
 	CacheAccount *acct; /* borrowed: outlives every job */
 	GArray *items;	    /* ImapListItem */
+	guint changes;	    /* acct->list_changes when it began */
 } ListJob;
 
 static void list_job_free(gpointer data)
@@ -147,6 +148,10 @@ static void on_list_done(CacheWait *wait, const ImapReply *reply,
 				     flags_from_attrs(item->attrs));
 	}
 	cache_index_list_end(acct->index);
+	/* A change announced since the LIST went out may not be in it: the
+	 * list stays unconfirmed, and the next use asks again. */
+	if (job->changes != acct->list_changes)
+		cache_index_set_listed_at(acct->index, 0);
 	for (guint i = 0; i < before->len; i++) {
 		Named *named = &g_array_index(before, Named, i);
 
@@ -186,6 +191,9 @@ gboolean cache_sync_mailboxes(CacheAccount *acct, GError **error)
 		ImapCommand *cmd;
 
 		job->acct = acct;
+		g_mutex_lock(&acct->lock);
+		job->changes = acct->list_changes;
+		g_mutex_unlock(&acct->lock);
 		job->items = g_array_new(FALSE, TRUE, sizeof(ImapListItem));
 		g_array_set_clear_func(job->items, list_item_clear);
 		cmd = special ? imap_command_new(
@@ -749,6 +757,7 @@ static void on_list_change(CacheAccount *acct, gboolean all)
 	g_mutex_lock(&acct->lock);
 	/* As a list loaded from disk: asked for again before any use. */
 	cache_index_set_listed_at(acct->index, 0);
+	acct->list_changes++;
 	for (id = 1; id <= cache_index_max_id(acct->index); id++) {
 		CacheIndexMailbox *mbox = cache_index_mailbox(acct->index, id);
 
@@ -769,11 +778,33 @@ static void on_list_change(CacheAccount *acct, gboolean all)
 	}
 }
 
+/* The mailbox a notification names (@wire, as the server sent it): by its
+ * wire name; else by its full name, since Dovecot 2.3 sends names in NOTIFY
+ * STATUS as UTF-8, not modified UTF-7, however LIST spells them; else
+ * decoded. With the lock held. */
+static CacheIndexMailbox *notified_mailbox(CacheIndex *index, const char *wire)
+{
+	g_autofree char *decoded = NULL;
+	CacheIndexMailbox *mbox;
+
+	if (g_ascii_strcasecmp(wire, "INBOX") == 0)
+		return cache_index_mailbox_by_name(index, "INBOX");
+	for (guint32 id = 1; id <= cache_index_max_id(index); id++) {
+		mbox = cache_index_mailbox(index, id);
+		if (mbox && g_strcmp0(mbox->wire_name, wire) == 0)
+			return mbox;
+	}
+	if (g_utf8_validate(wire, -1, NULL) &&
+	    (mbox = cache_index_mailbox_by_name(index, wire)))
+		return mbox;
+	decoded = imap_utf7_decode(wire);
+	return decoded ? cache_index_mailbox_by_name(index, decoded) : NULL;
+}
+
 void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
 			  gpointer user_data)
 {
 	CacheAccount *acct = user_data;
-	g_autofree char *name = NULL;
 	CacheIndexMailbox *mbox;
 	CacheMsgRef dir = {0, 0};
 	gboolean synced = FALSE;
@@ -786,9 +817,8 @@ void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
 		change = IMAP_IDLE_MESSAGES;
 		mailbox = "INBOX";
 	}
-	name = display_name(mailbox);
 	g_mutex_lock(&acct->lock);
-	mbox = cache_index_mailbox_by_name(acct->index, name);
+	mbox = notified_mailbox(acct->index, mailbox);
 	if (mbox) {
 		mbox->changes++;
 		mbox->synced_at = 0;
@@ -796,7 +826,7 @@ void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
 		synced = mbox->synced;
 	}
 	g_mutex_unlock(&acct->lock);
-	g_debug("mailbox %s changed on the server", name);
+	g_debug("mailbox %s changed on the server", mailbox);
 	if (dir.mailbox_id && acct->invalidate)
 		acct->invalidate(dir, acct->invalidate_data);
 	/* When messages came or went, refreshed now rather than at the next
@@ -817,7 +847,7 @@ void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
 	g_autofree char *component = NULL;
 	CacheIndexMailbox *mbox;
 	CacheMsgRef old_dir = {0, 0};
-	guint32 parent_id = 0;
+	guint32 parent_id = 0, new_id = 0;
 
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox_by_name(acct->index, name);
@@ -831,6 +861,7 @@ void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
 			parent_id = mbox->parent_id;
 			component = g_strdup(mbox->component);
 			mbox = cache_index_renew(acct->index, mbox, NULL);
+			new_id = mbox->id;
 		}
 		mbox->uidvalidity = info->uidvalidity;
 		mbox->uidnext = info->uidnext;
@@ -851,4 +882,7 @@ void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
 				       acct->invalidate_data);
 	if (old_dir.mailbox_id && acct->invalidate)
 		acct->invalidate(old_dir, acct->invalidate_data);
+	if (old_dir.mailbox_id && acct->renewed)
+		acct->renewed(old_dir.mailbox_id, new_id,
+			      acct->invalidate_data);
 }

@@ -101,6 +101,13 @@ static void on_invalidate_entry(guint32 parent_id, const char *component,
 		fs_notify_entry(mnt->notify, fs_inode_dir(parent_id), name, 0);
 }
 
+static void on_renewed(guint32 old_id, guint32 new_id, gpointer user_data)
+{
+	FsMount *mnt = user_data;
+
+	fs_newfiles_move_mailbox(mnt->newfiles, old_id, new_id);
+}
+
 static int fail(const char *message)
 {
 	fprintf(stderr, "imapfs: %s\n", message);
@@ -248,8 +255,8 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	}
 	mnt.notify = fs_notify_new(se);
-	cache_account_set_invalidate_func(mnt.acct, on_invalidate,
-					  on_invalidate_entry, &mnt);
+	cache_account_set_invalidate_func(
+		mnt.acct, on_invalidate, on_invalidate_entry, on_renewed, &mnt);
 	if (!opts.noidle)
 		cache_account_watch(mnt.acct);
 	g_message("mounted %s@%s on %s", opts.user, opts.host,

@@ -364,6 +364,31 @@ int fs_newfiles_rename(FsNewFiles *files, fuse_ino_t ino, guint32 mailbox_id,
 	return ret;
 }
 
+void fs_newfiles_move_mailbox(FsNewFiles *files, guint32 old_id, guint32 new_id)
+{
+	GHashTableIter iter;
+	gpointer value;
+
+	g_mutex_lock(&files->lock);
+	g_hash_table_iter_init(&iter, files->by_ino);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		NewFile *file = value;
+		g_autofree char *key = NULL;
+
+		if (file->mailbox_id != old_id)
+			continue;
+		key = name_key(old_id, file->name);
+		if (g_hash_table_lookup(files->by_name, key) == file) {
+			g_hash_table_remove(files->by_name, key);
+			g_hash_table_replace(files->by_name,
+					     name_key(new_id, file->name),
+					     file);
+		}
+		file->mailbox_id = new_id;
+	}
+	g_mutex_unlock(&files->lock);
+}
+
 int fs_newfiles_unlink(FsNewFiles *files, guint32 mailbox_id, const char *name)
 {
 	g_autofree char *key = name_key(mailbox_id, name);

@@ -75,6 +75,10 @@ int fs_newfiles_rename(FsNewFiles *files, fuse_ino_t ino, guint32 mailbox_id,
 		       const char *name);
 /* Forgets the pending file @name of @mailbox_id: -ENOENT if none. */
 int fs_newfiles_unlink(FsNewFiles *files, guint32 mailbox_id, const char *name);
+/* Files pending in mailbox @old_id are in @new_id from now on (the server
+ * made the mailbox anew). Any thread. */
+void fs_newfiles_move_mailbox(FsNewFiles *files, guint32 old_id,
+			      guint32 new_id);
 
 /* TRUE if the file should become a message now: not yet added, and
  * (unless @final) its name does not start with '.'. */

@@ -42,6 +42,7 @@ struct ImapIdle {
 	GThread *thread;
 	int wake[2];		 /* written once, to stop */
 	gboolean notify_refused; /* said so once */
+	gboolean notified;	 /* NOTIFY was on at some time */
 
 	GMutex lock;
 	GCond ended_cond;
@@ -210,6 +211,16 @@ static gboolean idle_once(ImapIdle *idle, ImapStream *stream, GError **error)
 					  imap_wire_status_error("IDLE", resp));
 			return FALSE;
 		}
+		/* RFC 5465 §5.8: the server gave up telling; starting
+		 * anew (with a reconnection) counts as a change anywhere. */
+		if (resp->kind == IMAP_RESPONSE_UNTAGGED &&
+		    g_strcmp0(resp->code, "NOTIFICATIONOVERFLOW") == 0) {
+			g_set_error(error, IMAPFS_IMAP_ERROR,
+				    IMAP_ERROR_PROTOCOL,
+				    "the server stopped telling of changes "
+				    "(NOTIFICATIONOVERFLOW)");
+			return FALSE;
+		}
 		if (resp->kind == IMAP_RESPONSE_UNTAGGED &&
 		    resp->status == IMAP_STATUS_BYE) {
 			g_set_error(error, IMAPFS_IMAP_ERROR,
@@ -273,7 +284,9 @@ static gboolean watch(ImapIdle *idle, ImapStream *stream, gboolean again,
 	if (examine == NULL || !imap_stream_run(stream, examine, NULL, error) ||
 	    !notify_all(idle, stream, &all, error))
 		return FALSE;
-	if (again && all)
+	/* Had NOTIFY been on, changes anywhere may have been missed. */
+	idle->notified |= all;
+	if (again && idle->notified)
 		idle->changed(NULL, IMAP_IDLE_ANY, idle->user_data);
 	else if (again)
 		idle->changed(idle->mailbox, IMAP_IDLE_MESSAGES,

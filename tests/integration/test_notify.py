@@ -134,3 +134,25 @@ def test_a_server_without_notify_watches_inbox_alone(server_factory,
 	finally:
 		problems = mt.cleanup()
 	assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("mbox", ["Entwürfe", "R&D", "Ma&APw-x"])
+def test_changes_in_mailboxes_with_any_name_show_at_once(
+		server, new_user, mounter, witness, mbox):
+	"""Dovecot names mailboxes in NOTIFY's STATUS lines in UTF-8, not in
+	the modified UTF-7 of LIST ("Entw&APw-rfe"): both must find the
+	mailbox, also one whose real name reads as UTF-7 ("Ma&APw-x")."""
+	user = new_user("notifyname")
+	conftest.seed_account(server, user, {"INBOX": 1, mbox: 1}, seed=66)
+	m = mounter.mount(user, debug=True)
+	name = sm.mailbox_component_name(mbox)
+	before = names(m, name)	# listed now, and trusted for list_ttl
+	assert len(before) == 1
+	watching(m)
+	write(server, user,
+	      lambda w: w.append(mbox, sm.make_messages(67, 1)[0]))
+	want = sorted(r["name"] for r in fresh(witness(user), mbox))
+	assert len(want) == 2
+	assert wait_until(lambda: names(m, name) == want), \
+		(names(m, name), want, m.stderr()[-3000:])
+	assert "not modified UTF-7" not in m.stderr()

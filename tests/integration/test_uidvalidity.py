@@ -266,3 +266,37 @@ def test_a_moved_message_is_not_found_through_a_mailbox_made_anew(
 		    "user.imap.flags", b"\\Answered")
 	assert {r["uid"]: r["flags"] for r in fresh(w, "INBOX")} == inbox
 	assert "\\Answered" in fresh(w, "Other")[0]["flags"]
+
+
+def test_a_file_being_written_follows_its_mailbox_made_anew(
+		account, mounter, server, imap, witness):
+	"""rsync writes a temp file, then renames it. If the server changes
+	the mailbox's UIDVALIDITY meanwhile, the pending file moves along
+	with its directory: it is still found by name, renamed, and added."""
+	user = account["user"]
+	m = mounter.mount(user, opts=("list_ttl=1",))
+	d = os.path.join(m.path, "Other")
+	assert len(names(m, "Other")) == 3
+	sample = sm.make_messages(82, 1)[0]
+	tmp = os.path.join(d, ".msg.XXXXXX")
+	fd = os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o600)
+	try:
+		os.write(fd, sample.raw)
+		before = imap.uidvalidity("Other")
+		ts.doveadm(server, "mailbox", "update", "-u", user,
+			   "--uid-validity", str(before + 1000), "Other")
+
+		def renewed():
+			os.listdir(d)
+			return os.getxattr(d, "user.imap.uidvalidity") == \
+				str(before + 1000).encode()
+
+		assert wait_until(renewed, timeout=10), m.stderr()[-3000:]
+		os.stat(tmp)
+		os.rename(tmp, os.path.join(d, "final.eml"))
+	finally:
+		os.close(fd)
+	w = witness(user)
+	assert wait_until(lambda: len(fresh(w, "Other")) == 4)
+	new = [r for r in fresh(w, "Other") if r["uid"] > 3]
+	assert len(new) == 1 and w.body("Other", new[0]["uid"]) == sample.raw
