@@ -21,6 +21,7 @@
 #include "imap/command.h"
 #include "imap/connect.h"
 #include "imap/error.h"
+#include "imap/idle.h"
 #include "imap/pool.h"
 
 /* ---- fake server ----------------------------------------------------- */
@@ -867,6 +868,94 @@ static void test_enable_behind_login(void)
 	fake_server_finish(fs, 2);
 }
 
+typedef struct {
+	GMutex lock;
+	GHashTable *seen; /* wire name ("" for none) -> worst change */
+} Changes;
+
+static void on_idle_change(const char *mailbox, ImapIdleChange change,
+			   gpointer user_data)
+{
+	Changes *c = user_data;
+	gpointer old;
+	const char *key = mailbox ? mailbox : "";
+
+	g_mutex_lock(&c->lock);
+	if (!g_hash_table_lookup_extended(c->seen, key, NULL, &old) ||
+	    (int)change < GPOINTER_TO_INT(old))
+		g_hash_table_insert(c->seen, g_strdup(key),
+				    GINT_TO_POINTER(change));
+	g_mutex_unlock(&c->lock);
+}
+
+/* With NOTIFY offered, the watcher asks for every mailbox, and reports
+ * each: STATUS names (atom, quoted UTF-8, literal) with MESSAGES or
+ * UIDNEXT as messages, HIGHESTMODSEQ alone as flags; LIST as the mailbox
+ * list; EXISTS in the EXAMINEd mailbox. It ends with DONE and LOGOUT. */
+static void test_idle_notify(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR] hi",
+		"C:A1 AUTHENTICATE PLAIN AHUAcA==",
+		"S:A1 OK [CAPABILITY IMAP4rev1 IDLE NOTIFY] logged in",
+		"C:A2 EXAMINE INBOX",
+		"S:A2 OK [READ-ONLY] examined",
+		"C:A3 NOTIFY SET (selected (MessageNew MessageExpunge "
+		"FlagChange)) (personal (MessageNew MessageExpunge FlagChange "
+		"MailboxName))",
+		"S:A3 OK notifying",
+		"C:A4 IDLE",
+		"S:+ idling",
+		"S:* STATUS \"Entw\xc3\xbcrfe\" (MESSAGES 2 UIDNEXT 5)",
+		"S:* STATUS Other (HIGHESTMODSEQ 9)",
+		"R:* STATUS {3}\r\nLit (UIDNEXT 4)\r\n",
+		"S:* LIST () \".\" New",
+		"S:* 1 FETCH (FLAGS (\\Seen))",
+		"S:* 3 EXISTS",
+		"C:DONE",
+		"S:A4 OK done",
+		"C:A5 LOGOUT",
+		"S:* BYE bye",
+		"S:A5 OK logged out",
+		"WAITCLOSE",
+		NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	Changes c = {.seen = g_hash_table_new_full(g_str_hash, g_str_equal,
+						   g_free, NULL)};
+	ImapIdle *idle;
+	gint64 deadline = g_get_monotonic_time() + 5 * G_TIME_SPAN_SECOND;
+	guint n = 0;
+
+	g_mutex_init(&c.lock);
+	idle = imap_idle_new(&cfg, IMAP_IDLE_CONN_NO, "INBOX", on_idle_change,
+			     &c);
+	while (n < 5 && g_get_monotonic_time() < deadline) {
+		g_usleep(20 * 1000);
+		g_mutex_lock(&c.lock);
+		n = g_hash_table_size(c.seen);
+		g_mutex_unlock(&c.lock);
+	}
+	imap_idle_free(idle);
+	fake_server_finish(fs, 1);
+	g_assert_cmpuint(g_hash_table_size(c.seen), ==, 5);
+	g_assert_cmpint(
+		GPOINTER_TO_INT(g_hash_table_lookup(c.seen, "Entw\xc3\xbcrfe")),
+		==, IMAP_IDLE_MESSAGES);
+	g_assert_cmpint(GPOINTER_TO_INT(g_hash_table_lookup(c.seen, "Other")),
+			==, IMAP_IDLE_FLAGS);
+	g_assert_cmpint(GPOINTER_TO_INT(g_hash_table_lookup(c.seen, "Lit")), ==,
+			IMAP_IDLE_MESSAGES);
+	g_assert_cmpint(GPOINTER_TO_INT(g_hash_table_lookup(c.seen, "")), ==,
+			IMAP_IDLE_MAILBOXES);
+	g_assert_cmpint(GPOINTER_TO_INT(g_hash_table_lookup(c.seen, "INBOX")),
+			==, IMAP_IDLE_MESSAGES);
+	g_hash_table_unref(c.seen);
+	g_mutex_clear(&c.lock);
+}
+
 /* Commands submitted and not finished when the pool is freed complete
  * with SHUTDOWN, before imap_pool_free returns. */
 static void test_shutdown(void)
@@ -904,6 +993,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/imap/conn/login-refused", test_login_refused);
 	g_test_add_func("/imap/conn/enable-behind-login",
 			test_enable_behind_login);
+	g_test_add_func("/imap/conn/idle-notify", test_idle_notify);
 	g_test_add_func("/imap/conn/shutdown", test_shutdown);
 	return g_test_run();
 }
