@@ -8,6 +8,7 @@ import re
 import pytest
 
 from conftest import imapfs_bin, run_imapfs_expect_failure, seed_account
+from writehelpers import wait_until
 
 
 @pytest.fixture
@@ -34,9 +35,19 @@ def test_qresync_is_enabled_in_the_login_round_trip(user, mounter):
 	Dovecot enables it: a login costs no extra round trip for it."""
 	m = mounter.mount(user, debug=True)
 	assert len(os.listdir(os.path.join(m.path, "INBOX"))) == 2
-	log = m.stderr()
+
+	def logged_in():
+		"""The log, once every connection begun has the answer to
+		its ENABLE (the watcher's may still be on its way)."""
+		log = m.stderr()
+		begun = set(re.findall(r"\[conn (\d+)\] C: A1 AUTHENTICATE",
+				       log))
+		done = set(re.findall(r"\[conn (\d+)\] S: A2 OK", log))
+		return log if begun and begun <= done else None
+
+	log = wait_until(logged_in, timeout=10)
+	assert log, m.stderr()[-2000:]
 	conns = set(re.findall(r"\[conn (\d+)\] C: A1 AUTHENTICATE", log))
-	assert conns, log[-2000:]
 	for n in conns:
 		lines = [l for l in log.splitlines() if "[conn %s] " % n in l]
 		order = [i for i, l in enumerate(lines)
