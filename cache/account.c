@@ -77,7 +77,7 @@ static CacheIndex *load_index(const char *path)
 static void save_index(CacheAccount *acct, gboolean now)
 {
 	g_autoptr(GError) error = NULL;
-	g_autofree char *tmp = NULL;
+	g_autoptr(GBytes) data = NULL;
 	guint64 generation;
 
 	/* One save at a time, so an older snapshot never lands last. */
@@ -91,11 +91,11 @@ static void save_index(CacheAccount *acct, gboolean now)
 		g_mutex_unlock(&acct->save_lock);
 		return;
 	}
-	tmp = cache_index_write_temp(acct->index, acct->index_path, &error);
+	data = cache_index_serialize(acct->index);
 	acct->saved_generation = generation;
 	acct->saved_at = g_get_monotonic_time();
 	g_mutex_unlock(&acct->lock);
-	if (!tmp || !cache_index_commit(tmp, acct->index_path, &error))
+	if (!cache_index_write_file(acct->index_path, data, &error))
 		g_warning("cannot save the index: %s", error->message);
 	g_mutex_unlock(&acct->save_lock);
 }

@@ -78,34 +78,8 @@ static void put_str(GByteArray *out, const char *str)
 	g_byte_array_append(out, (const guint8 *)str, strlen(str));
 }
 
-/* Where serialised bytes go: kept in @buf (@fd -1), or written to @fd
- * a chunk at a time, so that saving 100,000 messages never holds all of
- * them twice in memory. @buf holds the payload only; the header is put in
- * front at the end. */
-typedef struct {
-	GByteArray *buf;
-	GChecksum *sum; /* of the payload written to @fd so far */
-	int fd;
-	int err; /* errno of the first failed write, or 0 */
-} Sink;
-
-#define SINK_CHUNK (64 * 1024)
-
-static gboolean write_all(int fd, const guint8 *buf, gsize len);
-
-static void sink_flush(Sink *sink, gboolean all)
+static void put_mailbox(GByteArray *out, CacheIndexMailbox *mbox)
 {
-	if (sink->fd < 0 || (!all && sink->buf->len < SINK_CHUNK))
-		return;
-	g_checksum_update(sink->sum, sink->buf->data, sink->buf->len);
-	if (!sink->err && !write_all(sink->fd, sink->buf->data, sink->buf->len))
-		sink->err = errno ? errno : EIO;
-	g_byte_array_set_size(sink->buf, 0);
-}
-
-static void put_mailbox(Sink *sink, CacheIndexMailbox *mbox)
-{
-	GByteArray *out = sink->buf;
 	GPtrArray *msgs = mbox->synced ? cache_index_sorted(mbox) : NULL;
 
 	put_str(out, mbox->wire_name);
@@ -137,7 +111,6 @@ static void put_mailbox(Sink *sink, CacheIndexMailbox *mbox)
 		put_str(out, m->from);
 		put_str(out, m->message_id);
 		put_str(out, m->alias);
-		sink_flush(sink, FALSE);
 	}
 }
 
@@ -161,49 +134,33 @@ static guint32 max_live_id(CacheIndex *index)
 	return max;
 }
 
-/* The payload into @sink; the header is the caller's. */
-static void serialize(CacheIndex *index, Sink *sink)
+GBytes *cache_index_serialize(CacheIndex *index)
 {
+	GByteArray *out = g_byte_array_sized_new(64 * 1024);
+	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
 	guint32 last = max_live_id(index), n = 0;
 	CacheIndexMailbox *mbox;
+	gsize sum_len = SUM_LEN;
 
+	g_byte_array_set_size(out, HEADER_LEN);
+	put_u32(out, 0); /* the count, filled in below */
 	/* In id order, so that a reload gives the same ids when no mailbox
 	 * went in between; cache_index_mailbox skips the gone ones. */
 	for (guint32 id = 1; id <= last; id++) {
 		mbox = cache_index_mailbox(index, id);
-		n += mbox && mbox->wire_name;
+		if (mbox && mbox->wire_name) {
+			put_mailbox(out, mbox);
+			n++;
+		}
 	}
-	put_u32(sink->buf, n);
-	for (guint32 id = 1; id <= last; id++) {
-		mbox = cache_index_mailbox(index, id);
-		if (mbox && mbox->wire_name)
-			put_mailbox(sink, mbox);
-	}
-	sink_flush(sink, TRUE);
-}
-
-/* The header for a payload of checksum @sum. */
-static void make_header(guint8 *out, GChecksum *sum)
-{
-	guint32 version = GUINT32_TO_LE(CACHE_INDEX_FILE_VERSION);
-	gsize sum_len = SUM_LEN;
-
-	memcpy(out, INDEX_MAGIC, MAGIC_LEN);
-	memcpy(out + MAGIC_LEN, &version, 4);
-	g_checksum_get_digest(sum, out + MAGIC_LEN + 4, &sum_len);
-}
-
-GBytes *cache_index_serialize(CacheIndex *index)
-{
-	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
-	Sink sink = {g_byte_array_sized_new(SINK_CHUNK), NULL, -1, 0};
-	guint8 header[HEADER_LEN];
-
-	serialize(index, &sink);
-	g_checksum_update(sum, sink.buf->data, sink.buf->len);
-	make_header(header, sum);
-	g_byte_array_prepend(sink.buf, header, HEADER_LEN);
-	return g_byte_array_free_to_bytes(sink.buf);
+	n = GUINT32_TO_LE(n);
+	memcpy(out->data + HEADER_LEN, &n, 4);
+	memcpy(out->data, INDEX_MAGIC, MAGIC_LEN);
+	n = GUINT32_TO_LE(CACHE_INDEX_FILE_VERSION);
+	memcpy(out->data + MAGIC_LEN, &n, 4);
+	g_checksum_update(sum, out->data + HEADER_LEN, out->len - HEADER_LEN);
+	g_checksum_get_digest(sum, out->data + MAGIC_LEN + 4, &sum_len);
+	return g_byte_array_free_to_bytes(out);
 }
 
 static gboolean set_errno_error(GError **error, int errsv, const char *what,
@@ -229,81 +186,29 @@ static gboolean write_all(int fd, const guint8 *buf, gsize len)
 	return TRUE;
 }
 
-/* A new file beside @path for its next content, mode 0600 whatever the
- * umask; its name in *out_tmp. -1 with @error. */
-static int create_temp(const char *path, char **out_tmp, GError **error)
+gboolean cache_index_write_file(const char *path, GBytes *data, GError **error)
 {
-	char *tmp = g_strconcat(path, ".XXXXXX", NULL);
-	int fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0600);
-	int errsv = errno;
+	g_autofree char *tmp = g_strconcat(path, ".XXXXXX", NULL);
+	g_autofree char *dir = g_path_get_dirname(path);
+	gsize len;
+	const guint8 *buf = g_bytes_get_data(data, &len);
+	int fd, dirfd, errsv;
 
-	if (fd >= 0 && fchmod(fd, 0600) < 0) {
+	fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return set_errno_error(error, errno, "cannot create", tmp);
+	/* fchmod: the umask must not change what the file promises. */
+	if (fchmod(fd, 0600) < 0 || !write_all(fd, buf, len) || fsync(fd) < 0) {
 		errsv = errno;
 		close(fd);
 		unlink(tmp);
-		fd = -1;
+		return set_errno_error(error, errsv, "cannot write", tmp);
 	}
-	if (fd < 0) {
-		set_errno_error(error, errsv, "cannot create", tmp);
-		g_free(tmp);
-		return -1;
-	}
-	*out_tmp = tmp;
-	return fd;
-}
-
-/* Closes @fd, written as @tmp; on @errsv (or a failed close) removes it. */
-static gboolean close_temp(int fd, const char *tmp, int errsv, GError **error)
-{
-	if (close(fd) < 0 && !errsv)
+	if (close(fd) < 0) {
 		errsv = errno;
-	if (!errsv)
-		return TRUE;
-	unlink(tmp);
-	return set_errno_error(error, errsv, "cannot write", tmp);
-}
-
-char *cache_index_write_temp(CacheIndex *index, const char *path,
-			     GError **error)
-{
-	g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
-	guint8 header[HEADER_LEN] = {0};
-	char *tmp = NULL;
-	Sink sink = {NULL, sum, create_temp(path, &tmp, error), 0};
-
-	if (sink.fd < 0)
-		return NULL;
-	/* The header, whose checksum is known last, goes in last. */
-	if (!write_all(sink.fd, header, HEADER_LEN))
-		sink.err = errno;
-	sink.buf = g_byte_array_sized_new(SINK_CHUNK + 4096);
-	serialize(index, &sink);
-	g_byte_array_unref(sink.buf);
-	make_header(header, sum);
-	if (!sink.err && pwrite(sink.fd, header, HEADER_LEN, 0) != HEADER_LEN)
-		sink.err = errno ? errno : EIO;
-	if (!close_temp(sink.fd, tmp, sink.err, error)) {
-		g_free(tmp);
-		return NULL;
-	}
-	return tmp;
-}
-
-gboolean cache_index_commit(const char *tmp, const char *path, GError **error)
-{
-	g_autofree char *dir = g_path_get_dirname(path);
-	int fd, dirfd, errsv;
-
-	fd = open(tmp, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) < 0) {
-		errsv = errno;
-		if (fd >= 0)
-			close(fd);
 		unlink(tmp);
 		return set_errno_error(error, errsv, "cannot write", tmp);
 	}
-	if (!close_temp(fd, tmp, 0, error))
-		return FALSE;
 	if (rename(tmp, path) < 0) {
 		errsv = errno;
 		unlink(tmp);
@@ -320,20 +225,6 @@ gboolean cache_index_commit(const char *tmp, const char *path, GError **error)
 	}
 	close(dirfd);
 	return TRUE;
-}
-
-gboolean cache_index_write_file(const char *path, GBytes *data, GError **error)
-{
-	g_autofree char *tmp = NULL;
-	gsize len;
-	const guint8 *buf = g_bytes_get_data(data, &len);
-	int fd = create_temp(path, &tmp, error);
-
-	if (fd < 0)
-		return FALSE;
-	if (!close_temp(fd, tmp, write_all(fd, buf, len) ? 0 : errno, error))
-		return FALSE;
-	return cache_index_commit(tmp, path, error);
 }
 
 /* ---- Reading ------------------------------------------------------------ */

@@ -2,10 +2,10 @@
  *
  * The index persists across mounts, so that a remount of a known account
  * lists its mailboxes without fetching every message's metadata again.
- * The file is versioned and checksummed binary; it is written crash-safe
- * (temp file, fsync, rename) and read back either whole or not at all. No
- * state, no threads of its own: the caller writes the temp file under the
- * account lock and commits it after dropping it.
+ * The file is a versioned GVariant with a checksum; it is written
+ * crash-safe (temp file, fsync, rename) and read back either whole or not
+ * at all. No state, no threads of its own: the caller serialises under the
+ * account lock and may write the bytes after dropping it.
  */
 #ifndef IMAPFS_CACHE_INDEX_FILE_H
 #define IMAPFS_CACHE_INDEX_FILE_H
@@ -22,19 +22,10 @@
  * @index is only read. (transfer full) */
 GBytes *cache_index_serialize(CacheIndex *index);
 
-/* Saving, in two steps so that the lock is not held while the disk
- * syncs. First the same bytes as cache_index_serialize() into a new temp
- * file beside @path (mode 0600), written a chunk at a time: call with the
- * account lock held. Returns the temp file's name (transfer full), or
- * NULL with a G_IO_ERROR, leaving no file behind. */
-char *cache_index_write_temp(CacheIndex *index, const char *path,
-			     GError **error);
-/* Then, any thread: fsync of @tmp, rename over @path, fsync of the
- * directory. After a crash @path holds the old or the new content, never
- * a mix. FALSE with a G_IO_ERROR, leaving no temp file behind. */
-gboolean cache_index_commit(const char *tmp, const char *path, GError **error);
-
-/* Writes @data to @path the same crash-safe way. Any thread. */
+/* Writes @data to @path crash-safe: a temp file in the same directory,
+ * fsync, rename over @path, fsync of the directory; mode 0600. After a
+ * crash @path holds the old or the new content, never a mix. FALSE with a
+ * G_IO_ERROR on failure, leaving no temp file behind. Any thread. */
 gboolean cache_index_write_file(const char *path, GBytes *data, GError **error);
 
 /* Reads @path and rebuilds an index from it. Mailboxes are re-added in the
