@@ -778,36 +778,47 @@ static void on_list_change(CacheAccount *acct, gboolean all)
 	}
 }
 
-/* The mailbox a notification names (@wire, as the server sent it): by its
- * wire name; else by its full name, since Dovecot 2.3 sends names in NOTIFY
- * STATUS as UTF-8, not modified UTF-7, however LIST spells them; else
- * decoded. With the lock held. */
-static CacheIndexMailbox *notified_mailbox(CacheIndex *index, const char *wire)
+static void add_once(GPtrArray *out, CacheIndexMailbox *mbox)
+{
+	if (mbox && !g_ptr_array_find(out, mbox, NULL))
+		g_ptr_array_add(out, mbox);
+}
+
+/* The mailboxes a notification may name (@wire, as the server sent it),
+ * into @out: the one with that wire name, the one with that full name
+ * (Dovecot 2.3 sends names in NOTIFY STATUS as UTF-8, not in the modified
+ * UTF-7 of LIST), and the one it decodes to. Where they differ, all are
+ * refreshed: one refresh too many costs little, a change missed costs
+ * list_ttl. With the lock held. */
+static void notified_mailboxes(CacheIndex *index, const char *wire,
+			       GPtrArray *out)
 {
 	g_autofree char *decoded = NULL;
-	CacheIndexMailbox *mbox;
 
-	if (g_ascii_strcasecmp(wire, "INBOX") == 0)
-		return cache_index_mailbox_by_name(index, "INBOX");
-	for (guint32 id = 1; id <= cache_index_max_id(index); id++) {
-		mbox = cache_index_mailbox(index, id);
-		if (mbox && g_strcmp0(mbox->wire_name, wire) == 0)
-			return mbox;
+	if (g_ascii_strcasecmp(wire, "INBOX") == 0) {
+		add_once(out, cache_index_mailbox_by_name(index, "INBOX"));
+		return;
 	}
-	if (g_utf8_validate(wire, -1, NULL) &&
-	    (mbox = cache_index_mailbox_by_name(index, wire)))
-		return mbox;
+	for (guint32 id = 1; id <= cache_index_max_id(index); id++) {
+		CacheIndexMailbox *mbox = cache_index_mailbox(index, id);
+
+		if (mbox && g_strcmp0(mbox->wire_name, wire) == 0)
+			add_once(out, mbox);
+	}
+	if (g_utf8_validate(wire, -1, NULL))
+		add_once(out, cache_index_mailbox_by_name(index, wire));
 	decoded = imap_utf7_decode(wire);
-	return decoded ? cache_index_mailbox_by_name(index, decoded) : NULL;
+	if (decoded)
+		add_once(out, cache_index_mailbox_by_name(index, decoded));
 }
 
 void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
 			  gpointer user_data)
 {
 	CacheAccount *acct = user_data;
-	CacheIndexMailbox *mbox;
-	CacheMsgRef dir = {0, 0};
-	gboolean synced = FALSE;
+	g_autoptr(GPtrArray) found = g_ptr_array_new();
+	g_autoptr(GArray) dirs = g_array_new(FALSE, FALSE, sizeof(CacheMsgRef));
+	g_autoptr(GArray) synced = g_array_new(FALSE, FALSE, sizeof(guint32));
 
 	if (change == IMAP_IDLE_MAILBOXES || change == IMAP_IDLE_ANY) {
 		on_list_change(acct, change == IMAP_IDLE_ANY);
@@ -818,25 +829,31 @@ void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
 		mailbox = "INBOX";
 	}
 	g_mutex_lock(&acct->lock);
-	mbox = notified_mailbox(acct->index, mailbox);
-	if (mbox) {
+	notified_mailboxes(acct->index, mailbox, found);
+	for (guint i = 0; i < found->len; i++) {
+		CacheIndexMailbox *mbox = found->pdata[i];
+		CacheMsgRef dir = {mbox->id, 0};
+
 		mbox->changes++;
 		mbox->synced_at = 0;
-		dir.mailbox_id = mbox->id;
-		synced = mbox->synced;
+		g_array_append_val(dirs, dir);
+		if (mbox->synced)
+			g_array_append_val(synced, mbox->id);
 	}
 	g_mutex_unlock(&acct->lock);
 	g_debug("mailbox %s changed on the server", mailbox);
-	if (dir.mailbox_id && acct->invalidate)
-		acct->invalidate(dir, acct->invalidate_data);
+	for (guint i = 0; i < dirs->len && acct->invalidate; i++)
+		acct->invalidate(g_array_index(dirs, CacheMsgRef, i),
+				 acct->invalidate_data);
 	/* When messages came or went, refreshed now rather than at the next
 	 * look: the kernel may hold an expunged message's attributes, and
 	 * only a refresh finds it gone and has them dropped. Flags are not
 	 * cached by the kernel; they wait for the next look, which spares a
 	 * server that reports another client's flag change by sequence
 	 * number a scan of every flag for each such change. */
-	if (synced && change == IMAP_IDLE_MESSAGES)
-		cache_sync_messages_start(acct, dir.mailbox_id, NULL, NULL);
+	for (guint i = 0; i < synced->len && change == IMAP_IDLE_MESSAGES; i++)
+		cache_sync_messages_start(
+			acct, g_array_index(synced, guint32, i), NULL, NULL);
 }
 
 void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,

@@ -273,11 +273,12 @@ int main(int argc, char **argv)
 	}
 	ret = ret == 0 ? 0 : 1;
 
-	fs_newfiles_free(mnt.newfiles);
-	mnt.newfiles = NULL;
-	/* The account's last callbacks may still queue invalidations. */
+	/* The account's last callbacks may still queue invalidations and
+	 * move pending files. */
 	cache_account_free(mnt.acct);
 	fs_notify_free(mnt.notify);
+	fs_newfiles_free(mnt.newfiles);
+	mnt.newfiles = NULL;
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

@@ -447,11 +447,19 @@ gboolean imap_stream_run_then(ImapStream *stream, ImapCommand *cmd,
 		g_set_error(then_error, IMAPFS_IMAP_ERROR, IMAP_ERROR_INVALID,
 			    "%s not pipelined", imap_command_name(then));
 
-	while (!done || !then_done) {
+	/* A failed @cmd is the answer: the follower's is not waited for. */
+	while (!done || (!then_done && !outcome)) {
 		g_autoptr(GError) local = NULL;
 		g_autoptr(ImapResponse) resp =
 			stream_read_response(stream, &local);
 
+		if (resp == NULL && done) {
+			/* Only the follower's answer was missing. */
+			if (then_error != NULL && local != NULL)
+				*then_error = g_error_copy(local);
+			g_propagate_error(error, g_steal_pointer(&local));
+			return FALSE;
+		}
 		if (resp == NULL) {
 			if (bye != NULL &&
 			    local->code == IMAP_ERROR_CONNECTION_LOST)
@@ -621,8 +629,14 @@ static gboolean stream_starttls(ImapStream *stream, const ImapConfig *cfg,
 	return stream_query_caps(stream, error);
 }
 
-ImapStream *imap_stream_connect(const ImapConfig *cfg, guint conn_no,
-				GError **error)
+/* Set once a server left the ENABLE sent behind a login unanswered: it is
+ * sent after the login from then on. */
+static gint no_early_enable;
+
+/* One attempt of imap_stream_connect(); *out_again when it failed for the
+ * early ENABLE alone, and another attempt without it may succeed. */
+static ImapStream *stream_connect(const ImapConfig *cfg, guint conn_no,
+				  gboolean *out_again, GError **error)
 {
 	g_autoptr(ImapStream) stream = NULL;
 	g_autoptr(GError) enabled = NULL; /* the early ENABLE's failure */
@@ -679,14 +693,25 @@ ImapStream *imap_stream_connect(const ImapConfig *cfg, guint conn_no,
 	 * does not know). A refusal is no reason to give up the
 	 * connection. */
 	if (!preauth) {
-		gboolean early = (stream->caps & IMAP_CAP_ENABLE) != 0;
+		gboolean early = (stream->caps & IMAP_CAP_ENABLE) &&
+				 !g_atomic_int_get(&no_early_enable);
 
 		if (!imap_auth_login(
 			    stream, cfg, stream->ssl != NULL,
 			    early ? imap_command_new(NULL, 0, "ENABLE QRESYNC")
 				  : NULL,
-			    &enabled, error))
+			    &enabled, error)) {
+			if (early && g_error_matches(enabled, IMAPFS_IMAP_ERROR,
+						     IMAP_ERROR_TIMEOUT)) {
+				g_message("%s did not answer the ENABLE sent "
+					  "behind the login; it is sent after "
+					  "the login from now on",
+					  cfg->host);
+				g_atomic_int_set(&no_early_enable, 1);
+				*out_again = TRUE;
+			}
 			return NULL;
+		}
 		if (stream->caps == 0 && !stream_query_caps(stream, error))
 			return NULL;
 		enable = !early || enabled != NULL;
@@ -709,6 +734,19 @@ ImapStream *imap_stream_connect(const ImapConfig *cfg, guint conn_no,
 		}
 	}
 	return g_steal_pointer(&stream);
+}
+
+ImapStream *imap_stream_connect(const ImapConfig *cfg, guint conn_no,
+				GError **error)
+{
+	gboolean again = FALSE;
+	ImapStream *stream = stream_connect(cfg, conn_no, &again, error);
+
+	if (stream == NULL && again) {
+		g_clear_error(error);
+		stream = stream_connect(cfg, conn_no, &again, error);
+	}
+	return stream;
 }
 
 void imap_stream_free(ImapStream *stream)

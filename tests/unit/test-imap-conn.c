@@ -868,6 +868,65 @@ static void test_enable_behind_login(void)
 	fake_server_finish(fs, 2);
 }
 
+/* A login refused while the ENABLE behind it is pending is reported as
+ * refused, even if the server hangs up without answering the ENABLE. */
+static void test_enable_behind_refused_login(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR ENABLE] hi",
+		"C:A1 AUTHENTICATE PLAIN AHUAcA==",
+		"C:A2 ENABLE QRESYNC",
+		"S:A1 NO [AUTHENTICATIONFAILED] Authentication failed.",
+		"S:* BYE bye",
+		"CLOSE",
+		NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	g_autoptr(GError) error = NULL;
+
+	g_assert_null(imap_stream_connect(&cfg, 1, &error));
+	g_assert_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
+	fake_server_finish(fs, 1);
+}
+
+/* A server that never answers the ENABLE sent behind the login: that
+ * connection times out, and imapfs connects again with ENABLE after the
+ * login, as it does from then on. (It changes that for the process: the
+ * tests that pipeline ENABLE come first.) */
+static void test_enable_behind_login_unanswered(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR ENABLE] hi",
+		"C:A1 AUTHENTICATE PLAIN AHUAcA==",
+		"C:A2 ENABLE QRESYNC",
+		"S:A1 OK [CAPABILITY IMAP4rev1 ENABLE QRESYNC] logged in",
+		"WAITCLOSE",
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR ENABLE] hi",
+		"C:A1 AUTHENTICATE PLAIN AHUAcA==",
+		"S:A1 OK [CAPABILITY IMAP4rev1 ENABLE QRESYNC] logged in",
+		"C:A2 ENABLE QRESYNC",
+		"S:* ENABLED QRESYNC",
+		"S:A2 OK enabled",
+		"WAITCLOSE",
+		NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	g_autoptr(GError) error = NULL;
+	ImapStream *stream;
+
+	cfg.timeout_s = 2;
+	stream = imap_stream_connect(&cfg, 1, &error);
+	g_assert_no_error(error);
+	g_assert_nonnull(stream);
+	imap_stream_free(stream);
+	fake_server_finish(fs, 2);
+}
+
 typedef struct {
 	GMutex lock;
 	GHashTable *seen; /* wire name ("" for none) -> worst change */
@@ -994,6 +1053,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/imap/conn/enable-behind-login",
 			test_enable_behind_login);
 	g_test_add_func("/imap/conn/idle-notify", test_idle_notify);
+	g_test_add_func("/imap/conn/enable-behind-refused-login",
+			test_enable_behind_refused_login);
+	g_test_add_func("/imap/conn/enable-behind-login-unanswered",
+			test_enable_behind_login_unanswered);
 	g_test_add_func("/imap/conn/shutdown", test_shutdown);
 	return g_test_run();
 }
