@@ -379,10 +379,15 @@ void fs_newfiles_move_mailbox(FsNewFiles *files, guint32 old_id, guint32 new_id)
 			continue;
 		key = name_key(old_id, file->name);
 		if (g_hash_table_lookup(files->by_name, key) == file) {
+			g_autofree char *new_key = name_key(new_id, file->name);
+
 			g_hash_table_remove(files->by_name, key);
-			g_hash_table_replace(files->by_name,
-					     name_key(new_id, file->name),
-					     file);
+			/* A file made there since, under that name, is
+			 * newer: it keeps the name, as in create. */
+			if (!g_hash_table_contains(files->by_name, new_key))
+				g_hash_table_insert(files->by_name,
+						    g_steal_pointer(&new_key),
+						    file);
 		}
 		file->mailbox_id = new_id;
 	}

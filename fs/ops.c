@@ -899,7 +899,7 @@ static void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fuse_ino_t ino;
 	struct stat st;
 	int err = 0;
-	guint32 id = mailbox_dir(mnt, parent, &err);
+	guint32 id = mailbox_dir(mnt, parent, &err), now;
 
 	if (!id) {
 		fuse_reply_err(req, err);
@@ -914,6 +914,10 @@ static void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		reply_error(req, error, "create", parent);
 		return;
 	}
+	/* Made anew meanwhile, after its pending files were moved. */
+	now = cache_account_current_dir(mnt->acct, id);
+	if (now != id)
+		fs_newfiles_move_mailbox(mnt->newfiles, id, now);
 	fs_newfiles_open(mnt->newfiles, ino);
 	fs_newfiles_stat(mnt->newfiles, ino, mnt->uid, mnt->gid, &st);
 	fill_entry(mnt, &st, &e);
