@@ -294,12 +294,11 @@ void cache_index_clear_messages(CacheIndexMailbox *mbox, GArray *out_uids)
 	mbox->generation++;
 }
 
-CacheIndexMailbox *cache_index_renew(CacheIndex *index, CacheIndexMailbox *old,
-				     GArray *out_uids)
+CacheIndexMailbox *cache_index_renew(CacheIndex *index, CacheIndexMailbox *old)
 {
 	CacheIndexMailbox *mbox;
 
-	cache_index_clear_messages(old, out_uids);
+	cache_index_clear_messages(old, NULL);
 	old->gone = TRUE;
 	g_hash_table_remove(index->by_name, old->full_name);
 	mbox = mailbox_new(index, old->full_name, old->component,

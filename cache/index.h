@@ -97,11 +97,10 @@ void cache_index_remove_message(CacheIndexMailbox *mbox, guint32 uid);
  * @out_uids (guint32; nullable). */
 void cache_index_clear_messages(CacheIndexMailbox *mbox, GArray *out_uids);
 /* Makes @old (a mailbox made anew on the server: another UIDVALIDITY) gone
- * with its messages, whose UIDs are appended to @out_uids (nullable), and
- * returns the mailbox that takes its name, place, flags and children under
- * a new id: what was known by the old id (and inode) names nothing now. */
-CacheIndexMailbox *cache_index_renew(CacheIndex *index, CacheIndexMailbox *old,
-				     GArray *out_uids);
+ * with its messages, and returns the mailbox that takes its name, place,
+ * flags and children under a new id: what was known by the old id (and
+ * inode) names nothing now. */
+CacheIndexMailbox *cache_index_renew(CacheIndex *index, CacheIndexMailbox *old);
 /* @id, or the mailbox made anew in its place (see cache_index_renew), for
  * what stands for the directory rather than for its messages. */
 guint32 cache_index_current(CacheIndex *index, guint32 id);

@@ -877,7 +877,7 @@ void cache_sync_on_select(const char *mailbox, const ImapMailboxInfo *info,
 			old_dir.mailbox_id = mbox->id;
 			parent_id = mbox->parent_id;
 			component = g_strdup(mbox->component);
-			mbox = cache_index_renew(acct->index, mbox, NULL);
+			mbox = cache_index_renew(acct->index, mbox);
 			new_id = mbox->id;
 		}
 		mbox->uidvalidity = info->uidvalidity;

@@ -29,7 +29,9 @@ void cache_sync_messages_start(CacheAccount *acct, guint32 id,
 
 /* The IDLE watcher's hook: mailbox @mailbox (wire name) changed on the
  * server, so its table is no longer confirmed and the kernel is told to
- * drop what it holds of the directory. Watcher thread. */
+ * drop what it holds of the directory. With IMAP_IDLE_MAILBOXES or
+ * IMAP_IDLE_ANY (@mailbox NULL) the mailbox list is no longer confirmed
+ * either, and with ANY no table is. Watcher thread. */
 void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
 			  gpointer user_data);
 
