@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -101,6 +102,26 @@ void fs_newfiles_free(FsNewFiles *files)
 	g_free(files);
 }
 
+/* The process (thread group) of thread @tid, as FUSE names callers by
+ * thread: a program may create a file in one thread and close it in
+ * another. 0 if it is gone. */
+static pid_t process_of(pid_t tid)
+{
+	char path[64], line[128];
+	pid_t tgid = 0;
+	FILE *f;
+
+	g_snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid;
+}
+
 static NewFile *lookup_locked(FsNewFiles *files, fuse_ino_t ino)
 {
 	return g_hash_table_lookup(files->by_ino, &ino);
@@ -131,7 +152,7 @@ gboolean fs_newfiles_create(FsNewFiles *files, guint32 mailbox_id,
 		return FALSE;
 	}
 	file->mailbox_id = mailbox_id;
-	file->creator = creator;
+	file->creator = process_of(creator);
 	file->name = g_strdup(name);
 	file->ctime = g_get_real_time() / G_USEC_PER_SEC;
 	g_hash_table_insert(files->by_ino, &file->ino, file);
@@ -185,12 +206,13 @@ gboolean fs_newfiles_stat(FsNewFiles *files, fuse_ino_t ino, uid_t uid,
 
 gboolean fs_newfiles_is_creator(FsNewFiles *files, fuse_ino_t ino, pid_t pid)
 {
+	pid_t process = process_of(pid);
 	NewFile *file;
 	gboolean same;
 
 	g_mutex_lock(&files->lock);
 	file = lookup_locked(files, ino);
-	same = file && file->creator == pid;
+	same = file && process && file->creator == process;
 	g_mutex_unlock(&files->lock);
 	return same;
 }
@@ -430,7 +452,7 @@ gboolean fs_newfiles_ready(FsNewFiles *files, fuse_ino_t ino, gboolean final)
 gboolean fs_newfiles_commit(FsNewFiles *files, fuse_ino_t ino,
 			    CacheAccount *acct, gboolean keep_name,
 			    guint32 *out_parent, char **out_name,
-			    GError **error)
+			    gboolean *out_dropped, GError **error)
 {
 	g_autofree char *flags = NULL;
 	g_autofree char *alias = NULL;
@@ -487,6 +509,7 @@ gboolean fs_newfiles_commit(FsNewFiles *files, fuse_ino_t ino,
 			g_hash_table_remove(files->by_name, key);
 		*out_parent = file->mailbox_id;
 		*out_name = g_strdup(file->name);
+		*out_dropped = file->dropped;
 		close(file->fd);
 		file->fd = -1;
 		g_unlink(file->path);

@@ -34,14 +34,15 @@ static inline gboolean fs_newfiles_is_new(fuse_ino_t ino)
 	return (ino & FS_INO_NEW_BIT) != 0;
 }
 
-/* Creates @name in mailbox @mailbox_id for process @creator; *out_ino
- * gets its inode. */
+/* Creates @name in mailbox @mailbox_id for thread @creator (FUSE's
+ * caller pid); *out_ino gets its inode. */
 gboolean fs_newfiles_create(FsNewFiles *files, guint32 mailbox_id,
 			    const char *name, pid_t creator,
 			    fuse_ino_t *out_ino, GError **error);
-/* TRUE if process @pid created the pending file @ino. A close by another
- * process (a child that inherited the fd and exits or execs) must not end
- * the message. */
+/* TRUE if thread @pid belongs to the process that created the pending
+ * file @ino. A close by another process (a child that inherited the fd and
+ * exits or execs) must not end the message; one by another thread of the
+ * creator does. */
 gboolean fs_newfiles_is_creator(FsNewFiles *files, fuse_ino_t ino, pid_t pid);
 /* The pending file called @name in @mailbox_id, or 0. */
 fuse_ino_t fs_newfiles_find(FsNewFiles *files, guint32 mailbox_id,
@@ -87,10 +88,12 @@ gboolean fs_newfiles_ready(FsNewFiles *files, fuse_ino_t ino, gboolean final);
 /* APPENDs the file. With @keep_name, a name with the shape of a message
  * file name stays the message's name. On success it is no longer pending
  * by name, and *out_parent / *out_name (transfer full) say which entry the
- * kernel must forget. */
+ * kernel must forget. *out_dropped is TRUE if the file was unlinked while
+ * its APPEND was under way: the caller then removes the message it
+ * became (fs_newfiles_committed() names it). */
 gboolean fs_newfiles_commit(FsNewFiles *files, fuse_ino_t ino,
 			    CacheAccount *acct, gboolean keep_name,
 			    guint32 *out_parent, char **out_name,
-			    GError **error);
+			    gboolean *out_dropped, GError **error);
 
 #endif

@@ -618,17 +618,41 @@ static void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_write(req, n);
 }
 
+/* A file removed while its APPEND was under way: rm said it was gone, so
+ * the message it became goes too, as rm of any message would. */
+static void remove_dropped(FsMount *mnt, fuse_ino_t ino, const char *name)
+{
+	g_autoptr(GError) error = NULL;
+	CacheMsgRef ref;
+
+	if (!fs_newfiles_committed(mnt->newfiles, ino, &ref) || ref.uid == 0) {
+		g_warning("%s was removed while it was being added, but the "
+			  "server did not say which message it became: it "
+			  "stays in the mailbox; remove it by hand",
+			  name);
+		return;
+	}
+	if (!cache_account_delete(mnt->acct, ref, mnt->rm_expunge, &error))
+		g_warning("%s was removed while it was being added, but "
+			  "removing the message it became failed: %s; it "
+			  "stays in the mailbox",
+			  name, error->message);
+}
+
 /* Adds a pending file to its mailbox and makes the kernel forget the name
  * it had: the message is listed under its own name from now on. */
 static gboolean commit_new(FsMount *mnt, fuse_ino_t ino, gboolean keep_name,
 			   GError **error)
 {
 	g_autofree char *name = NULL;
+	gboolean dropped = FALSE;
 	guint32 parent;
 
 	if (!fs_newfiles_commit(mnt->newfiles, ino, mnt->acct, keep_name,
-				&parent, &name, error))
+				&parent, &name, &dropped, error))
 		return FALSE;
+	if (dropped)
+		remove_dropped(mnt, ino, name);
 	fs_notify_entry(mnt->notify, fs_inode_dir(parent), name, 0);
 	fs_notify_inode(mnt->notify, fs_inode_dir(parent));
 	return TRUE;

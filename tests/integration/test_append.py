@@ -265,3 +265,84 @@ def test_cp_several_files(m, imap, tmp_path):
 	recs = fresh(imap, "Empty")
 	assert sorted(sha(body(imap, "Empty", r["uid"])) for r in recs) == \
 		sorted(sha(s.raw) for s in samples)
+
+
+
+@pytest.fixture
+def slow_proxy(server):
+	"""A latency proxy in front of the server (its RTT set by the test),
+	stopped after the mounts made through it are gone."""
+	import imapfs_proxy
+
+	proxy = imapfs_proxy.LatencyProxy(("127.0.0.1", server["imaps_port"]))
+	proxy.start()
+	yield proxy
+	proxy.stop()
+
+
+def test_rm_while_the_append_is_under_way_removes_the_message(
+		slow_proxy, account, mounter, imap):
+	"""rm of a new file whose close() is still adding it: rm said the
+	file is gone, so the message it became goes to Trash too, and the
+	mailbox keeps nothing of it. The proxy holds the APPEND's answer
+	back long enough to rm in between."""
+	import threading
+
+	m = mounter.mount(account["user"], max_conns=2,
+			  url="imaps://%s@127.0.0.1:%d" %
+			  (account["user"], slow_proxy.port))
+	s = _sample()
+	path = os.path.join(m.path, "Empty", "racing.eml")
+	fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+	os.write(fd, s.raw)
+	closed = {}
+
+	def close():
+		closed["errno"] = errno_of(os.close, fd)
+
+	slow_proxy.set_rtt(3000)
+	t = threading.Thread(target=close)
+	t.start()
+	try:
+		time.sleep(0.5)  # the APPEND's answer is 1.5 s away or more
+		assert t.is_alive(), "close() did not wait for the APPEND"
+		os.unlink(path)
+	finally:
+		slow_proxy.set_rtt(0)
+		t.join(30)
+	assert not t.is_alive()
+	assert closed["errno"] == 0, os.strerror(closed["errno"])
+	assert fresh(imap, "Empty") == [], "the removed file stayed"
+	trash = [name for flags, delim, name in imap.list()
+		 if "\\trash" in {f.lower() for f in flags}]
+	assert trash, "the server lists no \\Trash mailbox"
+	moved = [r for r in fresh(imap, trash[0]) if r["size"] == len(s.raw)]
+	assert len(moved) == 1
+	assert body(imap, trash[0], moved[0]["uid"]) == s.raw
+	assert os.listdir(os.path.join(m.path, "Empty")) == []
+
+
+def test_close_in_another_thread_waits_for_the_append(slow_proxy, account,
+							mounter, imap):
+	"""FUSE names a caller by thread: a program that creates a file in
+	one thread and closes it in another (a thread pool, a Go program)
+	still gets close() back only once the message is on the server."""
+	import threading
+
+	m = mounter.mount(account["user"], max_conns=2,
+			  url="imaps://%s@127.0.0.1:%d" %
+			  (account["user"], slow_proxy.port))
+	s = _sample()
+	fd = os.open(os.path.join(m.path, "Empty", "threaded.eml"),
+		     os.O_WRONLY | os.O_CREAT, 0o644)
+	os.write(fd, s.raw)
+	closed = {}
+	slow_proxy.set_rtt(1000)
+	t = threading.Thread(
+		target=lambda: closed.setdefault("errno", errno_of(os.close, fd)))
+	t.start()
+	t.join(30)
+	slow_proxy.set_rtt(0)
+	assert closed["errno"] == 0, os.strerror(closed["errno"])
+	recs = fresh(imap, "Empty")
+	assert [r["size"] for r in recs] == [len(s.raw)]
