@@ -841,6 +841,7 @@ void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
 			g_array_append_val(synced, mbox->id);
 	}
 	g_mutex_unlock(&acct->lock);
+	imap_pool_note_change(acct->pool);
 	g_debug("mailbox %s changed on the server", mailbox);
 	for (guint i = 0; i < dirs->len && acct->invalidate; i++)
 		acct->invalidate(g_array_index(dirs, CacheMsgRef, i),

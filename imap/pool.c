@@ -48,6 +48,7 @@ typedef struct PoolConn PoolConn;
 typedef enum {
 	REQ_USER,
 	REQ_SELECT,
+	REQ_NOOP, /* brings a selected mailbox's view up to date */
 } ReqKind;
 
 typedef struct {
@@ -80,6 +81,8 @@ struct PoolConn {
 	char *selected;	      /* nullable */
 	guint32 uidvalidity;  /* of selected */
 	guint64 select_seq;   /* pool->selects when its SELECT was answered */
+	gint seen_changes;    /* pool->changes when its view was last
+			       * brought up to date (SELECT, NOOP) */
 	char *selecting;      /* PC_SELECTING: the mailbox */
 	ImapMailboxInfo info; /* collected during SELECT */
 	GError *select_error; /* the last SELECT failed: why, for the
@@ -91,6 +94,11 @@ struct ImapPool {
 	ImapConfig *cfg;
 	ImapIo *io;
 	gint caps; /* atomic; any thread */
+	/* Atomic; any thread. Counts changes that may have added messages
+	 * to some mailbox (an APPEND, COPY or MOVE of ours on any
+	 * connection, or news from the watcher): a connection that selected
+	 * its mailbox before the last one may not see them yet. */
+	gint changes;
 	ImapSelectFunc select_func;
 	gpointer select_data;
 
@@ -258,7 +266,7 @@ static void pool_deliver_untagged(gpointer cmd_data, gpointer user_data)
 	PoolReq *req = cmd_data;
 	UntaggedDelivery *ctx = user_data;
 
-	if (req == NULL || req->kind == REQ_SELECT)
+	if (req == NULL || req->kind != REQ_USER)
 		return;
 	if (req->data != NULL)
 		req->data(ctx->resp, ctx->uidvalidity, req->user_data);
@@ -338,6 +346,22 @@ static void select_done(PoolConn *pc, PoolReq *req, ImapResponse *resp)
 	memset(&pc->info, 0, sizeof(pc->info));
 }
 
+/* TRUE for a command that may add messages to a mailbox, which
+ * connections that have it selected see only from their next command on
+ * (Dovecot, for one, answers a UID command on a message its session has
+ * not seen yet with OK, doing nothing). */
+static gboolean adds_messages(const ImapCommand *cmd)
+{
+	static const char *const names[] = {"APPEND", "COPY", "MOVE",
+					    "UID COPY", "UID MOVE"};
+	const char *name = imap_command_name(cmd);
+
+	for (guint i = 0; i < G_N_ELEMENTS(names); i++)
+		if (g_ascii_strcasecmp(name, names[i]) == 0)
+			return TRUE;
+	return FALSE;
+}
+
 static void on_conn_tagged(ImapConn *conn, gpointer cmd_data,
 			   ImapResponse *resp, gpointer user_data)
 {
@@ -346,6 +370,8 @@ static void on_conn_tagged(ImapConn *conn, gpointer cmd_data,
 
 	if (req->kind == REQ_SELECT) {
 		select_done(pc, req, resp);
+		req_free(req);
+	} else if (req->kind == REQ_NOOP) {
 		req_free(req);
 	} else {
 		guint32 uidv = req->mailbox != NULL ? pc->uidvalidity : 0;
@@ -363,6 +389,8 @@ static void on_conn_tagged(ImapConn *conn, gpointer cmd_data,
 		else if (resp->status != IMAP_STATUS_OK)
 			error = imap_wire_status_error(
 				imap_command_name(req->cmd), resp);
+		if (resp->status == IMAP_STATUS_OK && adds_messages(req->cmd))
+			g_atomic_int_inc(&pc->pool->changes);
 		req_finish(req, reply, error);
 	}
 	imap_response_free(resp);
@@ -385,7 +413,7 @@ static void on_conn_lost(ImapConn *conn, const GError *why, GQueue *unfinished,
 	g_debug("connection %u lost: %s", pc->no, error->message);
 	pool_remove_conn(pool, pc); /* frees pc and conn */
 	while ((req = g_queue_pop_head(unfinished)) != NULL) {
-		if (req->kind == REQ_SELECT)
+		if (req->kind != REQ_USER)
 			req_free(req);
 		else if ((imap_command_flags(req->cmd) &
 			  IMAP_COMMAND_RETRIABLE) &&
@@ -509,8 +537,30 @@ static void pool_open_conn(ImapPool *pool)
 
 /* ---- routing --------------------------------------------------------- */
 
+/* Sends NOOP ahead of a command on @pc's selected mailbox when messages
+ * may have come to some mailbox since its view was last brought up to
+ * date: the server shows them to the session at the end of a command, so
+ * the command behind the NOOP sees them. No round trip is added. */
+static void pc_catch_up(PoolConn *pc)
+{
+	gint now = g_atomic_int_get(&pc->pool->changes);
+	PoolReq *noop;
+
+	if (pc->seen_changes == now)
+		return;
+	pc->seen_changes = now;
+	noop = g_new0(PoolReq, 1);
+	noop->kind = REQ_NOOP;
+	noop->cmd = imap_command_new(NULL, IMAP_COMMAND_RETRIABLE, "NOOP");
+	noop->attempts = 1;
+	imap_conn_send(pc->conn, noop->cmd, noop);
+}
+
 static void pc_send(PoolConn *pc, PoolReq *req)
 {
+	if (req->kind == REQ_USER && req->mailbox != NULL &&
+	    pc->state == PC_READY)
+		pc_catch_up(pc);
 	req->attempts++;
 	req->behind_select = pc->state == PC_SELECTING;
 	if (req->kind == REQ_USER) {
@@ -542,6 +592,7 @@ static void pc_select(PoolConn *pc, const char *mailbox)
 	g_clear_pointer(&pc->selected, g_free);
 	g_clear_error(&pc->select_error);
 	pc->uidvalidity = 0;
+	pc->seen_changes = g_atomic_int_get(&pc->pool->changes);
 	pc->selecting = g_strdup(mailbox);
 	pc->state = PC_SELECTING;
 	pc->draining = FALSE;
@@ -946,4 +997,9 @@ void imap_pool_submit_uids(ImapPool *pool, const char *mailbox,
 	submit = g_new0(Submit, 1);
 	submit->req = req;
 	imap_io_invoke(pool->io, on_submit, submit, on_submit_dropped);
+}
+
+void imap_pool_note_change(ImapPool *pool)
+{
+	g_atomic_int_inc(&pool->changes);
 }

@@ -9,10 +9,13 @@
  * Routing: a command for a mailbox goes to a connection that has it
  * selected, else to an idle one (which SELECTs it first, after its pipeline
  * drains), else it waits at pool level. Commands are pipelined on a
- * connection. After a drop, the pool reconnects (with backoff) and resends
- * the commands flagged IMAP_COMMAND_RETRIABLE; the others complete with
- * IMAP_ERROR_CONNECTION_LOST, since their outcome must be worked out by
- * looking, never by resending.
+ * connection. A server shows a session the messages that came into its
+ * selected mailbox by other sessions only at the end of a command, so a
+ * command goes behind a NOOP (pipelined) where messages may have come
+ * since the connection's view was last brought up to date. After a drop, the
+ * pool reconnects (with backoff) and resends the commands flagged
+ * IMAP_COMMAND_RETRIABLE; the others complete with IMAP_ERROR_CONNECTION_LOST,
+ * since their outcome must be worked out by looking, never by resending.
  */
 #ifndef IMAPFS_IMAP_POOL_H
 #define IMAPFS_IMAP_POOL_H
@@ -101,5 +104,11 @@ void imap_pool_submit_uids(ImapPool *pool, const char *mailbox,
 			   guint32 uidvalidity, ImapCommand *cmd,
 			   ImapDataFunc data, ImapDoneFunc done,
 			   gpointer user_data);
+
+/* Says that messages may have come to some mailbox by other means than
+ * this pool's commands (another client: the watcher's news), so that
+ * connections bring their view up to date before their next command.
+ * (The pool notes its own APPEND, COPY and MOVE itself.) Any thread. */
+void imap_pool_note_change(ImapPool *pool);
 
 #endif

@@ -458,6 +458,75 @@ static void test_select_fetch_no(void)
 	waiter_free(w4);
 }
 
+/* A mailbox command goes behind a NOOP where messages may have come since
+ * its connection selected the mailbox: after a MOVE of ours succeeded, and
+ * after imap_pool_note_change(); not after a COPY that failed, nor twice
+ * for one change. */
+static void test_catch_up_noop(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		GREETING_PLAIN,
+		"C:A2 SELECT Box",
+		"S:* OK [UIDVALIDITY 5] ok",
+		"S:A2 OK [READ-WRITE] selected",
+		"C:A3 UID FETCH 1:* (UID)",
+		"S:A3 OK fetched",
+		"C:A4 UID MOVE 1 Other",
+		"S:A4 OK [COPYUID 9 1 7] moved",
+		"C:A5 NOOP",
+		"C:A6 UID STORE 2 FLAGS (\\Seen)",
+		"S:A5 OK noop",
+		"S:A6 OK stored",
+		"C:A7 UID STORE 3 FLAGS (\\Seen)",
+		"S:A7 OK stored",
+		"C:A8 UID COPY 9 Other",
+		"S:A8 NO [OVERQUOTA] full",
+		"C:A9 UID STORE 4 FLAGS (\\Seen)",
+		"S:A9 OK stored",
+		"C:A10 NOOP",
+		"C:A11 UID STORE 5 FLAGS (\\Seen)",
+		"S:* 6 EXISTS",
+		"S:A10 OK noop",
+		"S:A11 OK stored",
+		"C:* LOGOUT",
+		"WAITCLOSE",
+		NULL,
+	};
+	const char *const steps[][2] = {
+		{"Box", "UID FETCH 1:* (UID)"},
+		{"Box", "UID MOVE 1 Other"},
+		{"Box", "UID STORE 2 FLAGS (\\Seen)"},
+		{"Box", "UID STORE 3 FLAGS (\\Seen)"},
+		{"Box", "UID COPY 9 Other"},
+		{"Box", "UID STORE 4 FLAGS (\\Seen)"},
+		{NULL, NULL}, /* imap_pool_note_change() */
+		{"Box", "UID STORE 5 FLAGS (\\Seen)"},
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	ImapPool *pool = imap_pool_new(&cfg, NULL);
+
+	for (guint i = 0; i < G_N_ELEMENTS(steps); i++) {
+		Waiter *w;
+
+		if (steps[i][1] == NULL) {
+			imap_pool_note_change(pool);
+			continue;
+		}
+		w = submit(pool, steps[i][0], cmd(0, steps[i][1]), FALSE);
+		waiter_wait(w);
+		if (g_str_has_prefix(steps[i][1], "UID COPY"))
+			g_assert_error(w->error, IMAPFS_IMAP_ERROR,
+				       IMAP_ERROR_OVERQUOTA);
+		else
+			g_assert_no_error(w->error);
+		waiter_free(w);
+	}
+	imap_pool_free(pool);
+	fake_server_finish(fs, 1);
+}
+
 static Waiter *submit_uids(ImapPool *pool, const char *mailbox,
 			   guint32 uidvalidity, const char *text)
 {
@@ -1041,6 +1110,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/imap/conn/login-pipelining", test_login_pipelining);
 	g_test_add_func("/imap/conn/select-fetch-no", test_select_fetch_no);
 	g_test_add_func("/imap/conn/uidvalidity-guard", test_uidvalidity_guard);
+	g_test_add_func("/imap/conn/catch-up-noop", test_catch_up_noop);
 	g_test_add_func("/imap/conn/sync-literal", test_sync_literal);
 	g_test_add_func("/imap/conn/drop-mid-literal", test_drop_mid_literal);
 	g_test_add_func("/imap/conn/bye", test_bye);
