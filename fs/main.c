@@ -171,14 +171,18 @@ int main(int argc, char **argv)
 	cfg->host = g_strdup(opts.host);
 	cfg->port = opts.port;
 	cfg->tls = opts.tls_mode;
-	cfg->cafile = g_strdup(opts.cafile);
+	/* Paths are made absolute now: the daemon works from "/" once
+	 * mounted, and connects and writes its cache from there. */
+	cfg->cafile =
+		opts.cafile ? g_canonicalize_filename(opts.cafile, NULL) : NULL;
 	cfg->user = g_strdup(opts.user);
 	cfg->allow_plaintext_auth = opts.allow_plaintext_auth;
 	cfg->max_conns = opts.max_conns;
 	cfg->trace = cmdline.debug;
 	cfg->timeout_s = opts.timeout;
-	cache_dir = opts.cache_dir ? g_strdup(opts.cache_dir)
-				   : default_cache_dir(&opts);
+	cache_dir = opts.cache_dir
+			    ? g_canonicalize_filename(opts.cache_dir, NULL)
+			    : default_cache_dir(&opts);
 	cfg->spool_dir = g_build_filename(cache_dir, "spool", NULL);
 	if (!make_private_dir(cache_dir, &error) ||
 	    !make_private_dir(cfg->spool_dir, &error)) {

@@ -504,18 +504,19 @@ class Mounter:
 		return d
 
 	def mount(self, user, max_conns=4, opts=(), url=None, cache_dir=None,
-		  password=None, debug=False, timeout=30):
+		  password=None, debug=False, timeout=30, cafile=True, cwd=None):
 		mnt = self.new_dir("mnt")
 		if cache_dir is None:
 			cache_dir = self.new_dir("cache")
 		log = os.path.join(self.base, "imapfs%d.log" % self.n)
-		argv = self.argv(user, max_conns, opts, url,
+		argv = self.argv(user, max_conns, opts, url, cafile=cafile,
 				 cache_dir=cache_dir, debug=debug) + [mnt]
 		env = dict(os.environ)
 		env["IMAPFS_PASSWORD"] = password or self.server["password"]
 		with open(log, "wb") as lf:
 			proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-						stdout=lf, stderr=lf, env=env)
+						stdout=lf, stderr=lf, env=env,
+						cwd=cwd)
 		m = Mount(mnt, proc, log, cache_dir, argv)
 		self.mounts.append(m)
 		deadline = time.monotonic() + timeout

@@ -169,3 +169,30 @@ def test_bad_option_values_fail_clearly(user, mounter, tmp_path):
 		rc, err = run_imapfs_expect_failure(argv, password="secret")
 		assert rc != 0, opt
 		assert word in err, (opt, err)
+
+
+def test_relative_cafile_and_cache_dir_hold_after_mounting(user, mounter,
+							   server, tmp_path):
+	"""imapfs works from "/" once mounted: relative paths given on the
+	command line still name what they named where it was started, for
+	connections made later (after a kick) and for the cache."""
+	import shutil
+
+	import imapfs_testserver as ts
+
+	work = tmp_path / "work"
+	work.mkdir()
+	shutil.copy(server["cafile"], work / "ca.crt")
+	m = mounter.mount(user, cafile=False, cwd=str(work),
+			  opts=["cafile=ca.crt"], cache_dir="relcache")
+	assert os.listdir(os.path.join(m.path, "INBOX"))
+	ts.doveadm(server, "kick", user)
+	os.mkdir(os.path.join(m.path, "AfterKick"))
+	assert "AfterKick" in os.listdir(m.path)
+	assert mounter.unmount(m) == []
+	if os.path.exists("/relcache"):
+		shutil.rmtree("/relcache")
+		pytest.fail("the cache went to /relcache")
+	index = [f for f in os.listdir(work / "relcache")
+		 if f not in ("new", "spool")]
+	assert index, "nothing of the cache is where cache_dir said"
