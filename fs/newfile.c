@@ -30,7 +30,8 @@ typedef struct {
 	pid_t creator;
 	gboolean committed;
 	gboolean committing;
-	gboolean dropped; /* unlinked before it was added */
+	gboolean dropped; /* unlinked, or its writer was killed, before it
+			   * was added */
 	CacheMsgRef ref;  /* once committed */
 } NewFile;
 
@@ -122,6 +123,60 @@ static pid_t process_of(pid_t tid)
 	return tgid;
 }
 
+/* Reads /proc/@tid/stat: TRUE if the thread is exiting because a signal
+ * killed its process; *out_signal gets the signal. */
+static gboolean killed_by_signal(pid_t tid, int *out_signal)
+{
+	g_autofree char *path = g_strdup_printf("/proc/%d/stat", (int)tid);
+	g_autofree char *text = NULL;
+	g_auto(GStrv) fields = NULL;
+	const char *rest;
+	guint64 flags, exit_code;
+
+	if (!g_file_get_contents(path, &text, NULL, NULL))
+		return FALSE;
+	/* After the command name (in parentheses, any bytes), fields 3 on:
+	 * flags is field 9, exit_code field 52 (Linux 3.5). */
+	rest = strrchr(text, ')');
+	if (!rest)
+		return FALSE;
+	fields = g_strsplit(g_strstrip((char *)rest + 1), " ", 0);
+	if (g_strv_length(fields) < 50)
+		return FALSE;
+	flags = g_ascii_strtoull(fields[6], NULL, 10);
+	exit_code = g_ascii_strtoull(fields[49], NULL, 10);
+	if (!(flags & 0x4) /* PF_EXITING */ || (exit_code & 0x7f) == 0)
+		return FALSE;
+	*out_signal = (int)(exit_code & 0x7f);
+	return TRUE;
+}
+
+/* TRUE if process @tgid still holds a descriptor of our inode @ino (by
+ * /proc/@tgid/fdinfo; the descriptor being closed is already gone from
+ * its table, and so is every one once the process is exiting). */
+static gboolean still_open_in(pid_t tgid, fuse_ino_t ino)
+{
+	g_autofree char *dir_path =
+		g_strdup_printf("/proc/%d/fdinfo", (int)tgid);
+	g_autofree char *want = g_strdup_printf(
+		"\nino:\t%" G_GUINT64_FORMAT "\n", (guint64)ino);
+	GDir *dir = g_dir_open(dir_path, 0, NULL);
+	const char *name;
+	gboolean found = FALSE;
+
+	if (!dir)
+		return FALSE;
+	while (!found && (name = g_dir_read_name(dir))) {
+		g_autofree char *path = g_build_filename(dir_path, name, NULL);
+		g_autofree char *info = NULL;
+
+		if (g_file_get_contents(path, &info, NULL, NULL))
+			found = strstr(info, want) != NULL;
+	}
+	g_dir_close(dir);
+	return found;
+}
+
 static NewFile *lookup_locked(FsNewFiles *files, fuse_ino_t ino)
 {
 	return g_hash_table_lookup(files->by_ino, &ino);
@@ -204,17 +259,45 @@ gboolean fs_newfiles_stat(FsNewFiles *files, fuse_ino_t ino, uid_t uid,
 	return ok;
 }
 
-gboolean fs_newfiles_is_creator(FsNewFiles *files, fuse_ino_t ino, pid_t pid)
+FsNewFileClose fs_newfiles_closing(FsNewFiles *files, fuse_ino_t ino, pid_t tid,
+				   int *out_signal)
 {
-	pid_t process = process_of(pid);
+	pid_t process = process_of(tid);
 	NewFile *file;
-	gboolean same;
+	pid_t creator;
 
 	g_mutex_lock(&files->lock);
 	file = lookup_locked(files, ino);
-	same = file && process && file->creator == process;
+	creator = file ? file->creator : 0;
 	g_mutex_unlock(&files->lock);
-	return same;
+	if (!process || process != creator)
+		return FS_NEWFILE_CLOSE_OTHER;
+	if (killed_by_signal(tid, out_signal))
+		return FS_NEWFILE_CLOSE_KILLED;
+	if (still_open_in(process, ino))
+		return FS_NEWFILE_CLOSE_OTHER;
+	return FS_NEWFILE_CLOSE_LAST;
+}
+
+void fs_newfiles_abandon(FsNewFiles *files, fuse_ino_t ino, int signal)
+{
+	NewFile *file;
+
+	g_mutex_lock(&files->lock);
+	file = lookup_locked(files, ino);
+	if (file && !file->committed && !file->committing && !file->dropped) {
+		g_autofree char *key = name_key(file->mailbox_id, file->name);
+
+		if (g_hash_table_lookup(files->by_name, key) == file)
+			g_hash_table_remove(files->by_name, key);
+		file->dropped = TRUE;
+		g_warning(
+			"%s was not added to the mailbox: the program writing "
+			"it was killed (signal %d) before it closed it; what "
+			"it had written is kept in %s",
+			file->name, signal, file->path);
+	}
+	g_mutex_unlock(&files->lock);
 }
 
 gboolean fs_newfiles_committed(FsNewFiles *files, fuse_ino_t ino,

@@ -39,11 +39,22 @@ static inline gboolean fs_newfiles_is_new(fuse_ino_t ino)
 gboolean fs_newfiles_create(FsNewFiles *files, guint32 mailbox_id,
 			    const char *name, pid_t creator,
 			    fuse_ino_t *out_ino, GError **error);
-/* TRUE if thread @pid belongs to the process that created the pending
- * file @ino. A close by another process (a child that inherited the fd and
- * exits or execs) must not end the message; one by another thread of the
- * creator does. */
-gboolean fs_newfiles_is_creator(FsNewFiles *files, fuse_ino_t ino, pid_t pid);
+/* What a close() of pending file @ino by thread @tid (FUSE's caller pid)
+ * means. Only the creating process ends a message; a child that inherited
+ * the descriptor and closes it (at exit or exec) does not, nor does the
+ * creator closing one of several descriptors (a shell's dup2 and close
+ * around a redirection): the message is complete at the creator's last
+ * close, in whichever of its threads. */
+typedef enum {
+	FS_NEWFILE_CLOSE_OTHER,	 /* not the end of the message */
+	FS_NEWFILE_CLOSE_LAST,	 /* the creator's last descriptor */
+	FS_NEWFILE_CLOSE_KILLED, /* the creator was killed by *out_signal */
+} FsNewFileClose;
+FsNewFileClose fs_newfiles_closing(FsNewFiles *files, fuse_ino_t ino, pid_t tid,
+				   int *out_signal);
+/* The writer of @ino was killed mid-write: the file is never added and its
+ * name goes; its bytes stay in the directory, and a log line says where. */
+void fs_newfiles_abandon(FsNewFiles *files, fuse_ino_t ino, int signal);
 /* The pending file called @name in @mailbox_id, or 0. */
 fuse_ino_t fs_newfiles_find(FsNewFiles *files, guint32 mailbox_id,
 			    const char *name);

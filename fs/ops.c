@@ -668,15 +668,27 @@ static void fs_op_flush(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
-	/* close() of a new file by the process that made it is where cp
-	 * learns whether it was added. Other processes' closes (a child that
-	 * inherited the fd) leave it be; the last release catches the rest. */
-	if (!fi->fh && fs_newfiles_ready(mnt->newfiles, ino, FALSE) &&
-	    fs_newfiles_is_creator(mnt->newfiles, ino,
-				   fuse_req_ctx(req)->pid) &&
-	    !commit_new(mnt, ino, FALSE, &error)) {
-		reply_error(req, error, "adding the new message", ino);
-		return;
+	/* The last close() of a new file by the process that made it is
+	 * where cp learns whether it was added. Other closes leave it be
+	 * (see fs_newfiles_closing); the last release catches the rest. */
+	if (!fi->fh && fs_newfiles_ready(mnt->newfiles, ino, FALSE)) {
+		int signal = 0;
+
+		switch (fs_newfiles_closing(mnt->newfiles, ino,
+					    fuse_req_ctx(req)->pid, &signal)) {
+		case FS_NEWFILE_CLOSE_KILLED:
+			fs_newfiles_abandon(mnt->newfiles, ino, signal);
+			break;
+		case FS_NEWFILE_CLOSE_LAST:
+			if (!commit_new(mnt, ino, FALSE, &error)) {
+				reply_error(req, error,
+					    "adding the new message", ino);
+				return;
+			}
+			break;
+		case FS_NEWFILE_CLOSE_OTHER:
+			break;
+		}
 	}
 	fuse_reply_err(req, 0);
 }

@@ -5,6 +5,8 @@ set before close, and listed under its canonical name."""
 import datetime
 import errno
 import os
+import signal
+import subprocess
 import time
 
 import pytest
@@ -344,5 +346,59 @@ def test_close_in_another_thread_waits_for_the_append(slow_proxy, account,
 	t.join(30)
 	slow_proxy.set_rtt(0)
 	assert closed["errno"] == 0, os.strerror(closed["errno"])
+	recs = fresh(imap, "Empty")
+	assert [r["size"] for r in recs] == [len(s.raw)]
+
+
+def test_writes_through_a_duplicated_descriptor_make_one_message(m, imap):
+	"""A shell writes through fd 3 (exec 3>F) with builtins, each
+	redirected by a dup2 and a close of the copy: the message ends at
+	the last close only, whole."""
+	path = os.path.join(m.path, "Empty", "fd3.eml")
+	mark = log_mark(m)
+	p = run(["bash", "-c", 'exec 3>"$1"; echo "From: me@example.org" >&3; '
+		 'echo "Subject: fd3" >&3; echo >&3; echo body >&3; exec 3>&-',
+		 "bash", path])
+	assert p.returncode == 0, p.stderr
+	recs = fresh(imap, "Empty")
+	assert len(recs) == 1
+	assert body(imap, "Empty", recs[0]["uid"]) == \
+		b"From: me@example.org\r\nSubject: fd3\r\n\r\nbody\r\n"
+	assert "empty file" not in new_log(m, mark)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_a_writer_killed_mid_message_adds_nothing(m, imap, sig):
+	"""cp interrupted (Ctrl-C) or killed: the part it wrote is not a
+	message. Nothing is added, the name goes, and the log says where the
+	bytes are."""
+	s = _sample()
+	path = os.path.join(m.path, "Empty", "cut.eml")
+	mark = log_mark(m)
+	code = ("import os, signal, sys\n"
+		"fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)\n"
+		"os.write(fd, sys.stdin.buffer.read())\n"
+		"signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+		"os.kill(os.getpid(), int(sys.argv[2]))\n")
+	p = subprocess.run(["/usr/bin/python3", "-c", code, path, str(int(sig))],
+			   input=s.raw[:len(s.raw) // 2], timeout=20)
+	assert p.returncode == -sig
+	assert fresh(imap, "Empty") == []
+	assert "cut.eml" not in os.listdir(os.path.join(m.path, "Empty"))
+	log = new_log(m, mark)
+	assert "cut.eml was not added" in log and "killed" in log, log
+
+
+def test_a_writer_that_exits_without_closing_adds_the_message(m, imap):
+	"""A program that leaves closing to exit(): its message is whole."""
+	s = _sample()
+	path = os.path.join(m.path, "Empty", "exit.eml")
+	code = ("import os, sys\n"
+		"fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)\n"
+		"os.write(fd, sys.stdin.buffer.read())\n"
+		"os._exit(0)\n")
+	p = subprocess.run(["/usr/bin/python3", "-c", code, path],
+			   input=s.raw, timeout=20)
+	assert p.returncode == 0
 	recs = fresh(imap, "Empty")
 	assert [r["size"] for r in recs] == [len(s.raw)]
