@@ -89,11 +89,22 @@ void fs_newfiles_free(FsNewFiles *files)
 	g_hash_table_iter_init(&iter, files->by_ino);
 	while (g_hash_table_iter_next(&iter, NULL, &value)) {
 		NewFile *file = value;
+		struct stat st;
 
-		if (!file->committed && !file->dropped)
+		if (file->committed || file->dropped)
+			continue;
+		if (file->fd >= 0 && fstat(file->fd, &st) == 0 &&
+		    st.st_size == 0)
+			g_unlink(file->path); /* nothing to keep */
+		else if (file->name[0] == '.')
 			g_warning("%s was never added to the mailbox (its name "
 				  "starts with '.' and it was not renamed); "
 				  "its bytes are kept in %s",
+				  file->name, file->path);
+		else
+			g_warning("%s was never added to the mailbox (adding "
+				  "it failed: see above); its bytes are kept "
+				  "in %s",
 				  file->name, file->path);
 	}
 	g_hash_table_unref(files->by_name);
