@@ -29,7 +29,10 @@
 
 #define CONN_READ_CHUNK		(256 * 1024)
 #define CONN_READS_PER_DISPATCH 4
-#define LITERAL_MINUS_MAX	4096 /* RFC 7888 §4 */
+/* Bytes sent per turn before other connections get theirs: a big APPEND
+ * must not hold up every other command. */
+#define CONN_WRITE_PER_TURN (1024 * 1024)
+#define LITERAL_MINUS_MAX   4096 /* RFC 7888 §4 */
 
 /* ---- wire helpers ---------------------------------------------------- */
 
@@ -217,12 +220,14 @@ struct ImapConn {
 	GQueue in_flight; /* ConnCmd *, oldest first */
 	ConnCmd *sending; /* in flight, waits for '+' for more */
 	GByteArray *outbuf;
+	gsize out_pos; /* outbuf's bytes before this are sent */
 	guint8 *readbuf;
 	gboolean read_wants_write;
 	gboolean write_wants_read; /* SSL: then G_IO_OUT would spin */
 	gboolean more_to_read;
-	gint64 last_activity; /* monotonic us */
-	char *bye;	      /* text of an untagged BYE */
+	gboolean more_to_write; /* out of turn with bytes to send */
+	gint64 last_activity;	/* monotonic us */
+	char *bye;		/* text of an untagged BYE */
 
 	gboolean dead;
 	GError *error; /* why dead */
@@ -295,12 +300,24 @@ static void conn_fail_closed(ImapConn *conn)
 					    conn->stream->host));
 }
 
+static gsize out_left(const ImapConn *conn)
+{
+	return conn->outbuf->len - conn->out_pos;
+}
+
 static void conn_append_segment(ImapConn *conn, ConnCmd *c)
 {
 	GBytes *seg = c->segs->pdata[c->next_seg++];
 	gsize len;
 	const guint8 *data = g_bytes_get_data(seg, &len);
 
+	/* Sent bytes go once they are half the buffer: each byte is moved
+	 * a bounded number of times. */
+	if (conn->out_pos > 0 && conn->out_pos >= conn->outbuf->len / 2) {
+		g_byte_array_remove_range(conn->outbuf, 0,
+					  (guint)conn->out_pos);
+		conn->out_pos = 0;
+	}
 	g_byte_array_append(conn->outbuf, data, (guint)len);
 	conn->sending = c->next_seg < c->segs->len ? c : NULL;
 }
@@ -328,12 +345,22 @@ static void conn_fill(ImapConn *conn)
 
 static void conn_flush(ImapConn *conn)
 {
+	gsize sent = 0;
+
 	conn_fill(conn);
-	while (conn->outbuf->len > 0) {
+	conn->more_to_write = FALSE;
+	while (out_left(conn) > 0) {
 		GError *error = NULL;
 		gboolean other;
-		gssize n = imap_stream_send(conn->stream, conn->outbuf->data,
-					    conn->outbuf->len, &other, &error);
+		gssize n;
+
+		if (sent >= CONN_WRITE_PER_TURN) {
+			conn->more_to_write = TRUE;
+			return;
+		}
+		n = imap_stream_send(conn->stream,
+				     conn->outbuf->data + conn->out_pos,
+				     out_left(conn), &other, &error);
 		if (n == -1) {
 			conn_fail(conn, error);
 			return;
@@ -341,7 +368,12 @@ static void conn_flush(ImapConn *conn)
 		conn->write_wants_read = n == -2 && other;
 		if (n == -2)
 			return;
-		g_byte_array_remove_range(conn->outbuf, 0, (guint)n);
+		conn->out_pos += (gsize)n;
+		sent += (gsize)n;
+		if (out_left(conn) == 0) {
+			g_byte_array_set_size(conn->outbuf, 0);
+			conn->out_pos = 0;
+		}
 		conn->last_activity = g_get_monotonic_time();
 	}
 }
@@ -501,11 +533,11 @@ static void conn_update_source(ImapConn *conn)
 
 	if (conn->dead || conn->source == NULL)
 		return;
-	if ((conn->outbuf->len > 0 && !conn->write_wants_read) ||
+	if ((out_left(conn) > 0 && !conn->write_wants_read) ||
 	    conn->read_wants_write)
 		events |= G_IO_OUT;
 	g_source_modify_unix_fd(conn->source, conn->fd_tag, events);
-	if (conn->more_to_read ||
+	if (conn->more_to_read || conn->more_to_write ||
 	    (conn->stream->ssl != NULL && SSL_pending(conn->stream->ssl) > 0))
 		ready = 0;
 	else if (conn->in_flight.length > 0 && conn->stream->timeout_s > 0)
@@ -591,17 +623,23 @@ void imap_conn_close(ImapConn *conn, gboolean logout, GQueue *out_unfinished)
 			"A%u LOGOUT\r\n", conn->stream->next_tag++);
 		GError *error = NULL;
 		gboolean other;
+		gssize n = 0;
 
-		if (conn->outbuf->len > 0)
-			imap_stream_send(conn->stream, conn->outbuf->data,
-					 conn->outbuf->len, &other, &error);
+		if (out_left(conn) > 0)
+			n = imap_stream_send(conn->stream,
+					     conn->outbuf->data + conn->out_pos,
+					     out_left(conn), &other, &error);
 		g_clear_error(&error);
-		if (conn->stream->trace)
-			g_debug("[conn %u] C: %s", conn->stream->conn_no,
-				"LOGOUT");
-		imap_stream_send(conn->stream, line, strlen(line), &other,
-				 &error);
-		g_clear_error(&error);
+		/* Unless what was queued went out whole, LOGOUT would land
+		 * inside it. */
+		if (n >= 0 && (gsize)n == out_left(conn)) {
+			if (conn->stream->trace)
+				g_debug("[conn %u] C: %s",
+					conn->stream->conn_no, "LOGOUT");
+			imap_stream_send(conn->stream, line, strlen(line),
+					 &other, &error);
+			g_clear_error(&error);
+		}
 	}
 	if (conn->source != NULL) {
 		g_source_destroy(conn->source);
