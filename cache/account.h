@@ -243,6 +243,11 @@ gboolean cache_account_set_flags(CacheAccount *acct, CacheMsgRef ref,
 gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
 			    guint32 *out_uid, GError **error);
 
+/* *out_same: whether the message in @fd (read as cache_account_append()
+ * would send it) is byte for byte message @ref, fetched if need be. */
+gboolean cache_account_same_message(CacheAccount *acct, CacheMsgRef ref, int fd,
+				    gboolean *out_same, GError **error);
+
 /* rm: moves the message to the \Trash mailbox (else one named Trash) if
  * there is one and this is not it, else (or with @expunge) STORE \Deleted
  * + UID EXPUNGE of that UID only. */

@@ -539,6 +539,42 @@ static GBytes *read_message(int fd, GError **error)
 	return g_byte_array_free_to_bytes(out);
 }
 
+gboolean cache_account_same_message(CacheAccount *acct, CacheMsgRef ref, int fd,
+				    gboolean *out_same, GError **error)
+{
+	g_autoptr(GBytes) body = read_message(fd, error);
+	const guint8 *want;
+	gsize len, off = 0;
+	CacheFile file;
+	gboolean ok = TRUE;
+
+	*out_same = FALSE;
+	if (!body || !cache_account_open(acct, ref, &file, error))
+		return FALSE;
+	want = g_bytes_get_data(body, &len);
+	*out_same = file.size == len;
+	while (ok && *out_same && off < len) {
+		g_autofree guint8 *buf = NULL;
+		CacheSpan span;
+		ssize_t n;
+
+		ok = cache_account_read_file(acct, &file, (goffset)off,
+					     CACHE_STORE_CHUNK, &span, NULL,
+					     error);
+		if (!ok)
+			break;
+		buf = g_malloc(MAX(span.len, 1));
+		n = span.len ? pread(span.fd, buf, span.len, span.pos) : 0;
+		if (n <= 0 || (gsize)n > len - off ||
+		    memcmp(buf, want + off, (gsize)n) != 0)
+			*out_same = FALSE;
+		off += n > 0 ? (gsize)n : 0;
+		cache_span_release(&span);
+	}
+	cache_account_close(acct, &file);
+	return ok;
+}
+
 /* The messages above @max_uid in mailbox @id whose size is @size: how an
  * APPEND whose answer was lost is found again. */
 static guint32 find_new(CacheAccount *acct, guint32 id, guint32 max_uid,

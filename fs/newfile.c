@@ -530,6 +530,40 @@ int fs_newfiles_unlink(FsNewFiles *files, guint32 mailbox_id, const char *name)
 	return ret;
 }
 
+gboolean fs_newfiles_same_as(FsNewFiles *files, fuse_ino_t ino,
+			     CacheAccount *acct, CacheMsgRef ref,
+			     gboolean *out_same, GError **error)
+{
+	int fd = pending_fd(files, ino);
+	gboolean ok;
+
+	if (fd < 0) {
+		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(-fd),
+			    "pending file: %s", g_strerror(-fd));
+		return FALSE;
+	}
+	ok = cache_account_same_message(acct, ref, fd, out_same, error);
+	close(fd);
+	return ok;
+}
+
+void fs_newfiles_discard(FsNewFiles *files, fuse_ino_t ino)
+{
+	NewFile *file;
+
+	g_mutex_lock(&files->lock);
+	file = lookup_locked(files, ino);
+	if (file && !file->committed && !file->committing && !file->dropped) {
+		g_autofree char *key = name_key(file->mailbox_id, file->name);
+
+		if (g_hash_table_lookup(files->by_name, key) == file)
+			g_hash_table_remove(files->by_name, key);
+		file->dropped = TRUE;
+		g_unlink(file->path);
+	}
+	g_mutex_unlock(&files->lock);
+}
+
 gboolean fs_newfiles_ready(FsNewFiles *files, fuse_ino_t ino, gboolean final)
 {
 	NewFile *file;

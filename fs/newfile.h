@@ -96,6 +96,14 @@ void fs_newfiles_move_mailbox(FsNewFiles *files, guint32 old_id,
  * (unless @final) its name does not start with '.'. */
 gboolean fs_newfiles_ready(FsNewFiles *files, fuse_ino_t ino, gboolean final);
 
+/* *out_same: whether pending file @ino holds message @ref, byte for byte
+ * once its bare LFs are made CRLF (a backup's copy of it). */
+gboolean fs_newfiles_same_as(FsNewFiles *files, fuse_ino_t ino,
+			     CacheAccount *acct, CacheMsgRef ref,
+			     gboolean *out_same, GError **error);
+/* Forgets pending file @ino and its bytes: the server has them already. */
+void fs_newfiles_discard(FsNewFiles *files, fuse_ino_t ino);
+
 /* APPENDs the file. With @keep_name, a name with the shape of a message
  * file name stays the message's name. On success it is no longer pending
  * by name, and *out_parent / *out_name (transfer full) say which entry the

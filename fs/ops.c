@@ -1079,12 +1079,28 @@ static void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, 0);
 }
 
+/* TRUE if pending file @ino holds message @ref already; a failure to
+ * tell is logged and counts as no. */
+static gboolean same_message(FsMount *mnt, fuse_ino_t ino, CacheMsgRef ref)
+{
+	g_autoptr(GError) error = NULL;
+	gboolean same = FALSE;
+
+	if (!fs_newfiles_same_as(mnt->newfiles, ino, mnt->acct, ref, &same,
+				 &error))
+		g_message("comparing a new file with message %u: %s; it is "
+			  "added as a message of its own",
+			  ref.uid, error->message);
+	return same;
+}
+
 static void rename_new(FsMount *mnt, fuse_req_t req, fuse_ino_t ino,
 		       guint32 to_id, const char *newname)
 {
 	g_autoptr(GError) error = NULL;
 	int err = -fs_newfiles_rename(mnt->newfiles, ino, to_id, newname);
 	gboolean taken;
+	guint32 uid;
 
 	if (err) {
 		fuse_reply_err(req, err);
@@ -1092,8 +1108,28 @@ static void rename_new(FsMount *mnt, fuse_req_t req, fuse_ino_t ino,
 	}
 	/* rsync's "write .name.XXXXXX, set times and xattrs, rename": the
 	 * rename is where the message is complete. If a message is already
-	 * listed under the new name, the new one keeps its own name. */
-	taken = find_message(mnt, to_id, newname, NULL) != 0;
+	 * listed under the new name, the new one keeps its own name, unless
+	 * it is that very message (a backup whose copy has bare LFs, which
+	 * rsync sends again as it differs in size): then only its flags are
+	 * taken, and nothing is added twice. */
+	uid = find_message(mnt, to_id, newname, NULL);
+	taken = uid != 0;
+	if (taken && fs_newfiles_ready(mnt->newfiles, ino, TRUE) &&
+	    same_message(mnt, ino, (CacheMsgRef){to_id, uid})) {
+		g_autofree char *flags =
+			fs_newfiles_get_flags(mnt->newfiles, ino);
+
+		fs_newfiles_discard(mnt->newfiles, ino);
+		fs_notify_entry(mnt->notify, fs_inode_dir(to_id), newname, 0);
+		if (flags && !cache_account_set_flags(mnt->acct,
+						      (CacheMsgRef){to_id, uid},
+						      flags, &error)) {
+			reply_error(req, error, "setting flags", ino);
+			return;
+		}
+		fuse_reply_err(req, 0);
+		return;
+	}
 	if (fs_newfiles_ready(mnt->newfiles, ino, TRUE) &&
 	    !commit_new(mnt, ino, !taken, &error)) {
 		reply_error(req, error, "adding the new message", ino);

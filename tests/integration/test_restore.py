@@ -115,3 +115,32 @@ def test_restore_into_nonempty_mailbox_adds_only_missing(backup, account,
 	stats = _rsync(backup, os.path.join(m.path, "Other"))
 	assert len(fresh(imap, "Other")) == 3
 	assert _transferred(stats) == 0, stats
+
+
+def test_restore_of_a_backup_with_bare_lfs_adds_nothing_twice(
+		backup, account, mounter, imap):
+	"""A backup whose files have LF line ends (converted by some tool):
+	rsync sends them again, since they differ in size from the CRLF
+	messages, but a message already there under that name is not added
+	a second time; only the backup's flags are taken."""
+	for name in os.listdir(backup):
+		path = os.path.join(backup, name)
+		with open(path, "rb") as f:
+			data = f.read()
+		with open(path, "wb") as f:
+			f.write(data.replace(b"\r\n", b"\n"))
+	first = sorted(os.listdir(backup))[0]
+	os.setxattr(os.path.join(backup, first), "user.imap.flags",
+		    b"\\Answered \\Flagged")
+	before = _summary(imap, "Other")
+	m = mounter.mount(account["user"], max_conns=2)
+	for _ in range(2):
+		stats = _rsync(backup, os.path.join(m.path, "Other"))
+		assert _transferred(stats) == 3, stats
+	recs = fresh(imap, "Other")
+	assert len(recs) == 3
+	assert sorted(r["name"] for r in recs) == sorted(os.listdir(backup))
+	assert [r["flags"] for r in recs if r["name"] == first] == \
+		[{"\\Answered", "\\Flagged"}]
+	assert [s[0] for s in _summary(imap, "Other")] == \
+		[s[0] for s in before]
