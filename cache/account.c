@@ -265,6 +265,7 @@ void cache_account_leave(CacheAccount *acct, const char *key)
 gboolean cache_account_ensure_listed(CacheAccount *acct, gboolean refresh,
 				     GError **error)
 {
+	GError *local = NULL;
 	gboolean listed, stale, loaded;
 
 	g_mutex_lock(&acct->lock);
@@ -277,14 +278,15 @@ gboolean cache_account_ensure_listed(CacheAccount *acct, gboolean refresh,
 	g_mutex_unlock(&acct->lock);
 	if (listed && !loaded && !(refresh && stale))
 		return TRUE;
-	if (!cache_sync_mailboxes(acct, error)) {
+	if (!cache_sync_mailboxes(acct, &local)) {
 		/* A refresh that fails still leaves the old list usable. */
 		if (listed) {
 			g_warning("cannot refresh the mailbox list: %s",
-				  (*error)->message);
-			g_clear_error(error);
+				  local->message);
+			g_error_free(local);
 			return TRUE;
 		}
+		g_propagate_error(error, local);
 		return FALSE;
 	}
 	return TRUE;
@@ -427,6 +429,7 @@ gboolean cache_account_ensure_synced(CacheAccount *acct, guint32 id,
 				     gboolean refresh, GError **error)
 {
 	CacheIndexMailbox *mbox;
+	GError *local = NULL;
 	gboolean synced = FALSE, stale = FALSE, unconfirmed = FALSE;
 
 	if (!cache_account_ensure_listed(acct, FALSE, error))
@@ -448,15 +451,16 @@ gboolean cache_account_ensure_synced(CacheAccount *acct, guint32 id,
 	}
 	if (synced && !unconfirmed && !(refresh && stale))
 		return TRUE;
-	if (cache_sync_messages(acct, id, error)) {
+	if (cache_sync_messages(acct, id, &local)) {
 		save_index(acct, FALSE);
 	} else {
 		if (synced) {
 			g_warning("cannot refresh mailbox %u: %s", id,
-				  (*error)->message);
-			g_clear_error(error);
+				  local->message);
+			g_error_free(local);
 			return TRUE;
 		}
+		g_propagate_error(error, local);
 		return FALSE;
 	}
 	return TRUE;

@@ -4,6 +4,7 @@ gone gives errors in bounded time, not a hang."""
 
 import errno
 import os
+import re
 import threading
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 import conftest
 import imapfs_samplemail as sm
 import imapfs_testserver as ts
-from writehelpers import fresh
+from writehelpers import errno_of, fresh, wait_until
 
 
 def path_of(m, mbox, rec):
@@ -123,3 +124,40 @@ def test_server_gone_fails_reads_in_bounded_time(new_user, server_factory,
 	finally:
 		problems = mt.cleanup()
 	assert not problems, "\n".join(problems)
+
+
+def test_a_lookup_when_the_list_cannot_be_refreshed_fails_cleanly(
+		server, new_user, mounter):
+	"""Another client makes a mailbox (NOTIFY: the list must be asked
+	for again), then the server becomes unreachable: looking the new
+	name up fails with an error, and imapfs lives on."""
+	import imapfs_proxy
+	from writehelpers import Writer
+
+	user = new_user("nolist")
+	conftest.seed_account(server, user, {"INBOX": 1})
+	proxy = imapfs_proxy.LatencyProxy(("127.0.0.1", server["imaps_port"]))
+	proxy.start()
+	try:
+		m = mounter.mount(user, debug=True, opts=["timeout=3"],
+				  url="imaps://%s@127.0.0.1:%d" %
+				  (user, proxy.port))
+		before = sorted(os.listdir(m.path))
+		assert "INBOX" in before and "Made" not in before
+		assert wait_until(lambda: re.search(
+			r"\[conn 0\] C: \S+ NOTIFY SET ", m.stderr()),
+			timeout=10)
+		w = Writer(server, user)
+		try:
+			w.c.create("Made")
+		finally:
+			w.close()
+		assert wait_until(lambda: re.search(
+			r"\[conn 0\] S: \* LIST .*Made", m.stderr()),
+			timeout=10), m.stderr()[-2000:]
+	finally:
+		proxy.stop()
+	e = errno_of(os.stat, os.path.join(m.path, "Made"))
+	assert e in (errno.EIO, errno.ENOENT, errno.ETIMEDOUT), os.strerror(e)
+	assert m.proc.poll() is None, "imapfs died:\n" + m.stderr()[-3000:]
+	assert sorted(os.listdir(m.path)) == before
