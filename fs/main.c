@@ -9,10 +9,12 @@
  *   multi-threaded FUSE loop -> teardown in reverse.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -80,6 +82,41 @@ static gboolean make_private_dir(const char *path, GError **error)
 		return FALSE;
 	}
 	return TRUE;
+}
+
+/* Takes the cache directory for this process for its whole life (the lock
+ * goes with the descriptor, across fuse_daemonize's fork): two processes
+ * writing one cache would corrupt each other's partial files. */
+static gboolean lock_cache_dir(const char *dir, GError **error)
+{
+	g_autofree char *path = g_build_filename(dir, "lock", NULL);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		int err = errno;
+
+		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err),
+			    "cannot open %s: %s", path, g_strerror(err));
+		return FALSE;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int err = errno;
+
+		close(fd);
+		if (err == EWOULDBLOCK)
+			g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_EXIST,
+				    "the cache directory %s is in use by "
+				    "another imapfs; give this mount its own "
+				    "with -o cache_dir=DIR",
+				    dir);
+		else
+			g_set_error(error, G_FILE_ERROR,
+				    g_file_error_from_errno(err),
+				    "cannot lock the cache directory %s: %s",
+				    dir, g_strerror(err));
+		return FALSE;
+	}
+	return TRUE; /* fd stays open until exit */
 }
 
 static void on_invalidate(CacheMsgRef ref, gpointer user_data)
@@ -185,6 +222,7 @@ int main(int argc, char **argv)
 			    : default_cache_dir(&opts);
 	cfg->spool_dir = g_build_filename(cache_dir, "spool", NULL);
 	if (!make_private_dir(cache_dir, &error) ||
+	    !lock_cache_dir(cache_dir, &error) ||
 	    !make_private_dir(cfg->spool_dir, &error)) {
 		ret = fail(error->message);
 		goto out_args;

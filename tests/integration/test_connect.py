@@ -196,3 +196,19 @@ def test_relative_cafile_and_cache_dir_hold_after_mounting(user, mounter,
 	index = [f for f in os.listdir(work / "relcache")
 		 if f not in ("new", "spool")]
 	assert index, "nothing of the cache is where cache_dir said"
+
+
+def test_a_second_mount_on_the_same_cache_is_refused(user, mounter,
+						     tmp_path):
+	"""Two processes writing one cache would corrupt each other's
+	files: the second is refused before it mounts, and says why."""
+	cache = str(tmp_path / "shared-cache")
+	m = mounter.mount(user, cache_dir=cache)
+	argv = mounter.argv(user, cache_dir=cache) + [_mnt(tmp_path)]
+	rc, err = run_imapfs_expect_failure(argv, mounter.server["password"])
+	assert rc != 0
+	assert "in use by another imapfs" in err and "cache_dir" in err, err
+	assert len(os.listdir(os.path.join(m.path, "INBOX"))) == 2
+	assert mounter.unmount(m) == []
+	m2 = mounter.mount(user, cache_dir=cache)
+	assert len(os.listdir(os.path.join(m2.path, "INBOX"))) == 2
