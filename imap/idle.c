@@ -326,8 +326,12 @@ static gpointer idle_main(gpointer data)
 			set_fd(idle, -1);
 			if (stopped || stopping(idle))
 				break;
-			if (g_get_monotonic_time() - began >
-			    60 * G_TIME_SPAN_SECOND)
+			/* Up for longer than the pause it would wait: no
+			 * flapping, so a drop now and then (a server
+			 * restart, a network change) is retried at once
+			 * again; only quick failures in a row back off. */
+			if (g_get_monotonic_time() - began >=
+			    (gint64)pause_s * G_TIME_SPAN_SECOND)
 				pause_s = 1;
 		}
 		if (stopping(idle))
