@@ -236,7 +236,11 @@ static gboolean set_errno_error(GError **error, const char *what,
 	int err = errno;
 
 	g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
-		    "cache: %s %s: %s", what, path, g_strerror(err));
+		    "cache: %s %s: %s%s", what, path, g_strerror(err),
+		    err == ENOSPC || err == EDQUOT
+			    ? " (free space in the cache directory, or lower "
+			      "-o cache_size)"
+			    : "");
 	return FALSE;
 }
 

@@ -64,6 +64,7 @@ struct ImapParser {
 	ImapParserLimits limits;
 	int spool_dirfd;   /* borrowed */
 	const char *error; /* static; non-NULL: parser is dead */
+	gboolean local;	   /* the error is this machine's, not the server's */
 
 	ImapResponse *resp; /* being built; NULL between responses */
 	GPtrArray *stack;   /* open lists, borrowed; [0] = args */
@@ -101,6 +102,11 @@ void imap_parser_free(ImapParser *parser)
 	g_free(parser);
 }
 
+gboolean imap_parser_error_is_local(const ImapParser *parser)
+{
+	return parser->local;
+}
+
 const char *imap_parser_error(const ImapParser *parser)
 {
 	g_return_val_if_fail(parser != NULL, NULL);
@@ -111,6 +117,24 @@ static ByteResult parser_fail(ImapParser *p, const char *why)
 {
 	p->error = why;
 	return BYTE_ERROR;
+}
+
+/* A spool file could not be made or written (errno says why): the local
+ * disk's fault, said so, with what to do. */
+static ByteResult parser_fail_spool(ImapParser *p)
+{
+	int err = errno;
+
+	p->local = TRUE;
+	if (err == ENOSPC || err == EDQUOT)
+		return parser_fail(p, "no space left in the cache directory "
+				      "for a message being fetched; free some "
+				      "there, or lower -o cache_size");
+	if (err == EROFS)
+		return parser_fail(p, "the cache directory is read-only, so a "
+				      "message being fetched cannot be kept");
+	return parser_fail(p, "cannot write a message being fetched to the "
+			      "cache directory's spool");
 }
 
 static void parser_reset(ImapParser *p)
@@ -386,7 +410,7 @@ static ByteResult parser_start_literal(ImapParser *p)
 							"in one response");
 		fd = parser_spool_open(p->spool_dirfd);
 		if (fd < 0)
-			return parser_fail(p, "cannot create spool file");
+			return parser_fail_spool(p);
 		v = imap_value_new(IMAP_VALUE_SPOOLED);
 		v->fd = fd;
 		v->len = n;
@@ -409,7 +433,7 @@ static ByteResult parser_literal_chunk(ImapParser *p, const guint8 *data,
 	if (v->type == IMAP_VALUE_STRING) {
 		memcpy(v->str + p->lit_pos, data, len);
 	} else if (!parser_write_all(v->fd, data, len)) {
-		return parser_fail(p, "cannot write spool file");
+		return parser_fail_spool(p);
 	}
 	p->lit_pos += len;
 	if (p->lit_pos == v->len)

@@ -55,5 +55,7 @@ ImapParseStatus imap_parser_feed(ImapParser *parser, const guint8 *data,
 
 /* Why the last IMAP_PARSE_ERROR happened. (transfer none), static text. */
 const char *imap_parser_error(const ImapParser *parser);
+/* TRUE if that error is this machine's (the spool), not the server's. */
+gboolean imap_parser_error_is_local(const ImapParser *parser);
 
 #endif
