@@ -85,3 +85,39 @@ def test_cache_survives_remount(big_user, mounter, w, server, tmp_path):
 	assert not mounter.unmount(m)
 	sent = dovecot_out_bytes(server, big_user, still_open=1) - before
 	assert sent < len(body) // 2, sent
+
+
+def test_a_full_cache_disk_fails_reads_clearly(big_user, mounter, w,
+						tmp_path):
+	"""The cache directory on a 2 MB file system: reading the 10 MB
+	message fails (no wrong bytes), the log blames the full disk and
+	says what to do, not the server, and imapfs lives on."""
+	import subprocess
+
+	import errno as errno_mod
+
+	cache = tmp_path / "small"
+	cache.mkdir()
+	subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs",
+			str(cache)], check=True)
+	try:
+		m = mounter.mount(big_user, cache_dir=str(cache / "c"),
+				  max_conns=2)
+		rel, body, rec = _only(w)
+		try:
+			with open(os.path.join(m.path, rel), "rb") as f:
+				got = f.read()
+			err = 0
+		except OSError as e:
+			got, err = None, e.errno
+		assert got is None or got == body
+		if got is None:
+			assert err in (errno_mod.EIO, errno_mod.ENOSPC), err
+			log = m.stderr()
+			assert "free space" in log, log[-3000:]
+			assert "protocol error" not in log, log[-3000:]
+		assert m.proc.poll() is None
+		assert os.listdir(os.path.dirname(os.path.join(m.path, rel)))
+		assert mounter.unmount(m) == []
+	finally:
+		subprocess.run(["umount", "-l", str(cache)])
