@@ -402,13 +402,42 @@ static gboolean expunge_uid(CacheAccount *acct, const Place *place,
 	return ok;
 }
 
+static guint32 find_new(CacheAccount *acct, guint32 id, guint32 max_uid,
+			guint64 size);
+
+/* The highest UID listed in mailbox @id, or -1 if it was never listed. */
+static gint64 synced_max_uid(CacheAccount *acct, guint32 id)
+{
+	CacheIndexMailbox *mbox;
+	gint64 max = -1;
+
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, id);
+	if (mbox && mbox->synced)
+		max = cache_index_max_uid(mbox);
+	g_mutex_unlock(&acct->lock);
+	return max;
+}
+
+/* The UID of the message of @size that came into @id above @before, found
+ * by listing @id again; 0 if none. */
+static guint32 find_arrived(CacheAccount *acct, guint32 id, guint32 before,
+			    guint64 size)
+{
+	mark_stale(acct, id);
+	if (!cache_account_ensure_synced(acct, id, TRUE, NULL))
+		return 0;
+	return find_new(acct, id, before, size);
+}
+
 gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
 			    guint32 *out_uid, GError **error)
 {
 	g_autoptr(ImapReply) reply = NULL;
 	Place from = {0}, to = {0};
 	CacheMessage msg = {0};
-	guint32 new_uid = 0;
+	guint32 new_uid = 0, found = 0;
+	gint64 before;
 	gboolean ok = FALSE;
 	guint caps;
 
@@ -433,6 +462,7 @@ gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
 		goto out;
 	}
 	caps = imap_pool_caps(acct->pool);
+	before = synced_max_uid(acct, to_id);
 	if (caps & IMAP_CAP_MOVE) {
 		ok = run_uids(acct, ref.mailbox_id, &from,
 			      imap_command_new(error, 0, "UID MOVE %u %q",
@@ -449,6 +479,13 @@ gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
 					 &look)) {
 				g_clear_error(error);
 				ok = TRUE;
+				forget_message(acct, ref, from.uidvalidity);
+				/* Its new UID went with the answer: look
+				 * for it, so that its new name resolves. */
+				if (before >= 0)
+					found = find_arrived(acct, to_id,
+							     (guint32)before,
+							     msg.size);
 			}
 			g_clear_error(&look);
 		}
@@ -464,7 +501,7 @@ gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
 			ok = expunge_uid(acct, &from, ref, error);
 	}
 	if (ok) {
-		new_uid = reply_copyuid(reply, ref.uid);
+		new_uid = reply ? reply_copyuid(reply, ref.uid) : found;
 		place_copy(acct, to_id, new_uid, &msg);
 		if (out_uid)
 			*out_uid = new_uid;

@@ -24,8 +24,9 @@
 #include "fs/xattr.h"
 
 #define FS_NEGATIVE_TIMEOUT 1.0
-/* How long the name a message was moved under stays known (µs). */
-#define FS_MOVED_NAME_GRACE (G_USEC_PER_SEC / 2)
+/* How long the name a message was moved under stays known (µs): mv
+ * stats it right after, later when the machine is loaded. */
+#define FS_MOVED_NAME_GRACE (2 * G_USEC_PER_SEC)
 /* How long its old inode stands for it (µs): past the grace, with room. */
 #define FS_MOVED_KEEP (10 * G_USEC_PER_SEC)
 

@@ -209,3 +209,104 @@ def test_move_with_flag_change_first_keeps_new_flags(mnt, imap):
 			"user.imap.flags")
 	assert set(v.decode().split()) - {"\\Recent"} == \
 		{"\\Flagged", "$Moved"}
+
+
+class _CutAfterMove:
+	"""A plaintext TCP proxy that forwards the first UID MOVE to the
+	server, holds back the answer, and cuts that connection."""
+
+	def __init__(self, port):
+		import socket
+		import threading
+
+		self.upstream = ("127.0.0.1", port)
+		self.sock = socket.socket()
+		self.sock.bind(("127.0.0.1", 0))
+		self.sock.listen(16)
+		self.port = self.sock.getsockname()[1]
+		self.cut = threading.Event()
+		self.lock = threading.Lock()
+		self.stopping = False
+		threading.Thread(target=self._accept, daemon=True).start()
+
+	def _accept(self):
+		import socket
+		import threading
+
+		while not self.stopping:
+			try:
+				c, _ = self.sock.accept()
+			except OSError:
+				return
+			u = socket.create_connection(self.upstream)
+			conn = {"pair": (c, u), "held": False}
+			for a, b, up in ((c, u, True), (u, c, False)):
+				threading.Thread(target=self._pump,
+						 args=(a, b, up, conn),
+						 daemon=True).start()
+
+	def _pump(self, a, b, up, conn):
+		import socket
+		import time
+
+		try:
+			while True:
+				data = a.recv(65536)
+				if not data:
+					break
+				if not up and conn["held"]:
+					return    # the answer is lost
+				with self.lock:
+					moving = up and b"UID MOVE" in data \
+						and not self.cut.is_set()
+					if moving:
+						self.cut.set()
+						conn["held"] = True
+				b.sendall(data)
+				if moving:
+					time.sleep(0.3)   # the server moves it
+					for s in conn["pair"]:
+						s.shutdown(socket.SHUT_RDWR)
+					return
+		except OSError:
+			pass
+		for s in conn["pair"]:
+			try:
+				s.shutdown(socket.SHUT_RDWR)
+			except OSError:
+				pass
+
+	def stop(self):
+		self.stopping = True
+		self.sock.close()
+
+
+def test_mv_whose_answer_is_lost_leaves_the_new_name_resolvable(
+		account, server, mounter, imap):
+	"""The connection drops after the server moved the message but
+	before its answer (and the new UID) came: the move is found done by
+	looking, and the name mv stats next resolves to the moved message."""
+	proxy = _CutAfterMove(server["imap_port"])
+	try:
+		m = mounter.mount(account["user"], max_conns=2,
+				  opts=["tls=none", "allow_plaintext_auth"],
+				  url="imap://%s@127.0.0.1:%d" %
+				  (account["user"], proxy.port))
+		rec = _first(imap)
+		raw = body(imap, "INBOX", rec["uid"])
+		other_before = {r["uid"] for r in fresh(imap, "Other")}
+		os.listdir(os.path.join(m.path, "Other"))
+		dst = os.path.join(m.path, "Other", rec["name"])
+		os.rename(os.path.join(m.path, "INBOX", rec["name"]), dst)
+		assert proxy.cut.is_set(), "the proxy saw no UID MOVE"
+		os.setxattr(dst, "user.imap.flags", b"\\Flagged")
+		with open(dst, "rb") as f:
+			assert sha(f.read()) == sha(raw)
+		assert rec["name"] not in os.listdir(
+			os.path.join(m.path, "INBOX"))
+	finally:
+		proxy.stop()
+	new = _moved_in(imap, other_before)
+	assert len(new) == 1
+	assert new[0]["flags"] == {"\\Flagged"}
+	assert rec["uid"] not in {r["uid"] for r in fresh(imap, "INBOX")}
