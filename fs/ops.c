@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 
 #include "fs/errmap.h"
 #include "fs/inode.h"
@@ -836,6 +837,11 @@ static void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		} else {
 			fuse_reply_err(req, ENOTSUP);
 		}
+		return;
+	}
+	/* Every message has its flags, if only an empty set. */
+	if (flags & XATTR_CREATE) {
+		fuse_reply_err(req, EEXIST);
 		return;
 	}
 	if (memchr(value, '\0', size)) {

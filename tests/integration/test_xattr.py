@@ -110,3 +110,18 @@ def test_unknown_xattr_is_enodata(mnt, w):
 		with pytest.raises(OSError) as e:
 			os.getxattr(p, name)
 		assert e.value.errno == errno.ENODATA, name
+
+
+def test_create_only_setxattr_of_flags_is_eexist(mnt, w):
+	"""Every message has its flags (if only an empty set): XATTR_CREATE
+	fails with EEXIST and changes nothing; XATTR_REPLACE works."""
+	rel, mbox, rec = _files(w)[0]
+	path = os.path.join(mnt.path, rel)
+	before = _xattr(path, "user.imap.flags")
+	with pytest.raises(OSError) as e:
+		os.setxattr(path, "user.imap.flags", b"\\Answered",
+			    os.XATTR_CREATE)
+	assert e.value.errno == errno.EEXIST
+	assert _xattr(path, "user.imap.flags") == before
+	os.setxattr(path, "user.imap.flags", before.encode(),
+		    os.XATTR_REPLACE)
