@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "cache/lookahead.h"
+#include "cache/sync.h"
 
 #define PREFETCH_WINDOW	     1024
 #define PREFETCH_RAMP	     6 /* window halvings at a scan's start */
@@ -198,6 +199,7 @@ static void on_batch_data(const ImapResponse *resp, guint32 uidvalidity,
 static void on_batch_done(ImapReply *reply, GError *error, gpointer user_data)
 {
 	Batch *batch = user_data;
+	gboolean gone = FALSE;
 
 	for (guint i = 0; i < batch->uids->len; i++) {
 		guint32 uid = g_array_index(batch->uids, guint32, i);
@@ -207,14 +209,21 @@ static void on_batch_done(ImapReply *reply, GError *error, gpointer user_data)
 
 		if (item->done)
 			continue;
-		if (!error)
+		if (!error) {
 			g_set_error(&missing, IMAPFS_CACHE_ERROR,
 				    CACHE_ERROR_NOT_FOUND,
 				    "the server sent no body for UID %u of %s "
 				    "(expunged meanwhile?)",
 				    uid, batch->mailbox);
+			gone = TRUE;
+		}
 		item_finish(batch, item, error ? error : missing);
 	}
+	/* Messages the listing still shows are gone: list the mailbox
+	 * again now, so that their names go too. */
+	if (gone)
+		cache_sync_on_change(batch->mailbox, IMAP_IDLE_MESSAGES,
+				     batch->acct);
 	imap_reply_free(reply);
 	g_clear_error(&error);
 	batch_free(batch);

@@ -31,7 +31,8 @@ void cache_sync_messages_start(CacheAccount *acct, guint32 id,
  * server, so its table is no longer confirmed and the kernel is told to
  * drop what it holds of the directory. With IMAP_IDLE_MAILBOXES or
  * IMAP_IDLE_ANY (@mailbox NULL) the mailbox list is no longer confirmed
- * either, and with ANY no table is. Watcher thread. */
+ * either, and with ANY no table is. Watcher thread, or the imap-io thread
+ * (a fetch found listed messages gone); never blocks. */
 void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
 			  gpointer user_data);
 

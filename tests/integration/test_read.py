@@ -144,3 +144,32 @@ def test_same_file_read_twice_is_identical(mnt, w):
 	with open(p, "rb") as f:
 		b = f.read()
 	assert a == b == w.body(mbox, rec["uid"])
+
+
+def test_a_read_that_finds_its_message_gone_drops_its_name(server, new_user,
+							   mounter, witness):
+	"""Without the watch (-o noidle), another client expunges a message
+	imapfs still lists: reading it fails, and the listing drops it at
+	once instead of after list_ttl."""
+	import conftest
+	from writehelpers import Writer, fresh, wait_until
+
+	user = new_user("gone")
+	conftest.seed_account(server, user, {"INBOX": 3})
+	m = mounter.mount(user, opts=["noidle"])
+	inbox = os.path.join(m.path, "INBOX")
+	recs = fresh(witness(user), "INBOX")
+	gone = recs[1]
+	assert gone["name"] in os.listdir(inbox)
+	writer = Writer(server, user)
+	try:
+		writer.store("INBOX", gone["uid"], "+FLAGS", "(\\Deleted)")
+		writer.c.uid("EXPUNGE", str(gone["uid"]))
+	finally:
+		writer.close()
+	with pytest.raises(OSError):
+		with open(os.path.join(inbox, gone["name"]), "rb") as f:
+			f.read()
+	assert wait_until(lambda: gone["name"] not in os.listdir(inbox),
+			  timeout=10)
+	assert len(os.listdir(inbox)) == 2
