@@ -221,6 +221,11 @@ void cache_account_set_invalidate_func(CacheAccount *acct,
 	acct->invalidate_data = user_data;
 }
 
+char *cache_account_connect_problem(CacheAccount *acct)
+{
+	return imap_pool_connect_problem(acct->pool);
+}
+
 void cache_account_watch(CacheAccount *acct)
 {
 	if (acct->idle)

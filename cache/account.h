@@ -113,6 +113,10 @@ void cache_account_set_invalidate_func(CacheAccount *acct,
 				       CacheRenewedFunc renewed_func,
 				       gpointer user_data);
 
+/* Why the last attempt to connect to the server failed, or NULL if it
+ * succeeded (transfer full). Any thread. */
+char *cache_account_connect_problem(CacheAccount *acct);
+
 /* Watches INBOX with IDLE from now on, if the server offers it (else a
  * log line says so), and every other mailbox too where it offers NOTIFY:
  * what other clients change there is seen at once instead of after

@@ -41,7 +41,18 @@ static void reply_error(fuse_req_t req, const GError *error, const char *what,
 {
 	g_autofree char *where = g_strdup_printf(
 		"%s (inode %" G_GINT64_MODIFIER "x)", what, ino);
+	g_autofree char *problem = NULL;
+	g_autoptr(GError) told = NULL;
 
+	/* "Did not answer" while connections cannot even be made: say
+	 * why they cannot. */
+	if (g_error_matches(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_TIMEOUT) &&
+	    (problem = cache_account_connect_problem(mount_of(req)->acct))) {
+		told = g_error_new(error->domain, error->code,
+				   "%s; the last attempt to connect failed: %s",
+				   error->message, problem);
+		error = told;
+	}
 	fuse_reply_err(req, fs_errno_log(error, where));
 }
 

@@ -116,7 +116,10 @@ struct ImapPool {
 	gint64 not_before; /* monotonic us: no connect before */
 	GSource *retry_timer;
 	guint connect_failures; /* consecutive */
-	guint64 selects;	/* SELECTs answered so far */
+	/* Why the last connection attempt failed, until one succeeds;
+	 * under connect_lock, for any thread. */
+	char *connect_problem;
+	guint64 selects; /* SELECTs answered so far */
 	gboolean shutting_down;
 };
 
@@ -466,12 +469,19 @@ static gboolean on_connected(gpointer data)
 	if (job->stream != NULL) {
 		pool->connect_failures = 0;
 		pool->backoff_us = 0;
+		g_mutex_lock(&pool->connect_lock);
+		g_clear_pointer(&pool->connect_problem, g_free);
+		g_mutex_unlock(&pool->connect_lock);
 		pc_start(pc, g_steal_pointer(&job->stream));
 		pool_dispatch(pool);
 		return G_SOURCE_REMOVE;
 	}
 
 	g_debug("connection %u failed: %s", pc->no, job->error->message);
+	g_mutex_lock(&pool->connect_lock);
+	g_free(pool->connect_problem);
+	pool->connect_problem = g_strdup(job->error->message);
+	g_mutex_unlock(&pool->connect_lock);
 	pool_remove_conn(pool, pc);
 	pool->connect_failures++;
 	pool_note_drop(pool);
@@ -878,6 +888,7 @@ void imap_pool_free(ImapPool *pool)
 	g_mutex_unlock(&pool->connect_lock);
 	g_mutex_clear(&pool->connect_lock);
 	g_cond_clear(&pool->connect_done);
+	g_free(pool->connect_problem);
 	g_ptr_array_unref(pool->conns);
 	imap_config_free(pool->cfg);
 	g_free(pool);
@@ -1002,4 +1013,14 @@ void imap_pool_submit_uids(ImapPool *pool, const char *mailbox,
 void imap_pool_note_change(ImapPool *pool)
 {
 	g_atomic_int_inc(&pool->changes);
+}
+
+char *imap_pool_connect_problem(ImapPool *pool)
+{
+	char *problem;
+
+	g_mutex_lock(&pool->connect_lock);
+	problem = g_strdup(pool->connect_problem);
+	g_mutex_unlock(&pool->connect_lock);
+	return problem;
 }

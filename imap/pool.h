@@ -105,6 +105,10 @@ void imap_pool_submit_uids(ImapPool *pool, const char *mailbox,
 			   ImapDataFunc data, ImapDoneFunc done,
 			   gpointer user_data);
 
+/* Why the last attempt to open a connection failed, or NULL if the last
+ * one succeeded (transfer full). Any thread. */
+char *imap_pool_connect_problem(ImapPool *pool);
+
 /* Says that messages may have come to some mailbox by other means than
  * this pool's commands (another client: the watcher's news), so that
  * connections bring their view up to date before their next command.

@@ -121,6 +121,10 @@ def test_server_gone_fails_reads_in_bounded_time(new_user, server_factory,
 		assert outcome["result"] == errno.EIO, outcome
 		log = m.stderr()
 		assert "connect" in log.lower(), log[-2000:]
+		# A timeout with connections refused says so.
+		for line in log.splitlines():
+			if "did not answer" in line:
+				assert "Connection refused" in line, line
 	finally:
 		problems = mt.cleanup()
 	assert not problems, "\n".join(problems)
