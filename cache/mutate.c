@@ -402,9 +402,6 @@ static gboolean expunge_uid(CacheAccount *acct, const Place *place,
 	return ok;
 }
 
-static guint32 find_new(CacheAccount *acct, guint32 id, guint32 max_uid,
-			guint64 size);
-
 /* The highest UID listed in mailbox @id, or -1 if it was never listed. */
 static gint64 synced_max_uid(CacheAccount *acct, guint32 id)
 {
@@ -419,15 +416,35 @@ static gint64 synced_max_uid(CacheAccount *acct, guint32 id)
 	return max;
 }
 
-/* The UID of the message of @size that came into @id above @before, found
- * by listing @id again; 0 if none. */
+/* The UID of the one message like @msg (size and INTERNALDATE, which a
+ * MOVE keeps) that came into @id above @before, found by listing @id
+ * again; 0 if none or several. */
 static guint32 find_arrived(CacheAccount *acct, guint32 id, guint32 before,
-			    guint64 size)
+			    const CacheMessage *msg)
 {
+	CacheIndexMailbox *mbox;
+	guint32 found = 0, n = 0;
+
 	mark_stale(acct, id);
 	if (!cache_account_ensure_synced(acct, id, TRUE, NULL))
 		return 0;
-	return find_new(acct, id, before, size);
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, id);
+	if (mbox) {
+		GPtrArray *sorted = cache_index_sorted(mbox);
+
+		for (guint i = 0; i < sorted->len; i++) {
+			CacheMessage *m = sorted->pdata[i];
+
+			if (m->uid > before && m->size == msg->size &&
+			    m->internaldate == msg->internaldate) {
+				found = m->uid;
+				n++;
+			}
+		}
+	}
+	g_mutex_unlock(&acct->lock);
+	return n == 1 ? found : 0;
 }
 
 gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
@@ -485,7 +502,7 @@ gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
 				if (before >= 0)
 					found = find_arrived(acct, to_id,
 							     (guint32)before,
-							     msg.size);
+							     &msg);
 			}
 			g_clear_error(&look);
 		}
@@ -502,7 +519,9 @@ gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
 	}
 	if (ok) {
 		new_uid = reply ? reply_copyuid(reply, ref.uid) : found;
-		place_copy(acct, to_id, new_uid, &msg);
+		/* Found by listing: the index has it as the server does. */
+		if (!found)
+			place_copy(acct, to_id, new_uid, &msg);
 		if (out_uid)
 			*out_uid = new_uid;
 	}

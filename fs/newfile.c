@@ -71,6 +71,10 @@ FsNewFiles *fs_newfiles_new(const char *dir, GError **error)
 	}
 	files = g_new0(FsNewFiles, 1);
 	files->dir = g_strdup(dir);
+	/* Temporary inode numbers differ between mounts too (they are
+	 * matched in other processes' /proc/PID/fdinfo, which names no
+	 * mount): a random high part. */
+	files->next = (guint64)g_random_int_range(1, 1 << 20) << 32;
 	g_mutex_init(&files->lock);
 	files->by_ino = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
 					      (GDestroyNotify)newfile_free);
@@ -102,10 +106,13 @@ void fs_newfiles_free(FsNewFiles *files)
 				  "its bytes are kept in %s",
 				  file->name, file->path);
 		else
-			g_warning("%s was never added to the mailbox (adding "
-				  "it failed: see above); its bytes are kept "
-				  "in %s",
-				  file->name, file->path);
+			g_warning("%s was never added to the mailbox (%s); "
+				  "its bytes are kept in %s",
+				  file->name,
+				  file->opens > 0
+					  ? "it was still open"
+					  : "adding it failed: see above",
+				  file->path);
 	}
 	g_hash_table_unref(files->by_name);
 	g_hash_table_unref(files->by_ino);
@@ -193,6 +200,18 @@ static NewFile *lookup_locked(FsNewFiles *files, fuse_ino_t ino)
 	return g_hash_table_lookup(files->by_ino, &ino);
 }
 
+/* A dropped file nobody has open needs its descriptor no more (its bytes,
+ * when kept, stay at its path): one per dropped file would run the
+ * process out of descriptors. */
+static void close_if_done_locked(NewFile *file)
+{
+	if (file->dropped && file->opens == 0 && !file->committing &&
+	    file->fd >= 0) {
+		close(file->fd);
+		file->fd = -1;
+	}
+}
+
 gboolean fs_newfiles_create(FsNewFiles *files, guint32 mailbox_id,
 			    const char *name, pid_t creator,
 			    fuse_ino_t *out_ino, GError **error)
@@ -201,12 +220,16 @@ gboolean fs_newfiles_create(FsNewFiles *files, guint32 mailbox_id,
 	char base[32];
 
 	g_mutex_lock(&files->lock);
-	file->ino = FS_INO_NEW_BIT | ++files->next;
-	g_snprintf(base, sizeof(base), "new-%" G_GUINT64_FORMAT "-%u",
-		   files->next, (guint)getpid());
-	file->path = g_build_filename(files->dir, base, NULL);
-	file->fd =
-		open(file->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* Never over bytes an earlier run kept here: a name of its own. */
+	do {
+		file->ino = FS_INO_NEW_BIT | ++files->next;
+		g_snprintf(base, sizeof(base), "new-%" G_GUINT64_FORMAT "-%u",
+			   files->next & G_MAXUINT32, (guint)getpid());
+		g_free(file->path);
+		file->path = g_build_filename(files->dir, base, NULL);
+		file->fd = open(file->path,
+				O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	} while (file->fd < 0 && errno == EEXIST);
 	if (file->fd < 0) {
 		int err = errno;
 
@@ -302,6 +325,7 @@ void fs_newfiles_abandon(FsNewFiles *files, fuse_ino_t ino, int signal)
 		if (g_hash_table_lookup(files->by_name, key) == file)
 			g_hash_table_remove(files->by_name, key);
 		file->dropped = TRUE;
+		close_if_done_locked(file);
 		g_warning(
 			"%s was not added to the mailbox: the program writing "
 			"it was killed (signal %d) before it closed it; what "
@@ -453,6 +477,8 @@ gboolean fs_newfiles_release(FsNewFiles *files, fuse_ino_t ino)
 	file = lookup_locked(files, ino);
 	if (file && file->opens > 0)
 		last = --file->opens == 0;
+	if (file)
+		close_if_done_locked(file);
 	g_mutex_unlock(&files->lock);
 	return last;
 }
@@ -524,6 +550,7 @@ int fs_newfiles_unlink(FsNewFiles *files, guint32 mailbox_id, const char *name)
 		/* An open fd keeps the bytes readable until the last
 		 * close; they are never added. */
 		file->dropped = TRUE;
+		close_if_done_locked(file);
 		ret = 0;
 	}
 	g_mutex_unlock(&files->lock);
@@ -560,6 +587,7 @@ void fs_newfiles_discard(FsNewFiles *files, fuse_ino_t ino)
 			g_hash_table_remove(files->by_name, key);
 		file->dropped = TRUE;
 		g_unlink(file->path);
+		close_if_done_locked(file);
 	}
 	g_mutex_unlock(&files->lock);
 }
@@ -628,6 +656,8 @@ gboolean fs_newfiles_commit(FsNewFiles *files, fuse_ino_t ino,
 	g_mutex_lock(&files->lock);
 	file = lookup_locked(files, ino);
 	file->committing = FALSE;
+	if (!ok)
+		close_if_done_locked(file);
 	if (ok) {
 		g_autofree char *key = name_key(file->mailbox_id, file->name);
 

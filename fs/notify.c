@@ -16,38 +16,62 @@ struct FsNotify {
 	GThread *thread;
 };
 
+static void item_free(Item *item)
+{
+	g_free(item->name);
+	g_free(item);
+}
+
+static void apply(FsNotify *notify, Item *item)
+{
+	int ret;
+
+	if (item->name)
+		ret = fuse_lowlevel_notify_inval_entry(
+			notify->se, item->ino, item->name, strlen(item->name));
+	else
+		ret = fuse_lowlevel_notify_inval_inode(notify->se, item->ino, 0,
+						       0);
+	/* ENOENT: the kernel does not know the inode; nothing to do. */
+	if (ret < 0 && ret != -ENOENT)
+		g_debug("invalidating inode %" G_GUINT64_FORMAT ": %s",
+			(guint64)item->ino, g_strerror(-ret));
+	item_free(item);
+}
+
+/* Items come in order; one with a time to wait for waits in @delayed
+ * (all wait equally long, so that list is in time order too) while the
+ * others go on. At the stop, what still waits is dropped: the kernel
+ * forgets everything at unmount. */
 static gpointer notify_main(gpointer data)
 {
 	FsNotify *notify = data;
+	GQueue delayed = G_QUEUE_INIT;
 
 	for (;;) {
-		Item *item = g_async_queue_pop(notify->queue);
-		fuse_ino_t ino = item->ino;
-		int ret;
+		Item *next = g_queue_peek_head(&delayed);
+		gint64 now = g_get_monotonic_time();
+		Item *item;
 
-		gint64 wait;
-
-		if (ino == 0) {
-			g_free(item);
+		if (next && next->not_before <= now) {
+			apply(notify, g_queue_pop_head(&delayed));
+			continue;
+		}
+		item = next ? g_async_queue_timeout_pop(notify->queue,
+							next->not_before - now)
+			    : g_async_queue_pop(notify->queue);
+		if (!item)
+			continue;
+		if (item->ino == 0) {
+			item_free(item);
 			break;
 		}
-		wait = item->not_before - g_get_monotonic_time();
-		if (wait > 0)
-			g_usleep(wait);
-		if (item->name)
-			ret = fuse_lowlevel_notify_inval_entry(
-				notify->se, ino, item->name,
-				strlen(item->name));
+		if (item->not_before > g_get_monotonic_time())
+			g_queue_push_tail(&delayed, item);
 		else
-			ret = fuse_lowlevel_notify_inval_inode(notify->se, ino,
-							       0, 0);
-		g_free(item->name);
-		g_free(item);
-		/* ENOENT: the kernel does not know the inode; nothing to do. */
-		if (ret < 0 && ret != -ENOENT)
-			g_debug("invalidating inode %" G_GUINT64_FORMAT ": %s",
-				(guint64)ino, g_strerror(-ret));
+			apply(notify, item);
 	}
+	g_queue_clear_full(&delayed, (GDestroyNotify)item_free);
 	return NULL;
 }
 

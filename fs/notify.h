@@ -18,7 +18,8 @@ void fs_notify_free(FsNotify *notify);
 /* Queues "drop attributes and data of @ino". Any thread, never blocks. */
 void fs_notify_inode(FsNotify *notify, fuse_ino_t ino);
 /* Queues "forget the entry @name in directory @parent", to be done no
- * sooner than @delay_us from now (items are applied in order). */
+ * sooner than @delay_us from now; items without a delay do not wait
+ * behind it. */
 void fs_notify_entry(FsNotify *notify, fuse_ino_t parent, const char *name,
 		     gint64 delay_us);
 

@@ -326,12 +326,12 @@ static gpointer idle_main(gpointer data)
 			set_fd(idle, -1);
 			if (stopped || stopping(idle))
 				break;
-			/* Up for longer than the pause it would wait: no
-			 * flapping, so a drop now and then (a server
-			 * restart, a network change) is retried at once
-			 * again; only quick failures in a row back off. */
+			/* Up for a while (longer than the pause, and 30 s):
+			 * a drop now and then (a server restart, a network
+			 * change) is retried at once again; connections cut
+			 * again and again back off. */
 			if (g_get_monotonic_time() - began >=
-			    (gint64)pause_s * G_TIME_SPAN_SECOND)
+			    (gint64)MAX(pause_s, 30) * G_TIME_SPAN_SECOND)
 				pause_s = 1;
 		}
 		if (stopping(idle))

@@ -415,6 +415,16 @@ static void on_conn_lost(ImapConn *conn, const GError *why, GQueue *unfinished,
 
 	g_debug("connection %u lost: %s", pc->no, error->message);
 	pool_remove_conn(pool, pc); /* frees pc and conn */
+	/* An APPEND, COPY or MOVE whose answer is lost may have happened:
+	 * other connections catch up before their next command. */
+	for (GList *l = unfinished->head; l != NULL; l = l->next) {
+		PoolReq *lost = l->data;
+
+		if (lost->kind == REQ_USER && adds_messages(lost->cmd)) {
+			g_atomic_int_inc(&pool->changes);
+			break;
+		}
+	}
 	while ((req = g_queue_pop_head(unfinished)) != NULL) {
 		if (req->kind != REQ_USER)
 			req_free(req);

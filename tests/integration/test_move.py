@@ -264,7 +264,7 @@ class _CutAfterMove:
 						conn["held"] = True
 				b.sendall(data)
 				if moving:
-					time.sleep(0.3)   # the server moves it
+					time.sleep(1.0)   # the server moves it
 					for s in conn["pair"]:
 						s.shutdown(socket.SHUT_RDWR)
 					return

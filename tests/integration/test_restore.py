@@ -144,3 +144,6 @@ def test_restore_of_a_backup_with_bare_lfs_adds_nothing_twice(
 		[{"\\Answered", "\\Flagged"}]
 	assert [s[0] for s in _summary(imap, "Other")] == \
 		[s[0] for s in before]
+	fds = "/proc/%d/fd" % m.proc.pid
+	held = [os.readlink(os.path.join(fds, fd)) for fd in os.listdir(fds)]
+	assert not [p for p in held if "/new/new-" in p], held
