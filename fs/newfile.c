@@ -313,18 +313,28 @@ FsNewFileClose fs_newfiles_closing(FsNewFiles *files, fuse_ino_t ino, pid_t tid,
 	return FS_NEWFILE_CLOSE_LAST;
 }
 
+/* Marks a file still pending as dropped and frees its name: TRUE if it
+ * was. */
+static gboolean drop_locked(FsNewFiles *files, NewFile *file)
+{
+	g_autofree char *key = NULL;
+
+	if (!file || file->committed || file->committing || file->dropped)
+		return FALSE;
+	key = name_key(file->mailbox_id, file->name);
+	if (g_hash_table_lookup(files->by_name, key) == file)
+		g_hash_table_remove(files->by_name, key);
+	file->dropped = TRUE;
+	return TRUE;
+}
+
 void fs_newfiles_abandon(FsNewFiles *files, fuse_ino_t ino, int signal)
 {
 	NewFile *file;
 
 	g_mutex_lock(&files->lock);
 	file = lookup_locked(files, ino);
-	if (file && !file->committed && !file->committing && !file->dropped) {
-		g_autofree char *key = name_key(file->mailbox_id, file->name);
-
-		if (g_hash_table_lookup(files->by_name, key) == file)
-			g_hash_table_remove(files->by_name, key);
-		file->dropped = TRUE;
+	if (drop_locked(files, file)) {
 		close_if_done_locked(file);
 		g_warning(
 			"%s was not added to the mailbox: the program writing "
@@ -580,12 +590,7 @@ void fs_newfiles_discard(FsNewFiles *files, fuse_ino_t ino)
 
 	g_mutex_lock(&files->lock);
 	file = lookup_locked(files, ino);
-	if (file && !file->committed && !file->committing && !file->dropped) {
-		g_autofree char *key = name_key(file->mailbox_id, file->name);
-
-		if (g_hash_table_lookup(files->by_name, key) == file)
-			g_hash_table_remove(files->by_name, key);
-		file->dropped = TRUE;
+	if (drop_locked(files, file)) {
 		g_unlink(file->path);
 		close_if_done_locked(file);
 	}
