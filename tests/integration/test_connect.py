@@ -183,17 +183,23 @@ def test_relative_cafile_and_cache_dir_hold_after_mounting(user, mounter,
 	work = tmp_path / "work"
 	work.mkdir()
 	shutil.copy(server["cafile"], work / "ca.crt")
+	rel = "relcache-%d-%d" % (os.getpid(), id(work))
 	m = mounter.mount(user, cafile=False, cwd=str(work),
-			  opts=["cafile=ca.crt"], cache_dir="relcache")
-	assert os.listdir(os.path.join(m.path, "INBOX"))
+			  opts=["cafile=ca.crt"], cache_dir=rel)
+	names = os.listdir(os.path.join(m.path, "INBOX"))
+	assert names
 	ts.doveadm(server, "kick", user)
+	# A read (which is resent after a drop) needs a new connection,
+	# made with the CA file; then a mkdir.
+	with open(os.path.join(m.path, "INBOX", names[0]), "rb") as f:
+		assert f.read()
 	os.mkdir(os.path.join(m.path, "AfterKick"))
 	assert "AfterKick" in os.listdir(m.path)
 	assert mounter.unmount(m) == []
-	if os.path.exists("/relcache"):
-		shutil.rmtree("/relcache")
-		pytest.fail("the cache went to /relcache")
-	index = [f for f in os.listdir(work / "relcache")
+	if os.path.exists("/" + rel):
+		shutil.rmtree("/" + rel)
+		pytest.fail("the cache went to /" + rel)
+	index = [f for f in os.listdir(work / rel)
 		 if f not in ("new", "spool")]
 	assert index, "nothing of the cache is where cache_dir said"
 
