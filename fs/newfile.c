@@ -217,6 +217,7 @@ gboolean fs_newfiles_create(FsNewFiles *files, guint32 mailbox_id,
 			    fuse_ino_t *out_ino, GError **error)
 {
 	NewFile *file = g_new0(NewFile, 1);
+	pid_t process = process_of(creator); /* /proc: outside the lock */
 	char base[32];
 
 	g_mutex_lock(&files->lock);
@@ -241,7 +242,7 @@ gboolean fs_newfiles_create(FsNewFiles *files, guint32 mailbox_id,
 		return FALSE;
 	}
 	file->mailbox_id = mailbox_id;
-	file->creator = process_of(creator);
+	file->creator = process;
 	file->name = g_strdup(name);
 	file->ctime = g_get_real_time() / G_USEC_PER_SEC;
 	g_hash_table_insert(files->by_ino, &file->ino, file);
