@@ -320,10 +320,20 @@ static void copy_mailbox_locked(CacheAccount *acct,
 gboolean cache_account_get_mailbox(CacheAccount *acct, guint32 id,
 				   CacheMailbox *out, GError **error)
 {
-	CacheIndexMailbox *mbox;
-
 	if (!cache_account_ensure_listed(acct, FALSE, error))
 		return FALSE;
+	if (cache_account_peek_mailbox(acct, id, out))
+		return TRUE;
+	g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
+		    "no mailbox %u", id);
+	return FALSE;
+}
+
+gboolean cache_account_peek_mailbox(CacheAccount *acct, guint32 id,
+				    CacheMailbox *out)
+{
+	CacheIndexMailbox *mbox;
+
 	g_mutex_lock(&acct->lock);
 	if (id == CACHE_ROOT_ID) {
 		memset(out, 0, sizeof(*out));
@@ -339,9 +349,6 @@ gboolean cache_account_get_mailbox(CacheAccount *acct, guint32 id,
 	if (mbox)
 		copy_mailbox_locked(acct, mbox, out);
 	g_mutex_unlock(&acct->lock);
-	if (!mbox)
-		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
-			    "no mailbox %u", id);
 	return mbox != NULL;
 }
 
@@ -495,11 +502,21 @@ gboolean cache_account_foreach_message(CacheAccount *acct, guint32 mailbox_id,
 gboolean cache_account_get_message(CacheAccount *acct, CacheMsgRef ref,
 				   CacheMessage *out, GError **error)
 {
+	if (!cache_account_ensure_synced(acct, ref.mailbox_id, FALSE, error))
+		return FALSE;
+	if (cache_account_peek_message(acct, ref, out))
+		return TRUE;
+	g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
+		    "no message %u in mailbox %u", ref.uid, ref.mailbox_id);
+	return FALSE;
+}
+
+gboolean cache_account_peek_message(CacheAccount *acct, CacheMsgRef ref,
+				    CacheMessage *out)
+{
 	CacheIndexMailbox *mbox;
 	CacheMessage *msg = NULL;
 
-	if (!cache_account_ensure_synced(acct, ref.mailbox_id, FALSE, error))
-		return FALSE;
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
 	if (mbox)
@@ -507,10 +524,6 @@ gboolean cache_account_get_message(CacheAccount *acct, CacheMsgRef ref,
 	if (msg && out)
 		cache_message_copy_to(msg, out);
 	g_mutex_unlock(&acct->lock);
-	if (!msg)
-		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
-			    "no message %u in mailbox %u", ref.uid,
-			    ref.mailbox_id);
 	return msg != NULL;
 }
 

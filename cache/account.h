@@ -130,6 +130,10 @@ void cache_account_watch(CacheAccount *acct);
  * CACHE_ROOT_ID: a NOSELECT pseudo-mailbox with an empty name. */
 gboolean cache_account_get_mailbox(CacheAccount *acct, guint32 id,
 				   CacheMailbox *out, GError **error);
+/* The same from what the index holds now, never asking the server; FALSE
+ * if it holds no such mailbox. */
+gboolean cache_account_peek_mailbox(CacheAccount *acct, guint32 id,
+				    CacheMailbox *out);
 
 /* The child mailboxes of @parent_id, as CacheMailbox in a GArray with a
  * clear func set (transfer full). Re-lists from the server when the list is
@@ -173,6 +177,9 @@ gboolean cache_account_foreach_message(CacheAccount *acct, guint32 mailbox_id,
  * CACHE_ERROR_NOT_FOUND if the UID is not (or no longer) there. */
 gboolean cache_account_get_message(CacheAccount *acct, CacheMsgRef ref,
 				   CacheMessage *out, GError **error);
+/* The same from what the index holds now, never asking the server. */
+gboolean cache_account_peek_message(CacheAccount *acct, CacheMsgRef ref,
+				    CacheMessage *out);
 
 /* The UID of the message that was added under file name @alias in mailbox
  * @mailbox_id (see CacheMessage.alias), or 0. No round trip. */

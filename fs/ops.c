@@ -36,11 +36,58 @@ static FsMount *mount_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+static char *message_name(const CacheMessage *msg);
+
+/* Where @ino is in the tree, for log lines: "INBOX/0000000005-Hi.eml",
+ * from what the index holds (no round trip), else its number. */
+static char *describe(FsMount *mnt, fuse_ino_t ino)
+{
+	CacheMailbox mbox = {0};
+	CacheMessage msg = {0};
+	GString *path;
+	guint32 id, uid;
+
+	if (ino == FUSE_ROOT_ID)
+		return g_strdup("the mount's root");
+	if (fs_newfiles_is_new(ino))
+		return g_strdup("a new file");
+	if (!fs_inode_decode(ino, &id, &uid) ||
+	    !cache_account_peek_mailbox(mnt->acct, id, &mbox))
+		return g_strdup_printf("inode %" G_GINT64_MODIFIER "x",
+				       (guint64)ino);
+	path = g_string_new(NULL);
+	{
+		char sep[2] = {mbox.delimiter, '\0'};
+		g_auto(GStrv) parts =
+			mbox.delimiter
+				? g_strsplit(mbox.full_name, sep, -1)
+				: g_strdupv((char *[]){mbox.full_name, NULL});
+
+		for (guint i = 0; parts[i]; i++) {
+			g_autofree char *name = fs_names_from_mailbox(parts[i]);
+
+			g_string_append_printf(path, "%s%s", i ? "/" : "",
+					       name);
+		}
+	}
+	cache_mailbox_clear(&mbox);
+	if (uid && cache_account_peek_message(mnt->acct, (CacheMsgRef){id, uid},
+					      &msg)) {
+		g_autofree char *name = message_name(&msg);
+
+		g_string_append_printf(path, "/%s", name);
+		cache_message_clear(&msg);
+	} else if (uid) {
+		g_string_append_printf(path, "/(UID %u)", uid);
+	}
+	return g_string_free(path, FALSE);
+}
+
 static void reply_error(fuse_req_t req, const GError *error, const char *what,
 			guint64 ino)
 {
-	g_autofree char *where = g_strdup_printf(
-		"%s (inode %" G_GINT64_MODIFIER "x)", what, ino);
+	g_autofree char *place = describe(mount_of(req), ino);
+	g_autofree char *where = g_strdup_printf("%s %s", what, place);
 	g_autofree char *problem = NULL;
 	g_autoptr(GError) told = NULL;
 

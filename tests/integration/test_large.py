@@ -115,6 +115,7 @@ def test_a_full_cache_disk_fails_reads_clearly(big_user, mounter, w,
 			assert err in (errno_mod.EIO, errno_mod.ENOSPC), err
 			log = m.stderr()
 			assert "free space" in log, log[-3000:]
+			assert "read %s:" % rel in log, log[-3000:]
 			assert "protocol error" not in log, log[-3000:]
 		assert m.proc.poll() is None
 		assert os.listdir(os.path.dirname(os.path.join(m.path, rel)))
