@@ -836,11 +836,13 @@ gboolean cache_account_create_mailbox(CacheAccount *acct, guint32 parent_id,
 		return cache_sync_mailboxes(acct, error);
 	/* Dovecot may answer [ALREADYEXISTS] to a CREATE that did create
 	 * the mailbox, when another session opens a mailbox at that moment
-	 * (seen with the IDLE connection's EXAMINE at mount). If it was not
-	 * listed before and is now, it is taken as ours. */
+	 * (seen with the IDLE connection's EXAMINE at mount); and the answer
+	 * of one may be lost with its connection. If it was not listed
+	 * before and is now, it is taken as ours. */
 	if (known ||
-	    !g_error_matches(failed, IMAPFS_IMAP_ERROR,
-			     IMAP_ERROR_ALREADYEXISTS) ||
+	    !(g_error_matches(failed, IMAPFS_IMAP_ERROR,
+			      IMAP_ERROR_ALREADYEXISTS) ||
+	      is_connection_lost(failed)) ||
 	    !cache_sync_mailboxes(acct, NULL)) {
 		g_propagate_error(error, g_steal_pointer(&failed));
 		return FALSE;
@@ -849,6 +851,14 @@ gboolean cache_account_create_mailbox(CacheAccount *acct, guint32 parent_id,
 	mbox = cache_index_mailbox_by_name(acct->index, name);
 	there = mbox && !mbox->gone;
 	g_mutex_unlock(&acct->lock);
+	if (!there && is_connection_lost(failed)) {
+		/* It was not made: make it now, once. */
+		g_clear_error(&failed);
+		if (run(acct, imap_command_new(error, 0, "CREATE %m", name),
+			NULL, error))
+			return cache_sync_mailboxes(acct, error);
+		return FALSE;
+	}
 	if (!there) {
 		g_propagate_error(error, g_steal_pointer(&failed));
 		return FALSE;

@@ -200,3 +200,23 @@ def test_mv_dir_to_name_with_delimiter_is_einval(m, imap):
 		     os.path.join(m.path, "E.mpty"))
 	assert e == errno.EINVAL, _err(e)
 	assert names(imap) == before
+
+
+def test_mkdir_whose_answer_is_lost_succeeds(account, server, mounter, imap):
+	"""The connection drops after the server made the mailbox but before
+	its answer came: imapfs lists the mailboxes, finds it made, and
+	mkdir succeeds; it is there once."""
+	from writehelpers import CutAfterCommand
+
+	proxy = CutAfterCommand(server["imap_port"], b"CREATE")
+	try:
+		m = mounter.mount(account["user"], max_conns=2,
+				  opts=["tls=none", "allow_plaintext_auth"],
+				  url="imap://%s@127.0.0.1:%d" %
+				  (account["user"], proxy.port))
+		os.mkdir(os.path.join(m.path, "Lost"))
+		assert proxy.cut.is_set(), "the proxy saw no CREATE"
+		assert "Lost" in os.listdir(m.path)
+	finally:
+		proxy.stop()
+	assert sorted(n for n in names(imap) if n == "Lost") == ["Lost"]

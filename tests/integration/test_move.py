@@ -8,7 +8,7 @@ import os
 import pytest
 
 from writehelpers import body, errno_of, fresh, run, sha, wait_until, \
-	Writer
+	CutAfterCommand, Writer
 
 
 def _first(imap, mbox="INBOX", pred=lambda r: True):
@@ -211,82 +211,12 @@ def test_move_with_flag_change_first_keeps_new_flags(mnt, imap):
 		{"\\Flagged", "$Moved"}
 
 
-class _CutAfterMove:
-	"""A plaintext TCP proxy that forwards the first UID MOVE to the
-	server, holds back the answer, and cuts that connection."""
-
-	def __init__(self, port):
-		import socket
-		import threading
-
-		self.upstream = ("127.0.0.1", port)
-		self.sock = socket.socket()
-		self.sock.bind(("127.0.0.1", 0))
-		self.sock.listen(16)
-		self.port = self.sock.getsockname()[1]
-		self.cut = threading.Event()
-		self.lock = threading.Lock()
-		self.stopping = False
-		threading.Thread(target=self._accept, daemon=True).start()
-
-	def _accept(self):
-		import socket
-		import threading
-
-		while not self.stopping:
-			try:
-				c, _ = self.sock.accept()
-			except OSError:
-				return
-			u = socket.create_connection(self.upstream)
-			conn = {"pair": (c, u), "held": False}
-			for a, b, up in ((c, u, True), (u, c, False)):
-				threading.Thread(target=self._pump,
-						 args=(a, b, up, conn),
-						 daemon=True).start()
-
-	def _pump(self, a, b, up, conn):
-		import socket
-		import time
-
-		try:
-			while True:
-				data = a.recv(65536)
-				if not data:
-					break
-				if not up and conn["held"]:
-					return    # the answer is lost
-				with self.lock:
-					moving = up and b"UID MOVE" in data \
-						and not self.cut.is_set()
-					if moving:
-						self.cut.set()
-						conn["held"] = True
-				b.sendall(data)
-				if moving:
-					time.sleep(1.0)   # the server moves it
-					for s in conn["pair"]:
-						s.shutdown(socket.SHUT_RDWR)
-					return
-		except OSError:
-			pass
-		for s in conn["pair"]:
-			try:
-				s.shutdown(socket.SHUT_RDWR)
-			except OSError:
-				pass
-
-	def stop(self):
-		self.stopping = True
-		self.sock.close()
-
-
 def test_mv_whose_answer_is_lost_leaves_the_new_name_resolvable(
 		account, server, mounter, imap):
 	"""The connection drops after the server moved the message but
 	before its answer (and the new UID) came: the move is found done by
 	looking, and the name mv stats next resolves to the moved message."""
-	proxy = _CutAfterMove(server["imap_port"])
+	proxy = CutAfterCommand(server["imap_port"], b"UID MOVE")
 	try:
 		m = mounter.mount(account["user"], max_conns=2,
 				  opts=["tls=none", "allow_plaintext_auth"],

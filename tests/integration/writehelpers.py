@@ -127,3 +127,75 @@ class Writer:
 def strerror(e):
 	return "%s (%s)" % (errno.errorcode.get(e, e), os.strerror(e)) \
 		if e else "success"
+
+
+class CutAfterCommand:
+	"""A plaintext TCP proxy that forwards the first command holding
+	WORD to the server, holds back the answer, and cuts that
+	connection: an answer lost after the server acted."""
+
+	def __init__(self, port, word):
+		import socket
+		import threading
+
+		self.upstream = ("127.0.0.1", port)
+		self.word = word
+		self.sock = socket.socket()
+		self.sock.bind(("127.0.0.1", 0))
+		self.sock.listen(16)
+		self.port = self.sock.getsockname()[1]
+		self.cut = threading.Event()
+		self.lock = threading.Lock()
+		self.stopping = False
+		threading.Thread(target=self._accept, daemon=True).start()
+
+	def _accept(self):
+		import socket
+		import threading
+
+		while not self.stopping:
+			try:
+				c, _ = self.sock.accept()
+			except OSError:
+				return
+			u = socket.create_connection(self.upstream)
+			conn = {"pair": (c, u), "held": False}
+			for a, b, up in ((c, u, True), (u, c, False)):
+				threading.Thread(target=self._pump,
+						 args=(a, b, up, conn),
+						 daemon=True).start()
+
+	def _pump(self, a, b, up, conn):
+		import socket
+		import time
+
+		try:
+			while True:
+				data = a.recv(65536)
+				if not data:
+					break
+				if not up and conn["held"]:
+					return    # the answer is lost
+				with self.lock:
+					moving = up and self.word in data \
+						and not self.cut.is_set()
+					if moving:
+						self.cut.set()
+						conn["held"] = True
+				b.sendall(data)
+				if moving:
+					time.sleep(1.0)   # the server acts
+					for s in conn["pair"]:
+						s.shutdown(socket.SHUT_RDWR)
+					return
+		except OSError:
+			pass
+		for s in conn["pair"]:
+			try:
+				s.shutdown(socket.SHUT_RDWR)
+			except OSError:
+				pass
+
+	def stop(self):
+		self.stopping = True
+		self.sock.close()
