@@ -210,10 +210,7 @@ def test_mkdir_whose_answer_is_lost_succeeds(account, server, mounter, imap):
 
 	proxy = CutAfterCommand(server["imap_port"], b"CREATE")
 	try:
-		m = mounter.mount(account["user"], max_conns=2,
-				  opts=["tls=none", "allow_plaintext_auth"],
-				  url="imap://%s@127.0.0.1:%d" %
-				  (account["user"], proxy.port))
+		m = proxy.mount(mounter, account["user"])
 		os.mkdir(os.path.join(m.path, "Lost"))
 		assert proxy.cut.is_set(), "the proxy saw no CREATE"
 		assert "Lost" in os.listdir(m.path)

@@ -218,10 +218,7 @@ def test_mv_whose_answer_is_lost_leaves_the_new_name_resolvable(
 	looking, and the name mv stats next resolves to the moved message."""
 	proxy = CutAfterCommand(server["imap_port"], b"UID MOVE")
 	try:
-		m = mounter.mount(account["user"], max_conns=2,
-				  opts=["tls=none", "allow_plaintext_auth"],
-				  url="imap://%s@127.0.0.1:%d" %
-				  (account["user"], proxy.port))
+		m = proxy.mount(mounter, account["user"])
 		rec = _first(imap)
 		raw = body(imap, "INBOX", rec["uid"])
 		other_before = {r["uid"] for r in fresh(imap, "Other")}

@@ -196,6 +196,13 @@ class CutAfterCommand:
 			except OSError:
 				pass
 
+	def mount(self, mounter, user):
+		"""Mounts USER's account through the proxy (plaintext)."""
+		return mounter.mount(user, max_conns=2,
+				     opts=["tls=none", "allow_plaintext_auth"],
+				     url="imap://%s@127.0.0.1:%d" %
+				     (user, self.port))
+
 	def stop(self):
 		self.stopping = True
 		self.sock.close()
