@@ -416,35 +416,52 @@ static gint64 synced_max_uid(CacheAccount *acct, guint32 id)
 	return max;
 }
 
-/* The UID of the one message like @msg (size and INTERNALDATE, which a
- * MOVE keeps) that came into @id above @before, found by listing @id
- * again; 0 if none or several. */
-static guint32 find_arrived(CacheAccount *acct, guint32 id, guint32 before,
-			    const CacheMessage *msg)
+/* The last message listed in @id above @max_uid with @size and, unless
+ * 0, @internaldate, or 0; *out_n (nullable) counts those that fit. How a
+ * message whose APPEND, or MOVE, answer was lost is found again. */
+static guint32 find_new(CacheAccount *acct, guint32 id, guint32 max_uid,
+			guint64 size, gint64 internaldate, guint *out_n)
 {
 	CacheIndexMailbox *mbox;
-	guint32 found = 0, n = 0;
+	guint32 found = 0;
+	guint n = 0;
 
-	mark_stale(acct, id);
-	if (!cache_account_ensure_synced(acct, id, TRUE, NULL))
-		return 0;
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox(acct->index, id);
 	if (mbox) {
 		GPtrArray *sorted = cache_index_sorted(mbox);
 
 		for (guint i = 0; i < sorted->len; i++) {
-			CacheMessage *m = sorted->pdata[i];
+			CacheMessage *msg = sorted->pdata[i];
 
-			if (m->uid > before && m->size == msg->size &&
-			    m->internaldate == msg->internaldate) {
-				found = m->uid;
+			if (msg->uid > max_uid && msg->size == size &&
+			    (!internaldate ||
+			     msg->internaldate == internaldate)) {
+				found = msg->uid;
 				n++;
 			}
 		}
 	}
 	g_mutex_unlock(&acct->lock);
-	return n == 1 ? found : 0;
+	if (out_n)
+		*out_n = n;
+	return found;
+}
+
+/* The UID @msg got when it was moved into @id above @before, found by
+ * listing @id again (a MOVE keeps size and INTERNALDATE); 0 if none or
+ * several fit. */
+static guint32 find_arrived(CacheAccount *acct, guint32 id, guint32 before,
+			    const CacheMessage *msg)
+{
+	guint n;
+	guint32 uid;
+
+	mark_stale(acct, id);
+	if (!cache_account_ensure_synced(acct, id, TRUE, NULL))
+		return 0;
+	uid = find_new(acct, id, before, msg->size, msg->internaldate, &n);
+	return n == 1 ? uid : 0;
 }
 
 gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
@@ -599,6 +616,7 @@ gboolean cache_account_same_message(CacheAccount *acct, CacheMsgRef ref, int fd,
 				    gboolean *out_same, GError **error)
 {
 	g_autoptr(GBytes) body = read_message(fd, error);
+	g_autofree guint8 *buf = NULL;
 	const guint8 *want;
 	gsize len, off = 0;
 	CacheFile file;
@@ -609,17 +627,17 @@ gboolean cache_account_same_message(CacheAccount *acct, CacheMsgRef ref, int fd,
 		return FALSE;
 	want = g_bytes_get_data(body, &len);
 	*out_same = file.size == len;
+	buf = g_malloc(CACHE_STORE_CHUNK);
 	while (ok && *out_same && off < len) {
-		g_autofree guint8 *buf = NULL;
 		CacheSpan span;
 		ssize_t n;
 
+		/* span.len is at most the CACHE_STORE_CHUNK asked for. */
 		ok = cache_account_read_file(acct, &file, (goffset)off,
 					     CACHE_STORE_CHUNK, &span, NULL,
 					     error);
 		if (!ok)
 			break;
-		buf = g_malloc(MAX(span.len, 1));
 		n = span.len ? pread(span.fd, buf, span.len, span.pos) : 0;
 		if (n <= 0 || (gsize)n > len - off ||
 		    memcmp(buf, want + off, (gsize)n) != 0)
@@ -629,43 +647,6 @@ gboolean cache_account_same_message(CacheAccount *acct, CacheMsgRef ref, int fd,
 	}
 	cache_account_close(acct, &file);
 	return ok;
-}
-
-/* The messages above @max_uid in mailbox @id whose size is @size: how an
- * APPEND whose answer was lost is found again. */
-static guint32 find_new(CacheAccount *acct, guint32 id, guint32 max_uid,
-			guint64 size)
-{
-	CacheIndexMailbox *mbox;
-	guint32 found = 0;
-
-	g_mutex_lock(&acct->lock);
-	mbox = cache_index_mailbox(acct->index, id);
-	if (mbox) {
-		GPtrArray *sorted = cache_index_sorted(mbox);
-
-		for (guint i = 0; i < sorted->len; i++) {
-			CacheMessage *msg = sorted->pdata[i];
-
-			if (msg->uid > max_uid && msg->size == size)
-				found = msg->uid;
-		}
-	}
-	g_mutex_unlock(&acct->lock);
-	return found;
-}
-
-static guint32 max_uid_of(CacheAccount *acct, guint32 id)
-{
-	CacheIndexMailbox *mbox;
-	guint32 max = 0;
-
-	g_mutex_lock(&acct->lock);
-	mbox = cache_index_mailbox(acct->index, id);
-	if (mbox)
-		max = cache_index_max_uid(mbox);
-	g_mutex_unlock(&acct->lock);
-	return max;
 }
 
 gboolean cache_account_append(CacheAccount *acct, guint32 mailbox_id, int fd,
@@ -711,7 +692,7 @@ gboolean cache_account_append(CacheAccount *acct, guint32 mailbox_id, int fd,
 		return FALSE;
 	}
 	date = internaldate > 0 ? imap_format_internaldate(internaldate) : NULL;
-	before = max_uid_of(acct, mailbox_id);
+	before = (guint32)MAX(synced_max_uid(acct, mailbox_id), 0);
 	if (date)
 		cmd = imap_command_new(error, 0, "APPEND %q %F %q %L",
 				       place.wire, wanted, date, body);
@@ -735,8 +716,8 @@ gboolean cache_account_append(CacheAccount *acct, guint32 mailbox_id, int fd,
 			"catch up later",
 			place.full_name);
 	if (!uid)
-		uid = find_new(acct, mailbox_id, before,
-			       g_bytes_get_size(body));
+		uid = find_new(acct, mailbox_id, before, g_bytes_get_size(body),
+			       0, NULL);
 	if (!ok) {
 		if (!uid) {
 			place_clear(&place);

@@ -461,18 +461,19 @@ static void conn_feed(ImapConn *conn, const guint8 *data, gsize len)
 			imap_parser_feed(conn->stream->parser, data + off,
 					 len - off, &used, &resp);
 		off += used;
-		if (st == IMAP_PARSE_ERROR &&
-		    imap_parser_error_is_local(conn->stream->parser)) {
-			conn_fail(conn, g_error_new_literal(
-						IMAPFS_IMAP_ERROR,
-						IMAP_ERROR_PROTOCOL,
-						imap_parser_error(
-							conn->stream->parser)));
-			return;
-		}
 		if (st == IMAP_PARSE_ERROR) {
-			conn_protocol_error(
-				conn, imap_parser_error(conn->stream->parser));
+			const ImapParser *parser = conn->stream->parser;
+
+			/* The spool's own failure is not the server's. */
+			if (imap_parser_error_is_local(parser))
+				conn_fail(conn,
+					  g_error_new_literal(
+						  IMAPFS_IMAP_ERROR,
+						  IMAP_ERROR_PROTOCOL,
+						  imap_parser_error(parser)));
+			else
+				conn_protocol_error(conn,
+						    imap_parser_error(parser));
 			return;
 		}
 		if (st == IMAP_PARSE_NEED_MORE)
