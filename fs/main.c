@@ -6,7 +6,8 @@
  *   nothing is mounted -> mount -> fuse_daemonize (fork keeps only this
  *   thread, so no thread may exist before it) -> pool (its imap-io thread
  *   adopts the probe connection), account, notify thread -> the
- *   multi-threaded FUSE loop -> teardown in reverse.
+ *   multi-threaded FUSE loop (fs/loop.c, or libfuse's with -o spin=0)
+ *   -> teardown in reverse.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 
 #include "cache/account.h"
 #include "fs/inode.h"
+#include "fs/loop.h"
 #include "fs/mount.h"
 #include "fs/names.h"
 #include "fs/newfile.h"
@@ -306,6 +308,8 @@ int main(int argc, char **argv)
 
 	if (cmdline.singlethread) {
 		ret = fuse_session_loop(se);
+	} else if (opts.spin_us > 0 && !cmdline.clone_fd) {
+		ret = fs_loop_run(se, cmdline.max_threads, opts.spin_us);
 	} else {
 		loop = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(loop, cmdline.clone_fd);

@@ -26,6 +26,7 @@ static const struct fuse_opt fs_option_spec[] = {
 	FS_OPT("cache_dir=%s", cache_dir),
 	FS_OPT("rm=%s", rm),
 	FS_OPT("cache_size=%s", cache_size_text),
+	FS_OPT("spin=%s", spin_text),
 	FS_OPT("allow_plaintext_auth", allow_plaintext_auth),
 	FS_OPT("max_conns=%u", max_conns),
 	FS_OPT("timeout=%u", timeout),
@@ -235,6 +236,21 @@ gboolean fs_options_check(FsOptions *opts, GError **error)
 			    opts->cache_size_text);
 		return FALSE;
 	}
+	opts->spin_us = 200;
+	if (opts->spin_text) {
+		guint64 us;
+
+		if (!g_ascii_string_to_unsigned(opts->spin_text, 10, 0, 100000,
+						&us, NULL)) {
+			g_set_error(error, G_OPTION_ERROR,
+				    G_OPTION_ERROR_BAD_VALUE,
+				    "-o spin=%s: give microseconds from 0 to "
+				    "100000",
+				    opts->spin_text);
+			return FALSE;
+		}
+		opts->spin_us = us;
+	}
 	if (opts->max_conns == 0)
 		opts->max_conns = 4;
 	if (opts->max_conns > 16) {
@@ -262,6 +278,7 @@ void fs_options_clear(FsOptions *opts)
 	free(opts->cache_dir);
 	free(opts->rm);
 	free(opts->cache_size_text);
+	free(opts->spin_text);
 	g_free(opts->user);
 	g_free(opts->host);
 	memset(opts, 0, sizeof(*opts));
@@ -301,6 +318,10 @@ void fs_options_print_usage(const char *prog)
 	       "and NOTIFY (changes\n"
 	       "                           made elsewhere then show after "
 	       "list_ttl)\n"
+	       "    -o spin=US             after a request, look for the next "
+	       "one for US\n"
+	       "                           microseconds before sleeping "
+	       "(default 200; 0 never)\n"
 	       "    -o ro                  read-only: no writes, and no call "
 	       "into imapfs per\n"
 	       "                           file opened (faster grep -r)\n"

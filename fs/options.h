@@ -22,6 +22,7 @@ typedef struct {
 	char *cache_dir;
 	char *rm;
 	char *cache_size_text;
+	char *spin_text;
 	int allow_plaintext_auth;
 	int read_only;
 	int noidle;
@@ -37,6 +38,7 @@ typedef struct {
 	ImapTlsMode tls_mode;
 	gboolean rm_expunge;
 	guint64 cache_size; /* bytes */
+	unsigned spin_us;   /* see fs/loop.h */
 } FsOptions;
 
 /* "512M", "2G", "100000" (bytes), with K/M/G/T meaning powers of 1024.

@@ -173,3 +173,59 @@ def test_a_read_that_finds_its_message_gone_drops_its_name(server, new_user,
 	assert wait_until(lambda: gone["name"] not in os.listdir(inbox),
 			  timeout=10)
 	assert len(os.listdir(inbox)) == 2
+
+
+@pytest.mark.parametrize("loop", ["spin", "spin=0"])
+def test_a_read_waiting_on_the_server_holds_up_nothing(server, new_user,
+						      mounter, witness, loop):
+	"""While one read waits on a server that has gone quiet, requests
+	that need no server (ls, stat, reading a cached message) are still
+	answered, whichever FUSE loop runs (-o spin=0 is libfuse's); once
+	the server answers, the read gets its bytes."""
+	import threading
+
+	import conftest
+	from writehelpers import HoldAfterCommand, body, fresh, run, sha
+
+	user = new_user("held")
+	conftest.seed_account(server, user, {"INBOX": 3, "Other": 3})
+	w = witness(user)
+	recs = fresh(w, "INBOX")
+	held = fresh(w, "Other")[0]
+	proxy = HoldAfterCommand(server["imap_port"], b"BODY.PEEK[")
+	try:
+		m = proxy.mount(mounter, user,
+				opts=[loop] if loop != "spin" else [])
+		inbox = os.path.join(m.path, "INBOX")
+		assert sorted(os.listdir(inbox)) == sorted(
+			r["name"] for r in recs)
+		other = os.path.join(m.path, "Other")
+		assert held["name"] in os.listdir(other)
+		cached = os.path.join(inbox, recs[0]["name"])
+		with open(cached, "rb") as f:
+			assert sha(f.read()) == sha(body(w, "INBOX",
+							 recs[0]["uid"]))
+
+		proxy.armed.set()
+		got = {}
+
+		def read_held():
+			with open(os.path.join(other, held["name"]),
+				  "rb") as f:
+				got["data"] = f.read()
+
+		reader = threading.Thread(target=read_held, daemon=True)
+		reader.start()
+		assert proxy.cut.wait(10), "the read sent no FETCH"
+		p = run(["sh", "-c", 'ls "$1" >/dev/null && stat "$2" '
+			 '>/dev/null && cat "$2"', "sh", inbox, cached],
+			timeout=20)
+		assert p.returncode == 0, p.stderr
+		assert sha(p.stdout) == sha(body(w, "INBOX", recs[0]["uid"]))
+		assert reader.is_alive(), "the held read did not wait"
+		proxy.released.set()
+		reader.join(20)
+		assert sha(got["data"]) == sha(body(w, "Other",
+						    held["uid"]))
+	finally:
+		proxy.stop()

@@ -196,13 +196,54 @@ class CutAfterCommand:
 			except OSError:
 				pass
 
-	def mount(self, mounter, user):
+	def mount(self, mounter, user, opts=()):
 		"""Mounts USER's account through the proxy (plaintext)."""
 		return mounter.mount(user, max_conns=2,
-				     opts=["tls=none", "allow_plaintext_auth"],
+				     opts=["tls=none", "allow_plaintext_auth",
+					   *opts],
 				     url="imap://%s@127.0.0.1:%d" %
 				     (user, self.port))
 
 	def stop(self):
 		self.stopping = True
 		self.sock.close()
+
+
+class HoldAfterCommand(CutAfterCommand):
+	"""Once armed, holds back the server's answers on the connection
+	that sends the next command holding WORD, until released: a server
+	that has gone quiet."""
+
+	def __init__(self, port, word):
+		import threading
+
+		self.armed = threading.Event()
+		self.released = threading.Event()
+		super().__init__(port, word)
+
+	def _pump(self, a, b, up, conn):
+		try:
+			while True:
+				data = a.recv(65536)
+				if not data:
+					break
+				if not up and conn["held"]:
+					self.released.wait()
+				with self.lock:
+					if up and self.word in data and \
+					   self.armed.is_set() and \
+					   not self.cut.is_set():
+						self.cut.set()
+						conn["held"] = True
+				b.sendall(data)
+		except OSError:
+			pass
+		for s in conn["pair"]:
+			try:
+				s.shutdown(2)
+			except OSError:
+				pass
+
+	def stop(self):
+		self.released.set()
+		super().stop()
