@@ -3,7 +3,7 @@
  * The reader handles what it reads itself, so a burst of quick requests
  * (OPEN, RELEASE, GETATTR of cached things) wakes no other thread. An
  * idle thread, the watcher, looks in every TICK_US while the reader is
- * busy: if the reader is still on the request it saw last time, it may
+ * awake: if the reader is still on the request it saw last time, it may
  * be waiting on the network, and the watcher takes over reading. While
  * the reader sleeps in poll() the watcher sleeps too, so an idle mount
  * wakes no one.
@@ -36,7 +36,7 @@ typedef struct {
 	GCond idle_cond;  /* idle threads (not the watcher) */
 	GCond watch_cond; /* the watcher, while the reader sleeps */
 	guint64 reader;	  /* changes when the reader's role changes hands */
-	gboolean reading; /* some thread holds the role */
+	gboolean reading; /* the first reader has started; never cleared */
 	gboolean busy;	  /* the reader is handling a request */
 	gboolean asleep;  /* the reader sleeps in poll() */
 	guint64 handled;  /* requests the readers took */
@@ -87,7 +87,11 @@ static int receive(Loop *l, struct fuse_buf *buf)
 	gint64 spin_until = g_get_monotonic_time() + l->spin_us;
 
 	for (;;) {
-		int res = fuse_session_receive_buf(l->se, buf);
+		/* Nothing is read once the session ends: it would go
+		 * unanswered. */
+		int res = fuse_session_exited(l->se)
+				  ? 0
+				  : fuse_session_receive_buf(l->se, buf);
 		struct pollfd fds[2] = {{l->fd, POLLIN, 0},
 					{l->wake_fd, POLLIN, 0}};
 
@@ -115,8 +119,9 @@ static int receive(Loop *l, struct fuse_buf *buf)
 	}
 }
 
-/* Under l->lock, as the watcher: until the reader's role is free or this
- * thread should take it (TRUE). */
+/* Under l->lock, as the watcher: TRUE once the reader has been on one
+ * request for TICK_US to 2 * TICK_US and this thread should take over;
+ * FALSE when the loop stops. */
 static gboolean watch_locked(Loop *l)
 {
 	guint64 seen = l->handled;
@@ -163,7 +168,7 @@ static void *worker(void *data)
 		l->asleep = FALSE;
 		me = ++l->reader;
 		find_watcher_locked(l);
-		while (l->reader == me) {
+		while (l->reader == me && !l->stopping) {
 			int res;
 
 			g_mutex_unlock(&l->lock);
@@ -171,7 +176,7 @@ static void *worker(void *data)
 			g_mutex_lock(&l->lock);
 			if (res <= 0) {
 				if (res < 0 && !l->error)
-					l->error = -res;
+					l->error = res;
 				fuse_session_exit(l->se);
 				sem_post(&l->ended);
 				l->stopping = TRUE;
@@ -200,12 +205,15 @@ int fs_loop_run(struct fuse_session *se, unsigned max_threads, unsigned spin_us)
 		  .spin_us = spin_us,
 		  .max_threads = MAX(max_threads, 2)};
 	int flags = fcntl(l.fd, F_GETFL);
+	gboolean started;
 
-	if (flags < 0 || fcntl(l.fd, F_SETFL, flags | O_NONBLOCK) < 0)
-		return errno;
 	l.wake_fd = eventfd(0, EFD_CLOEXEC);
 	if (l.wake_fd < 0)
-		return errno;
+		return -errno;
+	if (flags < 0 || fcntl(l.fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		close(l.wake_fd);
+		return -errno;
+	}
 	sem_init(&l.ended, 0, 0);
 	g_mutex_init(&l.lock);
 	g_cond_init(&l.idle_cond);
@@ -214,10 +222,11 @@ int fs_loop_run(struct fuse_session *se, unsigned max_threads, unsigned spin_us)
 
 	g_mutex_lock(&l.lock);
 	start_worker_locked(&l);
+	started = l.threads->len > 0;
 	g_mutex_unlock(&l.lock);
 
 	/* A signal (its handler ends the session) interrupts the wait. */
-	while (l.threads->len > 0 && !fuse_session_exited(se))
+	while (started && !fuse_session_exited(se))
 		sem_wait(&l.ended);
 
 	g_mutex_lock(&l.lock);
@@ -243,5 +252,5 @@ int fs_loop_run(struct fuse_session *se, unsigned max_threads, unsigned spin_us)
 	sem_destroy(&l.ended);
 	close(l.wake_fd);
 	fcntl(l.fd, F_SETFL, flags);
-	return l.error;
+	return l.error ? l.error : started ? 0 : -EAGAIN;
 }

@@ -19,7 +19,8 @@
 #include <fuse_lowlevel.h>
 
 /* Runs until the session ends (unmount, or a signal handled by
- * fuse_set_signal_handlers()). 0 on a clean end, else an errno. */
+ * fuse_set_signal_handlers()): 0, or a negative errno if reading the
+ * device failed. */
 int fs_loop_run(struct fuse_session *se, unsigned max_threads,
 		unsigned spin_us);
 

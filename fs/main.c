@@ -317,7 +317,8 @@ int main(int argc, char **argv)
 		ret = fuse_session_loop_mt(se, loop);
 		fuse_loop_cfg_destroy(loop);
 	}
-	ret = ret == 0 ? 0 : 1;
+	/* libfuse's loops give the signal that ended them: a clean end. */
+	ret = ret < 0 ? 1 : 0;
 
 	/* The account's last callbacks may still queue invalidations and
 	 * move pending files. */

@@ -1350,6 +1350,11 @@ static void fs_op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	/* Every readdir brings attributes, not only a directory's first:
+	 * the kernel marks a file's atime stale after each read from us
+	 * (on a read-write mount), and only fresh attributes spare the next
+	 * walk's stat() of it a GETATTR each. */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 }
 
 const struct fuse_lowlevel_ops fs_ops = {

@@ -164,7 +164,10 @@ def test_bad_option_values_fail_clearly(user, mounter, tmp_path):
 	for opt, word in (("max_conns=99", "max_conns"),
 			  ("cache_size=2X", "cache_size"),
 			  ("rm=shred", "rm="),
-			  ("tls=maybe", "tls")):
+			  ("tls=maybe", "tls"),
+			  ("spin=-1", "spin="),
+			  ("spin=200000", "spin="),
+			  ("spin=fast", "spin=")):
 		argv = mounter.argv(user, opts=(opt,)) + [str(tmp_path)]
 		rc, err = run_imapfs_expect_failure(argv, password="secret")
 		assert rc != 0, opt
