@@ -849,6 +849,73 @@ gboolean cache_account_create_mailbox(CacheAccount *acct, guint32 parent_id,
 	return TRUE;
 }
 
+/* Whether the server lists the mailbox @wire now, into @listed; FALSE
+ * with @error if it could not be asked. For a command whose answer was
+ * lost with its connection: did it happen? */
+static gboolean ask_listed(CacheAccount *acct, const char *wire,
+			   gboolean *listed, GError **error)
+{
+	g_autoptr(ImapReply) reply = NULL;
+
+	*listed = FALSE;
+	if (!run(acct,
+		 imap_command_new(error, IMAP_COMMAND_RETRIABLE, "LIST \"\" %q",
+				  wire),
+		 &reply, error))
+		return FALSE;
+	/* A name holding % or * is also a pattern: only an exact match
+	 * counts. */
+	for (guint i = 0; i < reply->untagged->len; i++) {
+		const ImapResponse *resp = reply->untagged->pdata[i];
+		ImapListItem item;
+
+		if (g_strcmp0(resp->name, "LIST") != 0 ||
+		    !imap_response_get_list(resp, &item, NULL))
+			continue;
+		if (strcmp(item.name, wire) == 0 &&
+		    !(item.attrs & IMAP_MBOX_NONEXISTENT))
+			*listed = TRUE;
+		imap_list_item_clear(&item);
+	}
+	return TRUE;
+}
+
+/* Runs a DELETE or RENAME (@cmd; @again is the same command, built
+ * alike) whose effect is that @gone is no longer listed and, for a RENAME,
+ * @made is. If the answer is lost with its connection, asks the server
+ * which happened: done is success; not done, @again is sent. */
+static gboolean run_checked(CacheAccount *acct, ImapCommand *cmd,
+			    ImapCommand *again, const char *gone,
+			    const char *made, GError **error)
+{
+	g_autoptr(ImapCommand) resend = again;
+	g_autoptr(GError) failed = NULL;
+	gboolean gone_listed, made_listed = FALSE;
+
+	if (!cmd)
+		return FALSE; /* imap_command_new() set @error */
+	if (run(acct, cmd, NULL, &failed))
+		return TRUE;
+	if (!is_connection_lost(failed) ||
+	    !ask_listed(acct, gone, &gone_listed, NULL) ||
+	    (made && !ask_listed(acct, made, &made_listed, NULL))) {
+		g_propagate_error(error, g_steal_pointer(&failed));
+		return FALSE;
+	}
+	if (!gone_listed && (!made || made_listed)) {
+		g_debug("%s: %s, but it was done: taken as done", gone,
+			failed->message);
+		return TRUE;
+	}
+	if (gone_listed && !made_listed && resend) { /* no @made: unlisted */
+		g_debug("%s: %s, and it was not done: sent once more", gone,
+			failed->message);
+		return run(acct, g_steal_pointer(&resend), NULL, error);
+	}
+	g_propagate_error(error, g_steal_pointer(&failed));
+	return FALSE;
+}
+
 /* MESSAGES of "* STATUS name (MESSAGES n)" in @reply, or -1. */
 static gint64 status_messages(const ImapReply *reply)
 {
@@ -949,8 +1016,10 @@ gboolean cache_account_delete_mailbox(CacheAccount *acct, guint32 id,
 		place_clear(&place);
 		return FALSE;
 	}
-	ok = run(acct, imap_command_new(error, 0, "DELETE %q", place.wire),
-		 NULL, error);
+	ok = run_checked(acct,
+			 imap_command_new(error, 0, "DELETE %q", place.wire),
+			 imap_command_new(NULL, 0, "DELETE %q", place.wire),
+			 place.wire, NULL, error);
 	place_clear(&place);
 	return ok && cache_sync_mailboxes(acct, error);
 }
@@ -960,6 +1029,7 @@ gboolean cache_account_rename_mailbox(CacheAccount *acct, guint32 id,
 				      GError **error)
 {
 	g_autofree char *name = NULL;
+	g_autofree char *wire = NULL;
 	Place place = {0};
 	gboolean ok;
 
@@ -987,13 +1057,20 @@ gboolean cache_account_rename_mailbox(CacheAccount *acct, guint32 id,
 		place_clear(&place);
 		return FALSE;
 	}
-	ok = run(acct,
-		 imap_command_new(error, 0, "RENAME %q %m", place.wire, name),
-		 NULL, error);
+	/* What %m sends: the name in modified UTF-7. */
+	wire = imap_utf7_encode(name);
+	if (!wire) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_INVALID,
+			    "%s cannot be a mailbox name", name);
+		place_clear(&place);
+		return FALSE;
+	}
+	ok = run_checked(
+		acct,
+		imap_command_new(error, 0, "RENAME %q %m", place.wire, name),
+		imap_command_new(NULL, 0, "RENAME %q %m", place.wire, name),
+		place.wire, wire, error);
 	if (ok) {
-		/* What %m sent: the name in modified UTF-7. */
-		g_autofree char *wire = imap_utf7_encode(name);
-
 		g_mutex_lock(&acct->lock);
 		{
 			CacheIndexMailbox *mbox =

@@ -217,3 +217,47 @@ def test_mkdir_whose_answer_is_lost_succeeds(account, server, mounter, imap):
 	finally:
 		proxy.stop()
 	assert sorted(n for n in names(imap) if n == "Lost") == ["Lost"]
+
+
+@pytest.mark.parametrize("done", [True, False], ids=["done", "not_done"])
+def test_rmdir_whose_answer_is_lost_succeeds(account, server, mounter, imap,
+					     done):
+	"""The connection drops after the DELETE was sent, before its
+	answer came; the server did delete (done) or never saw it: imapfs
+	asks the server, and rmdir succeeds either way."""
+	from writehelpers import CutAfterCommand
+
+	assert "Empty" in names(imap)
+	proxy = CutAfterCommand(server["imap_port"], b"DELETE", forward=done)
+	try:
+		m = proxy.mount(mounter, account["user"])
+		os.rmdir(os.path.join(m.path, "Empty"))
+		assert proxy.cut.is_set(), "the proxy saw no DELETE"
+		assert "Empty" not in os.listdir(m.path)
+	finally:
+		proxy.stop()
+	assert "Empty" not in names(imap)
+
+
+@pytest.mark.parametrize("done", [True, False], ids=["done", "not_done"])
+def test_mv_dir_whose_answer_is_lost_succeeds(account, server, mounter, imap,
+					      done):
+	"""The same for a RENAME: mv succeeds, the mailbox has its new name
+	on the server with its messages, and the mount lists them there."""
+	from writehelpers import CutAfterCommand
+
+	uids = [r["uid"] for r in fresh(imap, "Other")]
+	proxy = CutAfterCommand(server["imap_port"], b"RENAME", forward=done)
+	try:
+		m = proxy.mount(mounter, account["user"])
+		os.rename(os.path.join(m.path, "Other"),
+			  os.path.join(m.path, "Renamed"))
+		assert proxy.cut.is_set(), "the proxy saw no RENAME"
+		assert sorted(os.listdir(os.path.join(m.path, "Renamed"))) == \
+			sorted(r["name"] for r in fresh(imap, "Renamed"))
+		assert "Other" not in os.listdir(m.path)
+	finally:
+		proxy.stop()
+	n = names(imap)
+	assert "Renamed" in n and "Other" not in n
+	assert [r["uid"] for r in fresh(imap, "Renamed")] == uids

@@ -132,14 +132,17 @@ def strerror(e):
 class CutAfterCommand:
 	"""A plaintext TCP proxy that forwards the first command holding
 	WORD to the server, holds back the answer, and cuts that
-	connection: an answer lost after the server acted."""
+	connection: an answer lost after the server acted. With
+	forward=False the command is dropped instead: lost before the
+	server saw it."""
 
-	def __init__(self, port, word):
+	def __init__(self, port, word, forward=True):
 		import socket
 		import threading
 
 		self.upstream = ("127.0.0.1", port)
 		self.word = word
+		self.forward = forward
 		self.sock = socket.socket()
 		self.sock.bind(("127.0.0.1", 0))
 		self.sock.listen(16)
@@ -182,9 +185,11 @@ class CutAfterCommand:
 					if moving:
 						self.cut.set()
 						conn["held"] = True
-				b.sendall(data)
+				if self.forward or not moving:
+					b.sendall(data)
 				if moving:
-					time.sleep(1.0)   # the server acts
+					if self.forward:
+						time.sleep(1.0)   # it acts
 					for s in conn["pair"]:
 						s.shutdown(socket.SHUT_RDWR)
 					return
