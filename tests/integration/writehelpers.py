@@ -168,36 +168,49 @@ class CutAfterCommand:
 						 args=(a, b, up, conn),
 						 daemon=True).start()
 
-	def _pump(self, a, b, up, conn):
+	def _armed(self):
+		return True
+
+	def _answer_goes_on(self):
+		return False    # the answer is lost
+
+	def _on_command(self, data, to_server, conn):
+		"""The command was seen: TRUE to end this pump."""
 		import socket
 		import time
 
+		if self.forward:
+			to_server.sendall(data)
+			time.sleep(1.0)   # the server acts
+		for s in conn["pair"]:
+			s.shutdown(socket.SHUT_RDWR)
+		return True
+
+	def _pump(self, a, b, up, conn):
 		try:
 			while True:
 				data = a.recv(65536)
 				if not data:
 					break
-				if not up and conn["held"]:
-					return    # the answer is lost
+				if not up and conn["held"] and \
+				   not self._answer_goes_on():
+					return
 				with self.lock:
-					moving = up and self.word in data \
-						and not self.cut.is_set()
-					if moving:
+					seen = up and self.word in data and \
+						self._armed() and \
+						not self.cut.is_set()
+					if seen:
 						self.cut.set()
 						conn["held"] = True
-				if self.forward or not moving:
+				if not seen:
 					b.sendall(data)
-				if moving:
-					if self.forward:
-						time.sleep(1.0)   # it acts
-					for s in conn["pair"]:
-						s.shutdown(socket.SHUT_RDWR)
+				elif self._on_command(data, b, conn):
 					return
 		except OSError:
 			pass
 		for s in conn["pair"]:
 			try:
-				s.shutdown(socket.SHUT_RDWR)
+				s.shutdown(2)
 			except OSError:
 				pass
 
@@ -226,28 +239,16 @@ class HoldAfterCommand(CutAfterCommand):
 		self.released = threading.Event()
 		super().__init__(port, word)
 
-	def _pump(self, a, b, up, conn):
-		try:
-			while True:
-				data = a.recv(65536)
-				if not data:
-					break
-				if not up and conn["held"]:
-					self.released.wait()
-				with self.lock:
-					if up and self.word in data and \
-					   self.armed.is_set() and \
-					   not self.cut.is_set():
-						self.cut.set()
-						conn["held"] = True
-				b.sendall(data)
-		except OSError:
-			pass
-		for s in conn["pair"]:
-			try:
-				s.shutdown(2)
-			except OSError:
-				pass
+	def _armed(self):
+		return self.armed.is_set()
+
+	def _answer_goes_on(self):
+		self.released.wait()
+		return True
+
+	def _on_command(self, data, to_server, conn):
+		to_server.sendall(data)
+		return False
 
 	def stop(self):
 		self.released.set()
