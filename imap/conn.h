@@ -32,7 +32,8 @@ struct ImapStream {
 	guint next_tag; /* tags are "A<next_tag>" */
 	gboolean trace;
 	guint timeout_s;
-	char *host; /* for messages */
+	char *host;		 /* for messages */
+	ImapConnectAbort *abort; /* while connecting: fd is registered there */
 };
 
 /* ---- wire helpers (connect.c and conn.c) ----------------------------- */

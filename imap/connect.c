@@ -34,8 +34,84 @@
 #include "imap/error.h"
 #include "imap/tls.h"
 
+struct ImapConnectAbort {
+	GMutex lock;
+	gboolean fired;
+	GArray *fds; /* int: the sockets of attempts under way */
+};
+
+ImapConnectAbort *imap_connect_abort_new(void)
+{
+	ImapConnectAbort *abort = g_new0(ImapConnectAbort, 1);
+
+	g_mutex_init(&abort->lock);
+	abort->fds = g_array_new(FALSE, FALSE, sizeof(int));
+	return abort;
+}
+
+void imap_connect_abort_fire(ImapConnectAbort *abort)
+{
+	g_mutex_lock(&abort->lock);
+	abort->fired = TRUE;
+	for (guint i = 0; i < abort->fds->len; i++)
+		shutdown(g_array_index(abort->fds, int, i), SHUT_RDWR);
+	g_mutex_unlock(&abort->lock);
+}
+
+void imap_connect_abort_free(ImapConnectAbort *abort)
+{
+	if (abort == NULL)
+		return;
+	g_array_unref(abort->fds);
+	g_mutex_clear(&abort->lock);
+	g_free(abort);
+}
+
+/* FALSE if @abort has fired: the attempt is not to begin. */
+static gboolean abort_watch(ImapConnectAbort *abort, int fd)
+{
+	gboolean fired;
+
+	if (abort == NULL)
+		return TRUE;
+	g_mutex_lock(&abort->lock);
+	fired = abort->fired;
+	if (!fired)
+		g_array_append_val(abort->fds, fd);
+	g_mutex_unlock(&abort->lock);
+	return !fired;
+}
+
+/* Before @fd is closed or leaves the connect phase. */
+static void abort_unwatch(ImapConnectAbort *abort, int fd)
+{
+	if (abort == NULL)
+		return;
+	g_mutex_lock(&abort->lock);
+	for (guint i = 0; i < abort->fds->len; i++)
+		if (g_array_index(abort->fds, int, i) == fd) {
+			g_array_remove_index_fast(abort->fds, i);
+			break;
+		}
+	g_mutex_unlock(&abort->lock);
+}
+
+static gboolean abort_fired(ImapConnectAbort *abort)
+{
+	gboolean fired;
+
+	if (abort == NULL)
+		return FALSE;
+	g_mutex_lock(&abort->lock);
+	fired = abort->fired;
+	g_mutex_unlock(&abort->lock);
+	return fired;
+}
+
+/* A socket connected to @ai, watched by @abort (nullable) until
+ * abort_unwatch(); -1 with *out_errno. */
 static int tcp_connect_one(const struct addrinfo *ai, guint timeout_s,
-			   int *out_errno)
+			   ImapConnectAbort *abort, int *out_errno)
 {
 	int fd = socket(ai->ai_family,
 			ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
@@ -44,9 +120,15 @@ static int tcp_connect_one(const struct addrinfo *ai, guint timeout_s,
 		*out_errno = errno;
 		return -1;
 	}
+	if (!abort_watch(abort, fd)) {
+		*out_errno = ECANCELED;
+		close(fd);
+		return -1;
+	}
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
 		if (errno != EINPROGRESS) {
 			*out_errno = errno;
+			abort_unwatch(abort, fd);
 			close(fd);
 			return -1;
 		}
@@ -58,6 +140,7 @@ static int tcp_connect_one(const struct addrinfo *ai, guint timeout_s,
 		while (r < 0 && errno == EINTR);
 		if (r == 0) {
 			*out_errno = ETIMEDOUT;
+			abort_unwatch(abort, fd);
 			close(fd);
 			return -1;
 		}
@@ -68,6 +151,7 @@ static int tcp_connect_one(const struct addrinfo *ai, guint timeout_s,
 			soerr = errno;
 		if (soerr != 0) {
 			*out_errno = soerr;
+			abort_unwatch(abort, fd);
 			close(fd);
 			return -1;
 		}
@@ -94,7 +178,8 @@ static int tcp_connect_one(const struct addrinfo *ai, guint timeout_s,
 	return fd;
 }
 
-static int tcp_connect(const ImapConfig *cfg, GError **error)
+static int tcp_connect(const ImapConfig *cfg, ImapConnectAbort *abort,
+		       GError **error)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
 				 .ai_socktype = SOCK_STREAM,
@@ -114,7 +199,7 @@ static int tcp_connect(const ImapConfig *cfg, GError **error)
 		return -1;
 	}
 	for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next)
-		fd = tcp_connect_one(ai, cfg->timeout_s, &err);
+		fd = tcp_connect_one(ai, cfg->timeout_s, abort, &err);
 	freeaddrinfo(res);
 	if (fd < 0) {
 		if (err == ETIMEDOUT)
@@ -636,7 +721,8 @@ static gint no_early_enable;
 /* One attempt of imap_stream_connect(); *out_again when it failed for the
  * early ENABLE alone, and another attempt without it may succeed. */
 static ImapStream *stream_connect(const ImapConfig *cfg, guint conn_no,
-				  gboolean *out_again, GError **error)
+				  ImapConnectAbort *abort, gboolean *out_again,
+				  GError **error)
 {
 	g_autoptr(ImapStream) stream = NULL;
 	g_autoptr(GError) enabled = NULL; /* the early ENABLE's failure */
@@ -645,11 +731,12 @@ static ImapStream *stream_connect(const ImapConfig *cfg, guint conn_no,
 
 	g_return_val_if_fail(cfg != NULL && cfg->host != NULL, NULL);
 
-	fd = tcp_connect(cfg, error);
+	fd = tcp_connect(cfg, abort, error);
 	if (fd < 0)
 		return NULL;
 	stream = g_new0(ImapStream, 1);
 	stream->fd = fd;
+	stream->abort = abort;
 	stream->spool_fd = -1;
 	stream->inbuf = g_byte_array_new();
 	stream->conn_no = conn_no;
@@ -733,20 +820,36 @@ static ImapStream *stream_connect(const ImapConfig *cfg, guint conn_no,
 			g_message("%s: %s", cfg->host, refused->message);
 		}
 	}
+	abort_unwatch(abort, stream->fd);
+	stream->abort = NULL;
 	return g_steal_pointer(&stream);
+}
+
+ImapStream *imap_stream_connect_abortable(const ImapConfig *cfg, guint conn_no,
+					  ImapConnectAbort *abort,
+					  GError **error)
+{
+	gboolean again = FALSE;
+	ImapStream *stream = stream_connect(cfg, conn_no, abort, &again, error);
+
+	if (stream == NULL && again) {
+		g_clear_error(error);
+		stream = stream_connect(cfg, conn_no, abort, &again, error);
+	}
+	if (stream == NULL && abort_fired(abort)) {
+		g_clear_error(error);
+		g_set_error_literal(error, IMAPFS_IMAP_ERROR,
+				    IMAP_ERROR_SHUTDOWN,
+				    "connection attempt abandoned: imapfs is "
+				    "stopping");
+	}
+	return stream;
 }
 
 ImapStream *imap_stream_connect(const ImapConfig *cfg, guint conn_no,
 				GError **error)
 {
-	gboolean again = FALSE;
-	ImapStream *stream = stream_connect(cfg, conn_no, &again, error);
-
-	if (stream == NULL && again) {
-		g_clear_error(error);
-		stream = stream_connect(cfg, conn_no, &again, error);
-	}
-	return stream;
+	return imap_stream_connect_abortable(cfg, conn_no, NULL, error);
 }
 
 void imap_stream_free(ImapStream *stream)
@@ -755,8 +858,10 @@ void imap_stream_free(ImapStream *stream)
 		return;
 	if (stream->ssl != NULL)
 		SSL_free(stream->ssl);
-	if (stream->fd >= 0)
+	if (stream->fd >= 0) {
+		abort_unwatch(stream->abort, stream->fd);
 		close(stream->fd);
+	}
 	imap_parser_free(stream->parser);
 	if (stream->spool_fd >= 0)
 		close(stream->spool_fd);

@@ -20,6 +20,7 @@
 #include "imap/response.h"
 
 typedef struct ImapStream ImapStream;
+typedef struct ImapConnectAbort ImapConnectAbort;
 
 /* Returns a logged-in stream or NULL with an IMAPFS_IMAP_ERROR whose message
  * says what went wrong and what to do, e.g.
@@ -29,6 +30,18 @@ typedef struct ImapStream ImapStream;
  * Authentication failed." @conn_no numbers the trace lines. */
 ImapStream *imap_stream_connect(const ImapConfig *cfg, guint conn_no,
 				GError **error);
+
+/* Attempts that another thread can end at once (at unmount), instead of
+ * after the timeout: imap_connect_abort_fire() shuts the socket of every
+ * attempt under way with @abort, and every later one fails before it
+ * starts, with IMAP_ERROR_SHUTDOWN. Free the ImapConnectAbort only once
+ * every attempt under it has returned. */
+ImapConnectAbort *imap_connect_abort_new(void);
+void imap_connect_abort_fire(ImapConnectAbort *abort); /* any thread */
+void imap_connect_abort_free(ImapConnectAbort *abort); /* NULL-safe */
+ImapStream *imap_stream_connect_abortable(const ImapConfig *cfg, guint conn_no,
+					  ImapConnectAbort *abort,
+					  GError **error);
 void imap_stream_free(ImapStream *stream); /* NULL-safe; closes quietly */
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ImapStream, imap_stream_free)
 

@@ -41,6 +41,7 @@ struct ImapIdle {
 	gpointer user_data;
 	GThread *thread;
 	int wake[2];		 /* written once, to stop */
+	ImapConnectAbort *abort; /* fired to stop while connecting */
 	gboolean notify_refused; /* said so once */
 	gboolean notified;	 /* NOTIFY was on at some time */
 
@@ -307,8 +308,8 @@ static gpointer idle_main(gpointer data)
 
 	while (!stopping(idle)) {
 		g_autoptr(GError) error = NULL;
-		g_autoptr(ImapStream) stream =
-			imap_stream_connect(idle->cfg, idle->conn_no, &error);
+		g_autoptr(ImapStream) stream = imap_stream_connect_abortable(
+			idle->cfg, idle->conn_no, idle->abort, &error);
 		gint64 began = g_get_monotonic_time();
 
 		if (stream && !(imap_stream_caps(stream) & IMAP_CAP_IDLE)) {
@@ -368,6 +369,7 @@ ImapIdle *imap_idle_new(const ImapConfig *cfg, guint conn_no,
 	idle->changed = changed;
 	idle->user_data = user_data;
 	idle->fd = -1;
+	idle->abort = imap_connect_abort_new();
 	g_mutex_init(&idle->lock);
 	g_cond_init(&idle->ended_cond);
 	idle->thread = g_thread_new("imap-idle", idle_main, idle);
@@ -393,10 +395,11 @@ void imap_idle_free(ImapIdle *idle)
 		;
 	if (!idle->ended && idle->fd >= 0)
 		shutdown(idle->fd, SHUT_RDWR);
-	else if (!idle->ended) /* connecting: bounded by the timeouts */
-		g_message("waiting for the IDLE connection attempt to end");
+	else if (!idle->ended) /* connecting */
+		imap_connect_abort_fire(idle->abort);
 	g_mutex_unlock(&idle->lock);
 	g_thread_join(idle->thread);
+	imap_connect_abort_free(idle->abort);
 	close(idle->wake[0]);
 	close(idle->wake[1]);
 	g_mutex_clear(&idle->lock);

@@ -107,6 +107,7 @@ struct ImapPool {
 	GMutex connect_lock;
 	GCond connect_done;
 	guint connecting;
+	ImapConnectAbort *abort; /* fired by imap_pool_free() */
 
 	/* imap-io thread only from here on. */
 	GPtrArray *conns; /* PoolConn *, connecting ones included */
@@ -519,7 +520,8 @@ static gpointer connector_main(gpointer data)
 	GMainContext *context = g_steal_pointer(&job->context);
 	GSource *source;
 
-	job->stream = imap_stream_connect(job->cfg, job->conn_no, &job->error);
+	job->stream = imap_stream_connect_abortable(job->cfg, job->conn_no,
+						    pool->abort, &job->error);
 	source = g_idle_source_new();
 	g_source_set_callback(source, on_connected, job, connect_job_free);
 	g_source_attach(source, context);
@@ -833,6 +835,7 @@ ImapPool *imap_pool_new(const ImapConfig *cfg, ImapStream *first)
 	pool = g_new0(ImapPool, 1);
 	g_mutex_init(&pool->connect_lock);
 	g_cond_init(&pool->connect_done);
+	pool->abort = imap_connect_abort_new();
 	pool->cfg = imap_config_copy(cfg);
 	if (pool->cfg->max_conns == 0)
 		pool->cfg->max_conns = 1;
@@ -889,13 +892,14 @@ void imap_pool_free(ImapPool *pool)
 	 * may still submit (and be failed as shut down). */
 	imap_io_free(pool->io);
 	pool->io = NULL;
+	/* Attempts under way end now, not after the timeout (a resolver
+	 * that does not answer still takes its own). */
+	imap_connect_abort_fire(pool->abort);
 	g_mutex_lock(&pool->connect_lock);
-	if (pool->connecting)
-		g_message("waiting for %u connection attempt(s) to end",
-			  pool->connecting);
 	while (pool->connecting)
 		g_cond_wait(&pool->connect_done, &pool->connect_lock);
 	g_mutex_unlock(&pool->connect_lock);
+	imap_connect_abort_free(pool->abort);
 	g_mutex_clear(&pool->connect_lock);
 	g_cond_clear(&pool->connect_done);
 	g_free(pool->connect_problem);

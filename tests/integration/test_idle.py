@@ -139,3 +139,24 @@ def test_unmount_ends_the_idle(server, inbox, mounter):
 	log = m.stderr()
 	assert re.search(r"\[conn 0\] C: DONE", log), log[-2000:]
 	assert re.search(r"\[conn 0\] C: \S+ LOGOUT", log), log[-2000:]
+
+
+def test_unmount_does_not_wait_for_a_silent_server(server, inbox, mounter):
+	"""The watcher's connection finds a server that accepts and never
+	greets: at unmount imapfs gives the attempt up at once instead of
+	waiting out -o timeout (60 s)."""
+	from writehelpers import QuietAfterFirst
+
+	proxy = QuietAfterFirst(server["imap_port"])
+	try:
+		m = proxy.mount(mounter, inbox)
+		assert len(names(m)) == 3
+		assert wait_until(lambda: proxy.quiet, timeout=10), \
+			"the watcher did not connect"
+		mounter.mounts.remove(m)
+		started = time.monotonic()
+		problems = m.unmount(timeout=40)
+		assert not problems, problems
+		assert time.monotonic() - started < 10
+	finally:
+		proxy.stop()

@@ -253,3 +253,41 @@ class HoldAfterCommand(CutAfterCommand):
 	def stop(self):
 		self.released.set()
 		super().stop()
+
+
+class QuietAfterFirst(CutAfterCommand):
+	"""Forwards the first connection (imapfs's login at mount, which its
+	pool keeps); later ones are accepted and left silent: a server that
+	stopped answering while imapfs connects again."""
+
+	def __init__(self, port):
+		self.quiet = []
+		super().__init__(port, b"")
+
+	def _accept(self):
+		import socket
+		import threading
+
+		while not self.stopping:
+			try:
+				c, _ = self.sock.accept()
+			except OSError:
+				return
+			if self.quiet or self.cut.is_set():
+				self.quiet.append(c)
+				continue
+			self.cut.set()
+			u = socket.create_connection(self.upstream)
+			conn = {"pair": (c, u), "held": False}
+			for a, b, up in ((c, u, True), (u, c, False)):
+				threading.Thread(target=self._pump,
+						 args=(a, b, up, conn),
+						 daemon=True).start()
+
+	def _armed(self):
+		return False    # nothing is cut on the forwarded connection
+
+	def stop(self):
+		super().stop()
+		for c in self.quiet:
+			c.close()

@@ -1104,6 +1104,57 @@ static void test_shutdown(void)
 	waiter_free(w);
 }
 
+typedef struct {
+	ImapConnectAbort *abort;
+	ImapConfig cfg;
+	ImapStream *stream;
+	GError *error;
+} AbortJob;
+
+static gpointer abort_job_main(gpointer data)
+{
+	AbortJob *job = data;
+
+	job->stream = imap_stream_connect_abortable(&job->cfg, 1, job->abort,
+						    &job->error);
+	return NULL;
+}
+
+/* An attempt waiting for a greeting that never comes ends when its abort
+ * fires (at unmount), not after the timeout (an hour here), nor when the
+ * fake server gives up (STEP_TIMEOUT_MS); a later attempt fails before it
+ * connects. */
+static void test_connect_abort(void)
+{
+	static const char *const script[] = {"ACCEPT", "WAITCLOSE", NULL};
+	FakeServer *fs = fake_server_start(script);
+	AbortJob job = {.abort = imap_connect_abort_new(),
+			.cfg = test_config(fs->port)};
+	g_autoptr(GError) error = NULL;
+	GThread *thread;
+	gint64 fired;
+
+	job.cfg.timeout_s = 3600;
+	thread = g_thread_new("connect", abort_job_main, &job);
+	for (int i = 0; i < 5000 && !g_atomic_int_get(&fs->accepts); i++)
+		g_usleep(1000);
+	g_usleep(50 * 1000); /* into the wait for the greeting */
+	fired = g_get_monotonic_time();
+	imap_connect_abort_fire(job.abort);
+	g_thread_join(thread);
+	g_assert_cmpint(g_get_monotonic_time() - fired, <,
+			STEP_TIMEOUT_MS * 1000 / 2);
+	g_assert_null(job.stream);
+	g_assert_error(job.error, IMAPFS_IMAP_ERROR, IMAP_ERROR_SHUTDOWN);
+	g_clear_error(&job.error);
+
+	g_assert_null(
+		imap_stream_connect_abortable(&job.cfg, 2, job.abort, &error));
+	g_assert_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_SHUTDOWN);
+	fake_server_finish(fs, 1);
+	imap_connect_abort_free(job.abort);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1128,5 +1179,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/imap/conn/enable-behind-login-unanswered",
 			test_enable_behind_login_unanswered);
 	g_test_add_func("/imap/conn/shutdown", test_shutdown);
+	g_test_add_func("/imap/conn/connect-abort", test_connect_abort);
 	return g_test_run();
 }
