@@ -42,7 +42,8 @@ struct CacheAccount {
 	guint32 last_listed;  /* the mailbox a readdir last asked for */
 	guint list_changes;   /* mailbox list changes the server announced */
 
-	ImapIdle *idle; /* watches INBOX; nullable */
+	ImapIdle *idle;	      /* watches INBOX; nullable */
+	GCancellable *ending; /* cancelled by cache_account_end() */
 
 	CacheInvalidateFunc invalidate;
 	CacheInvalidateEntryFunc invalidate_entry;
@@ -55,6 +56,10 @@ struct CacheAccount {
  * caller to submit @fresh. Takes the lock. */
 CacheWait *cache_account_join(CacheAccount *acct, const char *key,
 			      CacheWait *fresh, gboolean *out_is_new);
+/* Blocks for @wait as reads and listings do: until it completes, the
+ * timeout, @cancel (nullable) or cache_account_end(). */
+gboolean cache_account_block(CacheAccount *acct, CacheWait *wait,
+			     GCancellable *cancel, GError **error);
 /* Lists the mailboxes if that was never done, or (@refresh) if the list
  * is older than the TTL. */
 gboolean cache_account_ensure_listed(CacheAccount *acct, gboolean refresh,

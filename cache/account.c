@@ -31,7 +31,8 @@
 #include "cache/text.h"
 #include "imap/caps.h"
 
-#define CACHE_WHOLE_MAX	    (1024 * 1024)
+#define CACHE_WHOLE_MAX (1024 * 1024)
+
 #define CACHE_READAHEAD_MAX (4 * 1024 * 1024)
 
 void cache_mailbox_clear(CacheMailbox *mbox)
@@ -184,6 +185,8 @@ CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 		g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 				      (GDestroyNotify)cache_wait_unref);
 	acct->walk_order = -1;
+	acct->ending = g_cancellable_new();
+
 	acct->scans = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
 					    g_free);
 	imap_pool_set_select_func(pool, cache_sync_on_select, acct);
@@ -204,9 +207,38 @@ void cache_account_free(CacheAccount *acct)
 	g_hash_table_unref(acct->scans);
 	cache_index_free(acct->index);
 	cache_store_free(acct->store);
+	g_object_unref(acct->ending);
+
 	g_mutex_clear(&acct->lock);
 	g_free(acct->cache_dir);
 	g_free(acct);
+}
+
+void cache_account_end(CacheAccount *acct)
+{
+	g_cancellable_cancel(acct->ending);
+}
+
+static void cancel_too(GCancellable *ending, gpointer cancel)
+{
+	g_cancellable_cancel(cancel);
+}
+
+gboolean cache_account_block(CacheAccount *acct, CacheWait *wait,
+			     GCancellable *cancel, GError **error)
+{
+	gulong handler = 0;
+	gboolean ok;
+
+	if (!cancel)
+		cancel = acct->ending;
+	else
+		handler = g_cancellable_connect(
+			acct->ending, G_CALLBACK(cancel_too), cancel, NULL);
+	ok = cache_wait_block(wait, acct->timeout_s, cancel, error);
+	if (handler)
+		g_cancellable_disconnect(acct->ending, handler);
+	return ok;
 }
 
 void cache_account_set_invalidate_func(CacheAccount *acct,
@@ -754,7 +786,7 @@ static gboolean fetch_for_read(CacheAccount *acct, CacheMsgRef ref,
 					 ref.uid, (guint)start, (guint)span),
 			on_fetch_data, on_fetch_done, job);
 	}
-	return cache_wait_block(wait, acct->timeout_s, cancel, error);
+	return cache_account_block(acct, wait, cancel, error);
 }
 
 static gboolean span_from_fd(int fd, goffset off, gsize len,
@@ -829,8 +861,8 @@ static gboolean read_message(CacheAccount *acct, CacheMsgRef ref,
 
 			if (pending) {
 				g_free(place.mailbox);
-				if (!cache_wait_block(pending, acct->timeout_s,
-						      cancel, error))
+				if (!cache_account_block(acct, pending, cancel,
+							 error))
 					return FALSE;
 				continue;
 			}

@@ -91,6 +91,10 @@ typedef struct {
 CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 				GError **error);
 void cache_account_free(CacheAccount *acct); /* NULL-safe; frees the pool */
+/* The mount is ending: reads and listings waiting on the server give up
+ * now (G_IO_ERROR_CANCELLED), and later ones at once. Changes (APPEND,
+ * MOVE, STORE, ...) still run to their end. Any thread. */
+void cache_account_end(CacheAccount *acct);
 
 /* Called (from any thread, with no cache lock held) when what the kernel
  * may have cached about a message is wrong, e.g. a size the server got

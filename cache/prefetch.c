@@ -323,7 +323,7 @@ gboolean cache_prefetch_whole(CacheAccount *acct, CacheMsgRef ref,
 	}
 	batch_add(batch, ref.uid, size, 0, &wait);
 	batch_submit(batch);
-	return cache_wait_block(wait, acct->timeout_s, cancel, error);
+	return cache_account_block(acct, wait, cancel, error);
 }
 
 CacheWait *cache_prefetch_pending(CacheAccount *acct, CacheMsgRef ref)

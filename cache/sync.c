@@ -204,7 +204,7 @@ gboolean cache_sync_mailboxes(CacheAccount *acct, GError **error)
 		cache_wait_submit(wait, acct->pool, NULL, cmd, on_list_data,
 				  on_list_done, job, list_job_free);
 	}
-	return cache_wait_block(wait, acct->timeout_s, NULL, error);
+	return cache_account_block(acct, wait, NULL, error);
 }
 
 /* ---- Messages ----------------------------------------------------------- */
@@ -678,7 +678,7 @@ static gboolean sync_once(CacheAccount *acct, guint32 id, GError **error)
 {
 	g_autoptr(CacheWait) wait = sync_submit(acct, id, error);
 
-	return wait && cache_wait_block(wait, acct->timeout_s, NULL, error);
+	return wait && cache_account_block(acct, wait, NULL, error);
 }
 
 typedef struct {

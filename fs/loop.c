@@ -198,7 +198,8 @@ static void *worker(void *data)
 	return NULL;
 }
 
-int fs_loop_run(struct fuse_session *se, unsigned max_threads, unsigned spin_us)
+int fs_loop_run(struct fuse_session *se, unsigned max_threads, unsigned spin_us,
+		void (*on_end)(void *data), void *data)
 {
 	Loop l = {.se = se,
 		  .fd = fuse_session_fd(se),
@@ -228,6 +229,8 @@ int fs_loop_run(struct fuse_session *se, unsigned max_threads, unsigned spin_us)
 	/* A signal (its handler ends the session) interrupts the wait. */
 	while (started && !fuse_session_exited(se))
 		sem_wait(&l.ended);
+	if (on_end)
+		on_end(data);
 
 	g_mutex_lock(&l.lock);
 	l.stopping = TRUE;

@@ -153,6 +153,12 @@ static int fail(const char *message)
 	return 1;
 }
 
+/* The session ended: requests still waiting on the server give up. */
+static void on_end(void *acct)
+{
+	cache_account_end(acct);
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -309,11 +315,12 @@ int main(int argc, char **argv)
 	if (cmdline.singlethread) {
 		ret = fuse_session_loop(se);
 	} else if (opts.spin_us > 0 && !cmdline.clone_fd) {
-		ret = fs_loop_run(se, cmdline.max_threads, opts.spin_us);
+		ret = fs_loop_run(se, opts.max_threads, opts.spin_us, on_end,
+				  mnt.acct);
 	} else {
 		loop = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(loop, cmdline.clone_fd);
-		fuse_loop_cfg_set_max_threads(loop, cmdline.max_threads);
+		fuse_loop_cfg_set_max_threads(loop, opts.max_threads);
 		ret = fuse_session_loop_mt(se, loop);
 		fuse_loop_cfg_destroy(loop);
 	}

@@ -1099,7 +1099,7 @@ static void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (!cache_account_delete_mailbox(mnt->acct, id, &error)) {
-		reply_error(req, error, "rmdir", parent);
+		reply_error(req, error, "rmdir", fs_inode_dir(id));
 		return;
 	}
 	fs_notify_inode(mnt->notify, parent);

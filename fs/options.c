@@ -29,6 +29,7 @@ static const struct fuse_opt fs_option_spec[] = {
 	FS_OPT("spin=%s", spin_text),
 	FS_OPT("allow_plaintext_auth", allow_plaintext_auth),
 	FS_OPT("max_conns=%u", max_conns),
+	FS_OPT("max_threads=%u", max_threads),
 	FS_OPT("timeout=%u", timeout),
 	FS_OPT("list_ttl=%u", list_ttl),
 	FS_OPT("noidle", noidle),
@@ -253,6 +254,14 @@ gboolean fs_options_check(FsOptions *opts, GError **error)
 	}
 	if (opts->max_conns == 0)
 		opts->max_conns = 4;
+	if (opts->max_threads == 0)
+		opts->max_threads = 32;
+	if (opts->max_threads > 1000) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "-o max_threads=%u: use 1000 or fewer",
+			    opts->max_threads);
+		return FALSE;
+	}
 	if (opts->max_conns > 16) {
 		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
 			    "-o max_conns=%u is more than servers tolerate; "
@@ -304,6 +313,8 @@ void fs_options_print_usage(const char *prog)
 	       "                           to send a password)\n"
 	       "    -o allow_plaintext_auth  allow LOGIN over plaintext\n"
 	       "    -o max_conns=N         IMAP connections (default 4)\n"
+	       "    -o max_threads=N       FUSE requests handled at once "
+	       "(default 32)\n"
 	       "    -o cache_dir=DIR       disk cache (default "
 	       "$XDG_CACHE_HOME/imapfs/USER@HOST)\n"
 	       "    -o cache_size=SIZE     disk cache for messages (default "

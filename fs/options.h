@@ -27,6 +27,7 @@ typedef struct {
 	int read_only;
 	int noidle;
 	unsigned max_conns;
+	unsigned max_threads;
 	unsigned timeout;
 	unsigned list_ttl;
 	int show_help;

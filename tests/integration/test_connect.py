@@ -167,7 +167,8 @@ def test_bad_option_values_fail_clearly(user, mounter, tmp_path):
 			  ("tls=maybe", "tls"),
 			  ("spin=-1", "spin="),
 			  ("spin=200000", "spin="),
-			  ("spin=fast", "spin=")):
+			  ("spin=fast", "spin="),
+			  ("max_threads=5000", "max_threads")):
 		argv = mounter.argv(user, opts=(opt,)) + [str(tmp_path)]
 		rc, err = run_imapfs_expect_failure(argv, password="secret")
 		assert rc != 0, opt

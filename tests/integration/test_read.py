@@ -229,3 +229,48 @@ def test_a_read_waiting_on_the_server_holds_up_nothing(server, new_user,
 						    held["uid"]))
 	finally:
 		proxy.stop()
+
+
+def test_sigterm_while_a_read_waits_on_the_server(server, new_user, mounter,
+						  witness):
+	"""SIGTERM to imapfs while a read waits on a server that has gone
+	quiet: the read gives up at once and imapfs unmounts and exits,
+	instead of waiting out -o timeout (60 s) for the read first."""
+	import signal
+	import threading
+	import time
+
+	import conftest
+	from writehelpers import HoldAfterCommand, fresh
+
+	user = new_user("term")
+	conftest.seed_account(server, user, {"INBOX": 3})
+	held = fresh(witness(user), "INBOX")[0]
+	proxy = HoldAfterCommand(server["imap_port"], b"BODY.PEEK[")
+	try:
+		m = proxy.mount(mounter, user)
+		path = os.path.join(m.path, "INBOX", held["name"])
+		assert held["name"] in os.listdir(os.path.dirname(path))
+		proxy.armed.set()
+
+		def read_held():
+			try:
+				with open(path, "rb") as f:
+					f.read()
+			except OSError:
+				pass
+
+		reader = threading.Thread(target=read_held, daemon=True)
+		reader.start()
+		assert proxy.cut.wait(10), "the read sent no FETCH"
+		mounter.mounts.remove(m)
+		started = time.monotonic()
+		m.proc.send_signal(signal.SIGTERM)
+		rc = m.proc.wait(timeout=40)
+		assert time.monotonic() - started < 10, m.stderr()[-2000:]
+		assert rc == 0, m.stderr()[-2000:]
+		assert not os.path.ismount(m.path)
+		reader.join(10)
+	finally:
+		proxy.stop()
+
