@@ -31,8 +31,7 @@
 #include "cache/text.h"
 #include "imap/caps.h"
 
-#define CACHE_WHOLE_MAX (1024 * 1024)
-
+#define CACHE_WHOLE_MAX	    (1024 * 1024)
 #define CACHE_READAHEAD_MAX (4 * 1024 * 1024)
 
 void cache_mailbox_clear(CacheMailbox *mbox)
@@ -186,7 +185,6 @@ CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 				      (GDestroyNotify)cache_wait_unref);
 	acct->walk_order = -1;
 	acct->ending = g_cancellable_new();
-
 	acct->scans = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
 					    g_free);
 	imap_pool_set_select_func(pool, cache_sync_on_select, acct);
@@ -208,7 +206,6 @@ void cache_account_free(CacheAccount *acct)
 	cache_index_free(acct->index);
 	cache_store_free(acct->store);
 	g_object_unref(acct->ending);
-
 	g_mutex_clear(&acct->lock);
 	g_free(acct->cache_dir);
 	g_free(acct);

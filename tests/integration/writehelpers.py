@@ -153,20 +153,26 @@ class CutAfterCommand:
 		threading.Thread(target=self._accept, daemon=True).start()
 
 	def _accept(self):
-		import socket
-		import threading
-
 		while not self.stopping:
 			try:
 				c, _ = self.sock.accept()
 			except OSError:
 				return
-			u = socket.create_connection(self.upstream)
-			conn = {"pair": (c, u), "held": False}
-			for a, b, up in ((c, u, True), (u, c, False)):
-				threading.Thread(target=self._pump,
-						 args=(a, b, up, conn),
-						 daemon=True).start()
+			if self._forwards(c):
+				self._forward(c)
+
+	def _forwards(self, c):
+		return True
+
+	def _forward(self, c):
+		import socket
+		import threading
+
+		u = socket.create_connection(self.upstream)
+		conn = {"pair": (c, u), "held": False}
+		for a, b, up in ((c, u, True), (u, c, False)):
+			threading.Thread(target=self._pump, args=(a, b, up, conn),
+					 daemon=True).start()
 
 	def _armed(self):
 		return True
@@ -264,25 +270,12 @@ class QuietAfterFirst(CutAfterCommand):
 		self.quiet = []
 		super().__init__(port, b"")
 
-	def _accept(self):
-		import socket
-		import threading
-
-		while not self.stopping:
-			try:
-				c, _ = self.sock.accept()
-			except OSError:
-				return
-			if self.quiet or self.cut.is_set():
-				self.quiet.append(c)
-				continue
-			self.cut.set()
-			u = socket.create_connection(self.upstream)
-			conn = {"pair": (c, u), "held": False}
-			for a, b, up in ((c, u, True), (u, c, False)):
-				threading.Thread(target=self._pump,
-						 args=(a, b, up, conn),
-						 daemon=True).start()
+	def _forwards(self, c):
+		if self.cut.is_set():
+			self.quiet.append(c)
+			return False
+		self.cut.set()
+		return True
 
 	def _armed(self):
 		return False    # nothing is cut on the forwarded connection
