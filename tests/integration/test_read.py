@@ -274,3 +274,63 @@ def test_sigterm_while_a_read_waits_on_the_server(server, new_user, mounter,
 	finally:
 		proxy.stop()
 
+
+
+def test_a_dozen_reads_waiting_on_the_server_hold_up_nothing(
+		server, new_user, mounter, witness):
+	"""Twelve reads at once wait on a server that has gone quiet on
+	every connection (the kernel keeps up to 12 readahead reads in
+	flight): ls, stat and reading a cached message are still answered,
+	and once the server answers, every read gets its bytes."""
+	import threading
+	import time
+
+	import conftest
+	from writehelpers import HoldAfterCommand, body, fresh, run, sha
+
+	user = new_user("dozen")
+	conftest.seed_account(server, user, {"INBOX": 3, "Other": 12})
+	w = witness(user)
+	cached_rec = fresh(w, "INBOX")[0]
+	held = fresh(w, "Other")
+	proxy = HoldAfterCommand(server["imap_port"], b"BODY.PEEK[",
+				 every=True)
+	try:
+		m = proxy.mount(mounter, user)
+		inbox = os.path.join(m.path, "INBOX")
+		other = os.path.join(m.path, "Other")
+		assert sorted(os.listdir(other)) == sorted(
+			r["name"] for r in held)
+		cached = os.path.join(inbox, cached_rec["name"])
+		with open(cached, "rb") as f:
+			f.read()
+		os.listdir(inbox)
+
+		proxy.armed.set()
+		got = {}
+
+		def read_held(rec):
+			with open(os.path.join(other, rec["name"]), "rb") as f:
+				got[rec["uid"]] = f.read()
+
+		readers = [threading.Thread(target=read_held, args=(r,),
+					    daemon=True) for r in held]
+		for t in readers:
+			t.start()
+		assert proxy.cut.wait(10), "no read sent a FETCH"
+		time.sleep(1.0)         # the rest get as far as the server
+		p = run(["sh", "-c", 'ls "$1" >/dev/null && stat "$2" '
+			 '>/dev/null && cat "$2"', "sh", inbox, cached],
+			timeout=20)
+		assert p.returncode == 0, p.stderr
+		assert sha(p.stdout) == sha(body(w, "INBOX", cached_rec["uid"]))
+		assert any(t.is_alive() for t in readers), \
+			"no read waited on the server"
+		proxy.released.set()
+		for t in readers:
+			t.join(30)
+		for r in held:
+			assert sha(got[r["uid"]]) == sha(body(w, "Other",
+							      r["uid"])), r
+	finally:
+		proxy.stop()

@@ -177,6 +177,9 @@ class CutAfterCommand:
 	def _armed(self):
 		return True
 
+	def _holds(self, conn):
+		return conn["held"]
+
 	def _answer_goes_on(self):
 		return False    # the answer is lost
 
@@ -198,7 +201,7 @@ class CutAfterCommand:
 				data = a.recv(65536)
 				if not data:
 					break
-				if not up and conn["held"] and \
+				if not up and self._holds(conn) and \
 				   not self._answer_goes_on():
 					return
 				with self.lock:
@@ -235,18 +238,22 @@ class CutAfterCommand:
 
 class HoldAfterCommand(CutAfterCommand):
 	"""Once armed, holds back the server's answers on the connection
-	that sends the next command holding WORD, until released: a server
-	that has gone quiet."""
+	that sends the next command holding WORD (with every=True, on every
+	connection), until released: a server that has gone quiet."""
 
-	def __init__(self, port, word):
+	def __init__(self, port, word, every=False):
 		import threading
 
 		self.armed = threading.Event()
 		self.released = threading.Event()
+		self.every = every
 		super().__init__(port, word)
 
 	def _armed(self):
 		return self.armed.is_set()
+
+	def _holds(self, conn):
+		return conn["held"] or (self.every and self.armed.is_set())
 
 	def _answer_goes_on(self):
 		self.released.wait()
