@@ -35,8 +35,8 @@ typedef struct {
 	GMutex lock;
 	GCond idle_cond;  /* idle threads (not the watcher) */
 	GCond watch_cond; /* the watcher, while the reader sleeps */
-	guint64 reader;	  /* changes when the reader's role changes hands */
-	gboolean reading; /* the first reader has started; never cleared */
+	guint64 reader;	  /* 0 until a thread reads; changes when the
+			   * reader's role changes hands */
 	gboolean busy;	  /* the reader is handling a request */
 	gboolean asleep;  /* the reader sleeps in poll() */
 	guint64 handled;  /* requests the readers took */
@@ -95,8 +95,6 @@ static int receive(Loop *l, struct fuse_buf *buf)
 		struct pollfd fds[2] = {{l->fd, POLLIN, 0},
 					{l->wake_fd, POLLIN, 0}};
 
-		if (fuse_session_exited(l->se))
-			return 0;
 		if (res != -EAGAIN && res != -EINTR)
 			return res;
 		if (res == -EAGAIN && g_get_monotonic_time() < spin_until) {
@@ -127,13 +125,13 @@ static gboolean watch_locked(Loop *l)
 	guint64 seen = l->handled;
 
 	l->watched = TRUE;
-	while (l->reading && !l->stopping) {
+	while (!l->stopping) {
 		if (l->asleep) {
 			g_cond_wait(&l->watch_cond, &l->lock);
 		} else if (!g_cond_wait_until(&l->watch_cond, &l->lock,
 					      g_get_monotonic_time() +
 						      TICK_US) &&
-			   l->reading && l->busy && l->handled == seen) {
+			   l->busy && l->handled == seen) {
 			l->watched = FALSE;
 			return TRUE; /* stuck on one request: take over */
 		}
@@ -152,7 +150,7 @@ static void *worker(void *data)
 	while (!l->stopping) {
 		guint64 me;
 
-		if (l->reading) {
+		if (l->reader > 0) { /* some thread holds the role */
 			if (l->watched) {
 				l->idle++;
 				g_cond_wait(&l->idle_cond, &l->lock);
@@ -163,7 +161,6 @@ static void *worker(void *data)
 				continue;
 		}
 		/* This thread reads now. */
-		l->reading = TRUE;
 		l->busy = FALSE;
 		l->asleep = FALSE;
 		me = ++l->reader;
