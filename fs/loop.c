@@ -1,12 +1,25 @@
 /* fs/loop.c — see loop.h.
  *
- * The reader handles what it reads itself, so a burst of quick requests
- * (OPEN, RELEASE, GETATTR of cached things) wakes no other thread. An
- * idle thread, the watcher, looks in every TICK_US while the reader is
- * awake: if the reader is still on the request it saw last time, it may
- * be waiting on the network, and the watcher takes over reading. While
- * the reader sleeps in poll() the watcher sleeps too, so an idle mount
- * wakes no one.
+ * A slot is a CPU with a thread holding it, pinned there. The holder
+ * reads the device and handles what it reads itself. While requests come
+ * it keeps polling, yielding its CPU between polls: when a process on
+ * that CPU blocks on a request, the holder is what runs next, reads the
+ * request and answers it there, and the process wakes on its own CPU
+ * without an interrupt from another one. To let the right holder take
+ * a request, a holder that has not been interrupted by anything else on
+ * its CPU (it is "lazy": nothing there is asking) leaves a pending
+ * request for LAZY_US to the others before taking it itself.
+ *
+ * A holder that has seen no request from its CPU for spin_us rests: on a
+ * condition variable while another holder still polls, or in poll() on
+ * the device if it is the last one; whoever leaves poll() wakes the
+ * resting ones. So an idle mount wakes no one, and a busy one polls on
+ * the CPUs its requests come from.
+ *
+ * An idle thread, the watcher, looks in every TICK_US while any holder
+ * is awake: a holder still on the request it saw last time may be
+ * waiting on the network, and the watcher takes its slot over, starting
+ * more threads up to max_threads.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +35,20 @@
 
 #include "fs/loop.h"
 
-#define TICK_US 2000
+#define TICK_US 2000 /* the watcher's period */
+#define GAP_US                                                                 \
+	5	     /* a pause in a holder's polling this long: something     \
+		      * else ran on its CPU */
+#define LAZY_US	  20 /* a lazy holder leaves a request this long to others */
+#define MAX_SLOTS 16
+
+typedef struct {
+	int cpu;	 /* -1: not pinned */
+	guint64 holder;	 /* the holding thread's number; 0: none */
+	gboolean busy;	 /* the holder is handling a request */
+	guint64 handled; /* requests its holders took */
+	guint64 seen;	 /* handled, as the watcher last saw it */
+} Slot;
 
 typedef struct {
 	struct fuse_session *se;
@@ -34,14 +60,17 @@ typedef struct {
 
 	GMutex lock;
 	GCond idle_cond;  /* idle threads (not the watcher) */
-	GCond watch_cond; /* the watcher, while the reader sleeps */
-	guint64 reader;	  /* 0 until a thread reads; changes when the
-			   * reader's role changes hands */
-	gboolean busy;	  /* the reader is handling a request */
-	gboolean asleep;  /* the reader sleeps in poll() */
-	guint64 handled;  /* requests the readers took */
+	GCond watch_cond; /* the watcher, while a holder sleeps in poll() */
+	GCond rest_cond;  /* resting holders */
+	Slot *slots;
+	unsigned n_slots;
+	guint64 threads_seen; /* numbers given to holders */
+	gint polling;	      /* holders awake and not busy (atomic reads) */
+	unsigned asleep;      /* holders in poll() */
+	guint64 wakes;	      /* times resting holders were woken */
+	gint64 woken_at;
 	gboolean watched; /* an idle thread is the watcher */
-	gboolean stopping;
+	gint stopping;	  /* atomic reads */
 	unsigned idle;
 	GArray *threads; /* pthread_t, to be joined */
 	int error;
@@ -70,7 +99,7 @@ static void start_worker_locked(Loop *l)
 	g_array_append_val(l->threads, thread);
 }
 
-/* Under l->lock: makes sure some idle thread will watch the reader. */
+/* Under l->lock: makes sure some idle thread will watch the holders. */
 static void find_watcher_locked(Loop *l)
 {
 	if (l->watched)
@@ -81,118 +110,236 @@ static void find_watcher_locked(Loop *l)
 		start_worker_locked(l);
 }
 
-/* The next request into @buf: > 0 its size, 0 the end, < 0 an errno. */
-static int receive(Loop *l, struct fuse_buf *buf)
+/* Under l->lock: wakes resting holders, at most once a tick. */
+static void wake_resting_locked(Loop *l, gint64 now)
 {
-	gint64 spin_until = g_get_monotonic_time() + l->spin_us;
+	if (now - l->woken_at < TICK_US)
+		return;
+	l->woken_at = now;
+	l->wakes++;
+	g_cond_broadcast(&l->rest_cond);
+}
 
-	for (;;) {
-		/* Nothing is read once the session ends: it would go
-		 * unanswered. */
-		int res = fuse_session_exited(l->se)
-				  ? 0
-				  : fuse_session_receive_buf(l->se, buf);
-		struct pollfd fds[2] = {{l->fd, POLLIN, 0},
-					{l->wake_fd, POLLIN, 0}};
-
-		if (res != -EAGAIN && res != -EINTR)
-			return res;
-		if (res == -EAGAIN && g_get_monotonic_time() < spin_until) {
-			sched_yield(); /* to whatever else wants this CPU */
+/* Under l->lock, as the watcher: a slot whose holder has been on one
+ * request for TICK_US to 2 * TICK_US, for this thread to take over; NULL
+ * when the loop stops. */
+static Slot *watch_locked(Loop *l)
+{
+	l->watched = TRUE;
+	while (!l->stopping) {
+		if (l->asleep > 0) {
+			g_cond_wait(&l->watch_cond, &l->lock);
 			continue;
 		}
-		g_mutex_lock(&l->lock);
-		l->asleep = TRUE;
+		if (g_cond_wait_until(&l->watch_cond, &l->lock,
+				      g_get_monotonic_time() + TICK_US))
+			continue;
+		for (unsigned i = 0; i < l->n_slots; i++) {
+			Slot *s = &l->slots[i];
+			gboolean stuck = s->busy && s->handled == s->seen;
+
+			s->seen = s->handled;
+			if (stuck) {
+				l->watched = FALSE;
+				return s;
+			}
+		}
+	}
+	l->watched = FALSE;
+	return NULL;
+}
+
+/* Under l->lock, once the holder @me of @s has seen no request from its
+ * CPU for spin_us: sleeps until there may be some. FALSE if it no longer
+ * holds @s. */
+static gboolean rest_locked(Loop *l, Slot *s, guint64 me)
+{
+	if (g_atomic_int_get(&l->polling) > 1) { /* others keep polling */
+		guint64 wakes = l->wakes;
+
+		g_atomic_int_dec_and_test(&l->polling);
+		while (l->wakes == wakes && !l->stopping && s->holder == me)
+			g_cond_wait(&l->rest_cond, &l->lock);
+		g_atomic_int_inc(&l->polling);
+	} else {
+		struct pollfd fds[2] = {{l->fd, POLLIN, 0},
+					{l->wake_fd, POLLIN, 0}};
+		int res;
+
+		l->asleep++;
 		g_mutex_unlock(&l->lock);
 		res = poll(fds, 2, -1) < 0 ? errno : 0;
 		g_mutex_lock(&l->lock);
-		l->asleep = FALSE;
-		if (l->watched)
-			g_cond_signal(&l->watch_cond);
-		g_mutex_unlock(&l->lock);
+		l->asleep--;
+		if (res != 0 && res != EINTR && !l->error)
+			l->error = -res;
 		if (res != 0 && res != EINTR)
-			return -res;
-		if (fds[1].revents)
-			return 0;
+			g_atomic_int_set(&l->stopping, TRUE);
+		/* The watcher and the resting holders are wanted again. */
+		g_cond_signal(&l->watch_cond);
+		wake_resting_locked(l, g_get_monotonic_time());
 	}
+	return s->holder == me && !l->stopping;
 }
 
-/* Under l->lock, as the watcher: TRUE once the reader has been on one
- * request for TICK_US to 2 * TICK_US and this thread should take over;
- * FALSE when the loop stops. */
-static gboolean watch_locked(Loop *l)
+/* Holds @s as thread @me: reads and handles requests until the loop stops
+ * or another thread takes the slot over. Called and returns with l->lock
+ * held. */
+static void hold_locked(Loop *l, Slot *s, guint64 me, struct fuse_buf *buf)
 {
-	guint64 seen = l->handled;
+	gint64 last = g_get_monotonic_time(), active = last, pending = 0;
+	gboolean eager = TRUE; /* a request may come from this CPU */
 
-	l->watched = TRUE;
-	while (!l->stopping) {
-		if (l->asleep) {
-			g_cond_wait(&l->watch_cond, &l->lock);
-		} else if (!g_cond_wait_until(&l->watch_cond, &l->lock,
-					      g_get_monotonic_time() +
-						      TICK_US) &&
-			   l->busy && l->handled == seen) {
-			l->watched = FALSE;
-			return TRUE; /* stuck on one request: take over */
+	g_atomic_int_inc(&l->polling);
+	g_mutex_unlock(&l->lock);
+	for (;;) {
+		gint64 now = g_get_monotonic_time();
+		gboolean alone = g_atomic_int_get(&l->polling) <= 1;
+		int res;
+
+		if (g_atomic_int_get(&l->stopping)) {
+			g_mutex_lock(&l->lock);
+			break;
 		}
-		seen = l->handled;
+		if (now - last > GAP_US)
+			eager = TRUE; /* something else ran here */
+		last = now;
+		if (now - active > l->spin_us) {
+			g_mutex_lock(&l->lock);
+			if (!rest_locked(l, s, me))
+				break;
+			g_mutex_unlock(&l->lock);
+			last = active = g_get_monotonic_time();
+			eager = TRUE;
+			continue;
+		}
+		if (!eager && !alone) {
+			struct pollfd fd = {l->fd, POLLIN, 0};
+
+			if (poll(&fd, 1, 0) <= 0) {
+				pending = 0;
+				sched_yield();
+				continue;
+			}
+			if (pending == 0)
+				pending = now;
+			if (now - pending < LAZY_US) {
+				sched_yield();
+				continue;
+			}
+		}
+		pending = 0;
+		/* Nothing is read once the session ends: it would go
+		 * unanswered. */
+		res = fuse_session_exited(l->se)
+			      ? 0
+			      : fuse_session_receive_buf(l->se, buf);
+		if (res == -EAGAIN || res == -EINTR) {
+			eager = FALSE; /* none left */
+			sched_yield();
+			continue;
+		}
+		g_mutex_lock(&l->lock);
+		if (res <= 0) {
+			if (res < 0 && !l->error)
+				l->error = res;
+			g_atomic_int_set(&l->stopping, TRUE);
+			break;
+		}
+		if (!eager)
+			wake_resting_locked(l, now);
+		s->busy = TRUE;
+		s->handled++;
+		g_atomic_int_dec_and_test(&l->polling);
+		g_mutex_unlock(&l->lock);
+
+		fuse_session_process_buf(l->se, buf);
+
+		g_mutex_lock(&l->lock);
+		if (s->holder != me || l->stopping)
+			return;
+		s->busy = FALSE;
+		g_atomic_int_inc(&l->polling);
+		g_mutex_unlock(&l->lock);
+		last = g_get_monotonic_time();
+		if (eager || alone)
+			active = last;
 	}
-	l->watched = FALSE;
-	return FALSE;
+	g_atomic_int_dec_and_test(&l->polling);
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	/* Unpinned, it still works: requests then often wake a process
+	 * on another CPU. */
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
 static void *worker(void *data)
 {
 	Loop *l = data;
 	struct fuse_buf buf = {0};
+	int cpu = -1;
 
 	g_mutex_lock(&l->lock);
 	while (!l->stopping) {
-		guint64 me;
+		Slot *s = NULL;
 
-		if (l->reader > 0) { /* some thread holds the role */
-			if (l->watched) {
-				l->idle++;
-				g_cond_wait(&l->idle_cond, &l->lock);
-				l->idle--;
-				continue;
-			}
-			if (!watch_locked(l))
-				continue;
+		for (unsigned i = 0; i < l->n_slots && !s; i++)
+			if (l->slots[i].holder == 0)
+				s = &l->slots[i];
+		if (!s && l->watched) {
+			l->idle++;
+			g_cond_wait(&l->idle_cond, &l->lock);
+			l->idle--;
+			continue;
 		}
-		/* This thread reads now. */
-		l->busy = FALSE;
-		l->asleep = FALSE;
-		me = ++l->reader;
+		if (!s && !(s = watch_locked(l)))
+			continue;
+		/* This thread holds @s now. */
+		s->holder = ++l->threads_seen;
+		s->busy = FALSE;
+		s->seen = s->handled;
 		find_watcher_locked(l);
-		while (l->reader == me && !l->stopping) {
-			int res;
-
-			g_mutex_unlock(&l->lock);
-			res = receive(l, &buf);
-			g_mutex_lock(&l->lock);
-			if (res <= 0) {
-				if (res < 0 && !l->error)
-					l->error = res;
-				fuse_session_exit(l->se);
-				sem_post(&l->ended);
-				l->stopping = TRUE;
-				break;
-			}
-			l->busy = TRUE;
-			l->handled++;
-			g_mutex_unlock(&l->lock);
-			fuse_session_process_buf(l->se, &buf);
-			g_mutex_lock(&l->lock);
-			if (l->reader == me)
-				l->busy = FALSE;
+		if (s->cpu != cpu) {
+			cpu = s->cpu;
+			pin(cpu);
 		}
+		hold_locked(l, s, s->holder, &buf);
 	}
+	fuse_session_exit(l->se);
+	sem_post(&l->ended);
 	g_cond_broadcast(&l->idle_cond);
 	g_cond_broadcast(&l->watch_cond);
+	g_cond_broadcast(&l->rest_cond);
 	g_mutex_unlock(&l->lock);
 	free(buf.mem);
 	return NULL;
+}
+
+/* One slot per CPU this process may run on, up to @max (at least one,
+ * not pinned when it is the only one). */
+static unsigned make_slots(Loop *l, unsigned max)
+{
+	cpu_set_t set;
+	unsigned n = 0;
+
+	l->slots = g_new0(Slot, MAX(max, 1));
+	if (max > 1 && sched_getaffinity(0, sizeof(set), &set) == 0)
+		for (int cpu = 0; cpu < CPU_SETSIZE && n < max; cpu++)
+			if (CPU_ISSET(cpu, &set))
+				l->slots[n++].cpu = cpu;
+	if (n <= 1) {
+		n = 1;
+		l->slots[0].cpu = -1;
+	}
+	return n;
 }
 
 int fs_loop_run(struct fuse_session *se, unsigned max_threads, unsigned spin_us,
@@ -212,12 +359,17 @@ int fs_loop_run(struct fuse_session *se, unsigned max_threads, unsigned spin_us,
 		close(l.wake_fd);
 		return -errno;
 	}
+	/* A thread beside the holders watches them. */
+	l.n_slots = make_slots(&l, MIN(l.max_threads - 1, MAX_SLOTS));
 	sem_init(&l.ended, 0, 0);
 	g_mutex_init(&l.lock);
 	g_cond_init(&l.idle_cond);
 	g_cond_init(&l.watch_cond);
+	g_cond_init(&l.rest_cond);
 	l.threads = g_array_new(FALSE, FALSE, sizeof(pthread_t));
 
+	/* Each thread takes a free slot and starts the next (find_watcher),
+	 * until one finds none and watches. */
 	g_mutex_lock(&l.lock);
 	start_worker_locked(&l);
 	started = l.threads->len > 0;
@@ -230,9 +382,10 @@ int fs_loop_run(struct fuse_session *se, unsigned max_threads, unsigned spin_us,
 		on_end(data);
 
 	g_mutex_lock(&l.lock);
-	l.stopping = TRUE;
+	g_atomic_int_set(&l.stopping, TRUE);
 	g_cond_broadcast(&l.idle_cond);
 	g_cond_broadcast(&l.watch_cond);
+	g_cond_broadcast(&l.rest_cond);
 	if (eventfd_write(l.wake_fd, 1) < 0)
 		g_warning("cannot wake the FUSE reader: %s", g_strerror(errno));
 	while (l.threads->len > 0) {
@@ -246,6 +399,8 @@ int fs_loop_run(struct fuse_session *se, unsigned max_threads, unsigned spin_us,
 	g_mutex_unlock(&l.lock);
 
 	g_array_free(l.threads, TRUE);
+	g_free(l.slots);
+	g_cond_clear(&l.rest_cond);
 	g_cond_clear(&l.watch_cond);
 	g_cond_clear(&l.idle_cond);
 	g_mutex_clear(&l.lock);
