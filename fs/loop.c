@@ -35,11 +35,13 @@
 
 #include "fs/loop.h"
 
-#define TICK_US 2000 /* the watcher's period */
-#define GAP_US                                                                 \
-	5	     /* a pause in a holder's polling this long: something     \
-		      * else ran on its CPU */
-#define LAZY_US	  20 /* a lazy holder leaves a request this long to others */
+/* The watcher's period. */
+#define TICK_US 2000
+/* A pause this long in a holder's polling: something else ran on its CPU. */
+#define GAP_US 5
+/* A lazy holder leaves a request this long to the others; a holder busy
+ * for less than this is about to be back. */
+#define LAZY_US	  20
 #define MAX_SLOTS 16
 
 typedef struct {
@@ -48,6 +50,9 @@ typedef struct {
 	gboolean busy;	 /* the holder is handling a request */
 	guint64 handled; /* requests its holders took */
 	guint64 seen;	 /* handled, as the watcher last saw it */
+	/* Read by other holders without the lock: */
+	gint polls;	/* the holder polls (not busy, not resting) */
+	gint64 busy_at; /* when it took its request, while busy */
 } Slot;
 
 typedef struct {
@@ -65,7 +70,6 @@ typedef struct {
 	Slot *slots;
 	unsigned n_slots;
 	guint64 threads_seen; /* numbers given to holders */
-	gint polling;	      /* holders awake and not busy (atomic reads) */
 	unsigned asleep;      /* holders in poll() */
 	guint64 wakes;	      /* times resting holders were woken */
 	gint64 woken_at;
@@ -149,19 +153,43 @@ static Slot *watch_locked(Loop *l)
 	return NULL;
 }
 
+/* Whether a holder other than @s's polls, or took its request less than
+ * LAZY_US ago: one that may be about to take a request from its CPU. */
+static gboolean others_near(Loop *l, Slot *s, gint64 now)
+{
+	for (unsigned i = 0; i < l->n_slots; i++) {
+		Slot *o = &l->slots[i];
+		gint64 at = __atomic_load_n(&o->busy_at, __ATOMIC_RELAXED);
+
+		if (o != s && (g_atomic_int_get(&o->polls) ||
+			       (at != 0 && now - at < LAZY_US)))
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* Under l->lock: whether a holder other than @s's polls. */
+static gboolean others_poll_locked(Loop *l, Slot *s)
+{
+	for (unsigned i = 0; i < l->n_slots; i++)
+		if (&l->slots[i] != s && l->slots[i].polls)
+			return TRUE;
+	return FALSE;
+}
+
 /* Under l->lock, once the holder @me of @s has seen no request from its
  * CPU for spin_us: sleeps until there may be some. FALSE if it no longer
  * holds @s. */
 static gboolean rest_locked(Loop *l, Slot *s, guint64 me)
 {
-	if (g_atomic_int_get(&l->polling) > 1) { /* others keep polling */
+	if (others_poll_locked(l, s)) {
 		guint64 wakes = l->wakes;
 
-		g_atomic_int_dec_and_test(&l->polling);
+		g_atomic_int_set(&s->polls, FALSE);
 		while (l->wakes == wakes && !l->stopping && s->holder == me)
 			g_cond_wait(&l->rest_cond, &l->lock);
-		g_atomic_int_inc(&l->polling);
-	} else {
+		g_atomic_int_set(&s->polls, s->holder == me);
+	} else { /* the last one polling: sleeps in poll(), still polling */
 		struct pollfd fds[2] = {{l->fd, POLLIN, 0},
 					{l->wake_fd, POLLIN, 0}};
 		int res;
@@ -190,11 +218,11 @@ static void hold_locked(Loop *l, Slot *s, guint64 me, struct fuse_buf *buf)
 	gint64 last = g_get_monotonic_time(), active = last, pending = 0;
 	gboolean eager = TRUE; /* a request may come from this CPU */
 
-	g_atomic_int_inc(&l->polling);
+	g_atomic_int_set(&s->polls, TRUE);
 	g_mutex_unlock(&l->lock);
 	for (;;) {
 		gint64 now = g_get_monotonic_time();
-		gboolean alone = g_atomic_int_get(&l->polling) <= 1;
+		gboolean alone = !others_near(l, s, now);
 		int res;
 
 		if (g_atomic_int_get(&l->stopping)) {
@@ -250,7 +278,8 @@ static void hold_locked(Loop *l, Slot *s, guint64 me, struct fuse_buf *buf)
 			wake_resting_locked(l, now);
 		s->busy = TRUE;
 		s->handled++;
-		g_atomic_int_dec_and_test(&l->polling);
+		g_atomic_int_set(&s->polls, FALSE);
+		__atomic_store_n(&s->busy_at, now, __ATOMIC_RELAXED);
 		g_mutex_unlock(&l->lock);
 
 		fuse_session_process_buf(l->se, buf);
@@ -259,13 +288,14 @@ static void hold_locked(Loop *l, Slot *s, guint64 me, struct fuse_buf *buf)
 		if (s->holder != me || l->stopping)
 			return;
 		s->busy = FALSE;
-		g_atomic_int_inc(&l->polling);
+		__atomic_store_n(&s->busy_at, 0, __ATOMIC_RELAXED);
+		g_atomic_int_set(&s->polls, TRUE);
 		g_mutex_unlock(&l->lock);
 		last = g_get_monotonic_time();
 		if (eager || alone)
 			active = last;
 	}
-	g_atomic_int_dec_and_test(&l->polling);
+	g_atomic_int_set(&s->polls, FALSE);
 }
 
 static void pin(int cpu)
@@ -305,6 +335,7 @@ static void *worker(void *data)
 		/* This thread holds @s now. */
 		s->holder = ++l->threads_seen;
 		s->busy = FALSE;
+		s->busy_at = 0;
 		s->seen = s->handled;
 		find_watcher_locked(l);
 		if (s->cpu != cpu) {

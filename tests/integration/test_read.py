@@ -175,13 +175,14 @@ def test_a_read_that_finds_its_message_gone_drops_its_name(server, new_user,
 	assert len(os.listdir(inbox)) == 2
 
 
-@pytest.mark.parametrize("loop", ["spin", "spin=0"])
+@pytest.mark.parametrize("loop", ["spin", "spin=0", "max_threads=2"])
 def test_a_read_waiting_on_the_server_holds_up_nothing(server, new_user,
 						      mounter, witness, loop):
 	"""While one read waits on a server that has gone quiet, requests
 	that need no server (ls, stat, reading a cached message) are still
-	answered, whichever FUSE loop runs (-o spin=0 is libfuse's); once
-	the server answers, the read gets its bytes."""
+	answered, whichever FUSE loop runs (-o spin=0 is libfuse's; with
+	-o max_threads=2 imapfs's has one reader and its watcher); once the
+	server answers, the read gets its bytes."""
 	import threading
 
 	import conftest
@@ -229,6 +230,29 @@ def test_a_read_waiting_on_the_server_holds_up_nothing(server, new_user,
 						    held["uid"]))
 	finally:
 		proxy.stop()
+
+
+def test_every_cpu_is_answered_after_a_pause(mounter, seeded, w):
+	"""Programs on each CPU in turn, each after a pause long enough for
+	imapfs's readers to go to sleep (-o spin is 200 µs): every one gets
+	the right bytes, whether the reader on its CPU sleeps, sleeps in
+	poll() or was woken by another's request."""
+	import time
+
+	m = mounter.mount(seeded["user"])
+	files = sorted(w.expected_files().items())[:4]
+	for pause in (0.001, 0.02, 0.2):
+		for cpu in sorted(os.sched_getaffinity(0)):
+			for rel, (mbox, rec) in files:
+				time.sleep(pause)
+				p = subprocess.run(
+					["cat", os.path.join(m.path, rel)],
+					stdout=subprocess.PIPE, timeout=20,
+					preexec_fn=lambda c=cpu:
+					os.sched_setaffinity(0, {c}))
+				assert p.returncode == 0
+				assert sha256(p.stdout) == sha256(
+					w.body(mbox, rec["uid"])), (cpu, rel)
 
 
 def test_sigterm_while_a_read_waits_on_the_server(server, new_user, mounter,
