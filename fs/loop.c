@@ -12,14 +12,17 @@
  *
  * A holder that has seen no request from its CPU for spin_us rests: on a
  * condition variable while another holder still polls, or in poll() on
- * the device if it is the last one; whoever leaves poll() wakes the
- * resting ones. So an idle mount wakes no one, and a busy one polls on
- * the CPUs its requests come from.
+ * the device if it is the last one. Resting holders are woken, at most
+ * once a tick, when the one in poll() wakes or a lazy holder takes a
+ * request (its asker's CPU may have a resting holder), and then poll for
+ * WOKEN_US unless a request comes from their CPU. So an idle mount wakes
+ * no one, and a busy one polls on the CPUs its requests come from.
  *
- * An idle thread, the watcher, looks in every TICK_US while any holder
- * is awake: a holder still on the request it saw last time may be
- * waiting on the network, and the watcher takes its slot over, starting
- * more threads up to max_threads.
+ * An idle thread, the watcher, looks in every TICK_US while no holder
+ * sleeps in poll(): a holder still on the request it saw last time may
+ * be waiting on the network, and the watcher takes its slot over,
+ * starting more threads up to max_threads. (While one sleeps in poll(),
+ * it reads whatever comes: nothing is held up.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +30,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
-#include <semaphore.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -41,7 +43,9 @@
 #define GAP_US 5
 /* A lazy holder leaves a request this long to the others; a holder busy
  * for less than this is about to be back. */
-#define LAZY_US	  20
+#define LAZY_US 20
+/* How long a holder woken from rest polls for a request of its own. */
+#define WOKEN_US  50
 #define MAX_SLOTS 16
 
 typedef struct {
@@ -51,17 +55,17 @@ typedef struct {
 	guint64 handled; /* requests its holders took */
 	guint64 seen;	 /* handled, as the watcher last saw it */
 	/* Read by other holders without the lock: */
-	gint polls;	/* the holder polls (not busy, not resting) */
+	gint polls;	/* the holder polls, or sleeps in poll() */
 	gint64 busy_at; /* when it took its request, while busy */
 } Slot;
 
 typedef struct {
 	struct fuse_session *se;
-	int fd;	     /* the session's, non-blocking from here on */
-	int wake_fd; /* eventfd: written once, at the end */
+	int fd;	    /* the session's, non-blocking from here on */
+	int end_fd; /* eventfd: written once the loop stops */
 	gint64 spin_us;
 	unsigned max_threads;
-	sem_t ended; /* posted by a worker that sees the session end */
+	cpu_set_t cpus; /* where the process may run */
 
 	GMutex lock;
 	GCond idle_cond;  /* idle threads (not the watcher) */
@@ -73,8 +77,9 @@ typedef struct {
 	unsigned asleep;      /* holders in poll() */
 	guint64 wakes;	      /* times resting holders were woken */
 	gint64 woken_at;
-	gboolean watched; /* an idle thread is the watcher */
-	gint stopping;	  /* atomic reads */
+	gboolean watched;  /* an idle thread is the watcher */
+	unsigned starting; /* threads started, not yet running */
+	gint stopping;	   /* atomic reads */
 	unsigned idle;
 	GArray *threads; /* pthread_t, to be joined */
 	int error;
@@ -101,12 +106,13 @@ static void start_worker_locked(Loop *l)
 		return;
 	}
 	g_array_append_val(l->threads, thread);
+	l->starting++;
 }
 
 /* Under l->lock: makes sure some idle thread will watch the holders. */
 static void find_watcher_locked(Loop *l)
 {
-	if (l->watched)
+	if (l->watched || l->starting > 0)
 		return;
 	if (l->idle > 0)
 		g_cond_signal(&l->idle_cond);
@@ -129,15 +135,22 @@ static void wake_resting_locked(Loop *l, gint64 now)
  * when the loop stops. */
 static Slot *watch_locked(Loop *l)
 {
+	gint64 scan_at = 0; /* 0: what the slots handled is to be noted */
+
 	l->watched = TRUE;
 	while (!l->stopping) {
 		if (l->asleep > 0) {
 			g_cond_wait(&l->watch_cond, &l->lock);
+			scan_at = 0;
 			continue;
 		}
-		if (g_cond_wait_until(&l->watch_cond, &l->lock,
-				      g_get_monotonic_time() + TICK_US))
-			continue;
+		if (scan_at == 0) {
+			for (unsigned i = 0; i < l->n_slots; i++)
+				l->slots[i].seen = l->slots[i].handled;
+			scan_at = g_get_monotonic_time() + TICK_US;
+		}
+		if (g_cond_wait_until(&l->watch_cond, &l->lock, scan_at))
+			continue; /* woken early: the scan is still due */
 		for (unsigned i = 0; i < l->n_slots; i++) {
 			Slot *s = &l->slots[i];
 			gboolean stuck = s->busy && s->handled == s->seen;
@@ -148,6 +161,7 @@ static Slot *watch_locked(Loop *l)
 				return s;
 			}
 		}
+		scan_at = g_get_monotonic_time() + TICK_US;
 	}
 	l->watched = FALSE;
 	return NULL;
@@ -178,20 +192,22 @@ static gboolean others_poll_locked(Loop *l, Slot *s)
 }
 
 /* Under l->lock, once the holder @me of @s has seen no request from its
- * CPU for spin_us: sleeps until there may be some. FALSE if it no longer
- * holds @s. */
-static gboolean rest_locked(Loop *l, Slot *s, guint64 me)
+ * CPU for spin_us: sleeps until there may be some. Sets *@woken if it
+ * slept on rest_cond. FALSE once the loop stops. */
+static gboolean rest_locked(Loop *l, Slot *s, guint64 me, gboolean *woken)
 {
+	*woken = FALSE;
 	if (others_poll_locked(l, s)) {
 		guint64 wakes = l->wakes;
 
 		g_atomic_int_set(&s->polls, FALSE);
 		while (l->wakes == wakes && !l->stopping && s->holder == me)
 			g_cond_wait(&l->rest_cond, &l->lock);
-		g_atomic_int_set(&s->polls, s->holder == me);
+		g_atomic_int_set(&s->polls, TRUE);
+		*woken = TRUE;
 	} else { /* the last one polling: sleeps in poll(), still polling */
 		struct pollfd fds[2] = {{l->fd, POLLIN, 0},
-					{l->wake_fd, POLLIN, 0}};
+					{l->end_fd, POLLIN, 0}};
 		int res;
 
 		l->asleep++;
@@ -207,7 +223,7 @@ static gboolean rest_locked(Loop *l, Slot *s, guint64 me)
 		g_cond_signal(&l->watch_cond);
 		wake_resting_locked(l, g_get_monotonic_time());
 	}
-	return s->holder == me && !l->stopping;
+	return !l->stopping;
 }
 
 /* Holds @s as thread @me: reads and handles requests until the loop stops
@@ -217,6 +233,7 @@ static void hold_locked(Loop *l, Slot *s, guint64 me, struct fuse_buf *buf)
 {
 	gint64 last = g_get_monotonic_time(), active = last, pending = 0;
 	gboolean eager = TRUE; /* a request may come from this CPU */
+	gboolean woken;
 
 	g_atomic_int_set(&s->polls, TRUE);
 	g_mutex_unlock(&l->lock);
@@ -234,10 +251,13 @@ static void hold_locked(Loop *l, Slot *s, guint64 me, struct fuse_buf *buf)
 		last = now;
 		if (now - active > l->spin_us) {
 			g_mutex_lock(&l->lock);
-			if (!rest_locked(l, s, me))
+			if (!rest_locked(l, s, me, &woken))
 				break;
 			g_mutex_unlock(&l->lock);
 			last = active = g_get_monotonic_time();
+			if (woken) /* for a request that may not be ours */
+				active -=
+					l->spin_us - MIN(l->spin_us, WOKEN_US);
 			eager = TRUE;
 			continue;
 		}
@@ -290,6 +310,7 @@ static void hold_locked(Loop *l, Slot *s, guint64 me, struct fuse_buf *buf)
 		s->busy = FALSE;
 		__atomic_store_n(&s->busy_at, 0, __ATOMIC_RELAXED);
 		g_atomic_int_set(&s->polls, TRUE);
+		find_watcher_locked(l); /* if starting one failed before */
 		g_mutex_unlock(&l->lock);
 		last = g_get_monotonic_time();
 		if (eager || alone)
@@ -298,26 +319,30 @@ static void hold_locked(Loop *l, Slot *s, guint64 me, struct fuse_buf *buf)
 	g_atomic_int_set(&s->polls, FALSE);
 }
 
-static void pin(int cpu)
+/* Pins this thread on @cpu, or lets it run on any of the process's CPUs
+ * for -1 or if that fails (it still works: requests then often wake a
+ * process on another CPU). */
+static void pin(Loop *l, int cpu)
 {
 	cpu_set_t set;
 
-	if (cpu < 0)
-		return;
 	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	/* Unpinned, it still works: requests then often wake a process
-	 * on another CPU. */
-	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	if (cpu >= 0)
+		CPU_SET(cpu, &set);
+	if (cpu < 0 ||
+	    pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0)
+		pthread_setaffinity_np(pthread_self(), sizeof(l->cpus),
+				       &l->cpus);
 }
 
 static void *worker(void *data)
 {
 	Loop *l = data;
 	struct fuse_buf buf = {0};
-	int cpu = -1;
+	int cpu = -2; /* not pinned yet */
 
 	g_mutex_lock(&l->lock);
+	l->starting--;
 	while (!l->stopping) {
 		Slot *s = NULL;
 
@@ -335,17 +360,18 @@ static void *worker(void *data)
 		/* This thread holds @s now. */
 		s->holder = ++l->threads_seen;
 		s->busy = FALSE;
-		s->busy_at = 0;
+		__atomic_store_n(&s->busy_at, 0, __ATOMIC_RELAXED);
 		s->seen = s->handled;
 		find_watcher_locked(l);
 		if (s->cpu != cpu) {
 			cpu = s->cpu;
-			pin(cpu);
+			pin(l, cpu);
 		}
 		hold_locked(l, s, s->holder, &buf);
 	}
 	fuse_session_exit(l->se);
-	sem_post(&l->ended);
+	if (eventfd_write(l->end_fd, 1) < 0)
+		g_warning("cannot end the FUSE loop: %s", g_strerror(errno));
 	g_cond_broadcast(&l->idle_cond);
 	g_cond_broadcast(&l->watch_cond);
 	g_cond_broadcast(&l->rest_cond);
@@ -358,14 +384,14 @@ static void *worker(void *data)
  * not pinned when it is the only one). */
 static unsigned make_slots(Loop *l, unsigned max)
 {
-	cpu_set_t set;
 	unsigned n = 0;
 
 	l->slots = g_new0(Slot, MAX(max, 1));
-	if (max > 1 && sched_getaffinity(0, sizeof(set), &set) == 0)
-		for (int cpu = 0; cpu < CPU_SETSIZE && n < max; cpu++)
-			if (CPU_ISSET(cpu, &set))
-				l->slots[n++].cpu = cpu;
+	if (sched_getaffinity(0, sizeof(l->cpus), &l->cpus) != 0)
+		CPU_ZERO(&l->cpus);
+	for (int cpu = 0; cpu < CPU_SETSIZE && n < max && max > 1; cpu++)
+		if (CPU_ISSET(cpu, &l->cpus))
+			l->slots[n++].cpu = cpu;
 	if (n <= 1) {
 		n = 1;
 		l->slots[0].cpu = -1;
@@ -381,18 +407,18 @@ int fs_loop_run(struct fuse_session *se, unsigned max_threads, unsigned spin_us,
 		  .spin_us = spin_us,
 		  .max_threads = MAX(max_threads, 2)};
 	int flags = fcntl(l.fd, F_GETFL);
+	sigset_t ending, old;
 	gboolean started;
 
-	l.wake_fd = eventfd(0, EFD_CLOEXEC);
-	if (l.wake_fd < 0)
+	l.end_fd = eventfd(0, EFD_CLOEXEC);
+	if (l.end_fd < 0)
 		return -errno;
 	if (flags < 0 || fcntl(l.fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-		close(l.wake_fd);
+		close(l.end_fd);
 		return -errno;
 	}
 	/* A thread beside the holders watches them. */
 	l.n_slots = make_slots(&l, MIN(l.max_threads - 1, MAX_SLOTS));
-	sem_init(&l.ended, 0, 0);
 	g_mutex_init(&l.lock);
 	g_cond_init(&l.idle_cond);
 	g_cond_init(&l.watch_cond);
@@ -406,9 +432,19 @@ int fs_loop_run(struct fuse_session *se, unsigned max_threads, unsigned spin_us,
 	started = l.threads->len > 0;
 	g_mutex_unlock(&l.lock);
 
-	/* A signal (its handler ends the session) interrupts the wait. */
-	while (started && !fuse_session_exited(se))
-		sem_wait(&l.ended);
+	/* A signal (its handler ends the session) interrupts the wait; it
+	 * is let in only there, so none comes between the check and it. */
+	sigemptyset(&ending);
+	sigaddset(&ending, SIGHUP);
+	sigaddset(&ending, SIGINT);
+	sigaddset(&ending, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &ending, &old);
+	while (started && !fuse_session_exited(se)) {
+		struct pollfd end = {l.end_fd, POLLIN, 0};
+
+		ppoll(&end, 1, NULL, &old);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (on_end)
 		on_end(data);
 
@@ -417,8 +453,8 @@ int fs_loop_run(struct fuse_session *se, unsigned max_threads, unsigned spin_us,
 	g_cond_broadcast(&l.idle_cond);
 	g_cond_broadcast(&l.watch_cond);
 	g_cond_broadcast(&l.rest_cond);
-	if (eventfd_write(l.wake_fd, 1) < 0)
-		g_warning("cannot wake the FUSE reader: %s", g_strerror(errno));
+	if (eventfd_write(l.end_fd, 1) < 0)
+		g_warning("cannot end the FUSE loop: %s", g_strerror(errno));
 	while (l.threads->len > 0) {
 		pthread_t thread = g_array_index(l.threads, pthread_t, 0);
 
@@ -435,8 +471,7 @@ int fs_loop_run(struct fuse_session *se, unsigned max_threads, unsigned spin_us,
 	g_cond_clear(&l.watch_cond);
 	g_cond_clear(&l.idle_cond);
 	g_mutex_clear(&l.lock);
-	sem_destroy(&l.ended);
-	close(l.wake_fd);
+	close(l.end_fd);
 	fcntl(l.fd, F_SETFL, flags);
 	return l.error ? l.error : started ? 0 : -EAGAIN;
 }

@@ -23,7 +23,7 @@
 
 /* Runs until the session ends (unmount, or a signal handled by
  * fuse_set_signal_handlers()): 0, or a negative errno if reading the
- * device failed. @on_end (nullable) runs then, on this thread, before the
+ * device or setting up failed (-EAGAIN: no thread started). @on_end (nullable) runs then, on this thread, before the
  * threads handling requests are joined: to make those that wait give up. */
 int fs_loop_run(struct fuse_session *se, unsigned max_threads, unsigned spin_us,
 		void (*on_end)(void *data), void *data);
