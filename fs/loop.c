@@ -191,17 +191,17 @@ static gboolean others_poll_locked(Loop *l, Slot *s)
 	return FALSE;
 }
 
-/* Under l->lock, once the holder @me of @s has seen no request from its
- * CPU for spin_us: sleeps until there may be some. Sets *@woken if it
- * slept on rest_cond. FALSE once the loop stops. */
-static gboolean rest_locked(Loop *l, Slot *s, guint64 me, gboolean *woken)
+/* Under l->lock, once the holder of @s has seen no request from its CPU
+ * for spin_us: sleeps until there may be some. Sets *@woken if it slept
+ * on rest_cond. FALSE once the loop stops. */
+static gboolean rest_locked(Loop *l, Slot *s, gboolean *woken)
 {
 	*woken = FALSE;
 	if (others_poll_locked(l, s)) {
 		guint64 wakes = l->wakes;
 
 		g_atomic_int_set(&s->polls, FALSE);
-		while (l->wakes == wakes && !l->stopping && s->holder == me)
+		while (l->wakes == wakes && !l->stopping)
 			g_cond_wait(&l->rest_cond, &l->lock);
 		g_atomic_int_set(&s->polls, TRUE);
 		*woken = TRUE;
@@ -251,7 +251,7 @@ static void hold_locked(Loop *l, Slot *s, guint64 me, struct fuse_buf *buf)
 		last = now;
 		if (now - active > l->spin_us) {
 			g_mutex_lock(&l->lock);
-			if (!rest_locked(l, s, me, &woken))
+			if (!rest_locked(l, s, &woken))
 				break;
 			g_mutex_unlock(&l->lock);
 			last = active = g_get_monotonic_time();
