@@ -384,6 +384,9 @@ void imap_idle_free(ImapIdle *idle)
 		return;
 	g_mutex_lock(&idle->lock);
 	idle->stopping = TRUE;
+	/* An attempt to connect has nothing to end cleanly: given up now. */
+	if (idle->fd < 0)
+		imap_connect_abort_fire(idle->abort);
 	g_mutex_unlock(&idle->lock);
 	if (write(idle->wake[1], "x", 1) < 0)
 		g_debug("waking the IDLE thread: %s", g_strerror(errno));
@@ -395,7 +398,7 @@ void imap_idle_free(ImapIdle *idle)
 		;
 	if (!idle->ended && idle->fd >= 0)
 		shutdown(idle->fd, SHUT_RDWR);
-	else if (!idle->ended) /* connecting */
+	else if (!idle->ended) /* connecting again since */
 		imap_connect_abort_fire(idle->abort);
 	g_mutex_unlock(&idle->lock);
 	g_thread_join(idle->thread);
