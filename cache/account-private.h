@@ -32,7 +32,6 @@ struct CacheAccount {
 	/* Prefetch (cache/prefetch.c), under lock: */
 	GHashTable *scans;	/* mailbox id -> Scan * */
 	guint64 prefetch_bytes; /* bytes asked for and not yet arrived */
-	guint64 cache_size;	/* the store's budget (0: none) */
 	gboolean no_condstore;	/* the server refused a CONDSTORE refresh */
 
 	/* Look-ahead (cache/lookahead.c), under lock: */

@@ -95,8 +95,13 @@ static void save_index(CacheAccount *acct, gboolean now)
 	acct->saved_generation = generation;
 	acct->saved_at = g_get_monotonic_time();
 	g_mutex_unlock(&acct->lock);
-	if (!cache_index_write_file(acct->index_path, data, &error))
+	if (!cache_index_write_file(acct->index_path, data, &error)) {
 		g_warning("cannot save the index: %s", error->message);
+		/* Not saved: the next save (at unmount, say) tries again. */
+		g_mutex_lock(&acct->lock);
+		acct->saved_generation = 0;
+		g_mutex_unlock(&acct->lock);
+	}
 	g_mutex_unlock(&acct->save_lock);
 }
 
@@ -174,7 +179,6 @@ CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 	acct->store = store;
 	acct->cache_dir = g_strdup(opts->cache_dir);
 	acct->timeout_s = opts->timeout_s ? opts->timeout_s : 60;
-	acct->cache_size = opts->cache_size;
 	acct->list_ttl = (gint64)opts->list_ttl_s * G_TIME_SPAN_SECOND;
 	g_mutex_init(&acct->lock);
 	g_mutex_init(&acct->save_lock);

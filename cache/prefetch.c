@@ -20,7 +20,8 @@
  * half of it is ahead, in number and in bytes: at 60 ms and more than
  * 100 MB/s, half of a 256-message window was less than a round trip's
  * worth of data. The byte limits shrink to a quarter and a half of a small
- * cache budget, so what is fetched ahead is not evicted before it is read.
+ * cache budget (or of the memory that holds messages while the cache's disk
+ * is full), so what is fetched ahead is not evicted before it is read.
  * Once a scan has brought in its mailbox's last message, cache/lookahead.c
  * starts on the mailbox a walk visits next, through cache_prefetch_begin().
  */
@@ -399,11 +400,13 @@ static void submit(CacheAccount *acct, guint32 mailbox_id, const char *mailbox,
 /* The byte limits of a scan's window and of all prefetch. */
 static void limits(CacheAccount *acct, guint64 *ahead_max, guint64 *budget)
 {
+	guint64 room = cache_store_budget(acct->store);
+
 	*ahead_max = PREFETCH_AHEAD_BYTES;
 	*budget = PREFETCH_BUDGET;
-	if (acct->cache_size) {
-		*ahead_max = MIN(*ahead_max, acct->cache_size / 4);
-		*budget = MIN(*budget, acct->cache_size / 2);
+	if (room) {
+		*ahead_max = MIN(*ahead_max, room / 4);
+		*budget = MIN(*budget, room / 2);
 	}
 }
 

@@ -13,6 +13,16 @@
  * into place, one directory change per message. Those that arrived spooled
  * (an O_TMPFILE from the parser) are linked without copying when the spool
  * shares the filesystem; otherwise copied with copy_file_range().
+ *
+ * A full disk (ENOSPC, EDQUOT) first makes room: least recently used,
+ * unpinned messages go until the bytes being written fit, and the write is
+ * tried again. When that does not help (the disk is full of other files),
+ * the message is held in memory instead, in a memfd that reads are served
+ * from as from a file, within CACHE_STORE_MEMORY bytes (least recently used
+ * first, pinned ones never); the disk is tried again at every write.
+ * cache_store_budget() tells prefetch how far ahead it may fetch: the
+ * budget, or what the disk holds if that is less (its free space, asked
+ * each time), or the memory's budget while the disk is full.
  */
 #include "cache/store.h"
 
@@ -22,7 +32,9 @@
 #include <glib/gstdio.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 typedef struct {
@@ -32,11 +44,12 @@ typedef struct {
 	guint8 *present; /* one byte per chunk */
 } Partial;
 
-/* What the budget knows of one message file. */
+/* What the budget knows of one message. */
 typedef struct {
-	guint64 bytes; /* on disk (complete) or written (partial) */
+	guint64 bytes; /* complete, or written (partial) */
 	guint64 used;  /* tick of the last use */
 	guint pins;
+	int mem_fd; /* the bytes are in this memfd, not on disk; or -1 */
 } Entry;
 
 struct CacheStore {
@@ -45,7 +58,11 @@ struct CacheStore {
 	GMutex lock;	      /* guards all below; a leaf lock */
 	GHashTable *partials; /* path of the .part file -> Partial * */
 	GHashTable *entries;  /* path without ".part" -> Entry * */
-	guint64 usage;
+	guint64 usage;	      /* bytes on disk */
+	guint64 mem_usage;    /* bytes in memory */
+	gboolean disk_full;   /* the last write to disk found no room */
+	gint64 full_said_at;  /* when that was last logged; 0: never */
+	gboolean room_said;   /* making room was logged */
 	guint64 tick;
 	GHashTable *dirs; /* directories known to exist */
 };
@@ -54,6 +71,21 @@ static void partial_free(Partial *p)
 {
 	g_free(p->present);
 	g_free(p);
+}
+
+static Entry *entry_new(void)
+{
+	Entry *e = g_new0(Entry, 1);
+
+	e->mem_fd = -1;
+	return e;
+}
+
+static void entry_free(Entry *e)
+{
+	if (e->mem_fd >= 0)
+		close(e->mem_fd);
+	g_free(e);
 }
 
 /* Counts what an earlier run left, and removes its partial and temporary
@@ -73,7 +105,7 @@ static void scan_dir(CacheStore *store, const char *path, guint depth)
 			scan_dir(store, child, depth + 1);
 		} else if (S_ISREG(st.st_mode) && depth == 2 &&
 			   strspn(name, "0123456789") == strlen(name)) {
-			Entry *e = g_new0(Entry, 1);
+			Entry *e = entry_new();
 
 			e->bytes = st.st_size;
 			e->used = st.st_atime; /* older runs' order, roughly */
@@ -89,7 +121,10 @@ CacheStore *cache_store_new(const char *dir, guint64 budget, GError **error)
 {
 	CacheStore *store;
 
-	if (g_mkdir_with_parents(dir, 0700) < 0) {
+	/* A full disk is no reason to fail: messages are held in memory
+	 * until it has room, and the directory is made then. */
+	if (g_mkdir_with_parents(dir, 0700) < 0 && errno != ENOSPC &&
+	    errno != EDQUOT) {
 		int err = errno;
 
 		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
@@ -103,8 +138,8 @@ CacheStore *cache_store_new(const char *dir, guint64 budget, GError **error)
 	g_mutex_init(&store->lock);
 	store->partials = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 						(GDestroyNotify)partial_free);
-	store->entries =
-		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+	store->entries = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					       (GDestroyNotify)entry_free);
 	store->dirs =
 		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	scan_dir(store, dir, 0);
@@ -130,24 +165,57 @@ guint64 cache_store_usage(CacheStore *store)
 	return usage;
 }
 
+guint64 cache_store_budget(CacheStore *store)
+{
+	struct statvfs fs;
+	guint64 budget, usage;
+	gboolean full;
+
+	g_mutex_lock(&store->lock);
+	budget = store->budget;
+	usage = store->usage;
+	full = store->disk_full;
+	g_mutex_unlock(&store->lock);
+	if (full)
+		return CACHE_STORE_MEMORY;
+	/* A cache_size larger than the disk holds: what it holds. */
+	if (statvfs(store->dir, &fs) == 0) {
+		guint64 room = usage + (guint64)fs.f_bavail * fs.f_frsize;
+
+		budget = budget ? MIN(budget, room) : room;
+	}
+	return budget;
+}
+
 static Entry *entry_locked(CacheStore *store, const char *path)
 {
 	Entry *e = g_hash_table_lookup(store->entries, path);
 
 	if (!e) {
-		e = g_new0(Entry, 1);
+		e = entry_new();
 		g_hash_table_insert(store->entries, g_strdup(path), e);
 	}
 	e->used = ++store->tick;
 	return e;
 }
 
-static void account_locked(CacheStore *store, const char *path, guint64 bytes)
+/* Where a message's bytes are and how many: on disk (@mem_fd -1) or in
+ * @mem_fd (taken); a memfd held before and not kept is closed. */
+static void place_locked(CacheStore *store, Entry *e, int mem_fd,
+			 guint64 bytes)
 {
-	Entry *e = entry_locked(store, path);
-
-	store->usage += bytes - e->bytes;
+	if (e->mem_fd >= 0)
+		store->mem_usage -= e->bytes;
+	else
+		store->usage -= e->bytes;
+	if (e->mem_fd >= 0 && e->mem_fd != mem_fd)
+		close(e->mem_fd);
+	e->mem_fd = mem_fd;
 	e->bytes = bytes;
+	if (mem_fd >= 0)
+		store->mem_usage += bytes;
+	else
+		store->usage += bytes;
 }
 
 typedef struct {
@@ -163,38 +231,51 @@ static gint compare_used(gconstpointer a, gconstpointer b)
 	return ea->used < eb->used ? -1 : ea->used > eb->used;
 }
 
-/* Drops least recently used, unpinned messages until usage is at most 90 %
- * of the budget. */
-static void evict_locked(CacheStore *store)
+/* Drops least recently used, unpinned messages held on disk (@in_memory
+ * FALSE) or in memory, never @keep (a path, or NULL), until what is held
+ * there is at most @target bytes. Returns the bytes dropped. */
+static guint64 drop_until_locked(CacheStore *store, gboolean in_memory,
+				 guint64 target, const char *keep)
 {
-	g_autoptr(GArray) all = NULL;
-	guint64 target;
+	g_autoptr(GArray) all = g_array_new(FALSE, FALSE, sizeof(Victim));
+	guint64 *usage = in_memory ? &store->mem_usage : &store->usage;
+	guint64 before = *usage;
 	GHashTableIter iter;
 	gpointer key, value;
 
-	if (!store->budget || store->usage <= store->budget)
-		return;
-	target = store->budget / 10 * 9;
-	all = g_array_new(FALSE, FALSE, sizeof(Victim));
 	g_hash_table_iter_init(&iter, store->entries);
 	while (g_hash_table_iter_next(&iter, &key, &value)) {
 		Victim v = {key, value};
 
-		if (!v.entry->pins)
+		if (!v.entry->pins && (v.entry->mem_fd >= 0) == in_memory &&
+		    g_strcmp0(key, keep) != 0)
 			g_array_append_val(all, v);
 	}
 	g_array_sort(all, compare_used);
-	for (guint i = 0; i < all->len && store->usage > target; i++) {
+	for (guint i = 0; i < all->len && *usage > target; i++) {
 		Victim *v = &g_array_index(all, Victim, i);
 		g_autofree char *path = g_strdup(v->path);
 		g_autofree char *part = g_strconcat(path, ".part", NULL);
 
-		g_unlink(path);
-		g_unlink(part);
+		if (!in_memory) {
+			g_unlink(path);
+			g_unlink(part);
+		}
 		g_hash_table_remove(store->partials, part);
-		store->usage -= v->entry->bytes;
+		*usage -= v->entry->bytes;
 		g_hash_table_remove(store->entries, path);
 	}
+	return before - *usage;
+}
+
+/* Keeps the disk within 90 % of the budget once it is passed, and memory
+ * within CACHE_STORE_MEMORY; @keep (nullable) was just written. */
+static void evict_locked(CacheStore *store, const char *keep)
+{
+	if (store->budget && store->usage > store->budget)
+		drop_until_locked(store, FALSE, store->budget / 10 * 9, NULL);
+	if (store->mem_usage > CACHE_STORE_MEMORY)
+		drop_until_locked(store, TRUE, CACHE_STORE_MEMORY, keep);
 }
 
 void cache_store_free(CacheStore *store)
@@ -235,7 +316,10 @@ static gboolean set_errno_error(GError **error, const char *what,
 {
 	int err = errno;
 
-	g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
+	/* GLib has no code of its own for EDQUOT: it is a full disk here. */
+	g_set_error(error, G_IO_ERROR,
+		    err == EDQUOT ? G_IO_ERROR_NO_SPACE
+				  : g_io_error_from_errno(err),
 		    "cache: %s %s: %s%s", what, path, g_strerror(err),
 		    err == ENOSPC || err == EDQUOT
 			    ? " (free space in the cache directory, or lower "
@@ -244,16 +328,44 @@ static gboolean set_errno_error(GError **error, const char *what,
 	return FALSE;
 }
 
+static gboolean no_space(const GError *error)
+{
+	return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE);
+}
+
+/* A read-only fd of what @e holds in memory. */
+static int reopen_memory(const Entry *e)
+{
+	char proc[64];
+	int fd;
+
+	/* Its own file offset, unlike a dup(): readers may use read(). */
+	g_snprintf(proc, sizeof(proc), "/proc/self/fd/%d", e->mem_fd);
+	fd = open(proc, O_RDONLY | O_CLOEXEC);
+	return fd >= 0 ? fd : fcntl(e->mem_fd, F_DUPFD_CLOEXEC, 0);
+}
+
 int cache_store_open_complete(CacheStore *store, const CacheKey *key)
 {
 	g_autofree char *path = key_path(store, key, "");
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int err = errno;
+	Entry *e;
 
-	if (fd >= 0) {
-		g_mutex_lock(&store->lock);
-		entry_locked(store, path);
-		g_mutex_unlock(&store->lock);
+	if (fd < 0 && err != ENOENT)
+		return -1;
+	g_mutex_lock(&store->lock);
+	e = fd >= 0 ? entry_locked(store, path)
+		    : g_hash_table_lookup(store->entries, path);
+	if (fd < 0 && e && e->mem_fd >= 0) {
+		g_autofree char *part = g_strconcat(path, ".part", NULL);
+
+		if (!g_hash_table_contains(store->partials, part)) {
+			fd = reopen_memory(e);
+			e->used = ++store->tick;
+		}
 	}
+	g_mutex_unlock(&store->lock);
 	return fd;
 }
 
@@ -277,6 +389,8 @@ void cache_store_unpin(CacheStore *store, const CacheKey *key)
 		e->pins--;
 	if (e && !e->pins && !e->bytes)
 		g_hash_table_remove(store->entries, path);
+	else if (e && !e->pins && e->mem_fd >= 0)
+		evict_locked(store, NULL);
 	g_mutex_unlock(&store->lock);
 }
 
@@ -303,17 +417,20 @@ int cache_store_open_range(CacheStore *store, const CacheKey *key, guint64 size,
 	p = g_hash_table_lookup(store->partials, path);
 	if (p && p->size == size && range_present(p, off, len)) {
 		g_autofree char *whole = key_path(store, key, "");
+		Entry *e = entry_locked(store, whole);
 
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		entry_locked(store, whole);
+		fd = e->mem_fd >= 0 ? reopen_memory(e)
+				    : open(path, O_RDONLY | O_CLOEXEC);
 	}
 	g_mutex_unlock(&store->lock);
 	return fd;
 }
 
-/* Copies @len bytes to @dst_fd at @dst_off from @data or @src_fd. */
+/* Copies @len bytes to @dst_fd at @dst_off from @data or from @src_fd at
+ * @src_off. */
 static gboolean copy_in(int dst_fd, goffset dst_off, const void *data,
-			int src_fd, gsize len, const char *path, GError **error)
+			int src_fd, goffset src_off, gsize len,
+			const char *path, GError **error)
 {
 	gsize done = 0;
 
@@ -324,7 +441,7 @@ static gboolean copy_in(int dst_fd, goffset dst_off, const void *data,
 			n = pwrite(dst_fd, (const char *)data + done,
 				   len - done, dst_off + done);
 		} else {
-			loff_t in = done, out = dst_off + done;
+			loff_t in = src_off + done, out = dst_off + done;
 
 			n = copy_file_range(src_fd, &in, dst_fd, &out,
 					    len - done, 0);
@@ -333,7 +450,8 @@ static gboolean copy_in(int dst_fd, goffset dst_off, const void *data,
 				char buf[65536];
 
 				n = pread(src_fd, buf,
-					  MIN(sizeof(buf), len - done), done);
+					  MIN(sizeof(buf), len - done),
+					  src_off + done);
 				if (n > 0)
 					n = pwrite(dst_fd, buf, n,
 						   dst_off + done);
@@ -377,10 +495,18 @@ static gboolean ensure_dir(CacheStore *store, const CacheKey *key,
 	return TRUE;
 }
 
-static void drop_partial_locked(CacheStore *store, const char *part_path)
+/* Forgets the partial state of a message: its .part file, or the memory
+ * that held its chunks. */
+static void drop_partial_locked(CacheStore *store, const char *path,
+				const char *part_path)
 {
-	if (g_hash_table_remove(store->partials, part_path))
-		g_unlink(part_path);
+	Entry *e = g_hash_table_lookup(store->entries, path);
+
+	if (!g_hash_table_remove(store->partials, part_path))
+		return;
+	g_unlink(part_path);
+	if (e && e->mem_fd >= 0)
+		place_locked(store, e, -1, 0);
 }
 
 /* Gives the unnamed file @fd the name @path in one step, so the message
@@ -421,7 +547,8 @@ static gboolean write_whole(CacheStore *store, const CacheKey *key,
 	int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
 
 	if (fd >= 0) {
-		gboolean ok = copy_in(fd, 0, data, src_fd, len, path, error);
+		gboolean ok =
+			copy_in(fd, 0, data, src_fd, 0, len, path, error);
 		gboolean linked = ok && link_unnamed(fd, path);
 
 		close(fd);
@@ -434,7 +561,7 @@ static gboolean write_whole(CacheStore *store, const CacheKey *key,
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return set_errno_error(error, "create", tmp);
-	if (!copy_in(fd, 0, data, src_fd, len, tmp, error)) {
+	if (!copy_in(fd, 0, data, src_fd, 0, len, tmp, error)) {
 		close(fd);
 		g_unlink(tmp);
 		return FALSE;
@@ -448,28 +575,181 @@ static gboolean write_whole(CacheStore *store, const CacheKey *key,
 	return TRUE;
 }
 
+/* The disk took a message (@on_disk) or had no room for it: said once
+ * each way, and at most once a minute. */
+static void note_disk_locked(CacheStore *store, gboolean on_disk)
+{
+	gint64 now = g_get_monotonic_time();
+
+	if (on_disk != store->disk_full)
+		return;
+	store->disk_full = !on_disk;
+	if (store->disk_full &&
+	    (!store->full_said_at ||
+	     now - store->full_said_at > 60 * G_TIME_SPAN_SECOND)) {
+		store->full_said_at = now;
+		g_warning("cache: no space left in %s, even after dropping "
+			  "older messages; messages being read are held in "
+			  "memory (up to %u MiB) until there is: free space "
+			  "there, or lower -o cache_size",
+			  store->dir, CACHE_STORE_MEMORY >> 20);
+	} else if (!store->disk_full && store->full_said_at) {
+		g_message("cache: %s has room again", store->dir);
+	}
+}
+
+/* The disk is full: drops least recently used messages on it (never
+ * @keep) so that @len bytes and a tenth of what it holds come free. TRUE if
+ * anything went. */
+static gboolean make_room_locked(CacheStore *store, guint64 len,
+				 const char *keep)
+{
+	guint64 need = len + store->usage / 10;
+	guint64 dropped = drop_until_locked(
+		store, FALSE, store->usage > need ? store->usage - need : 0,
+		keep);
+
+	if (dropped && !store->room_said) {
+		store->room_said = TRUE;
+		g_message("cache: %s is full; making room by dropping the "
+			  "least recently used messages (a -o cache_size "
+			  "below the free space avoids this)",
+			  store->dir);
+	}
+	return dropped > 0;
+}
+
+static gboolean make_room(CacheStore *store, guint64 len, const char *keep)
+{
+	gboolean made;
+
+	g_mutex_lock(&store->lock);
+	made = make_room_locked(store, len, keep);
+	g_mutex_unlock(&store->lock);
+	return made;
+}
+
+/* A memfd of @len bytes from @data or @src_fd, or -1 with @error set. A
+ * spool file that holds exactly the message is taken as it is. */
+static int hold_in_memory(const void *data, int src_fd, gsize len,
+			  const char *path, GError **error)
+{
+	struct stat st;
+	int fd;
+
+	if (!data && fstat(src_fd, &st) == 0 && (gsize)st.st_size == len) {
+		fd = fcntl(src_fd, F_DUPFD_CLOEXEC, 0);
+		if (fd >= 0)
+			return fd;
+	}
+	fd = memfd_create("imapfs-message", MFD_CLOEXEC);
+	if (fd < 0) {
+		set_errno_error(error, "hold in memory", path);
+		return -1;
+	}
+	if (!copy_in(fd, 0, data, src_fd, 0, len, path, error)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Writes the whole message to disk under @path. */
+static gboolean whole_to_disk(CacheStore *store, const CacheKey *key,
+			      const char *path, const void *data, int src_fd,
+			      gsize len, GError **error)
+{
+	struct stat st;
+
+	if (!ensure_dir(store, key, error))
+		return FALSE;
+	/* A spool file that holds exactly the message is named without a
+	 * copy when it shares the filesystem. */
+	if (!data && fstat(src_fd, &st) == 0 && (gsize)st.st_size == len &&
+	    link_unnamed(src_fd, path))
+		return TRUE;
+	return write_whole(store, key, path, data, src_fd, len, error);
+}
+
 gboolean cache_store_put_whole(CacheStore *store, const CacheKey *key,
 			       const void *data, int src_fd, gsize len,
 			       GError **error)
 {
 	g_autofree char *path = key_path(store, key, "");
 	g_autofree char *part = key_path(store, key, ".part");
-	struct stat st;
-	gboolean linked;
+	g_autoptr(GError) local = NULL;
+	gboolean ok;
+	int mem_fd = -1;
 
-	if (!ensure_dir(store, key, error))
+	ok = whole_to_disk(store, key, path, data, src_fd, len, &local);
+	if (!ok && no_space(local) && make_room(store, len, path)) {
+		g_clear_error(&local);
+		ok = whole_to_disk(store, key, path, data, src_fd, len, &local);
+	}
+	if (!ok && no_space(local)) {
+		g_clear_error(&local);
+		mem_fd = hold_in_memory(data, src_fd, len, path, &local);
+		ok = mem_fd >= 0;
+	}
+	if (!ok) {
+		g_propagate_error(error, g_steal_pointer(&local));
 		return FALSE;
-	/* A spool file that holds exactly the message is named without a
-	 * copy when it shares the filesystem. */
-	linked = !data && fstat(src_fd, &st) == 0 && (gsize)st.st_size == len &&
-		 link_unnamed(src_fd, path);
-	if (!linked && !write_whole(store, key, path, data, src_fd, len, error))
-		return FALSE;
+	}
 	g_mutex_lock(&store->lock);
-	drop_partial_locked(store, part);
-	account_locked(store, path, len);
-	evict_locked(store);
+	drop_partial_locked(store, path, part);
+	place_locked(store, entry_locked(store, path), mem_fd, len);
+	note_disk_locked(store, mem_fd < 0);
+	evict_locked(store, path);
 	g_mutex_unlock(&store->lock);
+	return TRUE;
+}
+
+/* Writes bytes [off, off+len) of a partial message where its chunks are
+ * kept: @e's memory, or its .part file. */
+static gboolean write_range_locked(const Entry *e, const char *part,
+				   goffset off, const void *data, int src_fd,
+				   gsize len, GError **error)
+{
+	gboolean ok;
+	int fd;
+
+	if (e->mem_fd >= 0)
+		return copy_in(e->mem_fd, off, data, src_fd, 0, len, part,
+			       error);
+	fd = open(part, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return set_errno_error(error, "open", part);
+	ok = copy_in(fd, off, data, src_fd, 0, len, part, error);
+	close(fd);
+	return ok;
+}
+
+/* Moves the chunks of a partial message from its .part file to memory. */
+static gboolean partial_to_memory_locked(CacheStore *store, const Partial *p,
+					 Entry *e, const char *part,
+					 GError **error)
+{
+	int fd = memfd_create("imapfs-message", MFD_CLOEXEC);
+	int src = open(part, O_RDONLY | O_CLOEXEC);
+	gboolean ok = fd >= 0 || set_errno_error(error, "hold in memory", part);
+
+	for (guint c = 0; ok && src >= 0 && c < p->n_chunks; c++) {
+		guint64 at = (guint64)c * CACHE_STORE_CHUNK;
+
+		if (p->present[c])
+			ok = copy_in(fd, at, NULL, src, at,
+				     MIN(CACHE_STORE_CHUNK, p->size - at), part,
+				     error);
+	}
+	if (src >= 0)
+		close(src);
+	if (!ok) {
+		if (fd >= 0)
+			close(fd);
+		return FALSE;
+	}
+	g_unlink(part);
+	place_locked(store, e, fd, e->bytes);
 	return TRUE;
 }
 
@@ -479,10 +759,10 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 {
 	g_autofree char *part = key_path(store, key, ".part");
 	g_autofree char *whole = key_path(store, key, "");
-	g_autofree char *path = NULL;
-	gboolean complete = FALSE;
+	g_autoptr(GError) local = NULL;
+	gboolean complete = TRUE, ok;
 	Partial *p;
-	int fd;
+	Entry *e;
 
 	g_return_val_if_fail(off % CACHE_STORE_CHUNK == 0, FALSE);
 	g_return_val_if_fail(len % CACHE_STORE_CHUNK == 0 || off + len == size,
@@ -498,22 +778,25 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 			    (gint64)off, len, size);
 		return FALSE;
 	}
-	if (!ensure_dir(store, key, error))
+	/* Without its directory (no room to make it) the chunks go to
+	 * memory below. */
+	if (!ensure_dir(store, key, &local) && !no_space(local)) {
+		g_propagate_error(error, g_steal_pointer(&local));
 		return FALSE;
+	}
+	g_clear_error(&local);
 
 	g_mutex_lock(&store->lock);
 	p = g_hash_table_lookup(store->partials, part);
-	if (!p) {
-		/* A late range of a message that is complete already. */
-		path = key_path(store, key, "");
-		if (g_file_test(path, G_FILE_TEST_EXISTS)) {
-			g_mutex_unlock(&store->lock);
-			return TRUE;
-		}
-		g_clear_pointer(&path, g_free);
+	e = g_hash_table_lookup(store->entries, whole);
+	/* A late range of a message that is complete already. */
+	if (!p && ((e && e->mem_fd >= 0) ||
+		   g_file_test(whole, G_FILE_TEST_EXISTS))) {
+		g_mutex_unlock(&store->lock);
+		return TRUE;
 	}
 	if (p && p->size != size) {
-		drop_partial_locked(store, part);
+		drop_partial_locked(store, whole, part);
 		p = NULL;
 	}
 	if (!p) {
@@ -527,18 +810,26 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 		g_unlink(part);
 		g_hash_table_insert(store->partials, g_strdup(part), p);
 	}
-	fd = open(part, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		g_mutex_unlock(&store->lock);
-		return set_errno_error(error, "open", part);
-	}
+	e = entry_locked(store, whole);
 	/* Written under the lock so a concurrent size change cannot race. */
-	if (!copy_in(fd, off, data, src_fd, len, part, error)) {
-		close(fd);
+	ok = write_range_locked(e, part, off, data, src_fd, len, &local);
+	if (!ok && no_space(local) && e->mem_fd < 0 &&
+	    make_room_locked(store, len, whole)) {
+		g_clear_error(&local);
+		ok = write_range_locked(e, part, off, data, src_fd, len,
+					&local);
+	}
+	if (!ok && no_space(local) && e->mem_fd < 0) {
+		g_clear_error(&local);
+		ok = partial_to_memory_locked(store, p, e, part, &local) &&
+		     write_range_locked(e, part, off, data, src_fd, len,
+					&local);
+	}
+	if (!ok) {
 		g_mutex_unlock(&store->lock);
+		g_propagate_error(error, g_steal_pointer(&local));
 		return FALSE;
 	}
-	close(fd);
 	for (guint64 c = off / CACHE_STORE_CHUNK;
 	     c * CACHE_STORE_CHUNK < (guint64)off + len && c < p->n_chunks;
 	     c++) {
@@ -547,17 +838,19 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 			p->n_present++;
 		}
 	}
-	account_locked(store, whole,
-		       MIN((guint64)p->n_present * CACHE_STORE_CHUNK, size));
+	place_locked(store, e, e->mem_fd,
+		     MIN((guint64)p->n_present * CACHE_STORE_CHUNK, size));
+	note_disk_locked(store, e->mem_fd < 0);
 	if (p->n_present == p->n_chunks) {
-		path = key_path(store, key, "");
-		complete = g_rename(part, path) == 0;
+		/* In memory, the partial's memfd is now the whole message. */
+		if (e->mem_fd < 0)
+			complete = g_rename(part, whole) == 0;
 		g_hash_table_remove(store->partials, part);
 	}
-	evict_locked(store);
+	evict_locked(store, whole);
 	g_mutex_unlock(&store->lock);
-	if (path && !complete)
-		g_warning("cache: cannot complete %s: %s", path,
+	if (!complete)
+		g_warning("cache: cannot complete %s: %s", whole,
 			  g_strerror(errno));
 	return TRUE;
 }
@@ -566,16 +859,14 @@ void cache_store_forget(CacheStore *store, const CacheKey *key)
 {
 	g_autofree char *part = key_path(store, key, ".part");
 	g_autofree char *path = key_path(store, key, "");
-
 	Entry *e;
 
 	g_mutex_lock(&store->lock);
-	drop_partial_locked(store, part);
+	drop_partial_locked(store, path, part);
 	g_unlink(path);
 	e = g_hash_table_lookup(store->entries, path);
 	if (e) {
-		store->usage -= e->bytes;
-		e->bytes = 0;
+		place_locked(store, e, -1, 0);
 		if (!e->pins)
 			g_hash_table_remove(store->entries, path);
 	}

@@ -11,14 +11,18 @@
  * The store keeps within a byte budget: when what it holds passes it, the
  * least recently used messages go first, down to 90 % of the budget, but
  * never one that is pinned (an open file may need it after the message
- * left the server). Thread-safe: one internal leaf lock.
+ * left the server). When the disk is full it makes room the same way, and
+ * failing that holds messages in memory, within CACHE_STORE_MEMORY bytes;
+ * they are read through an fd all the same. Thread-safe: one internal leaf
+ * lock.
  */
 #ifndef IMAPFS_CACHE_STORE_H
 #define IMAPFS_CACHE_STORE_H
 
 #include <glib.h>
 
-#define CACHE_STORE_CHUNK (256 * 1024)
+#define CACHE_STORE_CHUNK  (256 * 1024)
+#define CACHE_STORE_MEMORY (32 * 1024 * 1024)
 
 typedef struct CacheStore CacheStore;
 
@@ -33,8 +37,12 @@ typedef struct {
  * temporary files are removed. */
 CacheStore *cache_store_new(const char *dir, guint64 budget, GError **error);
 
-/* Bytes held now. */
+/* Bytes held on disk now. */
 guint64 cache_store_usage(CacheStore *store);
+/* The bytes it can hold: the budget (0: no limit), or what the disk holds
+ * (what is stored and its free space) if that is less, or
+ * CACHE_STORE_MEMORY while the disk is full. */
+guint64 cache_store_budget(CacheStore *store);
 
 /* While pinned (counted), the message is never evicted. */
 void cache_store_pin(CacheStore *store, const CacheKey *key);

@@ -5,7 +5,8 @@
  * a literal header or body, at any list depth). The only buffered text is
  * the current token (bounded by max_line) and the tree being built; literal
  * bodies are copied straight from the caller's buffer into the tree or, above
- * inline_max, written to an unlinked spool file.
+ * inline_max, written to an unlinked spool file (to a memfd while the spool's
+ * disk is full: one literal is still better in memory than not at all).
  *
  * The first words of a response are read raw ("+", "*", the tag, an optional
  * number and the status or data keyword). Status responses and continuations
@@ -23,6 +24,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 const ImapParserLimits imap_parser_default_limits = {
@@ -361,6 +364,35 @@ static int parser_spool_open(int dirfd)
 	return -1;
 }
 
+static gboolean spool_disk_full(void)
+{
+	return errno == ENOSPC || errno == EDQUOT;
+}
+
+/* The spool directory's disk is full: the literal goes to memory instead,
+ * after the @written bytes the spool file @fd already holds (-1: none).
+ * The memfd, or -1 with errno set. */
+static int parser_spool_memory(int fd, gsize written)
+{
+	int mem = memfd_create("imapfs-spool", MFD_CLOEXEC);
+	off_t off = 0;
+
+	while (mem >= 0 && (gsize)off < written) {
+		ssize_t n = sendfile(mem, fd, &off, written - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int err = n < 0 ? errno : EIO;
+
+			close(mem);
+			errno = err;
+			return -1;
+		}
+	}
+	return mem;
+}
+
 static gboolean parser_write_all(int fd, const guint8 *buf, gsize len)
 {
 	while (len > 0) {
@@ -409,6 +441,8 @@ static ByteResult parser_start_literal(ImapParser *p)
 						      : "too much literal data "
 							"in one response");
 		fd = parser_spool_open(p->spool_dirfd);
+		if (fd < 0 && spool_disk_full())
+			fd = parser_spool_memory(-1, 0);
 		if (fd < 0)
 			return parser_fail_spool(p);
 		v = imap_value_new(IMAP_VALUE_SPOOLED);
@@ -433,7 +467,18 @@ static ByteResult parser_literal_chunk(ImapParser *p, const guint8 *data,
 	if (v->type == IMAP_VALUE_STRING) {
 		memcpy(v->str + p->lit_pos, data, len);
 	} else if (!parser_write_all(v->fd, data, len)) {
-		return parser_fail_spool(p);
+		/* Every earlier chunk was written whole: carry those over and
+		 * write this one again. */
+		int mem = spool_disk_full()
+				  ? parser_spool_memory(v->fd, p->lit_pos)
+				  : -1;
+
+		if (mem < 0)
+			return parser_fail_spool(p);
+		close(v->fd);
+		v->fd = mem;
+		if (!parser_write_all(v->fd, data, len))
+			return parser_fail_spool(p);
 	}
 	p->lit_pos += len;
 	if (p->lit_pos == v->len)

@@ -3,7 +3,8 @@
  * Turns the bytes of one connection into ImapResponse trees. Does no I/O and
  * keeps no global state: feed it whatever arrived, split anywhere. Memory is
  * bounded by ImapParserLimits; literals above inline_max go to an unlinked
- * file in the spool directory instead of memory. Not thread-safe: one parser
+ * file in the spool directory instead of memory (into a memfd when that
+ * directory's disk is full). Not thread-safe: one parser
  * per connection, used by one thread at a time.
  *
  * Grammar handled (RFC 9051 §9 / RFC 3501 §9, the response side):

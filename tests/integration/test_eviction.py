@@ -242,3 +242,36 @@ def test_scan_under_budget_adds_no_seen_flag(many, mounter, witness):
 	m = mount_small(mounter, many)
 	read_all(m, many)
 	assert witness(many["user"]).all_flags("INBOX") == many["flags"]
+
+
+def test_a_cache_disk_that_fills_up_makes_room(many, mounter, server,
+					       tmp_path):
+	"""The cache directory on a 2 MB file system, with the default
+	cache_size (1G): one pass over ~10 MB reads every byte right, the
+	disk keeps messages (older ones made room for newer), the log says
+	so, and prefetch keeps within what the disk holds: the server sends
+	each message about once."""
+	import subprocess
+
+	total = sum(len(b) for b in many["body"].values())
+	cache = tmp_path / "small"
+	cache.mkdir()
+	subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs",
+			str(cache)], check=True)
+	try:
+		start = dovecot_out_bytes(server, many["user"])
+		m = mounter.mount(many["user"], max_conns=4,
+				  cache_dir=str(cache / "c"))
+		read_all(m, many)
+		log = m.stderr()
+		assert "making room" in log, log[-3000:]
+		assert "protocol error" not in log, log[-3000:]
+		assert store_usage(m.cache_dir)[0] > 0
+		assert not mounter.unmount(m)
+		once = dovecot_out_bytes(server, many["user"]) - start
+		print("server sent %d for %d" % (once, total))
+		assert total <= once < 1.5 * total, \
+			"one pass of %d bytes made the server send %d" % (
+				total, once)
+	finally:
+		subprocess.run(["umount", "-l", str(cache)])

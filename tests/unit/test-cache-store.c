@@ -1,6 +1,6 @@
 /* Unit tests for cache/store.c: whole and ranged puts, keys that must not
- * meet, the byte budget (LRU, pins), what a restart finds, and sizes and
- * offsets a careless caller or a hostile server could hand in.
+ * meet, the byte budget (LRU, pins), what a restart finds, a full disk, and
+ * sizes and offsets a careless caller or a hostile server could hand in.
  *
  * Each test works in a fresh directory from g_dir_make_tmp() and removes
  * it at the end; the store itself lives in "store" inside it, so a file
@@ -9,7 +9,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1413,9 +1416,273 @@ static void test_threads(void)
 	tmp_clear(&t);
 }
 
+/* ---- a full disk ------------------------------------------------------- */
+
+/* TRUE once this process has a mount namespace of its own, where a small
+ * tmpfs can stand for a full disk (root only). */
+static gboolean own_mounts;
+
+/* A Tmp whose top is a tmpfs of @kib KiB; FALSE (test skipped) without
+ * root. */
+static gboolean tmp_init_small(Tmp *t, guint kib)
+{
+	g_autofree char *opts = g_strdup_printf("size=%uk", kib);
+
+	if (!own_mounts) {
+		g_test_skip("a full disk is a small tmpfs: needs root");
+		return FALSE;
+	}
+	tmp_init(t);
+	g_assert_cmpint(mount("tmpfs", t->top, "tmpfs", 0, opts), ==, 0);
+	return TRUE;
+}
+
+static void tmp_clear_small(Tmp *t)
+{
+	g_assert_cmpint(umount2(t->top, MNT_DETACH), ==, 0);
+	tmp_clear(t);
+}
+
+/* Fills what is left of the tmpfs with a file beside the store, leaving
+ * @spare bytes free; returns its path. */
+static char *fill_disk(const Tmp *t, gsize spare)
+{
+	char *path = g_build_filename(t->top, "filler", NULL);
+	g_autofree guint8 *zero = g_malloc0(4096);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+	g_assert_cmpint(fd, >=, 0);
+	while (write(fd, zero, 4096) == 4096)
+		;
+	g_assert_cmpint(errno, ==, ENOSPC);
+	if (spare) {
+		struct stat st;
+
+		g_assert_cmpint(fstat(fd, &st), ==, 0);
+		g_assert_cmpint(ftruncate(fd, st.st_size - spare), ==, 0);
+	}
+	close(fd);
+	return path;
+}
+
+/* Whether the store directory holds a complete file named @name. */
+static gboolean on_disk(const Tmp *t, const char *name)
+{
+	g_autofree char *path = find_file(t, name);
+
+	return path != NULL;
+}
+
+/* What the store logs, and warnings made not fatal while it is caught. */
+typedef struct {
+	GString *text;
+	GLogLevelFlags fatal_before;
+	GLogFunc handler_before;
+	gpointer data_before;
+} LogCatch;
+
+static void catch_one(const char *domain, GLogLevelFlags level,
+		      const char *message, gpointer data)
+{
+	g_string_append_printf(data, "%s\n", message);
+}
+
+static void log_catch_start(LogCatch *c)
+{
+	c->text = g_string_new(NULL);
+	c->fatal_before =
+		g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+	c->handler_before =
+		g_log_set_default_handler(catch_one, c->text);
+}
+
+/* What was caught since the start; stops catching. (transfer full) */
+static char *log_catch_end(LogCatch *c)
+{
+	g_log_set_default_handler(c->handler_before, NULL);
+	g_log_set_always_fatal(c->fatal_before);
+	return g_string_free(c->text, FALSE);
+}
+
+/* The disk fills with the store's own messages: older ones make room, and
+ * nothing is held in memory. */
+static void test_full_makes_room(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	g_autofree char *log = NULL;
+	CacheKey k[8];
+	guint8 *data[8];
+	LogCatch c;
+
+	if (!tmp_init_small(&t, 1024))
+		return;
+	store = store_new(&t, 0); /* no budget: only the disk limits it */
+	log_catch_start(&c);
+	for (guint i = 0; i < 8; i++) {
+		k[i] = (CacheKey){"INBOX", 1, i + 1};
+		data[i] = make_bytes(300000, 400 + i);
+		put_whole(store, &k[i], data[i], 300000);
+		assert_complete(store, &k[i], data[i], 300000);
+	}
+	log = log_catch_end(&c);
+	g_assert_nonnull(strstr(log, "is full; making room"));
+	g_assert_null(strstr(log, "memory"));
+	/* What the disk holds is the budget prefetch keeps within. */
+	g_assert_cmpuint(cache_store_budget(store), >=, 600000);
+	g_assert_cmpuint(cache_store_budget(store), <=, 1024 * 1024);
+	/* The newest are on disk; the oldest made room for them. */
+	g_assert_true(on_disk(&t, "8"));
+	assert_absent(store, &k[0]);
+	g_assert_cmpuint(cache_store_usage(store), <=, 1024 * 1024);
+	g_assert_cmpuint(census(&t).tmps, ==, 0);
+	for (guint i = 0; i < 8; i++)
+		g_free(data[i]);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear_small(&t);
+}
+
+/* The disk is full of other files: messages are held in memory and read
+ * back whole, and go to disk again once there is room. */
+static void test_full_memory(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	g_autofree char *filler = NULL;
+	g_autofree char *log = NULL;
+	g_autoptr(GError) error = NULL;
+	CacheKey key = {"INBOX", 1, 1};
+	CacheKey spooled = {"INBOX", 1, 2};
+	CacheKey later = {"INBOX", 1, 3};
+	g_autofree guint8 *data = make_bytes(300000, 500);
+	g_autofree guint8 *data2 = make_bytes(200000, 501);
+	g_autofree guint8 *data3 = make_bytes(100000, 502);
+	int src;
+	LogCatch c;
+
+	if (!tmp_init_small(&t, 1024))
+		return;
+	store = store_new(&t, 1 << 30);
+	filler = fill_disk(&t, 0);
+	log_catch_start(&c);
+	put_whole(store, &key, data, 300000);
+	assert_complete(store, &key, data, 300000);
+	g_assert_cmpuint(cache_store_budget(store), ==, CACHE_STORE_MEMORY);
+	/* From a spool fd, as the parser hands big literals over. */
+	src = memfd_create("spool", MFD_CLOEXEC);
+	g_assert_cmpint(write(src, data2, 200000), ==, 200000);
+	g_assert_true(cache_store_put_whole(store, &spooled, NULL, src,
+					    200000, &error));
+	g_assert_no_error(error);
+	close(src);
+	assert_complete(store, &spooled, data2, 200000);
+	g_assert_cmpuint(census(&t).files, ==, 0);
+	g_assert_cmpuint(cache_store_usage(store), ==, 0);
+	/* Room again: the next message goes to disk. */
+	g_assert_cmpint(g_unlink(filler), ==, 0);
+	put_whole(store, &later, data3, 100000);
+	log = log_catch_end(&c);
+	g_assert_nonnull(strstr(log, "held in memory"));
+	g_assert_nonnull(strstr(log, "has room again"));
+	g_assert_true(on_disk(&t, "3"));
+	/* Not the memory's budget any more: the disk's, below cache_size. */
+	g_assert_cmpuint(cache_store_budget(store), >, CACHE_STORE_MEMORY / 64);
+	g_assert_cmpuint(cache_store_budget(store), <=, 1024 * 1024);
+	assert_complete(store, &key, data, 300000);
+	assert_complete(store, &later, data3, 100000);
+	/* Forgotten, a message in memory is gone like one on disk. */
+	cache_store_forget(store, &key);
+	assert_absent(store, &key);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear_small(&t);
+}
+
+/* A message read in ranges when the disk fills up midway: the chunks it
+ * had on disk move to memory with it, and it completes there. */
+static void test_full_range_to_memory(void)
+{
+	const guint64 size = 4 * CHUNK - 1000;
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	g_autofree char *log = NULL;
+	g_autofree guint8 *data = make_bytes(size, 600);
+	LogCatch c;
+
+	if (!tmp_init_small(&t, 1024))
+		return;
+	store = store_new(&t, 0);
+	put_chunks(store, &(CacheKey){"INBOX", 1, 9}, data, size, 0, 2);
+	g_assert_cmpuint(census(&t).parts, ==, 1);
+	g_free(fill_disk(&t, 0));
+	log_catch_start(&c);
+	put_chunks(store, &(CacheKey){"INBOX", 1, 9}, data, size, 2, 1);
+	log = log_catch_end(&c);
+	g_assert_nonnull(strstr(log, "held in memory"));
+	g_assert_cmpuint(census(&t).parts, ==, 0);
+	g_assert_true(range_ok(store, &(CacheKey){"INBOX", 1, 9}, size, 0,
+			       3 * CHUNK, data));
+	g_assert_false(range_ok(store, &(CacheKey){"INBOX", 1, 9}, size,
+				3 * CHUNK, 1, data));
+	assert_absent(store, &(CacheKey){"INBOX", 1, 9});
+	log_catch_start(&c);
+	put_chunks(store, &(CacheKey){"INBOX", 1, 9}, data, size, 3, 1);
+	g_free(log_catch_end(&c));
+	assert_complete(store, &(CacheKey){"INBOX", 1, 9}, data, size);
+	g_assert_cmpuint(census(&t).files, ==, 0);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear_small(&t);
+}
+
+/* Memory holds at most CACHE_STORE_MEMORY: least recently used first, a
+ * pinned message never. */
+static void test_full_memory_budget(void)
+{
+	enum { N = 7 };
+	const gsize len = CACHE_STORE_MEMORY / 4;
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	CacheKey k[N];
+	guint8 *data[N];
+	LogCatch c;
+
+	if (!tmp_init_small(&t, 256))
+		return;
+	store = store_new(&t, 0);
+	g_free(fill_disk(&t, 0));
+	log_catch_start(&c);
+	for (guint i = 0; i < N; i++)
+		data[i] = make_bytes(len, 700 + i);
+	for (guint i = 0; i < N - 1; i++) {
+		k[i] = (CacheKey){"INBOX", 1, i + 1};
+		put_whole(store, &k[i], data[i], len);
+		if (i == 0)
+			cache_store_pin(store, &k[0]);
+	}
+	assert_complete(store, &k[0], data[0], len); /* pinned */
+	assert_absent(store, &k[1]);
+	assert_absent(store, &k[2]);
+	for (guint i = 3; i < N - 1; i++)
+		assert_complete(store, &k[i], data[i], len);
+	/* Unpinned, it is the least recently used, and goes next. */
+	cache_store_unpin(store, &k[0]);
+	k[N - 1] = (CacheKey){"INBOX", 1, N};
+	put_whole(store, &k[N - 1], data[N - 1], len);
+	g_free(log_catch_end(&c));
+	assert_absent(store, &k[0]);
+	for (guint i = 3; i < N; i++)
+		assert_complete(store, &k[i], data[i], len);
+	for (guint i = 0; i < N; i++)
+		g_free(data[i]);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear_small(&t);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+	/* Small tmpfs mounts, seen by this process only. */
+	own_mounts = unshare(CLONE_NEWNS) == 0 &&
+		     mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) == 0;
 
 	g_test_add_func("/cache-store/whole/memory", test_whole_memory);
 	g_test_add_func("/cache-store/whole/fd", test_whole_fd);
@@ -1455,5 +1722,11 @@ int main(int argc, char **argv)
 	g_test_add_func("/cache-store/hostile/negative-off",
 			test_hostile_negative_off);
 	g_test_add_func("/cache-store/threads", test_threads);
+	g_test_add_func("/cache-store/full/makes-room", test_full_makes_room);
+	g_test_add_func("/cache-store/full/memory", test_full_memory);
+	g_test_add_func("/cache-store/full/range-to-memory",
+			test_full_range_to_memory);
+	g_test_add_func("/cache-store/full/memory-budget",
+			test_full_memory_budget);
 	return g_test_run();
 }

@@ -8,8 +8,11 @@
  */
 #include "imap/parser.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 static const ImapParserLimits small_limits = {
@@ -597,6 +600,74 @@ static void test_error_used(void)
 	g_assert_cmpstr(imap_parser_error(p), ==, "')' without '('");
 }
 
+/* The spool directory's disk fills up while a literal is being written, or
+ * is full from the start: the literal goes on in memory, every byte right,
+ * and nothing is left in the directory. A small tmpfs stands for the disk,
+ * in a mount namespace of this process's own (root only). */
+static void test_spool_disk_full(gconstpointer data)
+{
+	gboolean full_at_start = GPOINTER_TO_INT(data);
+	enum { LEN = 200000, STEP = 4096 };
+	g_autoptr(GString) in = g_string_new("* 3 FETCH (UID 9 BODY[] ");
+	g_autoptr(ImapParser) p = NULL;
+	g_autoptr(ImapResponse) r = NULL;
+	g_autofree char *body = g_malloc(LEN);
+	g_autofree char *back = g_malloc(LEN);
+	const ImapValue *v;
+	ImapParseStatus st = IMAP_PARSE_NEED_MORE;
+	g_autofree char *filler = NULL;
+	SpoolDir d;
+	gsize off = 0;
+
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0) {
+		g_test_skip("a full disk is a small tmpfs: needs root");
+		return;
+	}
+	for (gsize i = 0; i < LEN; i++)
+		body[i] = "0123456789abcdef\r\n"[i * 7 % 18];
+	g_string_append_printf(in, "{%u}\r\n", LEN);
+	g_string_append_len(in, body, LEN);
+	g_string_append(in, ")\r\n");
+	spool_dir_open(&d);
+	g_assert_cmpint(mount("tmpfs", d.path, "tmpfs", 0, "size=64k"), ==, 0);
+	close(d.fd);
+	d.fd = open(d.path, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	g_assert_cmpint(d.fd, >=, 0);
+	filler = g_build_filename(d.path, "filler", NULL);
+	if (full_at_start) {
+		int fd = open(filler, O_WRONLY | O_CREAT, 0600);
+		char zero[4096] = {0};
+
+		g_assert_cmpint(fd, >=, 0);
+		while (write(fd, zero, sizeof(zero)) == sizeof(zero))
+			;
+		g_assert_cmpint(errno, ==, ENOSPC);
+		close(fd);
+	}
+	p = imap_parser_new(&small_limits, d.fd);
+	while (off < in->len && st == IMAP_PARSE_NEED_MORE) {
+		gsize used = 0;
+
+		st = imap_parser_feed(p, (const guint8 *)in->str + off,
+				      MIN(STEP, in->len - off), &used, &r);
+		off += used;
+	}
+	g_assert_cmpstr(imap_parser_error(p), ==, "no error");
+	g_assert_cmpint(st, ==, IMAP_PARSE_RESPONSE);
+	v = imap_value_item(imap_value_item(r->args, 0), 3);
+	g_assert_nonnull(v);
+	g_assert_cmpint(v->type, ==, IMAP_VALUE_SPOOLED);
+	g_assert_cmpuint(v->len, ==, LEN);
+	g_assert_cmpint(pread(v->fd, back, LEN, 0), ==, LEN);
+	g_assert_cmpmem(back, LEN, body, LEN);
+	g_clear_pointer(&r, imap_response_free);
+	g_clear_pointer(&p, imap_parser_free);
+	unlink(filler);
+	g_assert_cmpint(umount2(d.path, MNT_DETACH), ==, 0);
+	spool_dir_close(&d);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -608,6 +679,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/imap/parser/default-depth", test_default_depth);
 	g_test_add_func("/imap/parser/spool/literal", test_spooled_literal);
 	g_test_add_func("/imap/parser/spool/budget", test_literal_budget);
+	g_test_add_data_func("/imap/parser/spool/disk-fills",
+			     GINT_TO_POINTER(FALSE), test_spool_disk_full);
+	g_test_add_data_func("/imap/parser/spool/disk-full",
+			     GINT_TO_POINTER(TRUE), test_spool_disk_full);
 	g_test_add_func("/imap/parser/hostile/table", test_hostile_table);
 	g_test_add_func("/imap/parser/hostile/split", test_hostile_split);
 	g_test_add_func("/imap/parser/hostile/used", test_error_used);
