@@ -112,37 +112,52 @@ static int remove_entry(const char *path, const struct stat *st, int flag,
 	return 0;
 }
 
-/* A cache directory holds one account's index and messages. If @dir was
- * used for another account, those are removed first (files being created,
- * in new/, are kept): the same UIDVALIDITY and UID in another account name
- * other bytes. */
-static gboolean claim_cache_dir(const char *dir, const char *account,
-				GError **error)
+/* Removes what @dir holds for an account: its index and messages (files
+ * being created, in new/, stay). */
+static void clear_cache_dir(const char *dir)
+{
+	g_autofree char *index = g_build_filename(dir, "index", NULL);
+	g_autofree char *messages = g_build_filename(dir, "messages", NULL);
+
+	g_unlink(index);
+	nftw(messages, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+gboolean cache_account_claim_dir(const char *dir, const char *account,
+				 GError **error)
 {
 	g_autofree char *path = g_build_filename(dir, "account", NULL);
 	g_autofree char *owner = NULL;
+	g_autofree char *text = g_strconcat(account, "\n", NULL);
+	g_autoptr(GError) local = NULL;
 
 	if (g_file_get_contents(path, &owner, NULL, NULL) &&
-	    g_strcmp0(g_strchomp(owner), account) != 0) {
-		g_autofree char *index = g_build_filename(dir, "index", NULL);
-		g_autofree char *messages =
-			g_build_filename(dir, "messages", NULL);
-
+	    g_strcmp0(g_strchomp(owner), account) == 0)
+		return TRUE;
+	/* Another account's bytes, or bytes of no known account. */
+	if (owner)
 		g_message("cache directory %s was used for %s; clearing it "
 			  "for %s",
 			  dir, owner, account);
-		g_unlink(index);
-		nftw(messages, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	clear_cache_dir(dir);
+	if (g_file_set_contents_full(path, text, -1,
+				     G_FILE_SET_CONTENTS_CONSISTENT, 0600,
+				     &local))
+		return TRUE;
+	/* Unnamed, what this mount caches is cleared by the next one: safe,
+	 * and the messages read meanwhile are held in memory. */
+	if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOSPC)) {
+		g_warning("the disk of the cache directory %s is full; "
+			  "messages are held in memory until it has room (free "
+			  "some space there, or give another directory with "
+			  "-o cache_dir)",
+			  dir);
+		return TRUE;
 	}
-	if (!owner || g_strcmp0(owner, account) != 0) {
-		g_autofree char *text = g_strconcat(account, "\n", NULL);
-
-		if (!g_file_set_contents_full(path, text, -1,
-					      G_FILE_SET_CONTENTS_CONSISTENT,
-					      0600, error))
-			return FALSE;
-	}
-	return TRUE;
+	g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_IO,
+		    "cannot claim the cache directory %s for %s: %s", dir,
+		    account, local->message);
+	return FALSE;
 }
 
 CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
@@ -159,11 +174,6 @@ CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 		g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
 			    "cannot create cache directory %s: %s",
 			    opts->cache_dir, g_strerror(err));
-		imap_pool_free(pool);
-		return NULL;
-	}
-	if (opts->account &&
-	    !claim_cache_dir(opts->cache_dir, opts->account, error)) {
 		imap_pool_free(pool);
 		return NULL;
 	}

@@ -79,11 +79,18 @@ typedef struct {
 
 typedef struct {
 	char *cache_dir;    /* per-account directory, created 0700 */
-	char *account;	    /* "user@host:port": whose cache it is */
 	guint timeout_s;    /* longest a call waits for the server */
 	guint list_ttl_s;   /* re-list a mailbox after this long */
 	guint64 cache_size; /* bytes of message cache; 0: no limit */
 } CacheOptions;
+
+/* Makes @dir (which exists) the cache of @account ("user@host:port"):
+ * what it holds for another account, or for none it names, is removed
+ * first, since the same UIDVALIDITY and UID there name other bytes. A disk
+ * too full to name the account leaves it unnamed (cleared next time), with
+ * a warning. Starts no thread: call it before mounting. */
+gboolean cache_account_claim_dir(const char *dir, const char *account,
+				 GError **error);
 
 /* Takes @pool (transfer full, freed on failure too). Creates
  * @opts->cache_dir if needed. Call on the main thread, once, after the pool

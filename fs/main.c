@@ -263,6 +263,11 @@ int main(int argc, char **argv)
 		ret = fail(error->message);
 		goto out_session;
 	}
+	/* Logged in: the cache is this account's from now on. */
+	if (!cache_account_claim_dir(cache_dir, account, &error)) {
+		ret = fail(error->message);
+		goto out_session;
+	}
 
 	mnt.uid = getuid();
 	mnt.gid = getgid();
@@ -293,7 +298,6 @@ int main(int argc, char **argv)
 
 	/* Threads from here on. */
 	cache_opts.cache_dir = cache_dir;
-	cache_opts.account = account;
 	cache_opts.timeout_s = opts.timeout;
 	cache_opts.list_ttl_s = opts.list_ttl;
 	cache_opts.cache_size = opts.cache_size;

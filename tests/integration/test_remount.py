@@ -377,3 +377,59 @@ def test_cache_dir_reused_for_another_account_reads_its_bytes(
 		with open(p, "rb") as f:
 			assert f.read() == wb.body("INBOX", rec["uid"]), \
 				(rec["name"], "same UIDVALIDITY: %s" % same)
+
+
+def read_mailbox(root, mbox, w):
+	"""Reads every message of MBOX under ROOT, checking its bytes
+	against witness W."""
+	for rec in w.messages(mbox):
+		with open(os.path.join(root, mbox, rec["name"]), "rb") as f:
+			assert f.read() == w.body(mbox, rec["uid"]), rec["name"]
+
+
+def test_cache_disk_full_at_mount(server, new_user, mounter, witness,
+				  tmp_path):
+	"""A cache directory on a full disk: the mount still comes up and
+	reads right (messages held in memory), with a warning that says
+	so; unable to name its account there, it leaves the directory
+	unnamed, and a mount of another account on it later clears what the
+	first one kept once the disk had room, and shows its own bytes."""
+	a, b = new_user("fullA"), new_user("fullB")
+	seed_account(server, a, {"INBOX": 4, "OnlyA": 2}, seed=41)
+	seed_account(server, b, {"INBOX": 4}, seed=42)
+	wa, wb = witness(a), witness(b)
+	small = tmp_path / "small"
+	small.mkdir()
+	subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+			str(small)], check=True)
+	try:
+		cache = str(small / "c")
+		filler = str(small / "filler")
+		with open(filler, "wb") as f:
+			try:
+				while True:
+					f.write(b"\0" * 65536)
+					f.flush()
+			except OSError as e:
+				assert e.errno == errno.ENOSPC
+		m = mounter.mount(a, cache_dir=cache)
+		read_mailbox(m.path, "OnlyA", wa)
+		log = m.stderr()
+		assert "is full; messages are held in memory" in log, log
+		os.unlink(filler)
+		read_mailbox(m.path, "INBOX", wa)  # now kept on the disk
+		problems = mounter.unmount(m)
+		assert not problems, "\n".join(problems)
+		assert not os.path.exists(os.path.join(cache, "account"))
+		assert os.path.exists(os.path.join(cache, "index"))
+		same = wa.uidvalidity("INBOX") == wb.uidvalidity("INBOX")
+		m = mounter.mount(b, cache_dir=cache)
+		got = snapshot(m.path)
+		want = expected_snapshot(wb)
+		assert got == want, "same UIDVALIDITY: %s\n%s" % (
+			same, diff(got, want))
+		read_mailbox(m.path, "INBOX", wb)
+		problems = mounter.unmount(m)
+		assert not problems, "\n".join(problems)
+	finally:
+		subprocess.run(["umount", "-l", str(small)])
