@@ -32,6 +32,7 @@ typedef struct {
 	gboolean committing;
 	gboolean dropped; /* unlinked, or its writer was killed, before it
 			   * was added */
+	int write_errno;  /* a write failed: it is never added */
 	CacheMsgRef ref;  /* once committed */
 } NewFile;
 
@@ -346,6 +347,22 @@ void fs_newfiles_abandon(FsNewFiles *files, fuse_ino_t ino, int signal)
 	g_mutex_unlock(&files->lock);
 }
 
+char *fs_newfiles_name(FsNewFiles *files, fuse_ino_t ino,
+		       guint32 *out_mailbox_id)
+{
+	NewFile *file;
+	char *name = NULL;
+
+	g_mutex_lock(&files->lock);
+	file = lookup_locked(files, ino);
+	if (file) {
+		name = g_strdup(file->name);
+		*out_mailbox_id = file->mailbox_id;
+	}
+	g_mutex_unlock(&files->lock);
+	return name;
+}
+
 gboolean fs_newfiles_committed(FsNewFiles *files, fuse_ino_t ino,
 			       CacheMsgRef *out_ref)
 {
@@ -390,8 +407,16 @@ ssize_t fs_newfiles_write(FsNewFiles *files, fuse_ino_t ino, const char *buf,
 	if (fd < 0)
 		return fd == -EBUSY ? -EPERM : fd;
 	n = pwrite(fd, buf, size, off);
-	if (n < 0)
+	if (n < 0) {
+		NewFile *file;
+
 		n = -errno;
+		g_mutex_lock(&files->lock);
+		file = lookup_locked(files, ino);
+		if (file)
+			file->write_errno = -n;
+		g_mutex_unlock(&files->lock);
+	}
 	close(fd);
 	return n;
 }
@@ -630,6 +655,22 @@ gboolean fs_newfiles_commit(FsNewFiles *files, fuse_ino_t ino,
 		g_mutex_unlock(&files->lock);
 		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
 			    "no pending file");
+		return FALSE;
+	}
+	/* Some of its bytes never arrived: adding the rest would add a
+	 * message cut short. */
+	if (file->write_errno) {
+		int err = file->write_errno;
+
+		drop_locked(files, file);
+		close_if_done_locked(file);
+		g_set_error(error, G_IO_ERROR,
+			    err == EDQUOT ? G_IO_ERROR_NO_SPACE
+					  : g_io_error_from_errno(err),
+			    "a write to it failed (%s), so nothing was added "
+			    "to the mailbox; what was written is kept in %s",
+			    g_strerror(err), file->path);
+		g_mutex_unlock(&files->lock);
 		return FALSE;
 	}
 	file->committing = TRUE;

@@ -62,11 +62,16 @@ fuse_ino_t fs_newfiles_find(FsNewFiles *files, guint32 mailbox_id,
  * not: callers redirect through fs_newfiles_committed() first. */
 gboolean fs_newfiles_stat(FsNewFiles *files, fuse_ino_t ino, uid_t uid,
 			  gid_t gid, struct stat *st);
+/* The name of pending file @ino and its mailbox (*out_mailbox_id), or
+ * NULL. (transfer full) */
+char *fs_newfiles_name(FsNewFiles *files, fuse_ino_t ino,
+		       guint32 *out_mailbox_id);
 /* TRUE if @ino was added as message *out_ref. */
 gboolean fs_newfiles_committed(FsNewFiles *files, fuse_ino_t ino,
 			       CacheMsgRef *out_ref);
 
-/* Data and attributes; negative errno on failure. */
+/* Data and attributes; negative errno on failure. A file a write to which
+ * failed (a full disk) is never added: its commit fails with that error. */
 ssize_t fs_newfiles_write(FsNewFiles *files, fuse_ino_t ino, const char *buf,
 			  size_t size, off_t off);
 ssize_t fs_newfiles_read(FsNewFiles *files, fuse_ino_t ino, char *buf,

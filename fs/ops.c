@@ -47,12 +47,19 @@ static char *describe(FsMount *mnt, fuse_ino_t ino)
 	GString *path;
 	guint32 id, uid;
 
+	g_autofree char *new_name = NULL;
+
 	if (ino == FUSE_ROOT_ID)
 		return g_strdup("the mount's root");
-	if (fs_newfiles_is_new(ino))
-		return g_strdup("a new file");
-	if (!fs_inode_decode(ino, &id, &uid) ||
-	    !cache_account_peek_mailbox(mnt->acct, id, &mbox))
+	if (fs_newfiles_is_new(ino)) {
+		new_name = fs_newfiles_name(mnt->newfiles, ino, &id);
+		if (!new_name)
+			return g_strdup("a new file");
+		uid = 0;
+	} else if (!fs_inode_decode(ino, &id, &uid)) {
+		id = 0;
+	}
+	if (!id || !cache_account_peek_mailbox(mnt->acct, id, &mbox))
 		return g_strdup_printf("inode %" G_GINT64_MODIFIER "x",
 				       (guint64)ino);
 	path = g_string_new(NULL);
@@ -79,6 +86,8 @@ static char *describe(FsMount *mnt, fuse_ino_t ino)
 		cache_message_clear(&msg);
 	} else if (uid) {
 		g_string_append_printf(path, "/(UID %u)", uid);
+	} else if (new_name) {
+		g_string_append_printf(path, "/%s", new_name);
 	}
 	return g_string_free(path, FALSE);
 }

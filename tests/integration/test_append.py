@@ -402,3 +402,51 @@ def test_a_writer_that_exits_without_closing_adds_the_message(m, imap):
 	assert p.returncode == 0
 	recs = fresh(imap, "Empty")
 	assert [r["size"] for r in recs] == [len(s.raw)]
+
+
+def test_a_new_file_the_cache_disk_cannot_hold_adds_nothing(
+		account, mounter, imap, tmp_path):
+	"""A new message waits in CACHE_DIR/new until close: with about
+	100 KB left on that disk, writing 400 KB fails with ENOSPC, and so
+	does close(); the part that was written is not added as a message
+	cut short, the name goes, and the log says why and where the bytes
+	are."""
+	small = tmp_path / "small"
+	small.mkdir()
+	subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+			str(small)], check=True)
+	try:
+		m = mounter.mount(account["user"], cache_dir=str(small / "c"))
+		with open(str(small / "filler"), "wb", buffering=0) as f:
+			try:
+				while True:
+					f.write(b"\0" * 4096)
+			except OSError as e:
+				assert e.errno == errno.ENOSPC
+			f.truncate(f.tell() - (100 << 10))
+		data = b"Subject: cut\r\n\r\n" + b"0123456789abcdef\r\n" * 22000
+		path = os.path.join(m.path, "Empty", "cut.eml")
+		mark = log_mark(m)
+		fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+		written, write_err = 0, 0
+		try:
+			while written < len(data):
+				written += os.write(fd, data[written:])
+		except OSError as e:
+			write_err = e.errno
+		close_err = 0
+		try:
+			os.close(fd)
+		except OSError as e:
+			close_err = e.errno
+		assert write_err == errno.ENOSPC, _err(write_err)
+		assert close_err == errno.ENOSPC, _err(close_err)
+		assert 0 < written < len(data)
+		assert fresh(imap, "Empty") == []
+		assert "cut.eml" not in os.listdir(os.path.join(m.path, "Empty"))
+		log = new_log(m, mark)
+		assert "Empty/cut.eml: a write to it failed" in log, log
+		assert "nothing was added" in log, log
+		assert not mounter.unmount(m)
+	finally:
+		subprocess.run(["umount", "-l", str(small)])

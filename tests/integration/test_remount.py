@@ -405,11 +405,10 @@ def test_cache_disk_full_at_mount(server, new_user, mounter, witness,
 	try:
 		cache = str(small / "c")
 		filler = str(small / "filler")
-		with open(filler, "wb") as f:
+		with open(filler, "wb", buffering=0) as f:
 			try:
 				while True:
 					f.write(b"\0" * 65536)
-					f.flush()
 			except OSError as e:
 				assert e.errno == errno.ENOSPC
 		m = mounter.mount(a, cache_dir=cache)
