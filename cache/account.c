@@ -134,19 +134,24 @@ gboolean cache_account_claim_dir(const char *dir, const char *account,
 	if (g_file_get_contents(path, &owner, NULL, NULL) &&
 	    g_strcmp0(g_strchomp(owner), account) == 0)
 		return TRUE;
-	/* Another account's bytes, or bytes of no known account. */
+	/* Another account's bytes, or bytes of no known account. The old
+	 * name goes first: if the new one cannot be written, the directory
+	 * must not go on naming the other account. */
 	if (owner)
 		g_message("cache directory %s was used for %s; clearing it "
 			  "for %s",
 			  dir, owner, account);
+	g_unlink(path);
 	clear_cache_dir(dir);
 	if (g_file_set_contents_full(path, text, -1,
 				     G_FILE_SET_CONTENTS_CONSISTENT, 0600,
 				     &local))
 		return TRUE;
 	/* Unnamed, what this mount caches is cleared by the next one: safe,
-	 * and the messages read meanwhile are held in memory. */
-	if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOSPC)) {
+	 * and the messages read meanwhile are held in memory. (GLib has no
+	 * code of its own for EDQUOT; its text says it.) */
+	if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOSPC) ||
+	    strstr(local->message, g_strerror(EDQUOT))) {
 		g_warning("the disk of the cache directory %s is full; "
 			  "messages are held in memory until it has room (free "
 			  "some space there, or give another directory with "

@@ -19,7 +19,8 @@
  * tried again. When that does not help (the disk is full of other files),
  * the message is held in memory instead, in a memfd that reads are served
  * from as from a file, within CACHE_STORE_MEMORY bytes (least recently used
- * first, pinned ones never); the disk is tried again at every write.
+ * first, pinned ones never; a larger message is not held, and its read
+ * fails with ENOSPC as before); the disk is tried again at every write.
  * cache_store_budget() tells prefetch how far ahead it may fetch: the
  * budget, or what the disk holds if that is less (its free space, asked
  * each time), or the memory's budget while the disk is full.
@@ -182,6 +183,7 @@ guint64 cache_store_budget(CacheStore *store)
 	if (statvfs(store->dir, &fs) == 0) {
 		guint64 room = usage + (guint64)fs.f_bavail * fs.f_frsize;
 
+		room = MAX(room, 1); /* 0 would mean no limit */
 		budget = budget ? MIN(budget, room) : room;
 	}
 	return budget;
@@ -630,14 +632,17 @@ static gboolean make_room(CacheStore *store, guint64 len, const char *keep)
 }
 
 /* A memfd of @len bytes from @data or @src_fd, or -1 with @error set. A
- * spool file that holds exactly the message is taken as it is. */
+ * spool file in memory already (a memfd: it answers F_GET_SEALS) that
+ * holds exactly the message is taken as it is; one on the full disk is
+ * copied, so that its blocks go. */
 static int hold_in_memory(const void *data, int src_fd, gsize len,
 			  const char *path, GError **error)
 {
 	struct stat st;
 	int fd;
 
-	if (!data && fstat(src_fd, &st) == 0 && (gsize)st.st_size == len) {
+	if (!data && fcntl(src_fd, F_GET_SEALS) >= 0 &&
+	    fstat(src_fd, &st) == 0 && (gsize)st.st_size == len) {
 		fd = fcntl(src_fd, F_DUPFD_CLOEXEC, 0);
 		if (fd >= 0)
 			return fd;
@@ -686,7 +691,7 @@ gboolean cache_store_put_whole(CacheStore *store, const CacheKey *key,
 		g_clear_error(&local);
 		ok = whole_to_disk(store, key, path, data, src_fd, len, &local);
 	}
-	if (!ok && no_space(local)) {
+	if (!ok && no_space(local) && len <= CACHE_STORE_MEMORY) {
 		g_clear_error(&local);
 		mem_fd = hold_in_memory(data, src_fd, len, path, &local);
 		ok = mem_fd >= 0;
@@ -696,6 +701,11 @@ gboolean cache_store_put_whole(CacheStore *store, const CacheKey *key,
 		return FALSE;
 	}
 	g_mutex_lock(&store->lock);
+	/* Another fetch of it reached the disk meanwhile: that copy serves. */
+	if (mem_fd >= 0 && g_file_test(path, G_FILE_TEST_EXISTS)) {
+		close(mem_fd);
+		mem_fd = -1;
+	}
 	drop_partial_locked(store, path, part);
 	place_locked(store, entry_locked(store, path), mem_fd, len);
 	note_disk_locked(store, mem_fd < 0);
@@ -730,9 +740,12 @@ static gboolean partial_to_memory_locked(CacheStore *store, const Partial *p,
 					 GError **error)
 {
 	int fd = memfd_create("imapfs-message", MFD_CLOEXEC);
-	int src = open(part, O_RDONLY | O_CLOEXEC);
+	int src = p->n_present ? open(part, O_RDONLY | O_CLOEXEC) : -1;
 	gboolean ok = fd >= 0 || set_errno_error(error, "hold in memory", part);
 
+	/* The chunks it has must come along, or they would read as zeros. */
+	if (ok && p->n_present && src < 0)
+		ok = set_errno_error(error, "open", part);
 	for (guint c = 0; ok && src >= 0 && c < p->n_chunks; c++) {
 		guint64 at = (guint64)c * CACHE_STORE_CHUNK;
 
@@ -760,7 +773,7 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 	g_autofree char *part = key_path(store, key, ".part");
 	g_autofree char *whole = key_path(store, key, "");
 	g_autoptr(GError) local = NULL;
-	gboolean complete = TRUE, ok;
+	gboolean complete = TRUE, ok, no_dir, tried_disk;
 	Partial *p;
 	Entry *e;
 
@@ -779,12 +792,12 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 		return FALSE;
 	}
 	/* Without its directory (no room to make it) the chunks go to
-	 * memory below. */
-	if (!ensure_dir(store, key, &local) && !no_space(local)) {
+	 * memory below; @local keeps why. */
+	no_dir = !ensure_dir(store, key, &local);
+	if (no_dir && !no_space(local)) {
 		g_propagate_error(error, g_steal_pointer(&local));
 		return FALSE;
 	}
-	g_clear_error(&local);
 
 	g_mutex_lock(&store->lock);
 	p = g_hash_table_lookup(store->partials, part);
@@ -811,15 +824,22 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 		g_hash_table_insert(store->partials, g_strdup(part), p);
 	}
 	e = entry_locked(store, whole);
+	tried_disk = e->mem_fd < 0;
 	/* Written under the lock so a concurrent size change cannot race. */
-	ok = write_range_locked(e, part, off, data, src_fd, len, &local);
-	if (!ok && no_space(local) && e->mem_fd < 0 &&
+	ok = FALSE;
+	if (!no_dir || !tried_disk) {
+		g_clear_error(&local);
+		ok = write_range_locked(e, part, off, data, src_fd, len,
+					&local);
+	}
+	if (!ok && no_space(local) && tried_disk && !no_dir &&
 	    make_room_locked(store, len, whole)) {
 		g_clear_error(&local);
 		ok = write_range_locked(e, part, off, data, src_fd, len,
 					&local);
 	}
-	if (!ok && no_space(local) && e->mem_fd < 0) {
+	if (!ok && no_space(local) && tried_disk &&
+	    size <= CACHE_STORE_MEMORY) {
 		g_clear_error(&local);
 		ok = partial_to_memory_locked(store, p, e, part, &local) &&
 		     write_range_locked(e, part, off, data, src_fd, len,
@@ -840,7 +860,8 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 	}
 	place_locked(store, e, e->mem_fd,
 		     MIN((guint64)p->n_present * CACHE_STORE_CHUNK, size));
-	note_disk_locked(store, e->mem_fd < 0);
+	if (tried_disk)
+		note_disk_locked(store, e->mem_fd < 0);
 	if (p->n_present == p->n_chunks) {
 		/* In memory, the partial's memfd is now the whole message. */
 		if (e->mem_fd < 0)

@@ -364,9 +364,16 @@ static int parser_spool_open(int dirfd)
 	return -1;
 }
 
-static gboolean spool_disk_full(void)
+/* A literal up to this size goes on in memory when the spool's disk is
+ * full; a larger one fails as the disk did. */
+#define SPOOL_MEMORY_MAX (32 * 1024 * 1024)
+
+/* The spool's disk is full (errno), and a literal of @literal_size bytes
+ * may be held in memory instead. */
+static gboolean spool_to_memory(guint64 literal_size)
 {
-	return errno == ENOSPC || errno == EDQUOT;
+	return (errno == ENOSPC || errno == EDQUOT) &&
+	       literal_size <= SPOOL_MEMORY_MAX;
 }
 
 /* The spool directory's disk is full: the literal goes to memory instead,
@@ -441,7 +448,7 @@ static ByteResult parser_start_literal(ImapParser *p)
 						      : "too much literal data "
 							"in one response");
 		fd = parser_spool_open(p->spool_dirfd);
-		if (fd < 0 && spool_disk_full())
+		if (fd < 0 && spool_to_memory(n))
 			fd = parser_spool_memory(-1, 0);
 		if (fd < 0)
 			return parser_fail_spool(p);
@@ -469,7 +476,7 @@ static ByteResult parser_literal_chunk(ImapParser *p, const guint8 *data,
 	} else if (!parser_write_all(v->fd, data, len)) {
 		/* Every earlier chunk was written whole: carry those over and
 		 * write this one again. */
-		int mem = spool_disk_full()
+		int mem = spool_to_memory(v->len)
 				  ? parser_spool_memory(v->fd, p->lit_pos)
 				  : -1;
 

@@ -389,11 +389,13 @@ def read_mailbox(root, mbox, w):
 
 def test_cache_disk_full_at_mount(server, new_user, mounter, witness,
 				  tmp_path):
-	"""A cache directory on a full disk: the mount still comes up and
-	reads right (messages held in memory), with a warning that says
-	so; unable to name its account there, it leaves the directory
-	unnamed, and a mount of another account on it later clears what the
-	first one kept once the disk had room, and shows its own bytes."""
+	"""A cache directory that account B used, then on a disk so full
+	that clearing B's index frees nothing (it is linked elsewhere too): a
+	mount of A still comes up and reads right (messages held in memory),
+	with a warning that says so; unable to name its account there, it
+	leaves the directory unnamed, not still naming B, and B's next mount
+	clears what A kept there once the disk had room, and shows its own
+	bytes."""
 	a, b = new_user("fullA"), new_user("fullB")
 	seed_account(server, a, {"INBOX": 4, "OnlyA": 2}, seed=41)
 	seed_account(server, b, {"INBOX": 4}, seed=42)
@@ -404,22 +406,27 @@ def test_cache_disk_full_at_mount(server, new_user, mounter, witness,
 			str(small)], check=True)
 	try:
 		cache = str(small / "c")
-		filler = str(small / "filler")
-		with open(filler, "wb", buffering=0) as f:
+		m = mounter.mount(b, cache_dir=cache)
+		os.listdir(os.path.join(m.path, "INBOX"))
+		assert not mounter.unmount(m)
+		for name in ("account", "index"):
+			os.link(os.path.join(cache, name),
+				str(small / ("kept-" + name)))
+		with open(str(small / "filler"), "wb", buffering=0) as f:
 			try:
 				while True:
-					f.write(b"\0" * 65536)
+					f.write(b"\0" * 4096)
 			except OSError as e:
 				assert e.errno == errno.ENOSPC
 		m = mounter.mount(a, cache_dir=cache)
+		assert not os.path.exists(os.path.join(cache, "account"))
 		read_mailbox(m.path, "OnlyA", wa)
 		log = m.stderr()
 		assert "is full; messages are held in memory" in log, log
-		os.unlink(filler)
+		os.unlink(str(small / "filler"))
 		read_mailbox(m.path, "INBOX", wa)  # now kept on the disk
 		problems = mounter.unmount(m)
 		assert not problems, "\n".join(problems)
-		assert not os.path.exists(os.path.join(cache, "account"))
 		assert os.path.exists(os.path.join(cache, "index"))
 		same = wa.uidvalidity("INBOX") == wb.uidvalidity("INBOX")
 		m = mounter.mount(b, cache_dir=cache)

@@ -1422,11 +1422,13 @@ static void test_threads(void)
  * tmpfs can stand for a full disk (root only). */
 static gboolean own_mounts;
 
-/* A Tmp whose top is a tmpfs of @kib KiB; FALSE (test skipped) without
- * root. */
-static gboolean tmp_init_small(Tmp *t, guint kib)
+/* A Tmp whose top is a tmpfs of @kib KiB and @inodes inodes (0: the
+ * default); FALSE (test skipped) without root. */
+static gboolean tmp_init_small_inodes(Tmp *t, guint kib, guint inodes)
 {
-	g_autofree char *opts = g_strdup_printf("size=%uk", kib);
+	g_autofree char *opts =
+		inodes ? g_strdup_printf("size=%uk,nr_inodes=%u", kib, inodes)
+		       : g_strdup_printf("size=%uk", kib);
 
 	if (!own_mounts) {
 		g_test_skip("a full disk is a small tmpfs: needs root");
@@ -1435,6 +1437,11 @@ static gboolean tmp_init_small(Tmp *t, guint kib)
 	tmp_init(t);
 	g_assert_cmpint(mount("tmpfs", t->top, "tmpfs", 0, opts), ==, 0);
 	return TRUE;
+}
+
+static gboolean tmp_init_small(Tmp *t, guint kib)
+{
+	return tmp_init_small_inodes(t, kib, 0);
 }
 
 static void tmp_clear_small(Tmp *t)
@@ -1677,6 +1684,72 @@ static void test_full_memory_budget(void)
 	tmp_clear_small(&t);
 }
 
+/* No room even for the directory of a message's mailbox (inodes used up):
+ * its ranges are held in memory all the same. */
+static void test_full_no_directory(void)
+{
+	const guint64 size = 3 * CHUNK;
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	g_autofree guint8 *data = make_bytes(size, 800);
+	CacheKey key = {"Elsewhere", 1, 5};
+	LogCatch c;
+	guint n = 0;
+
+	if (!tmp_init_small_inodes(&t, 4096, 64))
+		return;
+	store = store_new(&t, 0);
+	for (;; n++) {
+		g_autofree char *f = g_strdup_printf("%s/f%u", t.top, n);
+		int fd = open(f, O_WRONLY | O_CREAT, 0600);
+
+		if (fd < 0) {
+			g_assert_cmpint(errno, ==, ENOSPC);
+			break;
+		}
+		close(fd);
+	}
+	log_catch_start(&c);
+	put_chunks(store, &key, data, size, 0, 1);
+	put_chunks(store, &key, data, size, 1, 2);
+	g_free(log_catch_end(&c));
+	assert_complete(store, &key, data, size);
+	g_assert_cmpuint(census(&t).files, ==, 0);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear_small(&t);
+}
+
+/* A message larger than memory may hold is not held there: the full
+ * disk's error stands, whole or in ranges. */
+static void test_full_too_big_for_memory(void)
+{
+	const gsize len = CACHE_STORE_MEMORY + CHUNK;
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree guint8 *data = make_bytes(len, 900);
+	CacheKey key = {"INBOX", 1, 1};
+	LogCatch c;
+
+	if (!tmp_init_small(&t, 256))
+		return;
+	store = store_new(&t, 0);
+	g_free(fill_disk(&t, 0));
+	log_catch_start(&c);
+	g_assert_false(
+		cache_store_put_whole(store, &key, data, -1, len, &error));
+	g_assert_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE);
+	g_clear_error(&error);
+	g_assert_false(cache_store_put_range(store, &key, len, 0, data, -1,
+					     CHUNK, &error));
+	g_assert_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE);
+	g_free(log_catch_end(&c));
+	assert_absent(store, &key);
+	g_assert_false(range_ok(store, &key, len, 0, 1, data));
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear_small(&t);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1728,5 +1801,9 @@ int main(int argc, char **argv)
 			test_full_range_to_memory);
 	g_test_add_func("/cache-store/full/memory-budget",
 			test_full_memory_budget);
+	g_test_add_func("/cache-store/full/no-directory",
+			test_full_no_directory);
+	g_test_add_func("/cache-store/full/too-big-for-memory",
+			test_full_too_big_for_memory);
 	return g_test_run();
 }
