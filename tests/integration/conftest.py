@@ -23,9 +23,11 @@ checkout).  Without /dev/fuse, dovecot or the binary the tests skip, or
 fail when CI=true.
 """
 
+import contextlib
 import datetime
 import email
 import email.policy
+import errno
 import hashlib
 import itertools
 import os
@@ -624,6 +626,34 @@ def dovecot_out_bytes(server, user, still_open=0, timeout=10):
 		   time.monotonic() > deadline:
 			return out
 		time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def small_disk(path, size):
+	"""A tmpfs of SIZE (mount's syntax: "2m") on directory PATH, made if
+	needed, for the length of the block: a small, or full, cache disk."""
+	os.makedirs(str(path), exist_ok=True)
+	subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs",
+			str(path)], check=True)
+	try:
+		yield str(path)
+	finally:
+		subprocess.run(["umount", "-l", str(path)])
+
+
+def fill_disk(path, leave=0):
+	"""Fills the file system of directory PATH with a file there,
+	leaving about LEAVE bytes free; returns the file's path."""
+	filler = os.path.join(str(path), "filler")
+	with open(filler, "wb", buffering=0) as f:
+		try:
+			while True:
+				f.write(b"\0" * 4096)
+		except OSError as e:
+			assert e.errno == errno.ENOSPC, e
+		if leave:
+			f.truncate(f.tell() - leave)
+	return filler
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import time
 import pytest
 
 import imapfs_samplemail as sm
+from conftest import fill_disk, small_disk
 from writehelpers import body, errno_of, fresh, log_mark, new_log, run, \
 	sha
 
@@ -411,19 +412,10 @@ def test_a_new_file_the_cache_disk_cannot_hold_adds_nothing(
 	does close(); the part that was written is not added as a message
 	cut short, the name goes, and the log says why and where the bytes
 	are."""
-	small = tmp_path / "small"
-	small.mkdir()
-	subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
-			str(small)], check=True)
-	try:
-		m = mounter.mount(account["user"], cache_dir=str(small / "c"))
-		with open(str(small / "filler"), "wb", buffering=0) as f:
-			try:
-				while True:
-					f.write(b"\0" * 4096)
-			except OSError as e:
-				assert e.errno == errno.ENOSPC
-			f.truncate(f.tell() - (100 << 10))
+	with small_disk(tmp_path / "small", "1m") as disk:
+		m = mounter.mount(account["user"],
+				  cache_dir=os.path.join(disk, "c"))
+		fill_disk(disk, leave=100 << 10)
 		data = b"Subject: cut\r\n\r\n" + b"0123456789abcdef\r\n" * 22000
 		path = os.path.join(m.path, "Empty", "cut.eml")
 		mark = log_mark(m)
@@ -448,5 +440,3 @@ def test_a_new_file_the_cache_disk_cannot_hold_adds_nothing(
 		assert "Empty/cut.eml: a write to it failed" in log, log
 		assert "nothing was added" in log, log
 		assert not mounter.unmount(m)
-	finally:
-		subprocess.run(["umount", "-l", str(small)])

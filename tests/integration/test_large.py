@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import dovecot_out_bytes, file_sha256, sha256, sm
+from conftest import dovecot_out_bytes, file_sha256, sha256, sm, small_disk
 
 SIZE = 10 << 20
 
@@ -93,15 +93,9 @@ def test_a_full_cache_disk_still_serves_reads(big_user, mounter, w, server,
 	reads right, held in memory, and a second read (with the kernel's
 	pages dropped) does not fetch it again; the log says the disk is full,
 	what is done meanwhile and what to do, and blames no server."""
-	import subprocess
-
-	cache = tmp_path / "small"
-	cache.mkdir()
-	subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs",
-			str(cache)], check=True)
-	try:
+	with small_disk(tmp_path / "small", "2m") as disk:
 		before = dovecot_out_bytes(server, big_user, still_open=1)
-		m = mounter.mount(big_user, cache_dir=str(cache / "c"),
+		m = mounter.mount(big_user, cache_dir=os.path.join(disk, "c"),
 				  max_conns=2)
 		rel, body, rec = _only(w)
 		path = os.path.join(m.path, rel)
@@ -121,5 +115,3 @@ def test_a_full_cache_disk_still_serves_reads(big_user, mounter, w, server,
 		assert mounter.unmount(m) == []
 		sent = dovecot_out_bytes(server, big_user, still_open=1) - before
 		assert len(body) <= sent < 1.5 * len(body), sent
-	finally:
-		subprocess.run(["umount", "-l", str(cache)])

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import seed_account, sm, ts, walk_tree
+from conftest import fill_disk, seed_account, small_disk, sm, ts, walk_tree
 
 # A full metadata fetch (with MODSEQ where the server has CONDSTORE), and a
 # refresh of the flags (only the changed ones with CONDSTORE).
@@ -400,30 +400,21 @@ def test_cache_disk_full_at_mount(server, new_user, mounter, witness,
 	seed_account(server, a, {"INBOX": 4, "OnlyA": 2}, seed=41)
 	seed_account(server, b, {"INBOX": 4}, seed=42)
 	wa, wb = witness(a), witness(b)
-	small = tmp_path / "small"
-	small.mkdir()
-	subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
-			str(small)], check=True)
-	try:
-		cache = str(small / "c")
+	with small_disk(tmp_path / "small", "1m") as disk:
+		cache = os.path.join(disk, "c")
 		m = mounter.mount(b, cache_dir=cache)
 		os.listdir(os.path.join(m.path, "INBOX"))
 		assert not mounter.unmount(m)
 		for name in ("account", "index"):
 			os.link(os.path.join(cache, name),
-				str(small / ("kept-" + name)))
-		with open(str(small / "filler"), "wb", buffering=0) as f:
-			try:
-				while True:
-					f.write(b"\0" * 4096)
-			except OSError as e:
-				assert e.errno == errno.ENOSPC
+				os.path.join(disk, "kept-" + name))
+		filler = fill_disk(disk)
 		m = mounter.mount(a, cache_dir=cache)
 		assert not os.path.exists(os.path.join(cache, "account"))
 		read_mailbox(m.path, "OnlyA", wa)
 		log = m.stderr()
 		assert "is full; messages are held in memory" in log, log
-		os.unlink(str(small / "filler"))
+		os.unlink(filler)
 		read_mailbox(m.path, "INBOX", wa)  # now kept on the disk
 		problems = mounter.unmount(m)
 		assert not problems, "\n".join(problems)
@@ -437,5 +428,3 @@ def test_cache_disk_full_at_mount(server, new_user, mounter, witness,
 		read_mailbox(m.path, "INBOX", wb)
 		problems = mounter.unmount(m)
 		assert not problems, "\n".join(problems)
-	finally:
-		subprocess.run(["umount", "-l", str(small)])
