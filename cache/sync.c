@@ -1,10 +1,14 @@
 /* cache/sync.c — refreshing the index.
  *
  * A mailbox is first listed with one command:
- *   UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)
+ *   UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE
+ *                  BODY.PEEK[HEADER.FIELDS (SUBJECT FROM MESSAGE-ID)])
+ * (the three fields a name and the xattrs need; ENVELOPE would bring From
+ * three times over, as Sender and Reply-To, and every To and Cc: 411
+ * bytes a message against 287 on the bench's corpus, more on real mail).
  * Later refreshes pipeline two commands in one round trip:
  *   UID FETCH 1:* (UID FLAGS)                  flags, and who is gone
- *   UID FETCH <max+1>:* (UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE)
+ *   UID FETCH <max+1>:* (the same items as a first listing)
  * (RFC 9051 §6.4.8: "n:*" with n above every UID still returns the last
  * message, so UIDs at or below max are ignored there.)
  *
@@ -30,6 +34,11 @@
 #include "imap/utf7.h"
 
 #define SYNC_PASSES 3 /* refresh passes for one request, at most */
+
+/* What a listing asks of each message. */
+#define LISTED                                 \
+	"UID FLAGS RFC822.SIZE INTERNALDATE " \
+	"BODY.PEEK[HEADER.FIELDS (SUBJECT FROM MESSAGE-ID)]"
 
 /* ---- Mailboxes ---------------------------------------------------------- */
 
@@ -275,18 +284,28 @@ static char *join_flags(char **flags)
 static CacheMessage *message_from_fetch(const ImapFetch *fetch)
 {
 	CacheMessage *msg = g_new0(CacheMessage, 1);
-	ImapEnvelope env = {0};
+	const ImapValue *hdr = fetch->body;
 
 	msg->uid = fetch->uid;
 	msg->size = fetch->size;
 	msg->internaldate = fetch->internaldate;
 	msg->modseq = fetch->has_modseq ? fetch->modseq : 0;
 	msg->flags = join_flags(fetch->flags);
-	if (fetch->envelope && imap_envelope_parse(fetch->envelope, &env)) {
-		msg->subject = cache_text_decode_header(env.subject);
-		msg->from = cache_text_decode_header(env.from);
-		msg->message_id = g_strdup(env.message_id);
-		imap_envelope_clear(&env);
+	/* The header lines asked for (a server may name the fields in any
+	 * case); a spooled block (over 64 KiB: hostile) gives no names. */
+	if (hdr && hdr->type == IMAP_VALUE_STRING && fetch->body_section &&
+	    g_ascii_strncasecmp(fetch->body_section, "HEADER.FIELDS ", 14) ==
+		    0) {
+		g_autofree char *subject =
+			cache_text_header_field(hdr->str, hdr->len, "Subject");
+		g_autofree char *from =
+			cache_text_header_field(hdr->str, hdr->len, "From");
+		g_autofree char *message_id = cache_text_header_field(
+			hdr->str, hdr->len, "Message-ID");
+
+		msg->subject = cache_text_decode_header(subject);
+		msg->from = cache_text_decode_address(from);
+		msg->message_id = cache_text_decode_header(message_id);
 	}
 	return msg;
 }
@@ -624,12 +643,8 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
 		if (job->full) {
 			cmds[n++] = imap_command_new(
 				NULL, IMAP_COMMAND_RETRIABLE,
-				condstore ? "UID FETCH 1:* (UID FLAGS "
-					    "RFC822.SIZE "
-					    "INTERNALDATE ENVELOPE MODSEQ)"
-					  : "UID FETCH 1:* (UID FLAGS "
-					    "RFC822.SIZE "
-					    "INTERNALDATE ENVELOPE)");
+				condstore ? "UID FETCH 1:* (" LISTED " MODSEQ)"
+					  : "UID FETCH 1:* (" LISTED ")");
 		} else if (condstore && modseq) {
 			g_autofree char *since =
 				g_strdup_printf("%" G_GUINT64_FORMAT, modseq);
@@ -645,8 +660,7 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
 				since);
 			cmds[n++] = imap_command_new(
 				NULL, IMAP_COMMAND_RETRIABLE,
-				"UID FETCH %u:* (UID FLAGS RFC822.SIZE "
-				"INTERNALDATE ENVELOPE MODSEQ)",
+				"UID FETCH %u:* (" LISTED " MODSEQ)",
 				max_uid + 1);
 			cmds[n++] = imap_command_new(
 				NULL, IMAP_COMMAND_RETRIABLE,
@@ -661,9 +675,7 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
 						 "UID FETCH 1:* (UID FLAGS)");
 			cmds[n++] = imap_command_new(
 				NULL, IMAP_COMMAND_RETRIABLE,
-				"UID FETCH %u:* (UID FLAGS RFC822.SIZE "
-				"INTERNALDATE ENVELOPE)",
-				max_uid + 1);
+				"UID FETCH %u:* (" LISTED ")", max_uid + 1);
 		}
 		/* Set before the first submit: completions may run at once. */
 		job->pending = n;

@@ -1,8 +1,9 @@
 /* cache/text.h — header text as people read it.
  *
- * Subjects and addresses arrive in ENVELOPE as raw header text: RFC 2047
- * encoded words, or 8-bit bytes in some charset. GMime decodes them; this
- * file turns the result into one clean line of valid UTF-8. Any thread
+ * Subject, From and Message-ID arrive as raw header lines (a listing's
+ * BODY.PEEK[HEADER.FIELDS (...)]): folded, with RFC 2047 encoded words or
+ * 8-bit bytes in some charset. GMime decodes them; this file picks the
+ * fields out and turns each into one clean line of valid UTF-8. Any thread
  * after cache_text_init().
  */
 #ifndef IMAPFS_CACHE_TEXT_H
@@ -16,5 +17,14 @@ void cache_text_init(void);
 /* Decoded, valid UTF-8, with CR, LF and tabs folded to single spaces and
  * the ends trimmed. NULL for NULL input. (transfer full) */
 char *cache_text_decode_header(const char *raw);
+
+/* The value of the first field called @name (any case) among the header
+ * lines @block of @len bytes, folds and all, or NULL. (transfer full) */
+char *cache_text_header_field(const char *block, gsize len, const char *name);
+
+/* The first mailbox of an address field such as From, as "Name <addr>" or
+ * "addr", decoded, on one line; where it holds no address, its decoded
+ * text. NULL for NULL. (transfer full) */
+char *cache_text_decode_address(const char *raw);
 
 #endif

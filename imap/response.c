@@ -7,7 +7,7 @@
  * (IMAP_ERROR_PROTOCOL, or FALSE) instead of asserting.
  *
  * Decoded structs borrow from the response where the header says so (the
- * envelope and body values); everything else is copied. Pure functions, no
+ * body values); everything else is copied. Pure functions, no
  * locks: a response belongs to whoever holds it.
  */
 #include "imap/response.h"
@@ -277,12 +277,6 @@ static gboolean response_fetch_item(ImapFetch *out, const char *name,
 			return FALSE;
 		}
 		out->has_modseq = TRUE;
-	} else if (g_ascii_strcasecmp(name, "ENVELOPE") == 0) {
-		if (!val || val->type != IMAP_VALUE_LIST) {
-			*why = "bad ENVELOPE";
-			return FALSE;
-		}
-		out->envelope = val;
 	} else if (response_body_item(name, &section, &has_origin, &origin,
 				      &bad)) {
 		if (bad || (val->type != IMAP_VALUE_STRING &&
@@ -431,73 +425,6 @@ gboolean imap_parse_internaldate(const char *text, gint64 *out_time)
 	if (out_time)
 		*out_time = t;
 	return TRUE;
-}
-
-/* ---- ENVELOPE --------------------------------------------------------- */
-
-/* nstring -> copy; NIL, an unusable type or a spooled string -> NULL. */
-static gboolean response_nstring(const ImapValue *v, char **out)
-{
-	*out = NULL;
-	if (!v || v->type == IMAP_VALUE_LIST)
-		return FALSE;
-	*out = g_strdup(imap_value_get_string(v));
-	return TRUE;
-}
-
-/* First real address of an address list: "Name <mbox@host>" or
- * "mbox@host". Group markers (host NIL, RFC 9051 §7.5.2) are skipped. */
-static char *response_first_address(const ImapValue *list)
-{
-	for (guint i = 0; i < imap_value_n_items(list); i++) {
-		const ImapValue *addr = imap_value_item(list, i);
-		const char *name, *mbox, *host;
-
-		if (imap_value_n_items(addr) != 4)
-			continue;
-		name = imap_value_get_string(imap_value_item(addr, 0));
-		mbox = imap_value_get_string(imap_value_item(addr, 2));
-		host = imap_value_get_string(imap_value_item(addr, 3));
-		if (!mbox || !host)
-			continue;
-		if (name && *name)
-			return g_strdup_printf("%s <%s@%s>", name, mbox, host);
-		return g_strdup_printf("%s@%s", mbox, host);
-	}
-	return NULL;
-}
-
-gboolean imap_envelope_parse(const ImapValue *envelope, ImapEnvelope *out)
-{
-	const ImapValue *from;
-
-	g_return_val_if_fail(out != NULL, FALSE);
-
-	memset(out, 0, sizeof(*out));
-	if (imap_value_n_items(envelope) < 10)
-		return FALSE;
-	from = imap_value_item(envelope, 2);
-	if (from->type != IMAP_VALUE_LIST && from->type != IMAP_VALUE_NIL)
-		return FALSE;
-	if (!response_nstring(imap_value_item(envelope, 0), &out->date) ||
-	    !response_nstring(imap_value_item(envelope, 1), &out->subject) ||
-	    !response_nstring(imap_value_item(envelope, 9), &out->message_id)) {
-		imap_envelope_clear(out);
-		return FALSE;
-	}
-	out->from = response_first_address(from);
-	return TRUE;
-}
-
-void imap_envelope_clear(ImapEnvelope *env)
-{
-	if (!env)
-		return;
-	g_free(env->date);
-	g_free(env->subject);
-	g_free(env->from);
-	g_free(env->message_id);
-	memset(env, 0, sizeof(*env));
 }
 
 /* ---- LIST ------------------------------------------------------------ */

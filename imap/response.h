@@ -2,7 +2,7 @@
  *
  * The parser (imap/parser.h) turns bytes into ImapResponse trees; this file
  * declares the tree and decodes what it means: FETCH items, LIST, STATUS,
- * SELECT data, ENVELOPE. Input from the server is hostile: every accessor
+ * SELECT data. Input from the server is hostile: every accessor
  * checks types and ranges and reports a mismatch instead of asserting.
  * Thread-agnostic: a response belongs to whoever holds it.
  */
@@ -103,7 +103,6 @@ typedef struct {
 	gint64 internaldate; /* seconds since the epoch, UTC */
 	gboolean has_modseq;
 	guint64 modseq;		   /* MODSEQ (n) */
-	const ImapValue *envelope; /* ENVELOPE list; borrowed; nullable */
 	const ImapValue *body;	   /* BODY[...] value: STRING, SPOOLED
 				    * or NIL; borrowed; nullable */
 	char *body_section;	   /* "" for BODY[], "HEADER", ...;
@@ -125,17 +124,6 @@ gboolean imap_parse_internaldate(const char *text, gint64 *out_time);
 /* The other way: "dd-Mon-yyyy hh:mm:ss +0000" (UTC), or NULL if @time is
  * out of range. (transfer full) */
 char *imap_format_internaldate(gint64 time);
-
-typedef struct {
-	char *date;    /* raw header texts, RFC 2047 not decoded; */
-	char *subject; /* each nullable; (transfer full) */
-	char *from;    /* first From address: "Name <mbox@host>",
-			* or "mbox@host" without a name */
-	char *message_id;
-} ImapEnvelope;
-
-gboolean imap_envelope_parse(const ImapValue *envelope, ImapEnvelope *out);
-void imap_envelope_clear(ImapEnvelope *env);
 
 /* ---- SEARCH ---------------------------------------------------------- */
 

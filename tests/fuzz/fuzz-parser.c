@@ -158,20 +158,6 @@ static void fuzz_check_response(const ImapResponse *r)
 	}
 }
 
-/* Runs the envelope decoder on every list in the tree, not only on what
- * FETCH calls an envelope: it must survive any shape. */
-static void fuzz_envelopes(const ImapValue *v)
-{
-	ImapEnvelope env = {0};
-
-	if (!v || v->type != IMAP_VALUE_LIST)
-		return;
-	imap_envelope_parse(v, &env);
-	imap_envelope_clear(&env);
-	for (guint i = 0; i < v->items->len; i++)
-		fuzz_envelopes(g_ptr_array_index(v->items, i));
-}
-
 static void fuzz_decode(const ImapResponse *r, ImapMailboxInfo *info)
 {
 	ImapFetch fetch = {0};
@@ -183,12 +169,6 @@ static void fuzz_decode(const ImapResponse *r, ImapMailboxInfo *info)
 	guint64 number;
 
 	if (imap_response_get_fetch(r, &fetch, &error)) {
-		ImapEnvelope env = {0};
-
-		if (fetch.envelope) {
-			imap_envelope_parse(fetch.envelope, &env);
-			imap_envelope_clear(&env);
-		}
 		if (fetch.body)
 			FUZZ_CHECK(fetch.body->type == IMAP_VALUE_STRING ||
 				   fetch.body->type == IMAP_VALUE_SPOOLED ||
@@ -226,7 +206,6 @@ static void fuzz_decode(const ImapResponse *r, ImapMailboxInfo *info)
 	}
 	if (r->code)
 		FUZZ_CHECK(imap_response_code_number(r, r->code, NULL));
-	fuzz_envelopes(r->args);
 }
 
 /* Split generator: state seeded from the first bytes of the input. */

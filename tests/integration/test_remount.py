@@ -17,7 +17,7 @@ from conftest import fill_disk, seed_account, small_disk, sm, ts, walk_tree
 # refresh of the flags (only the changed ones with CONDSTORE).
 FULL_FETCH = re.compile(
 	r"C: \S+ UID FETCH 1:\* \(UID FLAGS RFC822\.SIZE INTERNALDATE "
-	r"ENVELOPE( MODSEQ)?\)")
+	r"BODY\.PEEK\[HEADER\.FIELDS \(SUBJECT FROM MESSAGE-ID\)\]( MODSEQ)?\)")
 REFRESH = re.compile(
 	r"C: \S+ UID FETCH 1:\* \(UID FLAGS\)( \(CHANGEDSINCE \d+\))?")
 

@@ -2,7 +2,7 @@
  *
  * Responses are produced by the real parser from wire text, then decoded:
  * FETCH (items in any order, body origins, spooled bodies, malformed ones),
- * ENVELOPE, LIST, INTERNALDATE, SELECT data, capabilities and error codes.
+ * LIST, INTERNALDATE, SELECT data, capabilities and error codes.
  */
 #include "imap/response.h"
 
@@ -111,7 +111,6 @@ static void check_full_fetch(const char *wire, gsize len)
 	g_assert_cmpint(f.internaldate, ==, 837596665);
 	g_assert_true(f.has_modseq);
 	g_assert_cmpuint(f.modseq, ==, 12121231000);
-	g_assert_nonnull(f.envelope);
 	g_assert_nonnull(f.body);
 	g_assert_cmpint(f.body->type, ==, IMAP_VALUE_STRING);
 	g_assert_cmpmem(f.body->str, f.body->len, "he\0lo", 5);
@@ -156,7 +155,6 @@ static void test_fetch_minimal(void)
 	g_assert_false(f.has_size);
 	g_assert_false(f.has_internaldate);
 	g_assert_false(f.has_modseq);
-	g_assert_null(f.envelope);
 	g_assert_null(f.body);
 	g_assert_null(f.body_section);
 	imap_fetch_clear(&f);
@@ -254,7 +252,6 @@ static void test_fetch_malformed(void)
 		"* 1 FETCH (INTERNALDATE 5)\r\n",
 		"* 1 FETCH (MODSEQ 5)\r\n",
 		"* 1 FETCH (MODSEQ (5 6))\r\n",
-		"* 1 FETCH (ENVELOPE NIL)\r\n",
 		"* 1 FETCH (BODY[]<x> \"a\")\r\n",
 		"* 1 FETCH (BODY[]<5 \"a\")\r\n",
 		"* 1 FETCH (BODY[]junk \"a\")\r\n",
@@ -282,65 +279,6 @@ static void test_fetch_malformed(void)
 		g_assert_null(f.body_section);
 		g_assert_null(f.body);
 	}
-}
-
-/* ---- ENVELOPE
- * ---------------------------------------------------------------- */
-
-static void test_envelope(void)
-{
-	g_autoptr(ImapResponse) r =
-		parse("* 1 FETCH (ENVELOPE (\"Wed, 17 Jul 1996 02:23:25 -0700 "
-		      "(PDT)\" "
-		      "\"=?ISO-8859-1?Q?IMAP4rev2_WG_mtg?=\" "
-		      "((\"Terry Gray\" NIL \"gray\" \"cac.washington.edu\")) "
-		      "NIL NIL NIL NIL NIL NIL "
-		      "\"<B27397-0100000@cac.washington.edu>\"))"
-		      "\r\n");
-	g_autoptr(ImapResponse) r2 = parse_lit(
-		"* 1 FETCH (ENVELOPE (NIL {3}\r\nS\0b ((NIL NIL \"team\" NIL) "
-		"(\"\" NIL \"a\" \"b.org\") (NIL NIL NIL NIL)) NIL NIL NIL NIL "
-		"NIL NIL NIL))\r\n");
-	g_autoptr(ImapResponse) r3 = parse("* 1 FETCH (ENVELOPE (NIL NIL NIL "
-					   "NIL NIL NIL NIL NIL NIL))\r\n");
-	g_autoptr(ImapResponse) r4 = parse(
-		"* 1 FETCH (ENVELOPE (NIL (x) NIL NIL NIL NIL NIL NIL NIL NIL))"
-		"\r\n");
-	ImapFetch f;
-	ImapEnvelope env;
-
-	g_assert_true(imap_response_get_fetch(r, &f, NULL));
-	g_assert_true(imap_envelope_parse(f.envelope, &env));
-	g_assert_cmpstr(env.date, ==, "Wed, 17 Jul 1996 02:23:25 -0700 (PDT)");
-	g_assert_cmpstr(env.subject, ==, "=?ISO-8859-1?Q?IMAP4rev2_WG_mtg?=");
-	g_assert_cmpstr(env.from, ==, "Terry Gray <gray@cac.washington.edu>");
-	g_assert_cmpstr(env.message_id, ==,
-			"<B27397-0100000@cac.washington.edu>");
-	imap_envelope_clear(&env);
-	g_assert_null(env.subject);
-	imap_fetch_clear(&f);
-
-	/* NIL fields; group marker skipped; empty name; NUL cuts subject */
-	g_assert_true(imap_response_get_fetch(r2, &f, NULL));
-	g_assert_true(imap_envelope_parse(f.envelope, &env));
-	g_assert_null(env.date);
-	g_assert_cmpstr(env.subject, ==, "S");
-	g_assert_cmpstr(env.from, ==, "a@b.org");
-	g_assert_null(env.message_id);
-	imap_envelope_clear(&env);
-	imap_fetch_clear(&f);
-
-	g_assert_true(imap_response_get_fetch(r3, &f, NULL));
-	g_assert_false(imap_envelope_parse(f.envelope, &env));
-	g_assert_null(env.from);
-	imap_fetch_clear(&f);
-
-	g_assert_true(imap_response_get_fetch(r4, &f, NULL));
-	g_assert_false(imap_envelope_parse(f.envelope, &env));
-	g_assert_null(env.date);
-	imap_fetch_clear(&f);
-
-	g_assert_false(imap_envelope_parse(NULL, &env));
 }
 
 /* ---- INTERNALDATE
@@ -727,7 +665,6 @@ int main(int argc, char **argv)
 	g_test_add_func("/imap/response/fetch/sections", test_fetch_sections);
 	g_test_add_func("/imap/response/fetch/spooled", test_fetch_spooled);
 	g_test_add_func("/imap/response/fetch/malformed", test_fetch_malformed);
-	g_test_add_func("/imap/response/envelope", test_envelope);
 	g_test_add_func("/imap/response/internaldate", test_internaldate);
 	g_test_add_func("/imap/response/list", test_list);
 	g_test_add_func("/imap/response/mailbox-info", test_mailbox_info);

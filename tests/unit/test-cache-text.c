@@ -1,0 +1,141 @@
+/* Unit tests for cache/text.c: header fields picked out of the lines a
+ * listing's BODY.PEEK[HEADER.FIELDS (...)] returns, and From and Subject
+ * decoded to one line of UTF-8, with the shapes real and hostile mail
+ * takes: folds, any case, several of a field, NUL bytes, no final line
+ * end, groups, quoted names, encoded words, 8-bit bytes.
+ */
+#include <string.h>
+
+#include <glib.h>
+
+#include "cache/text.h"
+
+/* The field @name of @block, decoded as a name or xattr would show it. */
+static char *field(const char *block, const char *name)
+{
+	g_autofree char *raw =
+		cache_text_header_field(block, strlen(block), name);
+
+	return cache_text_decode_header(raw);
+}
+
+static void test_field_plain(void)
+{
+	static const char block[] = "From: A <a@b.org>\r\n"
+				    "Subject: Quarterly report\r\n"
+				    "Message-ID: <x1@b.org>\r\n\r\n";
+	g_autofree char *subject = field(block, "Subject");
+	g_autofree char *from = field(block, "From");
+	g_autofree char *id = field(block, "Message-ID");
+	g_autofree char *raw =
+		cache_text_header_field(block, strlen(block), "Subject");
+
+	g_assert_cmpstr(subject, ==, "Quarterly report");
+	g_assert_cmpstr(from, ==, "A <a@b.org>");
+	g_assert_cmpstr(id, ==, "<x1@b.org>");
+	g_assert_cmpstr(raw, ==, " Quarterly report\r\n");
+	g_assert_null(cache_text_header_field(block, strlen(block), "To"));
+}
+
+static void test_field_shapes(void)
+{
+	/* any case, folds with spaces and tabs, the first of two */
+	static const char folded[] = "subject: one\r\n two\r\n\tthree\r\n"
+				     "SUBJECT: second\r\n";
+	/* obsolete blanks before the colon; bare LF; no final line end */
+	static const char odd[] = "Subject-Extra: no\nSubjectx: no\n"
+				  "Subject \t: yes\nFrom: last";
+	g_autofree char *a = field(folded, "Subject");
+	g_autofree char *b = field(odd, "Subject");
+	g_autofree char *c = field(odd, "From");
+
+	g_assert_cmpstr(a, ==, "one two three");
+	g_assert_cmpstr(b, ==, "yes");
+	g_assert_cmpstr(c, ==, "last");
+}
+
+static void test_field_hostile(void)
+{
+	static const char nul[] = "Subject: a\0b\r\nFrom: x@y.org\r\n";
+	g_autofree char *cut = NULL;
+	g_autofree char *after = NULL;
+	g_autofree char *empty = NULL;
+	g_autofree char *bare = NULL;
+
+	/* a NUL ends the value there; the fields after it still count */
+	cut = cache_text_header_field(nul, sizeof(nul) - 1, "Subject");
+	g_assert_cmpstr(cut, ==, " a");
+	after = cache_text_header_field(nul, sizeof(nul) - 1, "From");
+	g_assert_cmpstr(after, ==, " x@y.org\r\n");
+	/* only @len bytes are read */
+	g_assert_null(cache_text_header_field("Subject: x", 7, "Subject"));
+	empty = cache_text_header_field("Subject:", 8, "Subject");
+	g_assert_cmpstr(empty, ==, "");
+	g_assert_null(cache_text_header_field("", 0, "Subject"));
+	g_assert_null(cache_text_header_field("\r\n\r\n", 4, "Subject"));
+	/* a continuation line alone is no field */
+	g_assert_null(cache_text_header_field(" Subject: x\r\n", 13,
+					      "Subject"));
+	/* a name with no colon at all */
+	g_assert_null(cache_text_header_field("Subject\r\nx", 10, "Subject"));
+	/* a fold that runs to the end */
+	bare = field("Subject: a\r\n \r\n \r\n", "Subject");
+	g_assert_cmpstr(bare, ==, "a");
+}
+
+static void test_address(void)
+{
+	static const struct {
+		const char *raw;
+		const char *want;
+	} cases[] = {
+		{" Terry Gray <gray@cac.washington.edu>\r\n",
+		 "Terry Gray <gray@cac.washington.edu>"},
+		{" =?ISO-8859-1?Q?Andr=E9?= Pirard <PIRARD@vm1.ulg.ac.be>",
+		 "Andr\xc3\xa9 Pirard <PIRARD@vm1.ulg.ac.be>"},
+		{" \"Doe, John\" <j@x.org>", "Doe, John <j@x.org>"},
+		{" plain@x.org", "plain@x.org"},
+		{" a@x.org, B <b@y.org>", "a@x.org"},
+		{" team: a@b.org, c@d.org;", "a@b.org"},
+		{" Name\r\n <a@b.org>\r\n", "Name <a@b.org>"},
+		/* no address in it: the text itself */
+		{" undisclosed-recipients:;", "undisclosed-recipients:;"},
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *got = cache_text_decode_address(cases[i].raw);
+
+		g_assert_cmpstr(got, ==, cases[i].want);
+	}
+	g_assert_null(cache_text_decode_address(NULL));
+}
+
+/* Whatever comes, the result is one line of valid UTF-8 (or NULL). */
+static void test_address_hostile(void)
+{
+	static const char *const inputs[] = {
+		"", " ", "<<<>>>", "\"unterminated <a@b", "@", "a@", "<@>",
+		" \xe9t\xe9 <e@x.org>", "=?utf-8?q?=0D=0A?= <a@b.org>",
+		"(comment) <a@b.org> (more", ";;;:::,,,", "a@b.org\r\nBcc: x",
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(inputs); i++) {
+		g_autofree char *got = cache_text_decode_address(inputs[i]);
+
+		g_assert_nonnull(got);
+		g_assert_true(g_utf8_validate(got, -1, NULL));
+		g_assert_null(strpbrk(got, "\r\n\t"));
+	}
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	cache_text_init();
+	g_test_add_func("/cache/text/field/plain", test_field_plain);
+	g_test_add_func("/cache/text/field/shapes", test_field_shapes);
+	g_test_add_func("/cache/text/field/hostile", test_field_hostile);
+	g_test_add_func("/cache/text/address", test_address);
+	g_test_add_func("/cache/text/address/hostile", test_address_hostile);
+	return g_test_run();
+}
