@@ -95,7 +95,14 @@ static void save_index(CacheAccount *acct, gboolean now)
 	acct->saved_generation = generation;
 	acct->saved_at = g_get_monotonic_time();
 	g_mutex_unlock(&acct->lock);
-	if (!cache_index_write_file(acct->index_path, data, &error)) {
+	/* A disk full of cached messages makes room for the index too. */
+	if (!cache_index_write_file(acct->index_path, data, &error) &&
+	    g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE) &&
+	    cache_store_make_room(acct->store, g_bytes_get_size(data))) {
+		g_clear_error(&error);
+		cache_index_write_file(acct->index_path, data, &error);
+	}
+	if (error) {
 		g_warning("cannot save the index: %s", error->message);
 		/* Not saved: the next save (at unmount, say) tries again. */
 		g_mutex_lock(&acct->lock);
@@ -110,6 +117,11 @@ static int remove_entry(const char *path, const struct stat *st, int flag,
 {
 	remove(path);
 	return 0;
+}
+
+gboolean cache_account_make_room(CacheAccount *acct, guint64 bytes)
+{
+	return cache_store_make_room(acct->store, bytes);
 }
 
 /* Removes what @dir holds for an account: its index and messages (files
@@ -704,8 +716,10 @@ static void on_fetch_done(ImapReply *reply, GError *error, gpointer user_data)
 
 	cache_account_leave(job->acct, job->key);
 	if (!error && job->error) {
-		g_warning("UID %u of %s: %s", job->ref.uid, job->mailbox,
-			  job->error->message);
+		/* The cache's own failure: the reader's line names it. */
+		if (job->error->domain != G_IO_ERROR)
+			g_warning("UID %u of %s: %s", job->ref.uid,
+				  job->mailbox, job->error->message);
 		error = g_steal_pointer(&job->error);
 	}
 	if (!error && job->new_size)

@@ -84,6 +84,12 @@ typedef struct {
 	guint64 cache_size; /* bytes of message cache; 0: no limit */
 } CacheOptions;
 
+/* The disk under the cache directory is full and @bytes more are needed
+ * there outside the message store (a new file being written): drops least
+ * recently used cached messages. TRUE if any went (worth trying again).
+ * Any thread. */
+gboolean cache_account_make_room(CacheAccount *acct, guint64 bytes);
+
 /* Makes @dir (which exists) the cache of @account ("user@host:port"):
  * what it holds for another account, or for none it names, is removed
  * first, since the same UIDVALIDITY and UID there name other bytes. A disk

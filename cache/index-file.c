@@ -166,7 +166,10 @@ GBytes *cache_index_serialize(CacheIndex *index)
 static gboolean set_errno_error(GError **error, int errsv, const char *what,
 				const char *path)
 {
-	g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv),
+	/* GLib has no code of its own for EDQUOT: a full disk here. */
+	g_set_error(error, G_IO_ERROR,
+		    errsv == EDQUOT ? G_IO_ERROR_NO_SPACE
+				    : g_io_error_from_errno(errsv),
 		    "%s %s: %s", what, path, g_strerror(errsv));
 	return FALSE;
 }

@@ -63,6 +63,7 @@ struct CacheStore {
 	guint64 mem_usage;    /* bytes in memory */
 	gboolean disk_full;   /* the last write to disk found no room */
 	gint64 full_said_at;  /* when that was last logged; 0: never */
+	gboolean full_said;   /* and no "room again" since */
 	gboolean room_said;   /* making room was logged */
 	guint64 tick;
 	GHashTable *dirs; /* directories known to exist */
@@ -324,8 +325,7 @@ static gboolean set_errno_error(GError **error, const char *what,
 				  : g_io_error_from_errno(err),
 		    "cache: %s %s: %s%s", what, path, g_strerror(err),
 		    err == ENOSPC || err == EDQUOT
-			    ? " (free space in the cache directory, or lower "
-			      "-o cache_size)"
+			    ? " (free space on the cache directory's disk)"
 			    : "");
 	return FALSE;
 }
@@ -497,6 +497,21 @@ static gboolean ensure_dir(CacheStore *store, const CacheKey *key,
 	return TRUE;
 }
 
+/* The directory of @key's messages was removed behind the store's back (a
+ * user freeing space): makes it again. */
+static gboolean remake_dir_locked(CacheStore *store, const CacheKey *key)
+{
+	char *dir = key_dir(store, key);
+
+	g_hash_table_remove(store->dirs, dir);
+	if (g_mkdir_with_parents(dir, 0700) < 0) {
+		g_free(dir);
+		return FALSE;
+	}
+	g_hash_table_add(store->dirs, dir);
+	return TRUE;
+}
+
 /* Forgets the partial state of a message: its .part file, or the memory
  * that held its chunks. */
 static void drop_partial_locked(CacheStore *store, const char *path,
@@ -577,8 +592,8 @@ static gboolean write_whole(CacheStore *store, const CacheKey *key,
 	return TRUE;
 }
 
-/* The disk took a message (@on_disk) or had no room for it: said once
- * each way, and at most once a minute. */
+/* The disk took a message (@on_disk) or had no room for it: the change is
+ * said at most once a minute, and room again only after no room was. */
 static void note_disk_locked(CacheStore *store, gboolean on_disk)
 {
 	gint64 now = g_get_monotonic_time();
@@ -590,12 +605,14 @@ static void note_disk_locked(CacheStore *store, gboolean on_disk)
 	    (!store->full_said_at ||
 	     now - store->full_said_at > 60 * G_TIME_SPAN_SECOND)) {
 		store->full_said_at = now;
+		store->full_said = TRUE;
 		g_warning("cache: no space left in %s, even after dropping "
 			  "older messages; messages being read are held in "
-			  "memory (up to %u MiB) until there is: free space "
-			  "there, or lower -o cache_size",
+			  "memory (up to %u MiB, and those open files read) "
+			  "until there is: free space on that disk",
 			  store->dir, CACHE_STORE_MEMORY >> 20);
-	} else if (!store->disk_full && store->full_said_at) {
+	} else if (!store->disk_full && store->full_said) {
+		store->full_said = FALSE;
 		g_message("cache: %s has room again", store->dir);
 	}
 }
@@ -631,6 +648,11 @@ static gboolean make_room(CacheStore *store, guint64 len, const char *keep)
 	return made;
 }
 
+gboolean cache_store_make_room(CacheStore *store, guint64 bytes)
+{
+	return make_room(store, bytes, NULL);
+}
+
 /* A memfd of @len bytes from @data or @src_fd, or -1 with @error set. A
  * spool file in memory already (a memfd: it answers F_GET_SEALS) that
  * holds exactly the message is taken as it is; one on the full disk is
@@ -664,6 +686,8 @@ static gboolean whole_to_disk(CacheStore *store, const CacheKey *key,
 			      const char *path, const void *data, int src_fd,
 			      gsize len, GError **error)
 {
+	g_autoptr(GError) local = NULL;
+	gboolean again;
 	struct stat st;
 
 	if (!ensure_dir(store, key, error))
@@ -673,7 +697,21 @@ static gboolean whole_to_disk(CacheStore *store, const CacheKey *key,
 	if (!data && fstat(src_fd, &st) == 0 && (gsize)st.st_size == len &&
 	    link_unnamed(src_fd, path))
 		return TRUE;
-	return write_whole(store, key, path, data, src_fd, len, error);
+	if (write_whole(store, key, path, data, src_fd, len, &local))
+		return TRUE;
+	/* Its directory was removed while mounted: made again, once. */
+	if (g_error_matches(local, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)) {
+		g_mutex_lock(&store->lock);
+		again = remake_dir_locked(store, key);
+		g_mutex_unlock(&store->lock);
+		if (again) {
+			g_clear_error(&local);
+			return write_whole(store, key, path, data, src_fd, len,
+					   error);
+		}
+	}
+	g_propagate_error(error, g_steal_pointer(&local));
+	return FALSE;
 }
 
 gboolean cache_store_put_whole(CacheStore *store, const CacheKey *key,
@@ -714,11 +752,31 @@ gboolean cache_store_put_whole(CacheStore *store, const CacheKey *key,
 	return TRUE;
 }
 
+/* The .part file of @p, open for writing. One removed behind the store's
+ * back (a user freeing space) took its chunks with it: none is present any
+ * more, lest a hole read as zeros; a removed directory is made again. */
+static int open_part_locked(CacheStore *store, const CacheKey *key,
+			    Partial *p, const char *part)
+{
+	int fd = open(part, O_WRONLY | O_CLOEXEC);
+
+	if (fd >= 0 || errno != ENOENT)
+		return fd;
+	memset(p->present, 0, MAX(p->n_chunks, 1));
+	p->n_present = 0;
+	fd = open(part, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ENOENT && remake_dir_locked(store, key))
+		fd = open(part, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	return fd;
+}
+
 /* Writes bytes [off, off+len) of a partial message where its chunks are
  * kept: @e's memory, or its .part file. */
-static gboolean write_range_locked(const Entry *e, const char *part,
-				   goffset off, const void *data, int src_fd,
-				   gsize len, GError **error)
+static gboolean write_range_locked(CacheStore *store, const CacheKey *key,
+				   Partial *p, const Entry *e,
+				   const char *part, goffset off,
+				   const void *data, int src_fd, gsize len,
+				   GError **error)
 {
 	gboolean ok;
 	int fd;
@@ -726,7 +784,7 @@ static gboolean write_range_locked(const Entry *e, const char *part,
 	if (e->mem_fd >= 0)
 		return copy_in(e->mem_fd, off, data, src_fd, 0, len, part,
 			       error);
-	fd = open(part, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	fd = open_part_locked(store, key, p, part);
 	if (fd < 0)
 		return set_errno_error(error, "open", part);
 	ok = copy_in(fd, off, data, src_fd, 0, len, part, error);
@@ -829,21 +887,21 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 	ok = FALSE;
 	if (!no_dir || !tried_disk) {
 		g_clear_error(&local);
-		ok = write_range_locked(e, part, off, data, src_fd, len,
-					&local);
+		ok = write_range_locked(store, key, p, e, part, off, data,
+					src_fd, len, &local);
 	}
 	if (!ok && no_space(local) && tried_disk && !no_dir &&
 	    make_room_locked(store, len, whole)) {
 		g_clear_error(&local);
-		ok = write_range_locked(e, part, off, data, src_fd, len,
-					&local);
+		ok = write_range_locked(store, key, p, e, part, off, data,
+					src_fd, len, &local);
 	}
 	if (!ok && no_space(local) && tried_disk &&
 	    size <= CACHE_STORE_MEMORY) {
 		g_clear_error(&local);
 		ok = partial_to_memory_locked(store, p, e, part, &local) &&
-		     write_range_locked(e, part, off, data, src_fd, len,
-					&local);
+		     write_range_locked(store, key, p, e, part, off, data,
+					src_fd, len, &local);
 	}
 	if (!ok) {
 		g_mutex_unlock(&store->lock);

@@ -73,6 +73,11 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 			       guint64 size, goffset off, const void *data,
 			       int src_fd, gsize len, GError **error);
 
+/* The disk is full and @bytes are needed beside the store (a new file, the
+ * index): drops least recently used, unpinned messages, as it does for
+ * its own writes. TRUE if any went (worth trying again). */
+gboolean cache_store_make_room(CacheStore *store, guint64 bytes);
+
 /* Forgets everything stored for @key. */
 void cache_store_forget(CacheStore *store, const CacheKey *key);
 

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <gio/gio.h>
+#include <string.h>
 
 #include "cache/error.h"
 #include "imap/error.h"
@@ -168,17 +169,51 @@ int fs_errno_from_error(const GError *error)
 	return EIO;
 }
 
+/* Says @line, unless it is the line said last, less than 2 s ago (a
+ * program retrying a read that cannot succeed, the kernel's readahead):
+ * those are counted, and the count said with the next line said. */
+static void warn_line(const char *line)
+{
+	static GMutex lock;
+	static char *last;
+	static gint64 last_at;
+	static guint repeats;
+	gint64 now = g_get_monotonic_time();
+	guint said_repeats = 0;
+
+	g_mutex_lock(&lock);
+	if (last && strcmp(last, line) == 0 &&
+	    now - last_at < 2 * G_TIME_SPAN_SECOND) {
+		repeats++;
+		g_mutex_unlock(&lock);
+		return;
+	}
+	said_repeats = repeats;
+	repeats = 0;
+	g_free(last);
+	last = g_strdup(line);
+	last_at = now;
+	g_mutex_unlock(&lock);
+	if (said_repeats)
+		g_warning("(the line before this came %u more times)",
+			  said_repeats);
+	g_warning("%s", line);
+}
+
 int fs_errno_log(const GError *error, const char *what)
 {
 	int err = fs_errno_from_error(error);
 	const char *message =
 		error ? error->message : "failed without an error";
+	g_autofree char *line = NULL;
 
 	if (!what)
 		what = "request";
-	if (err == ENOENT || err == EINTR)
+	if (err == ENOENT || err == EINTR) {
 		g_debug("%s: %s", what, message);
-	else
-		g_warning("%s: %s", what, message);
+		return err;
+	}
+	line = g_strdup_printf("%s: %s", what, message);
+	warn_line(line);
 	return err;
 }

@@ -80,7 +80,12 @@ static gboolean make_private_dir(const char *path, GError **error)
 		int err = errno;
 
 		g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err),
-			    "cannot create %s: %s", path, g_strerror(err));
+			    "cannot create %s: %s%s", path, g_strerror(err),
+			    err == ENOSPC || err == EDQUOT
+				    ? " (free some space on that disk, or give "
+				      "a cache directory elsewhere with -o "
+				      "cache_dir)"
+				    : "");
 		return FALSE;
 	}
 	return TRUE;

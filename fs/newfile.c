@@ -220,6 +220,7 @@ gboolean fs_newfiles_create(FsNewFiles *files, guint32 mailbox_id,
 	NewFile *file = g_new0(NewFile, 1);
 	pid_t process = process_of(creator); /* /proc: outside the lock */
 	char base[32];
+	gboolean remade = FALSE;
 
 	g_mutex_lock(&files->lock);
 	/* Never over bytes an earlier run kept here: a name of its own. */
@@ -231,6 +232,13 @@ gboolean fs_newfiles_create(FsNewFiles *files, guint32 mailbox_id,
 		file->path = g_build_filename(files->dir, base, NULL);
 		file->fd = open(file->path,
 				O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		/* The directory was removed while mounted (a user freeing
+		 * space): made again, once. */
+		if (file->fd < 0 && errno == ENOENT && !remade &&
+		    g_mkdir_with_parents(files->dir, 0700) == 0) {
+			remade = TRUE;
+			errno = EEXIST;
+		}
 	} while (file->fd < 0 && errno == EEXIST);
 	if (file->fd < 0) {
 		int err = errno;
@@ -398,8 +406,9 @@ static int pending_fd(FsNewFiles *files, fuse_ino_t ino)
 	return fd;
 }
 
-ssize_t fs_newfiles_write(FsNewFiles *files, fuse_ino_t ino, const char *buf,
-			  size_t size, off_t off)
+ssize_t fs_newfiles_write(FsNewFiles *files, CacheAccount *acct,
+			  fuse_ino_t ino, const char *buf, size_t size,
+			  off_t off)
 {
 	int fd = pending_fd(files, ino);
 	ssize_t n;
@@ -407,6 +416,10 @@ ssize_t fs_newfiles_write(FsNewFiles *files, fuse_ino_t ino, const char *buf,
 	if (fd < 0)
 		return fd == -EBUSY ? -EPERM : fd;
 	n = pwrite(fd, buf, size, off);
+	/* A disk full of cached messages makes room for a new one. */
+	if (n < 0 && (errno == ENOSPC || errno == EDQUOT) &&
+	    cache_account_make_room(acct, size))
+		n = pwrite(fd, buf, size, off);
 	if (n < 0) {
 		NewFile *file;
 
@@ -658,18 +671,20 @@ gboolean fs_newfiles_commit(FsNewFiles *files, fuse_ino_t ino,
 		return FALSE;
 	}
 	/* Some of its bytes never arrived: adding the rest would add a
-	 * message cut short. */
+	 * message cut short. Its writer was told, at write() and now at
+	 * close(); the part written goes too, not to fill a full disk. */
 	if (file->write_errno) {
 		int err = file->write_errno;
 
 		drop_locked(files, file);
 		close_if_done_locked(file);
+		g_unlink(file->path);
 		g_set_error(error, G_IO_ERROR,
 			    err == EDQUOT ? G_IO_ERROR_NO_SPACE
 					  : g_io_error_from_errno(err),
 			    "a write to it failed (%s), so nothing was added "
-			    "to the mailbox; what was written is kept in %s",
-			    g_strerror(err), file->path);
+			    "to the mailbox",
+			    g_strerror(err));
 		g_mutex_unlock(&files->lock);
 		return FALSE;
 	}

@@ -70,10 +70,13 @@ char *fs_newfiles_name(FsNewFiles *files, fuse_ino_t ino,
 gboolean fs_newfiles_committed(FsNewFiles *files, fuse_ino_t ino,
 			       CacheMsgRef *out_ref);
 
-/* Data and attributes; negative errno on failure. A file a write to which
- * failed (a full disk) is never added: its commit fails with that error. */
-ssize_t fs_newfiles_write(FsNewFiles *files, fuse_ino_t ino, const char *buf,
-			  size_t size, off_t off);
+/* Data and attributes; negative errno on failure. A write that finds the
+ * disk full has @acct make room and is tried again; a file a write to
+ * which failed all the same is never added: its commit fails with that
+ * error, and its bytes go. */
+ssize_t fs_newfiles_write(FsNewFiles *files, CacheAccount *acct,
+			  fuse_ino_t ino, const char *buf, size_t size,
+			  off_t off);
 ssize_t fs_newfiles_read(FsNewFiles *files, fuse_ino_t ino, char *buf,
 			 size_t size, off_t off);
 int fs_newfiles_truncate(FsNewFiles *files, fuse_ino_t ino, off_t size);

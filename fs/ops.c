@@ -680,7 +680,7 @@ static void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	n = fs_newfiles_write(mnt->newfiles, ino, buf, size, off);
+	n = fs_newfiles_write(mnt->newfiles, mnt->acct, ino, buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, -n);
 	else

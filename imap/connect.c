@@ -747,6 +747,12 @@ static ImapStream *stream_connect(const ImapConfig *cfg, guint conn_no,
 	if (cfg->spool_dir != NULL) {
 		stream->spool_fd = open(cfg->spool_dir,
 					O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		/* Removed while mounted (a user freeing space): made again. */
+		if (stream->spool_fd < 0 && errno == ENOENT &&
+		    g_mkdir_with_parents(cfg->spool_dir, 0700) == 0)
+			stream->spool_fd =
+				open(cfg->spool_dir,
+				     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (stream->spool_fd < 0) {
 			int e = errno;
 			g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_FAILED,

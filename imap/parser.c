@@ -131,8 +131,9 @@ static ByteResult parser_fail_spool(ImapParser *p)
 	p->local = TRUE;
 	if (err == ENOSPC || err == EDQUOT)
 		return parser_fail(p, "no space left in the cache directory "
-				      "for a message being fetched; free some "
-				      "there, or lower -o cache_size");
+				      "for a message being fetched (over "
+				      "32 MiB: too big to hold in memory); "
+				      "free some space there");
 	if (err == EROFS)
 		return parser_fail(p, "the cache directory is read-only, so a "
 				      "message being fetched cannot be kept");
@@ -368,11 +369,12 @@ static int parser_spool_open(int dirfd)
  * full; a larger one fails as the disk did. */
 #define SPOOL_MEMORY_MAX (32 * 1024 * 1024)
 
-/* The spool's disk is full (errno), and a literal of @literal_size bytes
- * may be held in memory instead. */
+/* The spool's disk is full, or its directory was removed while in use
+ * (errno), and a literal of @literal_size bytes may be held in memory
+ * instead. */
 static gboolean spool_to_memory(guint64 literal_size)
 {
-	return (errno == ENOSPC || errno == EDQUOT) &&
+	return (errno == ENOSPC || errno == EDQUOT || errno == ENOENT) &&
 	       literal_size <= SPOOL_MEMORY_MAX;
 }
 

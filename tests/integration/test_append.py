@@ -440,3 +440,104 @@ def test_a_new_file_the_cache_disk_cannot_hold_adds_nothing(
 		assert "Empty/cut.eml: a write to it failed" in log, log
 		assert "nothing was added" in log, log
 		assert not mounter.unmount(m)
+
+
+def _add_big(server, user, sizes, seed=70):
+	"""Appends messages of about SIZES bytes to USER's INBOX."""
+	import imapfs_testserver as ts
+	c = ts.connect(server, user)
+	try:
+		for i, size in enumerate(sizes):
+			sm.append(c, "INBOX", sm.big_message(seed=seed + i,
+							     size=size))
+	finally:
+		c.logout()
+
+
+def _read(path):
+	with open(path, "rb") as f:
+		return f.read()
+
+
+def _forget_pages(path):
+	fd = os.open(path, os.O_RDONLY)
+	try:
+		os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+	finally:
+		os.close(fd)
+
+
+def test_a_new_file_makes_room_on_a_disk_full_of_cached_mail(
+		account, mounter, imap, server, tmp_path):
+	"""The cache on a 1 MB disk, filled by reading mail (the default
+	cache_size is far larger): cp of a 700 KB message, more than is
+	left, still succeeds, the cached messages making room for it, and
+	the server has it byte for byte."""
+	_add_big(server, account["user"], [300 << 10] * 4)
+	s = sm.big_message(seed=80, size=700 << 10)
+	src = _write(tmp_path, s.raw, "big.eml")
+	with small_disk(tmp_path / "small", "1m") as disk:
+		m = mounter.mount(account["user"],
+				  cache_dir=os.path.join(disk, "c"))
+		inbox = os.path.join(m.path, "INBOX")
+		for rec in imap.messages("INBOX"):
+			assert _read(os.path.join(inbox, rec["name"])) == \
+				body(imap, "INBOX", rec["uid"])
+		assert os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize \
+			< len(s.raw)
+		p = run(["cp", src, os.path.join(m.path, "Empty") + "/"])
+		assert p.returncode == 0, p.stderr
+		recs = fresh(imap, "Empty")
+		assert len(recs) == 1
+		assert body(imap, "Empty", recs[0]["uid"]) == s.raw
+		assert os.listdir(os.path.join(disk, "c", "new")) == []
+		assert "making room" in m.stderr()
+		assert not mounter.unmount(m)
+
+
+def test_emptying_the_cache_directory_while_mounted(account, mounter,
+						     imap, server, tmp_path):
+	"""A user frees space by emptying CACHE_DIR by hand while mounted:
+	first its files only (a message read halfway loses the chunks it
+	had: they must not read back as zeros), then everything. Reads stay
+	right, cp still adds a message, and nothing is logged as failed."""
+	_add_big(server, account["user"], [3 << 20])
+	cache = str(tmp_path / "cache")
+	m = mounter.mount(account["user"], cache_dir=cache)
+	inbox = os.path.join(m.path, "INBOX")
+	recs = imap.messages("INBOX")
+	big = max(recs, key=lambda r: r["size"])
+	want = body(imap, "INBOX", big["uid"])
+	path = os.path.join(inbox, big["name"])
+	mark = log_mark(m)
+	with open(path, "rb") as f:
+		assert f.read(512 << 10) == want[:512 << 10]
+	subprocess.run(["find", cache, "-type", "f", "!", "-name", "lock",
+			"-delete"], check=True)
+	_forget_pages(path)
+	assert _read(path) == want
+	for rec in recs:
+		p = os.path.join(inbox, rec["name"])
+		_forget_pages(p)
+		assert _read(p) == body(imap, "INBOX", rec["uid"]), rec["name"]
+	for name in os.listdir(cache):
+		if name != "lock":
+			subprocess.run(["rm", "-rf", os.path.join(cache, name)],
+				       check=True)
+	for rec in recs:
+		p = os.path.join(inbox, rec["name"])
+		_forget_pages(p)
+		try:
+			got = _read(p)
+		except OSError:
+			raise AssertionError(m.stderr()[-3000:])
+		assert got == body(imap, "INBOX", rec["uid"]), rec["name"]
+	s = _sample()
+	p = run(["cp", _write(tmp_path, s.raw), os.path.join(m.path, "Empty")
+		 + "/"])
+	assert p.returncode == 0, p.stderr
+	assert [body(imap, "Empty", r["uid"]) for r in fresh(imap, "Empty")] \
+		== [s.raw]
+	log = new_log(m, mark)
+	assert "WARNING" not in log, log
+	assert not mounter.unmount(m)
