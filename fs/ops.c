@@ -46,7 +46,6 @@ static char *describe(FsMount *mnt, fuse_ino_t ino)
 	CacheMessage msg = {0};
 	GString *path;
 	guint32 id, uid;
-
 	g_autofree char *new_name = NULL;
 
 	if (ino == FUSE_ROOT_ID)

@@ -378,9 +378,9 @@ static gboolean spool_to_memory(guint64 literal_size)
 	       literal_size <= SPOOL_MEMORY_MAX;
 }
 
-/* The spool directory's disk is full: the literal goes to memory instead,
- * after the @written bytes the spool file @fd already holds (-1: none).
- * The memfd, or -1 with errno set. */
+/* The spool cannot take the literal (see spool_to_memory()): it goes to
+ * memory instead, after the @written bytes the spool file @fd already
+ * holds (-1: none). The memfd, or -1 with errno set. */
 static int parser_spool_memory(int fd, gsize written)
 {
 	int mem = memfd_create("imapfs-spool", MFD_CLOEXEC);
