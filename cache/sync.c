@@ -27,6 +27,7 @@
 #include "cache/sync.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "cache/text.h"
 #include "imap/caps.h"
@@ -34,6 +35,7 @@
 #include "imap/utf7.h"
 
 #define SYNC_PASSES 3 /* refresh passes for one request, at most */
+#define HEADER_SPOOLED_MAX (1024 * 1024) /* read of a spooled header block */
 
 /* What a listing asks of each message. */
 #define LISTED                                 \
@@ -281,27 +283,52 @@ static char *join_flags(char **flags)
 	return result;
 }
 
+/* The header lines of a listing's FETCH (a server may name the fields in
+ * any case), or NULL. A block over the parser's 64 KiB for memory (one
+ * huge field: hostile, or broken) was spooled: its first MiB is read into
+ * @spooled, enough to reach the fields after an 80 KB Message-ID.
+ * (transfer none) */
+static const char *header_block(const ImapFetch *fetch, char **spooled,
+				gsize *out_len)
+{
+	const ImapValue *hdr = fetch->body;
+	ssize_t n;
+
+	if (!hdr || !fetch->body_section ||
+	    g_ascii_strncasecmp(fetch->body_section, "HEADER.FIELDS ", 14) !=
+		    0)
+		return NULL;
+	if (hdr->type == IMAP_VALUE_STRING) {
+		*out_len = hdr->len;
+		return hdr->str;
+	}
+	if (hdr->type != IMAP_VALUE_SPOOLED)
+		return NULL;
+	*spooled = g_malloc(HEADER_SPOOLED_MAX);
+	n = pread(hdr->fd, *spooled, HEADER_SPOOLED_MAX, 0);
+	*out_len = n > 0 ? (gsize)n : 0;
+	return *spooled;
+}
+
 static CacheMessage *message_from_fetch(const ImapFetch *fetch)
 {
 	CacheMessage *msg = g_new0(CacheMessage, 1);
-	const ImapValue *hdr = fetch->body;
+	g_autofree char *spooled = NULL;
+	gsize len = 0;
+	const char *block = header_block(fetch, &spooled, &len);
 
 	msg->uid = fetch->uid;
 	msg->size = fetch->size;
 	msg->internaldate = fetch->internaldate;
 	msg->modseq = fetch->has_modseq ? fetch->modseq : 0;
 	msg->flags = join_flags(fetch->flags);
-	/* The header lines asked for (a server may name the fields in any
-	 * case); a spooled block (over 64 KiB: hostile) gives no names. */
-	if (hdr && hdr->type == IMAP_VALUE_STRING && fetch->body_section &&
-	    g_ascii_strncasecmp(fetch->body_section, "HEADER.FIELDS ", 14) ==
-		    0) {
+	if (block) {
 		g_autofree char *subject =
-			cache_text_header_field(hdr->str, hdr->len, "Subject");
+			cache_text_header_field(block, len, "Subject");
 		g_autofree char *from =
-			cache_text_header_field(hdr->str, hdr->len, "From");
-		g_autofree char *message_id = cache_text_header_field(
-			hdr->str, hdr->len, "Message-ID");
+			cache_text_header_field(block, len, "From");
+		g_autofree char *message_id =
+			cache_text_header_field(block, len, "Message-ID");
 
 		msg->subject = cache_text_decode_header(subject);
 		msg->from = cache_text_decode_address(from);

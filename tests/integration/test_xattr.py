@@ -125,3 +125,45 @@ def test_create_only_setxattr_of_flags_is_eexist(mnt, w):
 	assert _xattr(path, "user.imap.flags") == before
 	os.setxattr(path, "user.imap.flags", before.encode(),
 		    os.XATTR_REPLACE)
+
+
+# Header shapes of real and broken mail: raw header lines, then the file
+# name's subject part, user.imap.subject and user.imap.from they give.
+UNUSUAL_HEADERS = [
+	# a header block over 64 KiB (a huge Message-ID): still named
+	(b"Message-ID: <" + b"x" * (80 << 10) + b"@huge>\r\n"
+	 b"From: Ann <ann@x.org>\r\nSubject: Visible after a huge field\r\n",
+	 "Visible_after_a_huge_field", "Visible after a huge field",
+	 "Ann <ann@x.org>"),
+	# encoded words over a fold; a quoted name with a comma
+	(b"From: \"Doe, John\" <j@x.org>\r\n"
+	 b"Subject: =?utf-8?q?Caf=C3=A9?=\r\n =?utf-8?q?_cr=C3=A8me?=\r\n",
+	 "Caf\u00e9_cr\u00e8me", "Caf\u00e9 cr\u00e8me", "Doe, John <j@x.org>"),
+	# a group; a field named in lower case, and a second one ignored
+	(b"From: team: a@b.org, c@d.org;\r\nsubject: first one\r\n"
+	 b"Subject: second one\r\n",
+	 "first_one", "first one", "a@b.org"),
+]
+
+
+def test_unusual_headers_name_and_xattrs(server, new_user, mounter,
+					 tmp_path):
+	import imapfs_testserver as ts
+	user = new_user("hdr")
+	c = ts.connect(server, user)
+	try:
+		for raw, _, _, _ in UNUSUAL_HEADERS:
+			typ, data = c.append("INBOX", None, None,
+					     raw + b"\r\nbody\r\n")
+			assert typ == "OK", data
+	finally:
+		c.logout()
+	m = mounter.mount(user, cache_dir=str(tmp_path / "cache"))
+	inbox = os.path.join(m.path, "INBOX")
+	names = sorted(os.listdir(inbox))
+	assert len(names) == len(UNUSUAL_HEADERS), names
+	for name, (_, stem, subject, sender) in zip(names, UNUSUAL_HEADERS):
+		p = os.path.join(inbox, name)
+		assert name[10:] == "-%s.eml" % stem, name
+		assert _xattr(p, "user.imap.subject") == subject, name
+		assert _xattr(p, "user.imap.from") == sender, name
