@@ -332,7 +332,9 @@ static CacheMessage *message_from_fetch(const ImapFetch *fetch)
 
 		msg->subject = cache_text_decode_header(subject);
 		msg->from = cache_text_decode_address(from);
-		msg->message_id = cache_text_decode_header(message_id);
+		/* Not RFC 2047 text: decoded, one message could pose as
+		 * another. */
+		msg->message_id = cache_text_one_line(message_id);
 	}
 	return msg;
 }

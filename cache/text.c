@@ -19,25 +19,34 @@ void cache_text_init(void)
 	}
 }
 
-/* @text as valid UTF-8 on one line: runs of white space, CR and LF made
- * one space, the ends trimmed. (transfer full) */
-static char *one_line(const char *text)
+char *cache_text_one_line(const char *text)
 {
-	g_autofree char *valid = g_utf8_make_valid(text, -1);
+	g_autofree char *valid = NULL;
 	GString *out;
 	char *result;
 	gboolean space = FALSE;
 
-	out = g_string_sized_new(strlen(valid));
-	for (const char *p = valid; *p; p++) {
-		if (*p == '\r' || *p == '\n' || *p == '\t' || *p == ' ') {
+	if (!text)
+		return NULL;
+	valid = g_utf8_make_valid(text, -1);
+	out = g_string_sized_new(MIN(strlen(valid), CACHE_TEXT_MAX));
+	for (const char *p = valid; *p; p = g_utf8_next_char(p)) {
+		gunichar c = g_utf8_get_char(p);
+
+		if (c == '\r' || c == '\n' || c == '\t' || c == ' ') {
 			space = TRUE;
 			continue;
 		}
+		/* Other controls (ESC and the like) would reach a terminal
+		 * that shows the xattr. */
+		if (g_unichar_iscntrl(c))
+			c = 0xFFFD;
+		if (out->len + (space && out->len) + 4 > CACHE_TEXT_MAX)
+			break;
 		if (space && out->len > 0)
 			g_string_append_c(out, ' ');
 		space = FALSE;
-		g_string_append_c(out, *p);
+		g_string_append_unichar(out, c);
 	}
 	/* Kept as long as the message is listed: its size, not the
 	 * GString's power of two (about 250 bytes a message). */
@@ -53,13 +62,23 @@ char *cache_text_decode_header(const char *raw)
 	if (!raw)
 		return NULL;
 	decoded = g_mime_utils_header_decode_text(NULL, raw);
-	return one_line(decoded ? decoded : raw);
+	return cache_text_one_line(decoded ? decoded : raw);
+}
+
+static gboolean blank(const char *s, const char *end)
+{
+	for (; s < end && *s; s++) {
+		if (!g_ascii_isspace(*s))
+			return FALSE;
+	}
+	return TRUE;
 }
 
 char *cache_text_header_field(const char *block, gsize len, const char *name)
 {
 	const char *end = block + len;
 	gsize n = strlen(name);
+	char *empty = NULL;
 
 	for (const char *line = block; line < end;) {
 		const char *eol = memchr(line, '\n', end - line);
@@ -79,12 +98,20 @@ char *cache_text_header_field(const char *block, gsize len, const char *name)
 					eol = memchr(next, '\n', end - next);
 					next = eol ? eol + 1 : end;
 				}
-				return g_strndup(p + 1, next - (p + 1));
+				/* An empty one gives way to a later one with
+				 * text, as mail readers do. */
+				if (!blank(p + 1, next)) {
+					g_free(empty);
+					return g_strndup(p + 1, next - (p + 1));
+				}
+				if (!empty)
+					empty = g_strndup(p + 1,
+							  next - (p + 1));
 			}
 		}
 		line = next;
 	}
-	return NULL;
+	return empty;
 }
 
 /* The first mailbox of @list, looking into groups too. (transfer none) */
@@ -99,8 +126,11 @@ static InternetAddressMailbox *first_mailbox(InternetAddressList *list)
 		else if (INTERNET_ADDRESS_IS_GROUP(ia))
 			mb = first_mailbox(internet_address_group_get_members(
 				INTERNET_ADDRESS_GROUP(ia)));
+		/* A bare word is no address unless it has a name with it. */
 		if (mb && internet_address_mailbox_get_addr(mb) &&
-		    *internet_address_mailbox_get_addr(mb))
+		    (strchr(internet_address_mailbox_get_addr(mb), '@') ||
+		     (internet_address_get_name(INTERNET_ADDRESS(mb)) &&
+		      *internet_address_get_name(INTERNET_ADDRESS(mb)))))
 			return mb;
 	}
 	return NULL;
@@ -121,14 +151,22 @@ char *cache_text_decode_address(const char *raw)
 	} else {
 		const char *name =
 			internet_address_get_name(INTERNET_ADDRESS(mb));
-		const char *addr = internet_address_mailbox_get_addr(mb);
+		/* A domain written in punycode stays so: decoded, a
+		 * look-alike letter from another script passes for the
+		 * real one (pаypal.com). */
+		const char *addr =
+			g_str_is_ascii(raw)
+				? internet_address_mailbox_get_idn_addr(mb)
+				: internet_address_mailbox_get_addr(mb);
 		g_autofree char *both =
 			name && *name ? g_strdup_printf("%s <%s>", name, addr)
 				      : g_strdup(addr);
 
-		out = one_line(both);
+		out = cache_text_one_line(both);
 	}
 	if (list)
 		g_object_unref(list);
+	if (out && !*out)
+		g_clear_pointer(&out, g_free); /* an empty From: none */
 	return out;
 }

@@ -83,6 +83,44 @@ static void test_field_hostile(void)
 	g_assert_cmpstr(bare, ==, "a");
 }
 
+/* An empty field gives way to a later one with text (as mutt does); one
+ * that is only empty is empty. */
+static void test_field_empty_first(void)
+{
+	static const char block[] = "Subject:\r\nSubject:  \r\n"
+				    "Subject: real\r\nFrom: \r\n";
+	g_autofree char *subject = field(block, "Subject");
+	g_autofree char *from =
+		cache_text_header_field(block, strlen(block), "From");
+
+	g_assert_cmpstr(subject, ==, "real");
+	g_assert_cmpstr(from, ==, " \r\n");
+}
+
+/* What ends up in an xattr: no control character reaches a terminal, and
+ * the length is bounded, cut on a character. */
+static void test_one_line(void)
+{
+	g_autofree char *esc = cache_text_one_line("red\x1b[31m\x07"
+						   "bell\x7f");
+	g_autofree char *c1 = cache_text_decode_header("a\x80z");
+	g_autofree char *id = cache_text_one_line(" <=?utf-8?q?x?=@y>\r\n");
+	g_autoptr(GString) long_text = g_string_new(NULL);
+	g_autofree char *cut = NULL;
+
+	g_assert_cmpstr(esc, ==, "red\xef\xbf\xbd[31m\xef\xbf\xbd"
+				 "bell\xef\xbf\xbd");
+	g_assert_null(strchr(c1, '\xc2')); /* no U+0080 */
+	g_assert_cmpstr(id, ==, "<=?utf-8?q?x?=@y>");
+	for (guint i = 0; i < 3000; i++)
+		g_string_append(long_text, "\xc3\xa9"); /* 6000 bytes */
+	cut = cache_text_one_line(long_text->str);
+	g_assert_cmpuint(strlen(cut), <=, CACHE_TEXT_MAX);
+	g_assert_cmpuint(strlen(cut), >, CACHE_TEXT_MAX - 8);
+	g_assert_true(g_utf8_validate(cut, -1, NULL));
+	g_assert_null(cache_text_one_line(NULL));
+}
+
 static void test_address(void)
 {
 	static const struct {
@@ -100,6 +138,12 @@ static void test_address(void)
 		{" Name\r\n <a@b.org>\r\n", "Name <a@b.org>"},
 		/* no address in it: the text itself */
 		{" undisclosed-recipients:;", "undisclosed-recipients:;"},
+		{" =?utf-8?Q?J=C3=B6rg_Only?=", "J\xc3\xb6rg Only"},
+		/* punycode as written: decoded, a Cyrillic a passes for
+		 * the Latin one */
+		{" PayPal <service@xn--pypal-4ve.com>",
+		 "PayPal <service@xn--pypal-4ve.com>"},
+		{" Evil\x1b[2J <e@x.org>", "Evil\xef\xbf\xbd[2J <e@x.org>"},
 	};
 
 	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -108,9 +152,16 @@ static void test_address(void)
 		g_assert_cmpstr(got, ==, cases[i].want);
 	}
 	g_assert_null(cache_text_decode_address(NULL));
+	g_assert_null(cache_text_decode_address(" \r\n"));
 }
 
-/* Whatever comes, the result is one line of valid UTF-8 (or NULL). */
+static gboolean blank(const char *s)
+{
+	return strspn(s, " \t\r\n") == strlen(s);
+}
+
+/* Whatever comes, the result is one line of valid UTF-8, or NULL where
+ * there is no text at all. */
 static void test_address_hostile(void)
 {
 	static const char *const inputs[] = {
@@ -122,7 +173,10 @@ static void test_address_hostile(void)
 	for (gsize i = 0; i < G_N_ELEMENTS(inputs); i++) {
 		g_autofree char *got = cache_text_decode_address(inputs[i]);
 
-		g_assert_nonnull(got);
+		if (!got) {
+			g_assert_true(blank(inputs[i]));
+			continue;
+		}
 		g_assert_true(g_utf8_validate(got, -1, NULL));
 		g_assert_null(strpbrk(got, "\r\n\t"));
 	}
@@ -135,6 +189,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/cache/text/field/plain", test_field_plain);
 	g_test_add_func("/cache/text/field/shapes", test_field_shapes);
 	g_test_add_func("/cache/text/field/hostile", test_field_hostile);
+	g_test_add_func("/cache/text/field/empty-first", test_field_empty_first);
+	g_test_add_func("/cache/text/one-line", test_one_line);
 	g_test_add_func("/cache/text/address", test_address);
 	g_test_add_func("/cache/text/address/hostile", test_address_hostile);
 	return g_test_run();
