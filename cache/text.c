@@ -9,12 +9,22 @@
 #include <gmime/gmime.h>
 #include <string.h>
 
+/* Undeclared 8-bit header text is taken as UTF-8 where it is valid, else
+ * as Windows-1252 (Outlook's quotes and euro sign), not ISO-8859-1, whose
+ * C1 controls those bytes would be. Read-only once made. */
+static GMimeParserOptions *options;
+
 void cache_text_init(void)
 {
 	static gsize once;
 
 	if (g_once_init_enter(&once)) {
+		static const char *fallback[] = {"utf-8", "windows-1252",
+						 NULL};
+
 		g_mime_init();
+		options = g_mime_parser_options_new();
+		g_mime_parser_options_set_fallback_charsets(options, fallback);
 		g_once_init_leave(&once, 1);
 	}
 }
@@ -61,7 +71,7 @@ char *cache_text_decode_header(const char *raw)
 
 	if (!raw)
 		return NULL;
-	decoded = g_mime_utils_header_decode_text(NULL, raw);
+	decoded = g_mime_utils_header_decode_text(options, raw);
 	return cache_text_one_line(decoded ? decoded : raw);
 }
 
@@ -144,7 +154,7 @@ char *cache_text_decode_address(const char *raw)
 
 	if (!raw)
 		return NULL;
-	list = internet_address_list_parse(NULL, raw);
+	list = internet_address_list_parse(options, raw);
 	mb = first_mailbox(list);
 	if (!mb) {
 		out = cache_text_decode_header(raw);

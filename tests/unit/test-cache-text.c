@@ -103,7 +103,11 @@ static void test_one_line(void)
 {
 	g_autofree char *esc = cache_text_one_line("red\x1b[31m\x07"
 						   "bell\x7f");
-	g_autofree char *c1 = cache_text_decode_header("a\x80z");
+	g_autofree char *c1 = cache_text_decode_header("a\x81z");
+	g_autofree char *cp1252 =
+		cache_text_decode_header("\x93quoted\x94 \x80" "5");
+	g_autofree char *utf8 = cache_text_decode_header("Gr\xc3\xbc\xc3\x9f"
+								"e");
 	g_autofree char *id = cache_text_one_line(" <=?utf-8?q?x?=@y>\r\n");
 	g_autoptr(GString) long_text = g_string_new(NULL);
 	g_autofree char *cut = NULL;
@@ -111,6 +115,10 @@ static void test_one_line(void)
 	g_assert_cmpstr(esc, ==, "red\xef\xbf\xbd[31m\xef\xbf\xbd"
 				 "bell\xef\xbf\xbd");
 	g_assert_null(strchr(c1, '\xc2')); /* no U+0080 */
+	/* undeclared 8-bit text: UTF-8 where valid, else Windows-1252 */
+	g_assert_cmpstr(cp1252, ==, "\xe2\x80\x9cquoted\xe2\x80\x9d "
+				    "\xe2\x82\xac" "5");
+	g_assert_cmpstr(utf8, ==, "Gr\xc3\xbc\xc3\x9f" "e");
 	g_assert_cmpstr(id, ==, "<=?utf-8?q?x?=@y>");
 	for (guint i = 0; i < 3000; i++)
 		g_string_append(long_text, "\xc3\xa9"); /* 6000 bytes */
