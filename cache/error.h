@@ -20,4 +20,8 @@ typedef enum {
 	CACHE_ERROR_TIMEOUT,	   /* the server did not answer in time */
 } CacheErrorCode;
 
+/* g_io_error_from_errno(), with EDQUOT a full disk (G_IO_ERROR_NO_SPACE)
+ * as ENOSPC is; GLib has no code of its own for it. */
+gint cache_io_error_from_errno(int err);
+
 #endif

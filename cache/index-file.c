@@ -41,6 +41,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache/error.h"
+
 #define INDEX_MAGIC "imapfs-index\n"
 #define MAGIC_LEN   13
 #define SUM_LEN	    32 /* SHA-256 */
@@ -166,10 +168,7 @@ GBytes *cache_index_serialize(CacheIndex *index)
 static gboolean set_errno_error(GError **error, int errsv, const char *what,
 				const char *path)
 {
-	/* GLib has no code of its own for EDQUOT: a full disk here. */
-	g_set_error(error, G_IO_ERROR,
-		    errsv == EDQUOT ? G_IO_ERROR_NO_SPACE
-				    : g_io_error_from_errno(errsv),
+	g_set_error(error, G_IO_ERROR, cache_io_error_from_errno(errsv),
 		    "%s %s: %s", what, path, g_strerror(errsv));
 	return FALSE;
 }

@@ -38,6 +38,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "cache/error.h"
+
 typedef struct {
 	guint64 size;
 	guint n_chunks;
@@ -319,10 +321,7 @@ static gboolean set_errno_error(GError **error, const char *what,
 {
 	int err = errno;
 
-	/* GLib has no code of its own for EDQUOT: it is a full disk here. */
-	g_set_error(error, G_IO_ERROR,
-		    err == EDQUOT ? G_IO_ERROR_NO_SPACE
-				  : g_io_error_from_errno(err),
+	g_set_error(error, G_IO_ERROR, cache_io_error_from_errno(err),
 		    "cache: %s %s: %s%s", what, path, g_strerror(err),
 		    err == ENOSPC || err == EDQUOT
 			    ? " (free space on the cache directory's disk)"

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache/error.h"
 #include "fs/names.h"
 
 typedef struct {
@@ -679,9 +680,7 @@ gboolean fs_newfiles_commit(FsNewFiles *files, fuse_ino_t ino,
 		drop_locked(files, file);
 		close_if_done_locked(file);
 		g_unlink(file->path);
-		g_set_error(error, G_IO_ERROR,
-			    err == EDQUOT ? G_IO_ERROR_NO_SPACE
-					  : g_io_error_from_errno(err),
+		g_set_error(error, G_IO_ERROR, cache_io_error_from_errno(err),
 			    "a write to it failed (%s), so nothing was added "
 			    "to the mailbox",
 			    g_strerror(err));
