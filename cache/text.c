@@ -65,13 +65,109 @@ char *cache_text_one_line(const char *text)
 	return result;
 }
 
+/* The value of base64 digit @c, or -1. */
+static int base64_value(char c)
+{
+	static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				     "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	const char *at = c ? strchr(digits, c) : NULL;
+
+	return at ? (int)(at - digits) : -1;
+}
+
+/* The bytes of the B-encoded text [@p, @end), Q-encoded onto @out. Other
+ * characters than digits are skipped, and padding ends a group wherever it
+ * stands: a word that lacks its padding, or two words run together, still
+ * give all their bytes. */
+static void base64_as_q(GString *out, const char *p, const char *end)
+{
+	guint32 bits = 0;
+	int n = 0;
+
+	for (;; p++) {
+		int v = p < end ? base64_value(*p) : -1;
+
+		if (v >= 0) {
+			bits = bits << 6 | (guint32)v;
+			if (++n < 4)
+				continue;
+		} else if (p < end && *p != '=') {
+			continue;
+		}
+		/* A group of 4 digits (3 bytes), or fewer before padding or
+		 * the end: 2 digits are 1 byte, 3 are 2. */
+		if (n > 1) {
+			bits <<= 6 * (4 - n);
+			for (int i = 0; i < n - 1; i++) {
+				guint8 byte = bits >> (16 - 8 * i) & 0xff;
+
+				if (g_ascii_isalnum(byte))
+					g_string_append_c(out, (char)byte);
+				else
+					g_string_append_printf(out, "=%02X",
+							       byte);
+			}
+		}
+		bits = 0;
+		n = 0;
+		if (p >= end)
+			return;
+	}
+}
+
+/* @raw with each B-encoded word ("=?charset?B?text?=") Q-encoded instead,
+ * the same bytes in the same charset; NULL when it has none. GMime 3.2.13
+ * (Debian 12's) loses the rest of a field after a B word that ends in
+ * padding when another word of that charset follows: Thunderbird's way of
+ * splitting a long Subject ("=?UTF-8?B?YWI=?= =?UTF-8?B?Y2Q=?=" read as
+ * "ab"), and it reads a word without its padding as nothing (GMime issue
+ * 133). Its Q decoding has neither fault, and still joins a character
+ * that a sender split across two words. */
+static char *b_words_as_q(const char *raw)
+{
+	GString *out = NULL;
+	const char *copied = raw;
+
+	for (const char *p = strstr(raw, "=?"); p; p = strstr(p, "=?")) {
+		const char *charset = p + 2;
+		const char *mark = charset + strcspn(charset, "?\r\n");
+		const char *text, *end;
+
+		if (*mark != '?' || mark == charset ||
+		    g_ascii_toupper(mark[1]) != 'B' || mark[2] != '?') {
+			p += 2;
+			continue;
+		}
+		text = mark + 3;
+		end = strchr(text, '?');
+		if (!end || end[1] != '=') {
+			p += 2;
+			continue;
+		}
+		if (!out)
+			out = g_string_sized_new(strlen(raw) * 2);
+		g_string_append_len(out, copied, charset - copied);
+		g_string_append_len(out, charset, mark - charset);
+		g_string_append(out, "?Q?");
+		base64_as_q(out, text, end);
+		g_string_append(out, "?=");
+		copied = p = end + 2;
+	}
+	if (!out)
+		return NULL;
+	g_string_append(out, copied);
+	return g_string_free(out, FALSE);
+}
+
 char *cache_text_decode_header(const char *raw)
 {
 	g_autofree char *decoded = NULL;
+	g_autofree char *q = NULL;
 
 	if (!raw)
 		return NULL;
-	decoded = g_mime_utils_header_decode_text(options, raw);
+	q = b_words_as_q(raw);
+	decoded = g_mime_utils_header_decode_text(options, q ? q : raw);
 	return cache_text_one_line(decoded ? decoded : raw);
 }
 
@@ -150,11 +246,13 @@ char *cache_text_decode_address(const char *raw)
 {
 	InternetAddressList *list;
 	InternetAddressMailbox *mb;
+	g_autofree char *q = NULL;
 	char *out;
 
 	if (!raw)
 		return NULL;
-	list = internet_address_list_parse(options, raw);
+	q = b_words_as_q(raw);
+	list = internet_address_list_parse(options, q ? q : raw);
 	mb = first_mailbox(list);
 	if (!mb) {
 		out = cache_text_decode_header(raw);

@@ -139,6 +139,15 @@ UNUSUAL_HEADERS = [
 	(b"From: \"Doe, John\" <j@x.org>\r\n"
 	 b"Subject: =?utf-8?q?Caf=C3=A9?=\r\n =?utf-8?q?_cr=C3=A8me?=\r\n",
 	 "Caf\u00e9_cr\u00e8me", "Caf\u00e9 cr\u00e8me", "Doe, John <j@x.org>"),
+	# a long Subject and a name split into B words that each end in
+	# padding (Thunderbird's way): all of them, not only the first
+	(b"From: =?UTF-8?B?U3NzxZsgTGHFgmFsYQ==?= =?UTF-8?B?bGFsYQ==?= "
+	 b"<s@x.org>\r\n"
+	 b"Subject: =?UTF-8?B?5pel5pys6Kqe44Gu?=\r\n"
+	 b" =?UTF-8?B?44OG44K544OI5Lu25ZCNIGE=?=\r\n =?UTF-8?B?Yg==?=\r\n",
+	 "\u65e5\u672c\u8a9e\u306e\u30c6\u30b9\u30c8\u4ef6\u540d_ab",
+	 "\u65e5\u672c\u8a9e\u306e\u30c6\u30b9\u30c8\u4ef6\u540d ab",
+	 "Sss\u015b La\u0142alalala <s@x.org>"),
 	# a group; a field named in lower case, and a second one ignored
 	(b"From: team: a@b.org, c@d.org;\r\nsubject: first one\r\n"
 	 b"Subject: second one\r\n",

@@ -129,6 +129,72 @@ static void test_one_line(void)
 	g_assert_null(cache_text_one_line(NULL));
 }
 
+/* Encoded words as senders write them. A long Subject split into several
+ * B words, each padded (Thunderbird's way), lost all but its first word
+ * with GMime 3.2.13's decoder alone. */
+static void test_encoded_words(void)
+{
+	static const struct {
+		const char *raw;
+		const char *want;
+	} cases[] = {
+		/* "ab" + "cd", each padded */
+		{"=?UTF-8?B?YWI=?= =?UTF-8?B?Y2Q=?=", "abcd"},
+		/* folded, three words, lower-case b */
+		{"=?utf-8?b?SGVs?=\r\n =?utf-8?b?bG8g?=\r\n\t"
+		 "=?utf-8?b?d29ybGQ=?=",
+		 "Hello world"},
+		/* "Grüße" in ISO-8859-1, then " aus Köln" in UTF-8 */
+		{"=?ISO-8859-1?B?R3L83/w=?= =?UTF-8?B?IGF1cyBLw7Zsbg==?=",
+		 "Gr\xc3\xbc\xc3\x9f\xc3\xbc aus K\xc3\xb6ln"},
+		/* text around the words, which are kept apart by it */
+		{"Re: =?UTF-8?B?YWI=?= x =?UTF-8?B?Y2Q=?= [list]",
+		 "Re: ab x cd [list]"},
+		/* a character split across two words (not allowed, but
+		 * sent): "日本" as E6 97 A5 E6 | 9C AC */
+		{"=?UTF-8?B?5pel5g==?= =?UTF-8?B?nKw=?=",
+		 "\xe6\x97\xa5\xe6\x9c\xac"},
+		/* padding left out; two words run together; blanks inside */
+		{"=?UTF-8?B?YWI?=", "ab"},
+		{"=?UTF-8?B?YWI=?==?UTF-8?B?Y2Q=?=", "abcd"},
+		{"=?UTF-8?B?Y W I=?=", "ab"},
+		/* Q words and an underscore in the bytes */
+		{"=?UTF-8?Q?a_b?= =?UTF-8?B?X2M=?=", "a b_c"},
+		/* not encoded words: left as they are */
+		{"=?UTF-8?B?", "=?UTF-8?B?"},
+		{"=?UTF-8?B?YWI= ?", "=?UTF-8?B?YWI= ?"},
+		{"=?\?B?YWI=?=", "=?\?B?YWI=?="},
+		{"=?=?=?B?=?", "=?=?=?B?=?"},
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *got = cache_text_decode_header(cases[i].raw);
+
+		g_assert_cmpstr(got, ==, cases[i].want);
+	}
+}
+
+/* Hostile B words: whatever the bytes, one line of valid UTF-8. */
+static void test_encoded_words_hostile(void)
+{
+	static const char *const inputs[] = {
+		/* CR LF NUL ESC encoded; bytes invalid in UTF-8 */
+		"=?UTF-8?B?YQ0KYgBjG1sySg==?=", "=?UTF-8?B?//79/A==?=",
+		/* a charset nobody knows; an empty word; only padding */
+		"=?x-unknown?B?YWI=?=", "=?UTF-8?B?\?=", "=?UTF-8?B?====?=",
+		/* one digit alone makes no byte */
+		"=?UTF-8?B?Y?= =?UTF-8?B?W?=",
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(inputs); i++) {
+		g_autofree char *got = cache_text_decode_header(inputs[i]);
+
+		g_assert_nonnull(got);
+		g_assert_true(g_utf8_validate(got, -1, NULL));
+		g_assert_null(strpbrk(got, "\r\n\t\x1b"));
+	}
+}
+
 static void test_address(void)
 {
 	static const struct {
@@ -152,6 +218,10 @@ static void test_address(void)
 		{" PayPal <service@xn--pypal-4ve.com>",
 		 "PayPal <service@xn--pypal-4ve.com>"},
 		{" Evil\x1b[2J <e@x.org>", "Evil\xef\xbf\xbd[2J <e@x.org>"},
+		/* a name in two padded B words (Thunderbird) */
+		{" =?UTF-8?B?U3NzxZsgTGHFgmFsYQ==?= =?UTF-8?B?bGFsYQ==?= "
+		 "<s@x.org>",
+		 "Sss\xc5\x9b La\xc5\x82" "alalala <s@x.org>"},
 	};
 
 	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -199,6 +269,9 @@ int main(int argc, char **argv)
 	g_test_add_func("/cache/text/field/hostile", test_field_hostile);
 	g_test_add_func("/cache/text/field/empty-first", test_field_empty_first);
 	g_test_add_func("/cache/text/one-line", test_one_line);
+	g_test_add_func("/cache/text/encoded-words", test_encoded_words);
+	g_test_add_func("/cache/text/encoded-words/hostile",
+			test_encoded_words_hostile);
 	g_test_add_func("/cache/text/address", test_address);
 	g_test_add_func("/cache/text/address/hostile", test_address_hostile);
 	return g_test_run();
