@@ -41,6 +41,10 @@ struct CacheAccount {
 	guint32 last_listed;  /* the mailbox a readdir last asked for */
 	guint list_changes;   /* mailbox list changes the server announced */
 
+	/* Quota (cache/quota.c), under lock: */
+	CacheQuota quota;
+	gint64 quota_at; /* monotonic time it came; 0: not yet */
+
 	ImapIdle *idle;	      /* watches INBOX; nullable */
 	GCancellable *ending; /* cancelled by cache_account_end() */
 

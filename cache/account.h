@@ -310,4 +310,20 @@ gboolean cache_account_rename_mailbox(CacheAccount *acct, guint32 id,
  * reported it. */
 char cache_account_delimiter(CacheAccount *acct);
 
+typedef struct {
+	gboolean has_storage;	/* the server names a storage limit */
+	guint64 storage_used;	/* bytes */
+	guint64 storage_limit;	/* bytes */
+	gboolean has_messages;	/* the server names a message limit */
+	guint64 messages_used;
+	guint64 messages_limit;
+} CacheQuota;
+
+/* How full the account is: INBOX's quota (RFC 9208), the root with the
+ * least room left where there are several; nothing where the server has
+ * no QUOTA or names no limit. Answers from the last answer while it is
+ * younger than the list TTL, asking again behind it; waits for the server
+ * only the first time, and not while it cannot be reached. Any thread. */
+void cache_account_quota(CacheAccount *acct, CacheQuota *out);
+
 #endif

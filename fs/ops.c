@@ -1335,14 +1335,34 @@ static void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	fuse_reply_err(req, EPERM);
 }
 
+/* What df shows for an account whose server names no storage limit: room
+ * enough that a file manager, which compares a copy's size with the free
+ * space first, does not refuse to copy mail in. */
+#define STATFS_UNKNOWN_BYTES (G_GUINT64_CONSTANT(1) << 50) /* 1 PiB */
+
 static void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	/* Blocks of 1 KiB, the unit of an IMAP storage quota. */
 	struct statvfs sv = {
 		.f_bsize = 4096,
-		.f_frsize = 4096,
+		.f_frsize = 1024,
 		.f_namemax = 255,
 	};
+	CacheQuota quota;
 
+	cache_account_quota(mount_of(req)->acct, &quota);
+	if (!quota.has_storage) {
+		quota.storage_limit = STATFS_UNKNOWN_BYTES;
+		quota.storage_used = 0;
+	}
+	sv.f_blocks = quota.storage_limit / sv.f_frsize;
+	sv.f_bfree = sv.f_bavail =
+		(quota.storage_limit - quota.storage_used) / sv.f_frsize;
+	if (quota.has_messages) {
+		sv.f_files = quota.messages_limit;
+		sv.f_ffree = sv.f_favail =
+			quota.messages_limit - quota.messages_used;
+	}
 	fuse_reply_statfs(req, &sv);
 }
 

@@ -38,6 +38,7 @@ static const struct {
 	{"NAMESPACE", IMAP_CAP_NAMESPACE},
 	{"ID", IMAP_CAP_ID},
 	{"NOTIFY", IMAP_CAP_NOTIFY},
+	{"QUOTA", IMAP_CAP_QUOTA},
 };
 
 static guint caps_word(const char *word)

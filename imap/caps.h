@@ -29,6 +29,7 @@ typedef enum {
 	IMAP_CAP_NAMESPACE = 1 << 20,
 	IMAP_CAP_ID = 1 << 21,
 	IMAP_CAP_NOTIFY = 1 << 22,
+	IMAP_CAP_QUOTA = 1 << 23, /* RFC 9208 (2087) */
 } ImapCaps;
 
 /* Bits for the capability words in @words (the args of "* CAPABILITY", or

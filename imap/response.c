@@ -642,6 +642,36 @@ gboolean imap_parse_uid_set(const char *text, GArray *out)
 	return TRUE;
 }
 
+gboolean imap_response_get_quota(const ImapResponse *resp, ImapQuota *out)
+{
+	const ImapValue *list = imap_value_item(resp->args, 1);
+	guint n = imap_value_n_items(list);
+
+	*out = (ImapQuota){-1, -1, -1, -1};
+	if (g_strcmp0(resp->name, "QUOTA") != 0 || !list ||
+	    list->type != IMAP_VALUE_LIST || n % 3 != 0)
+		return FALSE;
+	for (guint i = 0; i < n; i += 3) {
+		const ImapValue *name = imap_value_item(list, i);
+		guint64 used, limit;
+
+		if (!imap_value_get_number(imap_value_item(list, i + 1),
+					   &used) ||
+		    !imap_value_get_number(imap_value_item(list, i + 2),
+					   &limit) ||
+		    used > G_MAXINT64 || limit > G_MAXINT64)
+			return FALSE;
+		if (imap_value_is_atom(name, "STORAGE")) {
+			out->storage_used = used;
+			out->storage_limit = limit;
+		} else if (imap_value_is_atom(name, "MESSAGE")) {
+			out->messages_used = used;
+			out->messages_limit = limit;
+		}
+	}
+	return TRUE;
+}
+
 gboolean imap_response_get_search(const ImapResponse *resp, GArray *out)
 {
 	guint n = imap_value_n_items(resp->args);

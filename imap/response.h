@@ -142,6 +142,20 @@ gboolean imap_parse_uid_set(const char *text, GArray *out);
  * is malformed; an ESEARCH without ALL (no match) gives TRUE and nothing. */
 gboolean imap_response_get_search(const ImapResponse *resp, GArray *out);
 
+/* ---- QUOTA ----------------------------------------------------------- */
+
+typedef struct {
+	/* Each -1 where the response does not name the resource. STORAGE
+	 * counts units of 1024 octets (RFC 9208 §5.1). */
+	gint64 storage_used, storage_limit;
+	gint64 messages_used, messages_limit;
+} ImapQuota;
+
+/* Decodes "* QUOTA root (STORAGE used limit MESSAGE used limit ...)"
+ * (RFC 9208 §7.1; RFC 2087 the same); resources it does not know are
+ * skipped. FALSE if @resp is no QUOTA or is malformed. */
+gboolean imap_response_get_quota(const ImapResponse *resp, ImapQuota *out);
+
 /* ---- LIST ------------------------------------------------------------ */
 
 typedef enum {

@@ -141,17 +141,18 @@ def _server():
 
 @pytest.fixture
 def server_factory():
-	"""start(drop_caps=[...]) -> info of an extra server (e.g. one that
-	does not advertise MOVE), stopped by its PID at teardown."""
+	"""start(drop_caps=[...], quota={...}) -> info of an extra server
+	(e.g. one that does not advertise MOVE), stopped by its PID at
+	teardown."""
 	dirs = []
 
-	def start(drop_caps=None):
+	def start(drop_caps=None, quota=None):
 		if ts.dovecot_binary() is None:
 			_missing("dovecot is not installed")
 		d = tempfile.mkdtemp(prefix="imapfs-dovecot-")
 		dirs.append(d)
 		try:
-			return ts.start(d, drop_caps=drop_caps)
+			return ts.start(d, drop_caps=drop_caps, quota=quota)
 		except ts.ServerError as e:
 			pytest.fail("cannot start dovecot: %s" % e,
 				    pytrace=False)

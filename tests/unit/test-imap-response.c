@@ -492,7 +492,7 @@ static void test_caps(void)
 		"UIDPLUS "
 		"MOVE CONDSTORE QRESYNC ENABLE IDLE SPECIAL-USE LIST-EXTENDED "
 		"LIST-STATUS UTF8=ACCEPT ESEARCH BINARY NAMESPACE ID "
-		"notify\r\n");
+		"notify QUOTA QUOTA=RES-STORAGE\r\n");
 	g_autoptr(ImapResponse) code = parse(
 		"* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN UTF8=ONLY] "
 		"Dovecot ready.\r\n");
@@ -517,7 +517,7 @@ static void test_caps(void)
 			IMAP_CAP_LIST_EXTENDED | IMAP_CAP_LIST_STATUS |
 			IMAP_CAP_UTF8_ACCEPT | IMAP_CAP_ESEARCH |
 			IMAP_CAP_BINARY | IMAP_CAP_NAMESPACE | IMAP_CAP_ID |
-			IMAP_CAP_NOTIFY);
+			IMAP_CAP_NOTIFY | IMAP_CAP_QUOTA);
 	g_assert_true(imap_caps_from_response(code, &caps));
 	g_assert_cmphex(caps, ==,
 			IMAP_CAP_IMAP4REV1 | IMAP_CAP_SASL_IR |
@@ -595,6 +595,53 @@ static void test_uid_set(void)
 	}
 }
 
+/* QUOTA responses (RFC 9208 §7.1) as servers send them, and broken ones. */
+static void test_quota(void)
+{
+	static const struct {
+		const char *line;
+		gboolean ok;
+		gint64 storage_used, storage_limit;
+		gint64 messages_used, messages_limit;
+	} cases[] = {
+		{"* QUOTA \"User quota\" (STORAGE 49 10240)\r\n", TRUE, 49,
+		 10240, -1, -1},
+		{"* QUOTA \"\" (STORAGE 1 2 MESSAGE 3 100)\r\n", TRUE, 1, 2,
+		 3, 100},
+		/* resources in any case and order; unknown ones skipped */
+		{"* QUOTA root (message 0 5 MAILBOX 1 9 storage 7 8)\r\n",
+		 TRUE, 7, 8, 0, 5},
+		/* a root with no resource */
+		{"* QUOTA root ()\r\n", TRUE, -1, -1, -1, -1},
+		/* usage over the limit is kept as the server says */
+		{"* QUOTA r (STORAGE 20 10)\r\n", TRUE, 20, 10, -1, -1},
+		{"* QUOTA r (STORAGE 18446744073709551615 1)\r\n", FALSE, 0, 0, 0, 0},
+		{"* QUOTA r (STORAGE 1)\r\n", FALSE, 0, 0, 0, 0},
+		{"* QUOTA r (STORAGE x 1)\r\n", FALSE, 0, 0, 0, 0},
+		{"* QUOTA r (STORAGE -1 1)\r\n", FALSE, 0, 0, 0, 0},
+		{"* QUOTA r STORAGE 1 2\r\n", FALSE, 0, 0, 0, 0},
+		{"* QUOTA r\r\n", FALSE, 0, 0, 0, 0},
+		{"* QUOTA\r\n", FALSE, 0, 0, 0, 0},
+		{"* QUOTAROOT INBOX r\r\n", FALSE, 0, 0, 0, 0},
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autoptr(ImapResponse) resp = parse(cases[i].line);
+		ImapQuota q;
+
+		g_assert_nonnull(resp);
+		g_assert_cmpint(imap_response_get_quota(resp, &q), ==,
+				cases[i].ok);
+		if (!cases[i].ok)
+			continue;
+		g_assert_cmpint(q.storage_used, ==, cases[i].storage_used);
+		g_assert_cmpint(q.storage_limit, ==, cases[i].storage_limit);
+		g_assert_cmpint(q.messages_used, ==, cases[i].messages_used);
+		g_assert_cmpint(q.messages_limit, ==,
+				cases[i].messages_limit);
+	}
+}
+
 static void test_search_results(void)
 {
 	static const struct {
@@ -660,6 +707,7 @@ int main(int argc, char **argv)
 			test_format_internaldate);
 	g_test_add_func("/imap/response/search/uid-set", test_uid_set);
 	g_test_add_func("/imap/response/search/results", test_search_results);
+	g_test_add_func("/imap/response/quota", test_quota);
 	g_test_add_func("/imap/response/fetch/any-order", test_fetch_any_order);
 	g_test_add_func("/imap/response/fetch/minimal", test_fetch_minimal);
 	g_test_add_func("/imap/response/fetch/sections", test_fetch_sections);
