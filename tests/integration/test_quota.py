@@ -3,6 +3,7 @@ RFC 9208), checked against what a second IMAP client reads with
 GETQUOTAROOT; without a quota, free space enough that a file manager
 copies mail in."""
 
+import errno
 import os
 import re
 import shutil
@@ -142,3 +143,20 @@ def test_df_while_the_server_is_gone(quota_server, quota_mounter):
 	total, taken, free, _, _ = usage(os.statvfs(m.path))
 	assert taken == 0 and free >= 1 << 40
 	assert m.proc.poll() is None, m.stderr()[-3000:]
+
+
+def test_a_copy_over_the_quota_fails_with_edquot(quota_server, quota_mounter):
+	"""cp of a message the quota has no room for: close() says EDQUOT,
+	nothing is added, and the log gives the server's reason."""
+	user = "quota%d_4" % os.getpid()
+	append(quota_server, user, 1, 1000)
+	m = quota_mounter.mount(user)
+	path = os.path.join(m.path, "INBOX", "big.eml")
+	f = open(path, "wb")
+	f.write(b"Subject: too big\r\n\r\n" + b"y" * (11 << 20) + b"\r\n")
+	with pytest.raises(OSError) as e:
+		f.close()
+	assert e.value.errno == errno.EDQUOT, e.value
+	assert server_quota(quota_server, user)[2] == 1
+	assert len(os.listdir(os.path.join(m.path, "INBOX"))) == 1
+	assert wait_until(lambda: "quota" in m.stderr().lower()), m.stderr()
