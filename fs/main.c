@@ -152,6 +152,17 @@ static void on_renewed(guint32 old_id, guint32 new_id, gpointer user_data)
 	fs_newfiles_move_mailbox(mnt->newfiles, old_id, new_id);
 }
 
+/* An access token for each OAuth 2.0 login, from where a password would
+ * come, asked again every time: tokens expire within hours, a mount lives
+ * longer, and token helpers renew them. */
+static char *oauth_token(gpointer user_data, GError **error)
+{
+	const FsOptions *opts = user_data;
+
+	return fs_password_get(opts->passcmd, opts->passfile, opts->user,
+			       opts->host, error);
+}
+
 static int fail(const char *message)
 {
 	fprintf(stderr, "imapfs: %s\n", message);
@@ -226,6 +237,13 @@ int main(int argc, char **argv)
 	cfg->cafile =
 		opts.cafile ? g_canonicalize_filename(opts.cafile, NULL) : NULL;
 	cfg->user = g_strdup(opts.user);
+	if (opts.passfile) { /* read again from "/" with auth=oauth2 */
+		char *path = g_canonicalize_filename(opts.passfile, NULL);
+
+		free(opts.passfile);
+		opts.passfile = strdup(path);
+		g_free(path);
+	}
 	cfg->allow_plaintext_auth = opts.allow_plaintext_auth;
 	cfg->max_conns = opts.max_conns;
 	cfg->trace = cmdline.debug;
@@ -257,11 +275,24 @@ int main(int argc, char **argv)
 		goto out_args;
 
 	account = g_strdup_printf("%s@%s:%u", opts.user, opts.host, opts.port);
-	cfg->password = fs_password_get(opts.passcmd, opts.passfile, opts.user,
-					opts.host, &error);
-	if (!cfg->password) {
-		ret = fail(error->message);
-		goto out_session;
+	if (opts.oauth2) {
+		if (!opts.passcmd && !opts.passfile &&
+		    !g_getenv("IMAPFS_PASSWORD")) {
+			ret = fail("-o auth=oauth2 takes the access token from "
+				   "-o passcmd=CMD (run again at each login, "
+				   "as tokens expire), -o passfile=FILE (read "
+				   "again) or IMAPFS_PASSWORD");
+			goto out_session;
+		}
+		cfg->token = oauth_token;
+		cfg->token_data = &opts;
+	} else {
+		cfg->password = fs_password_get(opts.passcmd, opts.passfile,
+						opts.user, opts.host, &error);
+		if (!cfg->password) {
+			ret = fail(error->message);
+			goto out_session;
+		}
 	}
 	probe = imap_stream_connect(cfg, 1, &error);
 	if (!probe) {

@@ -27,6 +27,7 @@ static const struct fuse_opt fs_option_spec[] = {
 	FS_OPT("rm=%s", rm),
 	FS_OPT("cache_size=%s", cache_size_text),
 	FS_OPT("spin=%s", spin_text),
+	FS_OPT("auth=%s", auth),
 	FS_OPT("allow_plaintext_auth", allow_plaintext_auth),
 	FS_OPT("max_conns=%u", max_conns),
 	FS_OPT("max_threads=%u", max_threads),
@@ -229,6 +230,18 @@ gboolean fs_options_check(FsOptions *opts, GError **error)
 			return FALSE;
 		}
 	}
+	if (opts->auth) {
+		if (strcmp(opts->auth, "oauth2") == 0) {
+			opts->oauth2 = TRUE;
+		} else if (strcmp(opts->auth, "password") != 0) {
+			g_set_error(error, G_OPTION_ERROR,
+				    G_OPTION_ERROR_BAD_VALUE,
+				    "-o auth=%s: use auth=password (the "
+				    "default) or auth=oauth2",
+				    opts->auth);
+			return FALSE;
+		}
+	}
 	opts->cache_size = (guint64)1 << 30;
 	if (opts->cache_size_text &&
 	    !fs_options_parse_size(opts->cache_size_text, &opts->cache_size)) {
@@ -288,6 +301,7 @@ void fs_options_clear(FsOptions *opts)
 	free(opts->rm);
 	free(opts->cache_size_text);
 	free(opts->spin_text);
+	free(opts->auth);
 	g_free(opts->user);
 	g_free(opts->host);
 	memset(opts, 0, sizeof(*opts));
@@ -306,6 +320,11 @@ void fs_options_print_usage(const char *prog)
 	       "(mode 0600)\n"
 	       "                           (else $IMAPFS_PASSWORD, else a "
 	       "prompt)\n"
+	       "    -o auth=oauth2         log in with an OAuth 2.0 access "
+	       "token (OAUTHBEARER\n"
+	       "                           or XOAUTH2) that passcmd prints, "
+	       "run again at\n"
+	       "                           each login\n"
 	       "    -o cafile=FILE         also trust the CA certificates in "
 	       "FILE\n"
 	       "    -o tls=none            plaintext (imap:// only; needs "

@@ -23,6 +23,7 @@ typedef struct {
 	char *rm;
 	char *cache_size_text;
 	char *spin_text;
+	char *auth;
 	int allow_plaintext_auth;
 	int read_only;
 	int noidle;
@@ -38,6 +39,7 @@ typedef struct {
 	guint16 port;
 	ImapTlsMode tls_mode;
 	gboolean rm_expunge;
+	gboolean oauth2;    /* -o auth=oauth2: the "password" is a token */
 	guint64 cache_size; /* bytes */
 	unsigned spin_us;   /* see fs/loop.h */
 } FsOptions;

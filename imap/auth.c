@@ -1,4 +1,5 @@
-/* imap/auth.c — LOGIN and AUTHENTICATE PLAIN.
+/* imap/auth.c — LOGIN, AUTHENTICATE PLAIN, and OAuth 2.0 (OAUTHBEARER,
+ * XOAUTH2).
  *
  * The password leaves this file only inside a command flagged
  * IMAP_COMMAND_SECRET, so traces show "<hidden>"; the buffers that held it
@@ -42,6 +43,194 @@ static void wipe_string(char *s)
 	}
 }
 
+/* The SASL initial response of an OAuth 2.0 login, base64: OAUTHBEARER's
+ * (RFC 7628 §3.1; the user name in its GS2 header with ',' and '=' as =2C
+ * and =3D) or XOAUTH2's. (transfer full; wipe it) */
+static char *oauth_response(gboolean bearer, const ImapConfig *cfg,
+			    const char *token)
+{
+	GString *s = g_string_new(NULL);
+	char *b64;
+
+	if (bearer) {
+		g_string_append(s, "n,a=");
+		for (const char *p = cfg->user; *p; p++) {
+			if (*p == ',')
+				g_string_append(s, "=2C");
+			else if (*p == '=')
+				g_string_append(s, "=3D");
+			else
+				g_string_append_c(s, *p);
+		}
+		g_string_append_printf(s, ",\001host=%s\001port=%u\001",
+				       cfg->host, cfg->port);
+	} else {
+		g_string_append_printf(s, "user=%s\001", cfg->user);
+	}
+	g_string_append_printf(s, "auth=Bearer %s\001\001", token);
+	b64 = g_base64_encode((const guchar *)s->str, s->len);
+	OPENSSL_cleanse(s->str, s->allocated_len);
+	g_string_free(s, TRUE);
+	return b64;
+}
+
+/* A token (RFC 6750 §2.1) and a user name the response can carry: printable
+ * ASCII, and no separator of the response in them. */
+static gboolean printable(const char *s)
+{
+	for (; *s; s++) {
+		if (*s <= ' ' || *s > '~')
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* What the server's error challenge says (base64 JSON such as
+ * {"status":"401","schemes":"bearer"}), as one printable line.
+ * (transfer full) */
+static char *challenge_text(const char *b64)
+{
+	gsize len = 0;
+	g_autofree guchar *raw = g_base64_decode(b64, &len);
+	char *text = g_strndup((const char *)raw, len);
+
+	for (char *p = text; *p; p++) {
+		if ((guchar)*p < ' ' || (guchar)*p > '~')
+			*p = '?';
+	}
+	return text;
+}
+
+static gboolean send_secret_line(ImapStream *stream, const char *line,
+				 GError **error)
+{
+	gboolean trace = stream->trace, ok;
+
+	if (trace)
+		g_debug("[conn %u] C: <hidden>", stream->conn_no);
+	stream->trace = FALSE;
+	ok = imap_stream_send_line(stream, line, error);
+	stream->trace = trace;
+	return ok;
+}
+
+/* AUTHENTICATE OAUTHBEARER, else XOAUTH2, with a token cfg->token gives
+ * now: tokens expire within hours, and a mount lives longer. On failure
+ * the server sends its reason as a challenge, which the client answers
+ * (with %x01, or an empty line for XOAUTH2) before the NO comes. */
+static gboolean oauth_login(ImapStream *stream, const ImapConfig *cfg,
+			    GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	g_autofree char *tag = NULL;
+	g_autofree char *reason = NULL;
+	guint caps = stream->caps;
+	gboolean bearer = (caps & IMAP_CAP_AUTH_OAUTHBEARER) != 0;
+	gboolean sasl_ir = (caps & IMAP_CAP_SASL_IR) != 0;
+	const char *mech = bearer ? "OAUTHBEARER" : "XOAUTH2";
+	char *token, *b64, *line;
+	ImapCommand *cmd;
+
+	if (!(caps & (IMAP_CAP_AUTH_OAUTHBEARER | IMAP_CAP_AUTH_XOAUTH2))) {
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH,
+			    "%s offers no OAuth 2.0 login (AUTH=OAUTHBEARER "
+			    "or AUTH=XOAUTH2); log in with a password "
+			    "instead (leave out -o auth=oauth2)",
+			    cfg->host);
+		return FALSE;
+	}
+	if (!printable(cfg->user)) {
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH,
+			    "the user name for %s has a space or control "
+			    "character, which an OAuth 2.0 login cannot "
+			    "carry",
+			    cfg->host);
+		return FALSE;
+	}
+	token = cfg->token(cfg->token_data, &local);
+	if (!token) {
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH,
+			    "no OAuth 2.0 token for %s: %s", cfg->user,
+			    local->message);
+		return FALSE;
+	}
+	if (!*token || !printable(token)) {
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH,
+			    "the OAuth 2.0 token for %s is %s; the password "
+			    "command must print the access token alone",
+			    cfg->user,
+			    *token ? "not printable ASCII" : "empty");
+		wipe_string(token);
+		return FALSE;
+	}
+	b64 = oauth_response(bearer, cfg, token);
+	wipe_string(token);
+	cmd = sasl_ir ? imap_command_new(&local, IMAP_COMMAND_SECRET,
+					 "AUTHENTICATE %a %a", mech, b64)
+		      : imap_command_new(&local, 0, "AUTHENTICATE %a", mech);
+	line = g_strconcat(b64, "\r\n", NULL);
+	wipe_string(b64);
+	if (!cmd) {
+		wipe_string(line);
+		g_propagate_error(error, g_steal_pointer(&local));
+		return FALSE;
+	}
+	stream->caps = 0;
+	tag = imap_stream_start(stream, cmd, error);
+	for (gboolean sent = sasl_ir; tag;) {
+		g_autoptr(ImapResponse) resp = imap_stream_read(stream, error);
+		guint new_caps;
+
+		if (!resp)
+			break;
+		if (resp->kind == IMAP_RESPONSE_CONTINUATION) {
+			gboolean ok;
+
+			if (!sent) {
+				ok = send_secret_line(stream, line, error);
+				sent = TRUE;
+			} else {
+				g_free(reason);
+				reason = challenge_text(resp->text);
+				ok = imap_stream_send_line(
+					stream, bearer ? "AQ==\r\n" : "\r\n",
+					error);
+			}
+			if (!ok)
+				break;
+			continue;
+		}
+		if (imap_caps_from_response(resp, &new_caps) &&
+		    resp->status != IMAP_STATUS_NO &&
+		    resp->status != IMAP_STATUS_BAD)
+			stream->caps = new_caps;
+		if (resp->kind != IMAP_RESPONSE_TAGGED ||
+		    g_strcmp0(resp->tag, tag) != 0)
+			continue;
+		wipe_string(line);
+		if (resp->status == IMAP_STATUS_OK)
+			return TRUE;
+		{
+			g_autofree char *text = imap_wire_status_text(resp);
+			const char *words = strchr(text, ' ');
+
+			g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH,
+				    "OAuth 2.0 login (%s) as %s on %s refused: "
+				    "%s%s%s (check that the password command "
+				    "prints a fresh access token for this "
+				    "account)",
+				    mech, cfg->user, cfg->host,
+				    words ? words + 1 : text,
+				    reason ? " " : "", reason ? reason : "");
+		}
+		stream->caps = caps;
+		return FALSE;
+	}
+	wipe_string(line);
+	stream->caps = caps;
+	return FALSE;
+}
+
 gboolean imap_auth_login(ImapStream *stream, const ImapConfig *cfg,
 			 gboolean encrypted, ImapCommand *then,
 			 GError **then_error, GError **error)
@@ -65,6 +254,12 @@ gboolean imap_auth_login(ImapStream *stream, const ImapConfig *cfg,
 			    "with -o allow_plaintext_auth)",
 			    cfg->user, cfg->host);
 		return FALSE;
+	}
+	if (cfg->token) {
+		/* Not pipelined: the exchange may take a challenge. */
+		g_set_error(then_error, IMAPFS_IMAP_ERROR, IMAP_ERROR_INVALID,
+			    "not sent behind an OAuth 2.0 login");
+		return oauth_login(stream, cfg, error);
 	}
 	use_plain = (caps & IMAP_CAP_AUTH_PLAIN) && (caps & IMAP_CAP_SASL_IR);
 	if (!use_plain && (caps & IMAP_CAP_LOGINDISABLED)) {

@@ -30,6 +30,8 @@ typedef enum {
 	IMAP_CAP_ID = 1 << 21,
 	IMAP_CAP_NOTIFY = 1 << 22,
 	IMAP_CAP_QUOTA = 1 << 23, /* RFC 9208 (2087) */
+	IMAP_CAP_AUTH_OAUTHBEARER = 1 << 24, /* RFC 7628 */
+	IMAP_CAP_AUTH_XOAUTH2 = 1 << 25,     /* Google, Microsoft */
 } ImapCaps;
 
 /* Bits for the capability words in @words (the args of "* CAPABILITY", or

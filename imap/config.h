@@ -1,4 +1,4 @@
-/* imap/config.h — where and how to reach the server. Plain data. */
+/* imap/config.h — where and how to reach the server, and how to log in. */
 #ifndef IMAPFS_IMAP_CONFIG_H
 #define IMAPFS_IMAP_CONFIG_H
 
@@ -10,6 +10,10 @@ typedef enum {
 	IMAP_TLS_NONE,	   /* imap:// with -o tls=none: plaintext */
 } ImapTlsMode;
 
+/* A fresh OAuth 2.0 access token for one login, or NULL with @error set.
+ * (transfer full; the caller wipes it) Any thread. */
+typedef char *(*ImapTokenFunc)(gpointer user_data, GError **error);
+
 typedef struct {
 	char *host;
 	guint16 port;
@@ -17,6 +21,10 @@ typedef struct {
 	char *cafile; /* nullable: extra trust anchors */
 	char *user;
 	char *password;		       /* wiped by imap_config_free() */
+	/* Non-NULL: log in with OAuth 2.0 (OAUTHBEARER, else XOAUTH2), a
+	 * token from it at each login, instead of the password. */
+	ImapTokenFunc token;
+	gpointer token_data;
 	gboolean allow_plaintext_auth; /* LOGIN over a plaintext link */
 	guint max_conns;	       /* pool size, >= 1 */
 	char *spool_dir; /* for big literals; nullable: no spool */

@@ -892,6 +892,125 @@ static void test_login_refused(void)
 	fake_server_finish(fs, 1);
 }
 
+/* OAuth 2.0: a token from cfg.token at each login, counted here. */
+static guint tokens_given;
+
+static char *test_token(gpointer user_data, GError **error)
+{
+	tokens_given++;
+	if (!user_data)
+		g_set_error_literal(error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED,
+				    "passcmd failed");
+	return g_strdup(user_data);
+}
+
+/* XOAUTH2 where the server offers no SASL-IR: the response goes after
+ * the '+'; the capabilities are asked for after the login. */
+static void test_oauth_xoauth2(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN AUTH=XOAUTH2] hi",
+		"C:A1 AUTHENTICATE XOAUTH2",
+		"S:+ ",
+		"C:dXNlcj11AWF1dGg9QmVhcmVyIFQwawEB",
+		"S:A1 OK logged in",
+		"C:A2 CAPABILITY",
+		"S:* CAPABILITY IMAP4rev1 IDLE",
+		"S:A2 OK done",
+		"WAITCLOSE",
+		NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	g_autoptr(GError) error = NULL;
+	ImapStream *stream;
+
+	cfg.token = test_token;
+	cfg.token_data = (gpointer) "T0k";
+	tokens_given = 0;
+	stream = imap_stream_connect(&cfg, 1, &error);
+	g_assert_no_error(error);
+	g_assert_cmpuint(imap_stream_caps(stream) & IMAP_CAP_IDLE, !=, 0);
+	g_assert_cmpuint(tokens_given, ==, 1);
+	imap_stream_free(stream);
+	fake_server_finish(fs, 1);
+}
+
+/* OAUTHBEARER is preferred, with SASL-IR; the user name is escaped in its
+ * GS2 header. A refusal comes as a challenge, which is answered with
+ * %x01, and its reason reaches the message. */
+static void test_oauth_bearer_refused(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2 "
+		"AUTH=OAUTHBEARER] hi",
+		/* "n,a=a=2Cb=3Dc,^Ahost=127.0.0.1^Apor" */
+		"C:A1 AUTHENTICATE OAUTHBEARER bixhPWE9MkNiPTNEYywBaG9zdD0xMjcu"
+		"MC4wLjEBcG9y",
+		"S:+ eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=",
+		"C:AQ==",
+		"S:A1 NO [AUTHENTICATIONFAILED] Authentication failed.",
+		"WAITCLOSE",
+		NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	g_autoptr(GError) error = NULL;
+
+	cfg.user = (char *)"a,b=c";
+	cfg.token = test_token;
+	cfg.token_data = (gpointer) "T0k";
+	g_assert_null(imap_stream_connect(&cfg, 1, &error));
+	g_assert_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
+	g_assert_cmpstr(error->message, ==,
+			"OAuth 2.0 login (OAUTHBEARER) as a,b=c on 127.0.0.1 "
+			"refused: [AUTHENTICATIONFAILED] Authentication "
+			"failed. {\"status\":\"401\",\"schemes\":\"bearer\"} "
+			"(check that the password command prints a fresh "
+			"access token for this account)");
+	fake_server_finish(fs, 1);
+}
+
+/* What cannot be sent is not: a server without OAuth, a token with a
+ * space or control character in it, a command that gives none. */
+static void test_oauth_refusals(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] hi",
+		"WAITCLOSE",
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] hi",
+		"WAITCLOSE",
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] hi",
+		"WAITCLOSE",
+		NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	g_autoptr(GError) e1 = NULL;
+	g_autoptr(GError) e2 = NULL;
+	g_autoptr(GError) e3 = NULL;
+
+	cfg.token = test_token;
+	cfg.token_data = (gpointer) "T0k";
+	g_assert_null(imap_stream_connect(&cfg, 1, &e1));
+	g_assert_error(e1, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
+	g_assert_true(strstr(e1->message, "offers no OAuth 2.0 login"));
+	cfg.token_data = (gpointer) "T0k\001auth=Bearer x";
+	g_assert_null(imap_stream_connect(&cfg, 1, &e2));
+	g_assert_error(e2, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
+	g_assert_true(strstr(e2->message, "not printable ASCII"));
+	cfg.token_data = NULL;
+	g_assert_null(imap_stream_connect(&cfg, 1, &e3));
+	g_assert_error(e3, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
+	g_assert_true(strstr(e3->message, "no OAuth 2.0 token for u"));
+	fake_server_finish(fs, 3);
+}
+
 /* Where ENABLE is offered before login, ENABLE QRESYNC goes right behind
  * the login, before its answer (one round trip for both). Refused there,
  * it is sent again once logged in. */
@@ -1171,6 +1290,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/imap/conn/connect-refused", test_connect_refused);
 	g_test_add_func("/imap/conn/refusals", test_refusals);
 	g_test_add_func("/imap/conn/login-refused", test_login_refused);
+	g_test_add_func("/imap/conn/oauth/xoauth2", test_oauth_xoauth2);
+	g_test_add_func("/imap/conn/oauth/bearer-refused",
+			test_oauth_bearer_refused);
+	g_test_add_func("/imap/conn/oauth/refusals", test_oauth_refusals);
 	g_test_add_func("/imap/conn/enable-behind-login",
 			test_enable_behind_login);
 	g_test_add_func("/imap/conn/idle-notify", test_idle_notify);
