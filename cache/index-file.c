@@ -9,11 +9,11 @@
  * string still reads as a string, and a wrong subject or UID must not be
  * believed.
  *
- * The version 2 payload is plain little-endian binary, built in the same
- * one buffer as the header (a GVariant tree of 100,000 messages would cost
- * ten objects each, far more memory than the index itself; version 1 was
- * that). Integers are fixed-width; a string
- * is a u32 length and its bytes (no NUL inside), NONE_LEN for NULL:
+ * The payload (versions 2 and 3) is plain little-endian binary, built in
+ * the same one buffer as the header (a GVariant tree of 100,000 messages
+ * would cost ten objects each, far more memory than the index itself;
+ * version 1 was that). Integers are fixed-width; a string is a u32 length
+ * and its bytes (no NUL inside), NONE_LEN for NULL:
  *
  *   u32 mailboxes, then each:
  *     str wire_name, str full_name, u8 delimiter, u32 flags, u8 synced,

@@ -14,7 +14,10 @@
 #include <glib.h>
 #include "cache/index.h"
 
-#define CACHE_INDEX_FILE_VERSION 2
+/* 3: version 2's payload. Subjects and senders are decoded better since
+ * (encoded words split Thunderbird's way, charset labels): a version 2
+ * file is not read, and the mailboxes are listed afresh. */
+#define CACHE_INDEX_FILE_VERSION 3
 
 /* Serialises every mailbox that is not gone, except parents the server
  * never listed (wire_name NULL: loading makes them up again), with its

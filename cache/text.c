@@ -29,6 +29,13 @@ void cache_text_init(void)
 	}
 }
 
+/* The marks and embeddings that reorder text (Unicode's Bidi_Control). */
+static gboolean bidi_control(gunichar c)
+{
+	return c == 0x061C || c == 0x200E || c == 0x200F ||
+	       (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069);
+}
+
 char *cache_text_one_line(const char *text)
 {
 	g_autofree char *valid = NULL;
@@ -48,8 +55,9 @@ char *cache_text_one_line(const char *text)
 			continue;
 		}
 		/* Other controls (ESC and the like) would reach a terminal
-		 * that shows the xattr. */
-		if (g_unichar_iscntrl(c))
+		 * that shows the xattr, and bidirectional overrides would
+		 * show "invoice<RLO>fdp.exe" as "invoiceexe.pdf". */
+		if (g_unichar_iscntrl(c) || bidi_control(c))
 			c = 0xFFFD;
 		if (out->len + (space && out->len) + 4 > CACHE_TEXT_MAX)
 			break;
@@ -115,43 +123,128 @@ static void base64_as_q(GString *out, const char *p, const char *end)
 	}
 }
 
-/* @raw with each B-encoded word ("=?charset?B?text?=") Q-encoded instead,
- * the same bytes in the same charset; NULL when it has none. GMime 3.2.13
- * (Debian 12's) loses the rest of a field after a B word that ends in
- * padding when another word of that charset follows: Thunderbird's way of
- * splitting a long Subject ("=?UTF-8?B?YWI=?= =?UTF-8?B?Y2Q=?=" read as
- * "ab"), and it reads a word without its padding as nothing (GMime issue
- * 133). Its Q decoding has neither fault, and still joins a character
- * that a sender split across two words. */
-static char *b_words_as_q(const char *raw)
+/* Charset labels of encoded words as browsers and mail readers take them
+ * (the WHATWG Encoding Standard), where GMime or iconv would not: labels
+ * iconv does not know (JavaMail's windows-31j, ksc5601), and labels that
+ * senders put on their vendor's superset (Outlook's iso-8859-1 text with
+ * curly quotes and the euro sign is Windows-1252; ks_c_5601-1987 is
+ * Windows-949). */
+static const struct {
+	const char *label;
+	const char *iconv_name;
+} charset_labels[] = {
+	{"us-ascii", "WINDOWS-1252"},	 {"ascii", "WINDOWS-1252"},
+	{"iso-8859-1", "WINDOWS-1252"},	 {"iso8859-1", "WINDOWS-1252"},
+	{"iso_8859-1", "WINDOWS-1252"},	 {"latin1", "WINDOWS-1252"},
+	{"l1", "WINDOWS-1252"},		 {"x-cp1252", "WINDOWS-1252"},
+	{"iso-8859-9", "WINDOWS-1254"},	 {"latin5", "WINDOWS-1254"},
+	{"iso-8859-11", "WINDOWS-874"},	 {"tis-620", "WINDOWS-874"},
+	{"x-cp1250", "WINDOWS-1250"},	 {"x-cp1251", "WINDOWS-1251"},
+	{"l9", "ISO-8859-15"},		 {"latin9", "ISO-8859-15"},
+	{"logical", "ISO-8859-8"},	 {"visual", "ISO-8859-8"},
+	{"iso-8859-8-i", "ISO-8859-8"},	 {"koi", "KOI8-R"},
+	{"koi8", "KOI8-R"},		 {"x-mac-roman", "MACINTOSH"},
+	{"mac", "MACINTOSH"},		 {"x-mac-cyrillic", "MAC-CYRILLIC"},
+	{"shift_jis", "CP932"},		 {"shift-jis", "CP932"},
+	{"sjis", "CP932"},		 {"x-sjis", "CP932"},
+	{"windows-31j", "CP932"},	 {"ms_kanji", "CP932"},
+	{"euc-jp", "EUC-JP-MS"},	 {"x-euc-jp", "EUC-JP-MS"},
+	{"euc-kr", "CP949"},		 {"ks_c_5601-1987", "CP949"},
+	{"ks_c_5601-1989", "CP949"},	 {"ksc5601", "CP949"},
+	{"ksc_5601", "CP949"},		 {"korean", "CP949"},
+	{"csksc56011987", "CP949"},	 {"iso-ir-149", "CP949"},
+	{"gb2312", "GB18030"},		 {"gbk", "GB18030"},
+	{"x-gbk", "GB18030"},		 {"chinese", "GB18030"},
+	{"gb_2312-80", "GB18030"},	 {"x-euc-cn", "GB18030"},
+	{"csiso58gb231280", "GB18030"},	 {"iso-ir-58", "GB18030"},
+	{"eucgb2312_cn", "GB18030"},	 {"big5", "BIG5-HKSCS"},
+	{"x-x-big5", "BIG5-HKSCS"},	 {"csbig5", "BIG5-HKSCS"},
+	{"big5_tw", "BIG5-HKSCS"},	 {"cn-big5", "BIG5-HKSCS"},
+};
+
+/* The charset to decode [@label, @end) with: from the table, else as
+ * written. An RFC 2231 language ("utf-8*en") is kept. */
+static void append_charset(GString *out, const char *label, const char *end)
+{
+	gsize n = strcspn(label, "*");
+
+	n = MIN(n, (gsize)(end - label));
+	for (gsize i = 0; i < G_N_ELEMENTS(charset_labels); i++) {
+		if (strlen(charset_labels[i].label) == n &&
+		    g_ascii_strncasecmp(label, charset_labels[i].label, n) ==
+			    0) {
+			g_string_append(out, charset_labels[i].iconv_name);
+			g_string_append_len(out, label + n, end - label - n);
+			return;
+		}
+	}
+	g_string_append_len(out, label, end - label);
+}
+
+/* Whether an encoded word may start at @p in @raw, or end before @p: at
+ * the ends, by a blank, a quote or a parenthesis, or by another encoded
+ * word; not inside an address or other text. */
+static gboolean word_may_start(const char *raw, const char *p,
+			       const char *last_end)
+{
+	return p == raw || p == last_end || strchr(" \t\r\n\"(,:;", p[-1]);
+}
+
+static gboolean word_may_end(const char *p)
+{
+	return !*p || strchr(" \t\r\n\")<,:;", *p) ||
+	       g_str_has_prefix(p, "=?");
+}
+
+/* @raw with its encoded words ("=?charset?B|Q?text?=") made ready for
+ * GMime, or NULL where nothing needs to change:
+ * - the charset label as the table above reads it;
+ * - a B word as the same bytes Q-encoded. GMime 3.2.13 (Debian 12's)
+ *   loses the rest of a field after a B word that ends in padding when
+ *   another word of that charset follows: Thunderbird's way of splitting
+ *   a long Subject ("=?UTF-8?B?YWI=?= =?UTF-8?B?Y2Q=?=" read as "ab"),
+ *   and it reads a word without its padding as nothing (GMime issue
+ *   133). Its Q decoding has neither fault, and still joins a character
+ *   that a sender split across two words.
+ * Only words that stand as words are touched; one inside an address or
+ * other text is left as written, as GMime leaves it. */
+static char *encoded_words_for_gmime(const char *raw)
 {
 	GString *out = NULL;
-	const char *copied = raw;
+	const char *copied = raw, *last_end = NULL;
 
 	for (const char *p = strstr(raw, "=?"); p; p = strstr(p, "=?")) {
 		const char *charset = p + 2;
 		const char *mark = charset + strcspn(charset, "?\r\n");
 		const char *text, *end;
+		char encoding;
 
-		if (*mark != '?' || mark == charset ||
-		    g_ascii_toupper(mark[1]) != 'B' || mark[2] != '?') {
+		if (*mark != '?' || mark == charset || !mark[1] ||
+		    mark[2] != '?') {
 			p += 2;
 			continue;
 		}
+		encoding = g_ascii_toupper(mark[1]);
 		text = mark + 3;
 		end = strchr(text, '?');
-		if (!end || end[1] != '=') {
+		if ((encoding != 'B' && encoding != 'Q') || !end ||
+		    end[1] != '=' || !word_may_start(raw, p, last_end) ||
+		    !word_may_end(end + 2)) {
 			p += 2;
 			continue;
 		}
 		if (!out)
 			out = g_string_sized_new(strlen(raw) * 2);
 		g_string_append_len(out, copied, charset - copied);
-		g_string_append_len(out, charset, mark - charset);
-		g_string_append(out, "?Q?");
-		base64_as_q(out, text, end);
+		append_charset(out, charset, mark);
+		if (encoding == 'B') {
+			g_string_append(out, "?Q?");
+			base64_as_q(out, text, end);
+		} else {
+			g_string_append_len(out, mark, end - mark);
+		}
 		g_string_append(out, "?=");
-		copied = p = end + 2;
+		copied = p = last_end = end + 2;
 	}
 	if (!out)
 		return NULL;
@@ -166,7 +259,7 @@ char *cache_text_decode_header(const char *raw)
 
 	if (!raw)
 		return NULL;
-	q = b_words_as_q(raw);
+	q = encoded_words_for_gmime(raw);
 	decoded = g_mime_utils_header_decode_text(options, q ? q : raw);
 	return cache_text_one_line(decoded ? decoded : raw);
 }
@@ -251,7 +344,7 @@ char *cache_text_decode_address(const char *raw)
 
 	if (!raw)
 		return NULL;
-	q = b_words_as_q(raw);
+	q = encoded_words_for_gmime(raw);
 	list = internet_address_list_parse(options, q ? q : raw);
 	mb = first_mailbox(list);
 	if (!mb) {
@@ -261,11 +354,13 @@ char *cache_text_decode_address(const char *raw)
 			internet_address_get_name(INTERNET_ADDRESS(mb));
 		/* A domain written in punycode stays so: decoded, a
 		 * look-alike letter from another script passes for the
-		 * real one (pаypal.com). */
-		const char *addr =
-			g_str_is_ascii(raw)
-				? internet_address_mailbox_get_idn_addr(mb)
-				: internet_address_mailbox_get_addr(mb);
+		 * real one (pаypal.com). GMime gives it decoded; the
+		 * decoded form is shown only where the sender wrote it so
+		 * (an address in UTF-8, RFC 6532). */
+		const char *addr = internet_address_mailbox_get_addr(mb);
+
+		if (!strstr(raw, addr))
+			addr = internet_address_mailbox_get_idn_addr(mb);
 		g_autofree char *both =
 			name && *name ? g_strdup_printf("%s <%s>", name, addr)
 				      : g_strdup(addr);

@@ -11,7 +11,8 @@
  * two names compare against fs_names_from_mailbox() (see names.h).
  *
  * Message names: the subject is NFC-normalised first when it is valid
- * UTF-8 (so "e" + U+0301 stays a letter instead of becoming "e_"). Every
+ * UTF-8 (so "e" + U+0301 stays a letter instead of becoming "e_"), and a
+ * combining mark that NFC leaves on a kept character is kept. Every
  * invalid byte counts as one "other" character. The 60-character cut counts
  * characters, not bytes: 10 + 1 + 60 * 4 + 4 bytes stays within NAME_MAX.
  */
@@ -52,7 +53,12 @@ static void fs_names_clean_subject(const char *subject, GString *out)
 			next = p + 1;
 		} else {
 			next = g_utf8_next_char(p);
+			/* A combining mark on a kept letter is part of the
+			 * word: Thai vowels, Devanagari viramas, Arabic
+			 * harakat, which NFC does not fold in. */
 			keep = g_unichar_isalnum(c) ||
+			       (g_unichar_ismark(c) && out->len > 0 &&
+				!in_run) ||
 			       (c < 0x80 && c != 0 &&
 				strchr(fs_names_subject_keep, (int)c));
 		}

@@ -13,8 +13,8 @@
 #include "cache/index-file.h"
 #include "cache/index.h"
 
-/* The version 2 payload is written again here, independently, so that the
- * tests can forge files the writer would never produce. */
+/* The payload (versions 2 and 3) is written again here, independently, so that
+ * the tests can forge files the writer would never produce. */
 static void t_u32(GByteArray *b, guint32 v)
 {
 	guint32 le = GUINT32_TO_LE(v);
@@ -499,51 +499,63 @@ static void test_file_forged(void)
 	g_autoptr(GError) error = NULL;
 
 	/* The forger works: a well-made file loads. */
-	write_envelope(path, "imapfs-index\n", 2, one_mailbox("A", "A", 5));
+	write_envelope(path, "imapfs-index\n", CACHE_INDEX_FILE_VERSION,
+		       one_mailbox("A", "A", 5));
 	index = cache_index_read_file(path, &error);
 	g_assert_no_error(error);
 	g_assert_nonnull(cache_index_message(cache_index_mailbox(index, 1), 5));
 
-	write_envelope(path, "imapfs-index\n", 3, one_mailbox("A", "A", 5));
-	assert_refused(path, G_IO_ERROR_NOT_SUPPORTED);
-	write_envelope(path, "imapfs-index\n", 1, one_mailbox("A", "A", 5));
-	assert_refused(path, G_IO_ERROR_NOT_SUPPORTED);
-	write_envelope(path, "other-index\n", 2, one_mailbox("A", "A", 5));
+	for (guint32 v = 1; v <= CACHE_INDEX_FILE_VERSION + 1; v++) {
+		if (v == CACHE_INDEX_FILE_VERSION)
+			continue;
+		write_envelope(path, "imapfs-index\n", v,
+			       one_mailbox("A", "A", 5));
+		assert_refused(path, G_IO_ERROR_NOT_SUPPORTED);
+	}
+	write_envelope(path, "other-index\n", CACHE_INDEX_FILE_VERSION,
+		       one_mailbox("A", "A", 5));
 	assert_refused(path, G_IO_ERROR_INVALID_DATA);
-	write_envelope(path, "imapfs-index\n", 2, one_mailbox("A", "A", 0));
+	write_envelope(path, "imapfs-index\n", CACHE_INDEX_FILE_VERSION,
+		       one_mailbox("A", "A", 0));
 	assert_refused(path, G_IO_ERROR_INVALID_DATA);
-	write_envelope(path, "imapfs-index\n", 2, one_mailbox("", "A", 5));
+	write_envelope(path, "imapfs-index\n", CACHE_INDEX_FILE_VERSION,
+		       one_mailbox("", "A", 5));
 	assert_refused(path, G_IO_ERROR_INVALID_DATA);
-	write_envelope(path, "imapfs-index\n", 2, one_mailbox("A", "", 5));
+	write_envelope(path, "imapfs-index\n", CACHE_INDEX_FILE_VERSION,
+		       one_mailbox("A", "", 5));
 	assert_refused(path, G_IO_ERROR_INVALID_DATA);
-	/* Payloads of another shape under version 2: short, a count that
+	/* Payloads of another shape under this version: short, a count that
 	 * lies, a string with a NUL, bytes left over. */
 	{
 		GByteArray *b = g_byte_array_new();
 
 		t_u32(b, 3);
-		write_envelope(path, "imapfs-index\n", 2, b);
+		write_envelope(path, "imapfs-index\n", CACHE_INDEX_FILE_VERSION,
+			       b);
 		assert_refused(path, G_IO_ERROR_INVALID_DATA);
 	}
 	{
 		GByteArray *b = one_mailbox("A", "A", 5);
 
 		b->data[0] = 2;
-		write_envelope(path, "imapfs-index\n", 2, b);
+		write_envelope(path, "imapfs-index\n", CACHE_INDEX_FILE_VERSION,
+			       b);
 		assert_refused(path, G_IO_ERROR_INVALID_DATA);
 	}
 	{
 		GByteArray *b = one_mailbox("AxA", "A", 5);
 
 		b->data[9] = 0; /* the 'x' of the wire name */
-		write_envelope(path, "imapfs-index\n", 2, b);
+		write_envelope(path, "imapfs-index\n", CACHE_INDEX_FILE_VERSION,
+			       b);
 		assert_refused(path, G_IO_ERROR_INVALID_DATA);
 	}
 	{
 		GByteArray *b = one_mailbox("A", "A", 5);
 
 		g_byte_array_append(b, (const guint8 *)"z", 1);
-		write_envelope(path, "imapfs-index\n", 2, b);
+		write_envelope(path, "imapfs-index\n", CACHE_INDEX_FILE_VERSION,
+			       b);
 		assert_refused(path, G_IO_ERROR_INVALID_DATA);
 	}
 	remove_dir(dir);

@@ -103,6 +103,9 @@ static void test_one_line(void)
 {
 	g_autofree char *esc = cache_text_one_line("red\x1b[31m\x07"
 						   "bell\x7f");
+	g_autofree char *bidi = cache_text_one_line(
+		"invoice\xe2\x80\xae" "fdp.exe \xf0\x9f\x91\xa8\xe2\x80\x8d"
+		"\xf0\x9f\x91\xa9");
 	g_autofree char *c1 = cache_text_decode_header("a\x81z");
 	g_autofree char *cp1252 =
 		cache_text_decode_header("\x93quoted\x94 \x80" "5");
@@ -114,6 +117,10 @@ static void test_one_line(void)
 
 	g_assert_cmpstr(esc, ==, "red\xef\xbf\xbd[31m\xef\xbf\xbd"
 				 "bell\xef\xbf\xbd");
+	/* a right-to-left override turns "fdp.exe" around on a terminal;
+	 * a zero width joiner (emoji sequences) stays */
+	g_assert_cmpstr(bidi, ==, "invoice\xef\xbf\xbd" "fdp.exe \xf0\x9f\x91"
+				  "\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9");
 	g_assert_null(strchr(c1, '\xc2')); /* no U+0080 */
 	/* undeclared 8-bit text: UTF-8 where valid, else Windows-1252 */
 	g_assert_cmpstr(cp1252, ==, "\xe2\x80\x9cquoted\xe2\x80\x9d "
@@ -174,6 +181,60 @@ static void test_encoded_words(void)
 	}
 }
 
+/* Charset labels as mail readers take them: names iconv does not know,
+ * and the vendor supersets that senders label with the base name. */
+static void test_charset_labels(void)
+{
+	static const struct {
+		const char *raw;
+		const char *want;
+	} cases[] = {
+		/* JavaMail's name for Windows Shift_JIS: "①髙" */
+		{"=?windows-31j?B?h0Du4A==?=", "\xe2\x91\xa0\xe9\xab\x99"},
+		/* Shift_JIS holding NEC and IBM extensions: "①②③" */
+		{"=?shift_jis?B?h0CHQYdC?=", "\xe2\x91\xa0\xe2\x91\xa1"
+					     "\xe2\x91\xa2"},
+		{"=?euc-jp?B?raE=?=", "\xe2\x91\xa0"},
+		/* Outlook's Korean label holding Windows-949: "햏" */
+		{"=?ks_c_5601-1987?B?wWQ=?=", "\xed\x96\x8f"},
+		{"=?korean?B?x9GxuQ==?=", "\xed\x95\x9c\xea\xb5\xad"},
+		{"=?x-gbk?B?6Ua7+Q==?=", "\xe9\x95\x95\xe5\x9f\xba"},
+		/* Outlook's iso-8859-1 holding Windows-1252 quotes and dashes */
+		{"=?iso-8859-1?Q?Meeting_=96_=93Q3=94_=85?=",
+		 "Meeting \xe2\x80\x93 \xe2\x80\x9cQ3\xe2\x80\x9d "
+		 "\xe2\x80\xa6"},
+		{"=?us-ascii?Q?it=92s?=", "it\xe2\x80\x99s"},
+		{"=?x-mac-roman?B?Q2Fmjg==?=", "Caf\xc3\xa9"},
+		{"=?l9?B?pA==?=", "\xe2\x82\xac"},
+		/* an RFC 2231 language after the label */
+		{"=?latin1*de?Q?=80?=", "\xe2\x82\xac"},
+		/* a label nobody knows: GMime's own fallback, valid text */
+		{"=?x-nothing?Q?abc?=", "abc"},
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_autofree char *got = cache_text_decode_header(cases[i].raw);
+
+		g_assert_cmpstr(got, ==, cases[i].want);
+	}
+}
+
+/* Words that do not stand as words (inside an address, or glued to other
+ * text) reach GMime as written: what it shows is the sender's text, not
+ * a rewritten form of it. */
+static void test_encoded_words_not_words(void)
+{
+	g_autofree char *addr =
+		cache_text_decode_address(" =?utf-8?B?YWI=?=@example.com");
+	g_autofree char *angle = cache_text_decode_address(
+		" Name <=?utf-8?B?YWI=?=@example.com>");
+	g_autofree char *glued = cache_text_decode_header("=?=?utf-8?B?YWI=?=");
+
+	g_assert_cmpstr(addr, ==, "=?utf-8?B?YWI=?=@example.com");
+	g_assert_cmpstr(angle, ==, "Name <=?utf-8?B?YWI=?=@example.com>");
+	g_assert_null(strstr(glued, "?Q?"));
+}
+
 /* Hostile B words: whatever the bytes, one line of valid UTF-8. */
 static void test_encoded_words_hostile(void)
 {
@@ -218,6 +279,17 @@ static void test_address(void)
 		{" PayPal <service@xn--pypal-4ve.com>",
 		 "PayPal <service@xn--pypal-4ve.com>"},
 		{" Evil\x1b[2J <e@x.org>", "Evil\xef\xbf\xbd[2J <e@x.org>"},
+		/* punycode as written, whatever else the field holds: a
+		 * name in UTF-8, a comment, a name in a comment */
+		{" J\xc3\xb6rg <j@xn--pypal-4ve.com>",
+		 "J\xc3\xb6rg <j@xn--pypal-4ve.com>"},
+		{" PayPal <s@xn--pypal-4ve.com>\r\n (Zahlungsbest\xc3\xa4tigung)",
+		 "PayPal <s@xn--pypal-4ve.com>"},
+		{" s@xn--pypal-4ve.com (J\xc3\xb6rg)",
+		 "J\xc3\xb6rg <s@xn--pypal-4ve.com>"},
+		/* a domain written in UTF-8 (RFC 6532) is shown so */
+		{" J\xc3\xb6rg <j@b\xc3\xbc" "cher.de>",
+		 "J\xc3\xb6rg <j@b\xc3\xbc" "cher.de>"},
 		/* a name in two padded B words (Thunderbird) */
 		{" =?UTF-8?B?U3NzxZsgTGHFgmFsYQ==?= =?UTF-8?B?bGFsYQ==?= "
 		 "<s@x.org>",
@@ -272,6 +344,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/cache/text/encoded-words", test_encoded_words);
 	g_test_add_func("/cache/text/encoded-words/hostile",
 			test_encoded_words_hostile);
+	g_test_add_func("/cache/text/encoded-words/charset-labels",
+			test_charset_labels);
+	g_test_add_func("/cache/text/encoded-words/not-words",
+			test_encoded_words_not_words);
 	g_test_add_func("/cache/text/address", test_address);
 	g_test_add_func("/cache/text/address/hostile", test_address_hostile);
 	return g_test_run();

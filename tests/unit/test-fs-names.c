@@ -37,6 +37,10 @@ static const MessageCase message_cases[] = {
 	{42, "x\xc3(y", "0000000042-x_(y.eml"},
 	{42, "RTL\342\200\256evil", "0000000042-RTL_evil.eml"},
 	{42, "ends with .eml", "0000000042-ends_with_.eml.eml"},
+	/* combining marks stay on their letters; alone, they do not */
+	{42, "สวัสดีครับ", "0000000042-สวัสดีครับ.eml"},
+	{42, "नमस्ते दुनिया", "0000000042-नमस्ते_दुनिया.eml"},
+	{42, "\xcc\x81x \xcc\x81", "0000000042-x.eml"},
 };
 
 static void test_message_table(void)
