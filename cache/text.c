@@ -160,6 +160,7 @@ static const struct {
 	{"eucgb2312_cn", "GB18030"},	 {"big5", "BIG5-HKSCS"},
 	{"x-x-big5", "BIG5-HKSCS"},	 {"csbig5", "BIG5-HKSCS"},
 	{"big5_tw", "BIG5-HKSCS"},	 {"cn-big5", "BIG5-HKSCS"},
+	{"iso-2022-jp", "ISO-2022-JP-3"}, /* half-width katakana */
 };
 
 /* The charset to decode [@label, @end) with: from the table, else as
@@ -252,13 +253,27 @@ static char *encoded_words_for_gmime(const char *raw)
 	return g_string_free(out, FALSE);
 }
 
+/* @raw in UTF-8 where it is undeclared ISO-2022-JP (7-bit text with JIS
+ * escape sequences, as older Japanese mailers and lists send a Subject),
+ * else NULL. Its encoded words, ASCII, come through as they were. */
+static char *undeclared_iso2022jp(const char *raw)
+{
+	if ((!strstr(raw, "\x1b$B") && !strstr(raw, "\x1b$@")) ||
+	    !g_str_is_ascii(raw))
+		return NULL;
+	return g_convert(raw, -1, "UTF-8", "ISO-2022-JP-3", NULL, NULL, NULL);
+}
+
 char *cache_text_decode_header(const char *raw)
 {
 	g_autofree char *decoded = NULL;
+	g_autofree char *jis = NULL;
 	g_autofree char *q = NULL;
 
 	if (!raw)
 		return NULL;
+	jis = undeclared_iso2022jp(raw);
+	raw = jis ? jis : raw;
 	q = encoded_words_for_gmime(raw);
 	decoded = g_mime_utils_header_decode_text(options, q ? q : raw);
 	return cache_text_one_line(decoded ? decoded : raw);
@@ -339,11 +354,14 @@ char *cache_text_decode_address(const char *raw)
 {
 	InternetAddressList *list;
 	InternetAddressMailbox *mb;
+	g_autofree char *jis = NULL;
 	g_autofree char *q = NULL;
 	char *out;
 
 	if (!raw)
 		return NULL;
+	jis = undeclared_iso2022jp(raw);
+	raw = jis ? jis : raw;
 	q = encoded_words_for_gmime(raw);
 	list = internet_address_list_parse(options, q ? q : raw);
 	mb = first_mailbox(list);

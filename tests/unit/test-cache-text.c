@@ -208,6 +208,16 @@ static void test_charset_labels(void)
 		{"=?l9?B?pA==?=", "\xe2\x82\xac"},
 		/* an RFC 2231 language after the label */
 		{"=?latin1*de?Q?=80?=", "\xe2\x82\xac"},
+		/* ISO-2022-JP with half-width katakana: "テストｶﾀｶﾅ" */
+		{"=?iso-2022-jp?B?GyRCJUYlOSVIGyhJNkA2RRsoQg==?=",
+		 "\xe3\x83\x86\xe3\x82\xb9\xe3\x83\x88\xef\xbd\xb6\xef\xbe"
+		 "\x80\xef\xbd\xb6\xef\xbe\x85"},
+		/* ... split across words, the shift state carried over */
+		{"=?ISO-2022-JP?B?GyRCMnE1RBsoQg==?= =?ISO-2022-JP?B?GyRCJE4bKEI=?=",
+		 "\xe4\xbc\x9a\xe8\xad\xb0\xe3\x81\xae"},
+		/* undeclared, as older Japanese lists send it: "会議の" */
+		{"[ml:1] \x1b$B2q5D$N\x1b(B =?UTF-8?Q?x?=",
+		 "[ml:1] \xe4\xbc\x9a\xe8\xad\xb0\xe3\x81\xae x"},
 		/* a label nobody knows: GMime's own fallback, valid text */
 		{"=?x-nothing?Q?abc?=", "abc"},
 	};
@@ -287,6 +297,9 @@ static void test_address(void)
 		 "PayPal <s@xn--pypal-4ve.com>"},
 		{" s@xn--pypal-4ve.com (J\xc3\xb6rg)",
 		 "J\xc3\xb6rg <s@xn--pypal-4ve.com>"},
+		/* a name in undeclared ISO-2022-JP: "山田 太郎" */
+		{" \x1b$B;3ED\x1b(B \x1b$BB@O:\x1b(B <t@x.jp>",
+		 "\xe5\xb1\xb1\xe7\x94\xb0 \xe5\xa4\xaa\xe9\x83\x8e <t@x.jp>"},
 		/* a domain written in UTF-8 (RFC 6532) is shown so */
 		{" J\xc3\xb6rg <j@b\xc3\xbc" "cher.de>",
 		 "J\xc3\xb6rg <j@b\xc3\xbc" "cher.de>"},
