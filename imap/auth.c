@@ -49,7 +49,10 @@ static void wipe_string(char *s)
 static char *oauth_response(gboolean bearer, const ImapConfig *cfg,
 			    const char *token)
 {
-	GString *s = g_string_new(NULL);
+	/* Sized once: a buffer grown on the way would leave copies of the
+	 * token behind, unwiped. */
+	GString *s = g_string_sized_new(3 * strlen(cfg->user) +
+					strlen(cfg->host) + strlen(token) + 64);
 	char *b64;
 
 	if (bearer) {
@@ -74,12 +77,21 @@ static char *oauth_response(gboolean bearer, const ImapConfig *cfg,
 	return b64;
 }
 
-/* A token (RFC 6750 §2.1) and a user name the response can carry: printable
- * ASCII, and no separator of the response in them. */
+/* A token as RFC 6750 §2.1 has it: printable ASCII, no blank. */
 static gboolean printable(const char *s)
 {
 	for (; *s; s++) {
 		if (*s <= ' ' || *s > '~')
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* No control character, such as the response's separator %x01. */
+static gboolean no_controls(const char *s)
+{
+	for (; *s; s++) {
+		if ((guchar)*s < ' ' || *s == 0x7f)
 			return FALSE;
 	}
 	return TRUE;
@@ -139,11 +151,10 @@ static gboolean oauth_login(ImapStream *stream, const ImapConfig *cfg,
 			    cfg->host);
 		return FALSE;
 	}
-	if (!printable(cfg->user)) {
+	if (!no_controls(cfg->user)) {
 		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH,
-			    "the user name for %s has a space or control "
-			    "character, which an OAuth 2.0 login cannot "
-			    "carry",
+			    "the user name for %s has a control character, "
+			    "which an OAuth 2.0 login cannot carry",
 			    cfg->host);
 		return FALSE;
 	}
@@ -159,7 +170,8 @@ static gboolean oauth_login(ImapStream *stream, const ImapConfig *cfg,
 			    "the OAuth 2.0 token for %s is %s; the password "
 			    "command must print the access token alone",
 			    cfg->user,
-			    *token ? "not printable ASCII" : "empty");
+			    *token ? "not one word of printable ASCII"
+				   : "empty");
 		wipe_string(token);
 		return FALSE;
 	}

@@ -1003,7 +1003,7 @@ static void test_oauth_refusals(void)
 	cfg.token_data = (gpointer) "T0k\001auth=Bearer x";
 	g_assert_null(imap_stream_connect(&cfg, 1, &e2));
 	g_assert_error(e2, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
-	g_assert_true(strstr(e2->message, "not printable ASCII"));
+	g_assert_true(strstr(e2->message, "not one word of printable ASCII"));
 	cfg.token_data = NULL;
 	g_assert_null(imap_stream_connect(&cfg, 1, &e3));
 	g_assert_error(e3, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
