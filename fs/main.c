@@ -190,6 +190,7 @@ int main(int argc, char **argv)
 	char *fsname_escaped = NULL;
 	CacheOptions cache_opts = {0};
 	ImapStream *probe = NULL;
+	ImapLoginGate *login_gate = NULL; /* the connections' */
 	FsOptions opts = {0};
 	FsMount mnt = {0};
 	int ret = 1;
@@ -237,6 +238,7 @@ int main(int argc, char **argv)
 	cfg->cafile =
 		opts.cafile ? g_canonicalize_filename(opts.cafile, NULL) : NULL;
 	cfg->user = g_strdup(opts.user);
+	cfg->login_gate = login_gate = imap_login_gate_new();
 	if (opts.passfile) { /* read again from "/" with auth=oauth2 */
 		char *path = g_canonicalize_filename(opts.passfile, NULL);
 
@@ -389,5 +391,6 @@ out_args:
 	free(cmdline.mountpoint);
 	fs_options_clear(&opts);
 	fuse_opt_free_args(&args);
+	imap_login_gate_free(login_gate);
 	return ret;
 }

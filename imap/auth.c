@@ -17,6 +17,93 @@
 #include "imap/conn.h"
 #include "imap/error.h"
 
+/* The first pause after a refusal, and the longest, in seconds. */
+#define GATE_FIRST_S 120
+#define GATE_MAX_S   3600
+
+struct ImapLoginGate {
+	GMutex lock;
+	gint64 until;	 /* monotonic time logins may go again; 0: now */
+	gint64 until_at; /* the same in seconds since the epoch */
+	guint pause_s;	 /* the pause after the next refusal */
+	char *why;	 /* the last refusal */
+};
+
+ImapLoginGate *imap_login_gate_new(void)
+{
+	ImapLoginGate *gate = g_new0(ImapLoginGate, 1);
+
+	g_mutex_init(&gate->lock);
+	return gate;
+}
+
+void imap_login_gate_free(ImapLoginGate *gate)
+{
+	if (!gate)
+		return;
+	g_mutex_clear(&gate->lock);
+	g_free(gate->why);
+	g_free(gate);
+}
+
+gboolean imap_login_gate_check(const ImapConfig *cfg, GError **error)
+{
+	ImapLoginGate *gate = cfg->login_gate;
+	gboolean open;
+
+	if (!gate)
+		return TRUE;
+	g_mutex_lock(&gate->lock);
+	open = g_get_monotonic_time() >= gate->until;
+	if (!open) {
+		g_autoptr(GDateTime) when =
+			g_date_time_new_from_unix_local(gate->until_at);
+		g_autofree char *hms = g_date_time_format(when, "%H:%M:%S");
+
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH,
+			    "no new login to %s before %s: %s (mount again "
+			    "to log in at once)",
+			    cfg->host, hms, gate->why);
+	}
+	g_mutex_unlock(&gate->lock);
+	return open;
+}
+
+/* The server refused the credentials (@refusal says how): hold logins
+ * back, unless it could not check them now. */
+static void gate_refused(const ImapConfig *cfg, const char *code,
+			 const GError *refusal)
+{
+	ImapLoginGate *gate = cfg->login_gate;
+	guint pause_s;
+
+	if (!gate || g_strcmp0(code, "UNAVAILABLE") == 0)
+		return;
+	g_mutex_lock(&gate->lock);
+	pause_s = gate->pause_s ? gate->pause_s : GATE_FIRST_S;
+	gate->until = g_get_monotonic_time() + pause_s * G_TIME_SPAN_SECOND;
+	gate->until_at = g_get_real_time() / G_USEC_PER_SEC + pause_s;
+	gate->pause_s = MIN(pause_s * 2, GATE_MAX_S);
+	g_free(gate->why);
+	gate->why = g_strdup(refusal->message);
+	g_mutex_unlock(&gate->lock);
+	g_warning("%s; no new login for %u minutes, lest the server lock the "
+		  "account or bar this address",
+		  refusal->message, pause_s / 60);
+}
+
+static void gate_passed(const ImapConfig *cfg)
+{
+	ImapLoginGate *gate = cfg->login_gate;
+
+	if (!gate)
+		return;
+	g_mutex_lock(&gate->lock);
+	gate->until = 0;
+	gate->pause_s = 0;
+	g_mutex_unlock(&gate->lock);
+}
+
 /* base64("\0user\0password"), RFC 4616. (transfer full) */
 static char *plain_response(const char *user, const char *password)
 {
@@ -220,20 +307,25 @@ static gboolean oauth_login(ImapStream *stream, const ImapConfig *cfg,
 		    g_strcmp0(resp->tag, tag) != 0)
 			continue;
 		wipe_string(line);
-		if (resp->status == IMAP_STATUS_OK)
+		if (resp->status == IMAP_STATUS_OK) {
+			gate_passed(cfg);
 			return TRUE;
+		}
 		{
 			g_autofree char *text = imap_wire_status_text(resp);
 			const char *words = strchr(text, ' ');
+			GError *refused = g_error_new(
+				IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH,
+				"OAuth 2.0 login (%s) as %s on %s refused: "
+				"%s%s%s (check that the password command "
+				"prints a fresh access token for this "
+				"account)",
+				mech, cfg->user, cfg->host,
+				words ? words + 1 : text, reason ? " " : "",
+				reason ? reason : "");
 
-			g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH,
-				    "OAuth 2.0 login (%s) as %s on %s refused: "
-				    "%s%s%s (check that the password command "
-				    "prints a fresh access token for this "
-				    "account)",
-				    mech, cfg->user, cfg->host,
-				    words ? words + 1 : text,
-				    reason ? " " : "", reason ? reason : "");
+			gate_refused(cfg, resp->code, refused);
+			g_propagate_error(error, refused);
 		}
 		stream->caps = caps;
 		return FALSE;
@@ -313,15 +405,24 @@ gboolean imap_auth_login(ImapStream *stream, const ImapConfig *cfg,
 			if (g_str_has_prefix(words, "NO ") ||
 			    g_str_has_prefix(words, "BAD "))
 				words += words[0] == 'N' ? 3 : 4;
-			g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH,
-				    "login as %s on %s refused: %s (check the "
-				    "user name and password)",
-				    cfg->user, cfg->host, words);
+			GError *refused = g_error_new(
+				IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH,
+				"login as %s on %s refused: %s (check the "
+				"user name and password)",
+				cfg->user, cfg->host, words);
+
+			gate_refused(cfg,
+				     g_str_has_prefix(words, "[UNAVAILABLE]")
+					     ? "UNAVAILABLE"
+					     : NULL,
+				     refused);
+			g_propagate_error(error, refused);
 		} else {
 			g_propagate_error(error, g_steal_pointer(&local));
 		}
 		stream->caps = caps;
 		return FALSE;
 	}
+	gate_passed(cfg);
 	return TRUE;
 }

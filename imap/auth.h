@@ -22,4 +22,9 @@ gboolean imap_auth_login(ImapStream *stream, const ImapConfig *cfg,
 			 gboolean encrypted, ImapCommand *then,
 			 GError **then_error, GError **error);
 
+/* FALSE, with IMAP_ERROR_AUTH saying until when and why, while @cfg's
+ * login gate (imap/config.h) holds logins back; TRUE otherwise (or without
+ * a gate). Checked before connecting. */
+gboolean imap_login_gate_check(const ImapConfig *cfg, GError **error);
+
 #endif

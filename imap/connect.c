@@ -836,7 +836,11 @@ ImapStream *imap_stream_connect_abortable(const ImapConfig *cfg, guint conn_no,
 					  GError **error)
 {
 	gboolean again = FALSE;
-	ImapStream *stream = stream_connect(cfg, conn_no, abort, &again, error);
+	ImapStream *stream;
+
+	if (!imap_login_gate_check(cfg, error))
+		return NULL;
+	stream = stream_connect(cfg, conn_no, abort, &again, error);
 
 	if (stream == NULL && again) {
 		g_clear_error(error);
