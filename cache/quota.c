@@ -8,6 +8,7 @@
  */
 #include "cache/account-private.h"
 #include "imap/caps.h"
+#include "imap/error.h"
 
 /* The key of the ask in flight in acct->inflight. */
 #define QUOTA_KEY "quota"
@@ -56,13 +57,20 @@ static void quota_done(CacheWait *wait, const ImapReply *reply,
 	CacheAccount *acct = user_data;
 	CacheQuota quota;
 
+	/* A refusal (NO, BAD) means no quota to show; a lost connection or
+	 * a timeout keeps the last answer, to be asked again next time. */
+	gboolean refused = error && error->domain == IMAPFS_IMAP_ERROR &&
+			   (error->code == IMAP_ERROR_FAILED ||
+			    error->code == IMAP_ERROR_BAD);
+
 	if (error)
-		g_debug("GETQUOTAROOT: %s (df shows no quota)",
-			error->message);
+		g_debug("GETQUOTAROOT: %s", error->message);
 	quota_from_reply(error ? NULL : reply, &quota);
 	g_mutex_lock(&acct->lock);
-	acct->quota = quota;
-	acct->quota_at = g_get_monotonic_time();
+	if (!error || refused) {
+		acct->quota = quota;
+		acct->quota_at = g_get_monotonic_time();
+	}
 	g_mutex_unlock(&acct->lock);
 	cache_account_leave(acct, QUOTA_KEY);
 }

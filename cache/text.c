@@ -29,11 +29,12 @@ void cache_text_init(void)
 	}
 }
 
-/* The marks and embeddings that reorder text (Unicode's Bidi_Control). */
+/* The embeddings, overrides and isolates that reorder a run of text. The
+ * marks (LRM, RLM, ALM), which Outlook puts in Hebrew and Arabic text,
+ * cannot turn "fdp.exe" round and stay. */
 static gboolean bidi_control(gunichar c)
 {
-	return c == 0x061C || c == 0x200E || c == 0x200F ||
-	       (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069);
+	return (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069);
 }
 
 char *cache_text_one_line(const char *text)
@@ -167,9 +168,9 @@ static const struct {
  * written. An RFC 2231 language ("utf-8*en") is kept. */
 static void append_charset(GString *out, const char *label, const char *end)
 {
-	gsize n = strcspn(label, "*");
+	const char *star = memchr(label, '*', end - label);
+	gsize n = (star ? star : end) - label;
 
-	n = MIN(n, (gsize)(end - label));
 	for (gsize i = 0; i < G_N_ELEMENTS(charset_labels); i++) {
 		if (strlen(charset_labels[i].label) == n &&
 		    g_ascii_strncasecmp(label, charset_labels[i].label, n) ==
@@ -373,12 +374,12 @@ char *cache_text_decode_address(const char *raw)
 		/* A domain written in punycode stays so: decoded, a
 		 * look-alike letter from another script passes for the
 		 * real one (pаypal.com). GMime gives it decoded; the
-		 * decoded form is shown only where the sender wrote it so
-		 * (an address in UTF-8, RFC 6532). */
-		const char *addr = internet_address_mailbox_get_addr(mb);
+		 * decoded form is shown only where the punycode form is
+		 * nowhere in the field (an address in UTF-8, RFC 6532). */
+		const char *addr = internet_address_mailbox_get_idn_addr(mb);
 
-		if (!strstr(raw, addr))
-			addr = internet_address_mailbox_get_idn_addr(mb);
+		if (!strcasestr(raw, addr))
+			addr = internet_address_mailbox_get_addr(mb);
 		g_autofree char *both =
 			name && *name ? g_strdup_printf("%s <%s>", name, addr)
 				      : g_strdup(addr);

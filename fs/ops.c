@@ -1342,9 +1342,10 @@ static void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 
 static void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-	/* Blocks of 1 KiB, the unit of an IMAP storage quota. */
+	/* Blocks of 1 KiB, the unit of an IMAP storage quota; f_bsize too,
+	 * since GIO (file managers) counts the blocks in f_bsize. */
 	struct statvfs sv = {
-		.f_bsize = 4096,
+		.f_bsize = 1024,
 		.f_frsize = 1024,
 		.f_namemax = 255,
 	};

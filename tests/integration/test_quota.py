@@ -70,6 +70,8 @@ def append(info, user, n, size):
 
 
 def usage(st):
+	# GIO (file managers) counts blocks in f_bsize, df in f_frsize
+	assert st.f_bsize == st.f_frsize, (st.f_bsize, st.f_frsize)
 	return (st.f_blocks * st.f_frsize,
 		(st.f_blocks - st.f_bfree) * st.f_frsize,
 		st.f_bavail * st.f_frsize, st.f_files, st.f_ffree)

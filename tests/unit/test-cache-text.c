@@ -105,7 +105,7 @@ static void test_one_line(void)
 						   "bell\x7f");
 	g_autofree char *bidi = cache_text_one_line(
 		"invoice\xe2\x80\xae" "fdp.exe \xf0\x9f\x91\xa8\xe2\x80\x8d"
-		"\xf0\x9f\x91\xa9");
+		"\xf0\x9f\x91\xa9 \xd7\xa9\xe2\x80\x8f");
 	g_autofree char *c1 = cache_text_decode_header("a\x81z");
 	g_autofree char *cp1252 =
 		cache_text_decode_header("\x93quoted\x94 \x80" "5");
@@ -118,9 +118,11 @@ static void test_one_line(void)
 	g_assert_cmpstr(esc, ==, "red\xef\xbf\xbd[31m\xef\xbf\xbd"
 				 "bell\xef\xbf\xbd");
 	/* a right-to-left override turns "fdp.exe" around on a terminal;
-	 * a zero width joiner (emoji sequences) stays */
+	 * a zero width joiner (emoji sequences) stays, and so does a
+	 * right-to-left mark (Outlook's Hebrew and Arabic) */
 	g_assert_cmpstr(bidi, ==, "invoice\xef\xbf\xbd" "fdp.exe \xf0\x9f\x91"
-				  "\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9");
+				  "\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9 "
+				  "\xd7\xa9\xe2\x80\x8f");
 	g_assert_null(strchr(c1, '\xc2')); /* no U+0080 */
 	/* undeclared 8-bit text: UTF-8 where valid, else Windows-1252 */
 	g_assert_cmpstr(cp1252, ==, "\xe2\x80\x9cquoted\xe2\x80\x9d "
@@ -300,6 +302,12 @@ static void test_address(void)
 		/* a name in undeclared ISO-2022-JP: "山田 太郎" */
 		{" \x1b$B;3ED\x1b(B \x1b$BB@O:\x1b(B <t@x.jp>",
 		 "\xe5\xb1\xb1\xe7\x94\xb0 \xe5\xa4\xaa\xe9\x83\x8e <t@x.jp>"},
+		/* the look-alike written as the name, or in a comment, does
+		 * not make the punycode address show decoded */
+		{" \"service@p\xd0\xb0ypal.com\" <service@xn--pypal-4ve.com>",
+		 "service@p\xd0\xb0ypal.com <service@xn--pypal-4ve.com>"},
+		{" service@xn--pypal-4ve.com (service@p\xd0\xb0ypal.com)",
+		 "service@p\xd0\xb0ypal.com <service@xn--pypal-4ve.com>"},
 		/* a domain written in UTF-8 (RFC 6532) is shown so */
 		{" J\xc3\xb6rg <j@b\xc3\xbc" "cher.de>",
 		 "J\xc3\xb6rg <j@b\xc3\xbc" "cher.de>"},
