@@ -160,7 +160,8 @@ static char *oauth_token(gpointer user_data, GError **error)
 	const FsOptions *opts = user_data;
 
 	return fs_password_get(opts->passcmd, opts->passfile, opts->user,
-			       opts->host, error);
+			       opts->host, opts->workdir, opts->timeout,
+			       error);
 }
 
 static int fail(const char *message)
@@ -239,6 +240,9 @@ int main(int argc, char **argv)
 		opts.cafile ? g_canonicalize_filename(opts.cafile, NULL) : NULL;
 	cfg->user = g_strdup(opts.user);
 	cfg->login_gate = login_gate = imap_login_gate_new();
+	/* passcmd runs again at each OAuth 2.0 login, from the daemon,
+	 * which works from "/": in the directory it was given in. */
+	opts.workdir = g_get_current_dir();
 	if (opts.passfile) { /* read again from "/" with auth=oauth2 */
 		char *path = g_canonicalize_filename(opts.passfile, NULL);
 
@@ -290,7 +294,8 @@ int main(int argc, char **argv)
 		cfg->token_data = &opts;
 	} else {
 		cfg->password = fs_password_get(opts.passcmd, opts.passfile,
-						opts.user, opts.host, &error);
+						opts.user, opts.host, NULL, 0,
+						&error);
 		if (!cfg->password) {
 			ret = fail(error->message);
 			goto out_session;

@@ -304,6 +304,7 @@ void fs_options_clear(FsOptions *opts)
 	free(opts->auth);
 	g_free(opts->user);
 	g_free(opts->host);
+	g_free(opts->workdir);
 	memset(opts, 0, sizeof(*opts));
 }
 

@@ -40,6 +40,7 @@ typedef struct {
 	ImapTlsMode tls_mode;
 	gboolean rm_expunge;
 	gboolean oauth2;    /* -o auth=oauth2: the "password" is a token */
+	char *workdir;	    /* where imapfs was started */
 	guint64 cache_size; /* bytes */
 	unsigned spin_us;   /* see fs/loop.h */
 } FsOptions;

@@ -8,9 +8,12 @@
 
 #include <errno.h>
 #include <openssl/crypto.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -24,27 +27,75 @@ static char *first_line(const char *text, gsize len)
 	return g_strndup(text, n);
 }
 
-static char *from_command(const char *cmd, GError **error)
+/* Run in the child: its own process group, so that a command stopped for
+ * taking too long is stopped with what it started. */
+static void new_process_group(gpointer data)
+{
+	setpgid(0, 0);
+}
+
+static char *from_command(const char *cmd, const char *workdir,
+			  guint timeout_s, GError **error)
 {
 	const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-	g_autofree char *out = NULL;
+	gint64 deadline = timeout_s ? g_get_monotonic_time() +
+					      timeout_s * G_TIME_SPAN_SECOND
+				    : 0;
+	GString *out;
+	gboolean late = FALSE;
 	char *password;
-	int status;
+	int out_fd, status;
+	GPid pid;
 
-	if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL,
-			  NULL, &out, NULL, &status, error)) {
+	if (!g_spawn_async_with_pipes(workdir, (char **)argv, NULL,
+				      G_SPAWN_DO_NOT_REAP_CHILD,
+				      new_process_group, NULL, &pid, NULL,
+				      &out_fd, NULL, error)) {
 		g_prefix_error(error, "passcmd: ");
 		return NULL;
 	}
-	if (!g_spawn_check_wait_status(status, NULL)) {
-		OPENSSL_cleanse(out, strlen(out));
+	out = g_string_sized_new(4096);
+	for (;;) {
+		struct pollfd pfd = {.fd = out_fd, .events = POLLIN};
+		gint64 left = deadline ? deadline - g_get_monotonic_time() : -1;
+		char buf[4096];
+		ssize_t n;
+
+		if (deadline && left <= 0) {
+			late = TRUE;
+			break;
+		}
+		if (poll(&pfd, 1, deadline ? (int)(left / 1000) + 1 : -1) <=
+		    0)
+			continue; /* EINTR, or time to look at the clock */
+		n = read(out_fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		g_string_append_len(out, buf, n);
+		OPENSSL_cleanse(buf, n);
+	}
+	close(out_fd);
+	if (late)
+		kill(-pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	g_spawn_close_pid(pid);
+	password = late || !g_spawn_check_wait_status(status, NULL)
+			   ? NULL
+			   : first_line(out->str, out->len);
+	OPENSSL_cleanse(out->str, out->allocated_len);
+	g_string_free(out, TRUE);
+	if (late)
+		g_set_error(error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED,
+			    "passcmd \"%s\" printed nothing within %u s and "
+			    "was stopped",
+			    cmd, timeout_s);
+	else if (!password)
 		g_set_error(error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED,
 			    "passcmd \"%s\" failed (exit status %d)", cmd,
 			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-		return NULL;
-	}
-	password = first_line(out, strlen(out));
-	OPENSSL_cleanse(out, strlen(out));
 	return password;
 }
 
@@ -106,12 +157,13 @@ static char *from_prompt(const char *user, const char *host, GError **error)
 }
 
 char *fs_password_get(const char *passcmd, const char *passfile,
-		      const char *user, const char *host, GError **error)
+		      const char *user, const char *host, const char *workdir,
+		      guint timeout_s, GError **error)
 {
 	const char *env;
 
 	if (passcmd)
-		return from_command(passcmd, error);
+		return from_command(passcmd, workdir, timeout_s, error);
 	if (passfile)
 		return from_file(passfile, error);
 	env = g_getenv("IMAPFS_PASSWORD");

@@ -69,15 +69,12 @@ gboolean imap_login_gate_check(const ImapConfig *cfg, GError **error)
 	return open;
 }
 
-/* The server refused the credentials (@refusal says how): hold logins
- * back, unless it could not check them now. */
-static void gate_refused(const ImapConfig *cfg, const char *code,
-			 const GError *refusal)
+void imap_login_gate_refused(const ImapConfig *cfg, const GError *refusal)
 {
 	ImapLoginGate *gate = cfg->login_gate;
 	guint pause_s;
 
-	if (!gate || g_strcmp0(code, "UNAVAILABLE") == 0)
+	if (!gate)
 		return;
 	g_mutex_lock(&gate->lock);
 	pause_s = gate->pause_s ? gate->pause_s : GATE_FIRST_S;
@@ -92,7 +89,7 @@ static void gate_refused(const ImapConfig *cfg, const char *code,
 		  refusal->message, pause_s / 60);
 }
 
-static void gate_passed(const ImapConfig *cfg)
+void imap_login_gate_passed(const ImapConfig *cfg)
 {
 	ImapLoginGate *gate = cfg->login_gate;
 
@@ -157,7 +154,10 @@ static char *oauth_response(gboolean bearer, const ImapConfig *cfg,
 	} else {
 		g_string_append_printf(s, "user=%s\001", cfg->user);
 	}
-	g_string_append_printf(s, "auth=Bearer %s\001\001", token);
+	/* Not through a printf: its buffer would keep the token. */
+	g_string_append(s, "auth=Bearer ");
+	g_string_append(s, token);
+	g_string_append(s, "\001\001");
 	b64 = g_base64_encode((const guchar *)s->str, s->len);
 	OPENSSL_cleanse(s->str, s->allocated_len);
 	g_string_free(s, TRUE);
@@ -213,11 +213,12 @@ static gboolean send_secret_line(ImapStream *stream, const char *line,
 	return ok;
 }
 
-/* AUTHENTICATE OAUTHBEARER, else XOAUTH2, with a token cfg->token gives
- * now: tokens expire within hours, and a mount lives longer. On failure
+/* AUTHENTICATE OAUTHBEARER, else XOAUTH2, with @token, which cfg->token
+ * gave for this login (tokens expire; a mount lives longer). On failure
  * the server sends its reason as a challenge, which the client answers
  * (with %x01, or an empty line for XOAUTH2) before the NO comes. */
 static gboolean oauth_login(ImapStream *stream, const ImapConfig *cfg,
+			    const char *token, gboolean *out_refused,
 			    GError **error)
 {
 	g_autoptr(GError) local = NULL;
@@ -227,7 +228,7 @@ static gboolean oauth_login(ImapStream *stream, const ImapConfig *cfg,
 	gboolean bearer = (caps & IMAP_CAP_AUTH_OAUTHBEARER) != 0;
 	gboolean sasl_ir = (caps & IMAP_CAP_SASL_IR) != 0;
 	const char *mech = bearer ? "OAUTHBEARER" : "XOAUTH2";
-	char *token, *b64, *line;
+	char *b64, *line;
 	ImapCommand *cmd;
 
 	if (!(caps & (IMAP_CAP_AUTH_OAUTHBEARER | IMAP_CAP_AUTH_XOAUTH2))) {
@@ -245,13 +246,6 @@ static gboolean oauth_login(ImapStream *stream, const ImapConfig *cfg,
 			    cfg->host);
 		return FALSE;
 	}
-	token = cfg->token(cfg->token_data, &local);
-	if (!token) {
-		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH,
-			    "no OAuth 2.0 token for %s: %s", cfg->user,
-			    local->message);
-		return FALSE;
-	}
 	if (!*token || !printable(token)) {
 		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH,
 			    "the OAuth 2.0 token for %s is %s; the password "
@@ -259,11 +253,9 @@ static gboolean oauth_login(ImapStream *stream, const ImapConfig *cfg,
 			    cfg->user,
 			    *token ? "not one word of printable ASCII"
 				   : "empty");
-		wipe_string(token);
 		return FALSE;
 	}
 	b64 = oauth_response(bearer, cfg, token);
-	wipe_string(token);
 	cmd = sasl_ir ? imap_command_new(&local, IMAP_COMMAND_SECRET,
 					 "AUTHENTICATE %a %a", mech, b64)
 		      : imap_command_new(&local, 0, "AUTHENTICATE %a", mech);
@@ -307,10 +299,8 @@ static gboolean oauth_login(ImapStream *stream, const ImapConfig *cfg,
 		    g_strcmp0(resp->tag, tag) != 0)
 			continue;
 		wipe_string(line);
-		if (resp->status == IMAP_STATUS_OK) {
-			gate_passed(cfg);
+		if (resp->status == IMAP_STATUS_OK)
 			return TRUE;
-		}
 		{
 			g_autofree char *text = imap_wire_status_text(resp);
 			const char *words = strchr(text, ' ');
@@ -324,7 +314,8 @@ static gboolean oauth_login(ImapStream *stream, const ImapConfig *cfg,
 				words ? words + 1 : text, reason ? " " : "",
 				reason ? reason : "");
 
-			gate_refused(cfg, resp->code, refused);
+			*out_refused =
+				g_strcmp0(resp->code, "UNAVAILABLE") != 0;
 			g_propagate_error(error, refused);
 		}
 		stream->caps = caps;
@@ -336,8 +327,9 @@ static gboolean oauth_login(ImapStream *stream, const ImapConfig *cfg,
 }
 
 gboolean imap_auth_login(ImapStream *stream, const ImapConfig *cfg,
-			 gboolean encrypted, ImapCommand *then,
-			 GError **then_error, GError **error)
+			 const char *token, gboolean encrypted,
+			 ImapCommand *then, GError **then_error,
+			 gboolean *out_refused, GError **error)
 {
 	g_autoptr(ImapCommand) owned_then = then;
 	g_autoptr(GError) local = NULL;
@@ -359,11 +351,11 @@ gboolean imap_auth_login(ImapStream *stream, const ImapConfig *cfg,
 			    cfg->user, cfg->host);
 		return FALSE;
 	}
-	if (cfg->token) {
+	if (token) {
 		/* Not pipelined: the exchange may take a challenge. */
 		g_set_error(then_error, IMAPFS_IMAP_ERROR, IMAP_ERROR_INVALID,
 			    "not sent behind an OAuth 2.0 login");
-		return oauth_login(stream, cfg, error);
+		return oauth_login(stream, cfg, token, out_refused, error);
 	}
 	use_plain = (caps & IMAP_CAP_AUTH_PLAIN) && (caps & IMAP_CAP_SASL_IR);
 	if (!use_plain && (caps & IMAP_CAP_LOGINDISABLED)) {
@@ -411,11 +403,8 @@ gboolean imap_auth_login(ImapStream *stream, const ImapConfig *cfg,
 				"user name and password)",
 				cfg->user, cfg->host, words);
 
-			gate_refused(cfg,
-				     g_str_has_prefix(words, "[UNAVAILABLE]")
-					     ? "UNAVAILABLE"
-					     : NULL,
-				     refused);
+			*out_refused =
+				!g_str_has_prefix(words, "[UNAVAILABLE]");
 			g_propagate_error(error, refused);
 		} else {
 			g_propagate_error(error, g_steal_pointer(&local));
@@ -423,6 +412,5 @@ gboolean imap_auth_login(ImapStream *stream, const ImapConfig *cfg,
 		stream->caps = caps;
 		return FALSE;
 	}
-	gate_passed(cfg);
 	return TRUE;
 }

@@ -719,9 +719,11 @@ static gboolean stream_starttls(ImapStream *stream, const ImapConfig *cfg,
 static gint no_early_enable;
 
 /* One attempt of imap_stream_connect(); *out_again when it failed for the
- * early ENABLE alone, and another attempt without it may succeed. */
-static ImapStream *stream_connect(const ImapConfig *cfg, guint conn_no,
-				  ImapConnectAbort *abort, gboolean *out_again,
+ * early ENABLE alone, and another attempt without it may succeed;
+ * *out_refused when the server refused the credentials. */
+static ImapStream *stream_connect(const ImapConfig *cfg, const char *token,
+				  guint conn_no, ImapConnectAbort *abort,
+				  gboolean *out_again, gboolean *out_refused,
 				  GError **error)
 {
 	g_autoptr(ImapStream) stream = NULL;
@@ -790,10 +792,10 @@ static ImapStream *stream_connect(const ImapConfig *cfg, guint conn_no,
 				 !g_atomic_int_get(&no_early_enable);
 
 		if (!imap_auth_login(
-			    stream, cfg, stream->ssl != NULL,
+			    stream, cfg, token, stream->ssl != NULL,
 			    early ? imap_command_new(NULL, 0, "ENABLE QRESYNC")
 				  : NULL,
-			    &enabled, error)) {
+			    &enabled, out_refused, error)) {
 			if (early && g_error_matches(enabled, IMAPFS_IMAP_ERROR,
 						     IMAP_ERROR_TIMEOUT)) {
 				g_message("%s did not answer the ENABLE sent "
@@ -831,28 +833,81 @@ static ImapStream *stream_connect(const ImapConfig *cfg, guint conn_no,
 	return g_steal_pointer(&stream);
 }
 
+/* A token from cfg->token, or NULL with IMAP_ERROR_AUTH. (transfer full;
+ * wipe_token() it) */
+static char *get_token(const ImapConfig *cfg, GError **error)
+{
+	g_autoptr(GError) local = NULL;
+	char *token = cfg->token(cfg->token_data, &local);
+
+	if (!token)
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH,
+			    "no OAuth 2.0 token for %s: %s", cfg->user,
+			    local ? local->message : "none given");
+	return token;
+}
+
+static void wipe_token(char *token)
+{
+	if (token) {
+		OPENSSL_cleanse(token, strlen(token));
+		g_free(token);
+	}
+}
+
 ImapStream *imap_stream_connect_abortable(const ImapConfig *cfg, guint conn_no,
 					  ImapConnectAbort *abort,
 					  GError **error)
 {
-	gboolean again = FALSE;
-	ImapStream *stream;
+	g_autoptr(GError) local = NULL;
+	gboolean again = FALSE, refused = FALSE;
+	ImapStream *stream = NULL;
+	char *token = NULL;
 
 	if (!imap_login_gate_check(cfg, error))
 		return NULL;
-	stream = stream_connect(cfg, conn_no, abort, &again, error);
-
+	/* An OAuth 2.0 token is got before connecting: the command may take
+	 * a while (it may renew the token), and the server's login timer
+	 * should not run meanwhile. */
+	if (cfg->token && !(token = get_token(cfg, error)))
+		return NULL;
+	stream = stream_connect(cfg, token, conn_no, abort, &again, &refused,
+				&local);
 	if (stream == NULL && again) {
-		g_clear_error(error);
-		stream = stream_connect(cfg, conn_no, abort, &again, error);
+		g_clear_error(&local);
+		stream = stream_connect(cfg, token, conn_no, abort, &again,
+					&refused, &local);
 	}
+	/* A token that expired a moment ago: the helper gives a new one
+	 * when asked again. Once, and only with another token; then the
+	 * gate closes. */
+	if (stream == NULL && refused && cfg->token) {
+		char *fresh = get_token(cfg, NULL);
+
+		if (fresh && strcmp(fresh, token) != 0) {
+			wipe_token(token);
+			token = g_steal_pointer(&fresh);
+			g_clear_error(&local);
+			refused = FALSE;
+			stream = stream_connect(cfg, token, conn_no, abort,
+						&again, &refused, &local);
+		}
+		wipe_token(fresh);
+	}
+	wipe_token(token);
+	if (stream)
+		imap_login_gate_passed(cfg);
+	else if (refused)
+		imap_login_gate_refused(cfg, local);
 	if (stream == NULL && abort_fired(abort)) {
-		g_clear_error(error);
-		g_set_error_literal(error, IMAPFS_IMAP_ERROR,
+		g_clear_error(&local);
+		g_set_error_literal(&local, IMAPFS_IMAP_ERROR,
 				    IMAP_ERROR_SHUTDOWN,
 				    "connection attempt abandoned: imapfs is "
 				    "stopping");
 	}
+	if (local)
+		g_propagate_error(error, g_steal_pointer(&local));
 	return stream;
 }
 

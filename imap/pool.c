@@ -32,6 +32,7 @@
 
 #include <string.h>
 
+#include "imap/auth.h"
 #include "imap/caps.h"
 #include "imap/conn.h"
 #include "imap/error.h"
@@ -135,6 +136,7 @@ typedef struct {
 } ConnectJob;
 
 static void pool_dispatch(ImapPool *pool);
+static gboolean pool_alive(ImapPool *pool);
 
 /* ---- requests -------------------------------------------------------- */
 
@@ -496,10 +498,7 @@ static gboolean on_connected(gpointer data)
 	pool_remove_conn(pool, pc);
 	pool->connect_failures++;
 	pool_note_drop(pool);
-	gboolean alive = FALSE;
-	for (guint i = 0; i < pool->conns->len; i++)
-		if (((PoolConn *)pool->conns->pdata[i])->state != PC_CONNECTING)
-			alive = TRUE;
+	gboolean alive = pool_alive(pool);
 	gboolean hopeless = job->error->domain == IMAPFS_IMAP_ERROR &&
 			    (job->error->code == IMAP_ERROR_AUTH ||
 			     job->error->code == IMAP_ERROR_TLS ||
@@ -753,6 +752,15 @@ static void fail_uidvalidity(PoolReq *req, guint32 now)
 	req_fail(req, error);
 }
 
+/* Some connection is logged in (not still connecting). */
+static gboolean pool_alive(ImapPool *pool)
+{
+	for (guint i = 0; i < pool->conns->len; i++)
+		if (((PoolConn *)pool->conns->pdata[i])->state != PC_CONNECTING)
+			return TRUE;
+	return FALSE;
+}
+
 static void pool_dispatch(ImapPool *pool)
 {
 	g_autoptr(GHashTable) need = g_hash_table_new(g_str_hash, g_str_equal);
@@ -792,9 +800,21 @@ static void pool_dispatch(ImapPool *pool)
 		}
 		l = next;
 	}
-	if (g_hash_table_size(need) > 0 || need_any)
-		pool_grow(pool, g_hash_table_size(need) + (need_any ? 1 : 0),
-			  g_hash_table_size(need) > 0);
+	if (g_hash_table_size(need) == 0 && !need_any)
+		return;
+	/* With no connection left and logins held back after a refusal,
+	 * what waits would wait for nothing: it fails now, saying until
+	 * when. */
+	if (!pool_alive(pool)) {
+		g_autoptr(GError) held = NULL;
+
+		if (!imap_login_gate_check(pool->cfg, &held)) {
+			fail_waiting(pool, NULL, held, NULL);
+			return;
+		}
+	}
+	pool_grow(pool, g_hash_table_size(need) + (need_any ? 1 : 0),
+		  g_hash_table_size(need) > 0);
 }
 
 /* ---- public API ------------------------------------------------------ */

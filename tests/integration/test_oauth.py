@@ -157,9 +157,10 @@ def test_oauthbearer_login(endpoint, oauth_server, oauth_mounter, tmp_path):
 	conftest.seed_account(oauth_server, user, {"INBOX": 3})
 	endpoint.grant("tok-%s" % user, user)
 	path = token_file(tmp_path, "tok-%s" % user)
-	m = oauth_mounter.mount(user, opts=["auth=oauth2",
-					    "passcmd=cat %s" % path])
+	m = oauth_mounter.mount(user, debug=True,
+				opts=["auth=oauth2", "passcmd=cat %s" % path])
 	check_inbox(m, oauth_server, user, 3)
+	assert "AUTHENTICATE <hidden>" in m.stderr()  # the wire is traced
 	assert any("method=OAUTHBEARER" in line
 		   for line in logins(oauth_server, user))
 	assert "tok-%s" % user not in m.stderr()
@@ -219,3 +220,32 @@ def test_a_refused_token_is_reported_and_nothing_mounted(
 	assert "invalid_token" in err, err
 	assert "fresh access token" in err, err
 	assert "never-granted" not in err, err
+
+
+def test_a_refused_token_is_not_tried_again_and_again(endpoint, oauth_server,
+						     oauth_mounter, tmp_path):
+	"""The token is revoked while mounted and the helper has no other:
+	one login and one more with a token asked for again, then none for
+	minutes, however much the user does meanwhile (servers lock an
+	account, or ban an address, for a stream of failed logins). What was
+	listed still shows."""
+	import time
+	user = "oauth%d_5" % os.getpid()
+	conftest.seed_account(oauth_server, user, {"INBOX": 2})
+	endpoint.grant("gone-%s" % user, user)
+	path = token_file(tmp_path, "gone-%s" % user)
+	m = oauth_mounter.mount(user, opts=["auth=oauth2", "list_ttl=1",
+					    "passfile=%s" % path])
+	inbox = os.path.join(m.path, "INBOX")
+	assert len(os.listdir(inbox)) == 2
+	endpoint.revoke("gone-%s" % user)
+	asked = len(endpoint.asked)
+	ts.doveadm(oauth_server, "kick", user)
+	assert wait_until(lambda: "no new login for 2 minutes" in m.stderr(),
+			  timeout=20), m.stderr()
+	for _ in range(8):
+		time.sleep(0.5)
+		assert len(os.listdir(inbox)) == 2
+		os.listdir(m.path)
+	assert len(endpoint.asked) - asked <= 2, endpoint.asked[asked:]
+	assert "no new login to 127.0.0.1 before" in m.stderr()

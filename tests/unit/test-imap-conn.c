@@ -895,6 +895,12 @@ static void test_login_refused(void)
 /* OAuth 2.0: a token from cfg.token at each login, counted here. */
 static guint tokens_given;
 
+/* "T0k", then "T1k", ...: a helper that renews the token when asked. */
+static char *renewed_token(gpointer user_data, GError **error)
+{
+	return g_strdup_printf("T%uk", tokens_given++);
+}
+
 static char *test_token(gpointer user_data, GError **error)
 {
 	tokens_given++;
@@ -950,7 +956,17 @@ static void test_oauth_bearer_refused(void)
 		"C:A1 AUTHENTICATE OAUTHBEARER bixhPWE9MkNiPTNEYywBaG9zdD0xMjcu"
 		"MC4wLjEBcG9y",
 		"S:+ eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=",
-		"C:AQ==",
+		"N:AQ==\r\n",
+		"S:A1 NO [AUTHENTICATIONFAILED] Authentication failed.",
+		"WAITCLOSE",
+		/* once more with a token asked for again, another (the
+		 * first may just have expired); XOAUTH2 answers a challenge
+		 * with an empty line */
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] hi",
+		"C:A1 AUTHENTICATE XOAUTH2 dXNlcj1hLGI9YwFhdXRoPUJlYXJlciBUMWsBAQ==",
+		"S:+ eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=",
+		"N:\r\n",
 		"S:A1 NO [AUTHENTICATIONFAILED] Authentication failed.",
 		"WAITCLOSE",
 		NULL,
@@ -960,17 +976,61 @@ static void test_oauth_bearer_refused(void)
 	g_autoptr(GError) error = NULL;
 
 	cfg.user = (char *)"a,b=c";
-	cfg.token = test_token;
-	cfg.token_data = (gpointer) "T0k";
+	cfg.token = renewed_token;
+	tokens_given = 0;
 	g_assert_null(imap_stream_connect(&cfg, 1, &error));
+	g_assert_cmpuint(tokens_given, ==, 2);
 	g_assert_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
 	g_assert_cmpstr(error->message, ==,
-			"OAuth 2.0 login (OAUTHBEARER) as a,b=c on 127.0.0.1 "
+			"OAuth 2.0 login (XOAUTH2) as a,b=c on 127.0.0.1 "
 			"refused: [AUTHENTICATIONFAILED] Authentication "
 			"failed. {\"status\":\"401\",\"schemes\":\"bearer\"} "
 			"(check that the password command prints a fresh "
 			"access token for this account)");
-	fake_server_finish(fs, 1);
+	fake_server_finish(fs, 2);
+}
+
+/* After a refusal the gate holds logins back: the next attempt does not
+ * even connect. One the server could not check ([UNAVAILABLE]) does not
+ * close it. */
+static void test_login_gate(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1] ready",
+		"C:A1 LOGIN u p",
+		"S:A1 NO [UNAVAILABLE] Temporary authentication failure.",
+		"WAITCLOSE",
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1] ready",
+		"C:A1 LOGIN u p",
+		"S:A1 NO [AUTHENTICATIONFAILED] Authentication failed.",
+		"WAITCLOSE",
+		NULL,
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	g_autoptr(GError) e1 = NULL;
+	g_autoptr(GError) e2 = NULL;
+	g_autoptr(GError) e3 = NULL;
+
+	cfg.login_gate = imap_login_gate_new();
+	g_assert_null(imap_stream_connect(&cfg, 1, &e1));
+	g_assert_error(e1, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
+	g_test_expect_message("imapfs-imap", G_LOG_LEVEL_WARNING,
+			      "*no new login for 2 minutes*");
+	g_assert_null(imap_stream_connect(&cfg, 1, &e2));
+	g_test_assert_expected_messages();
+	g_assert_error(e2, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
+	g_assert_nonnull(strstr(e2->message, "AUTHENTICATIONFAILED"));
+	g_assert_null(imap_stream_connect(&cfg, 1, &e3));
+	g_assert_error(e3, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
+	g_assert_true(g_str_has_prefix(e3->message,
+				       "no new login to 127.0.0.1 before "));
+	g_assert_nonnull(strstr(e3->message, "(mount again to log in at "
+					     "once)"));
+	fake_server_finish(fs, 2);
+	imap_login_gate_free(cfg.login_gate);
 }
 
 /* What cannot be sent is not: a server without OAuth, a token with a
@@ -980,9 +1040,6 @@ static void test_oauth_refusals(void)
 	static const char *const script[] = {
 		"ACCEPT",
 		"S:* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] hi",
-		"WAITCLOSE",
-		"ACCEPT",
-		"S:* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] hi",
 		"WAITCLOSE",
 		"ACCEPT",
 		"S:* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] hi",
@@ -1004,11 +1061,12 @@ static void test_oauth_refusals(void)
 	g_assert_null(imap_stream_connect(&cfg, 1, &e2));
 	g_assert_error(e2, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
 	g_assert_true(strstr(e2->message, "not one word of printable ASCII"));
+	/* no token: not even a connection */
 	cfg.token_data = NULL;
 	g_assert_null(imap_stream_connect(&cfg, 1, &e3));
 	g_assert_error(e3, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
 	g_assert_true(strstr(e3->message, "no OAuth 2.0 token for u"));
-	fake_server_finish(fs, 3);
+	fake_server_finish(fs, 2);
 }
 
 /* Where ENABLE is offered before login, ENABLE QRESYNC goes right behind
@@ -1294,6 +1352,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/imap/conn/oauth/bearer-refused",
 			test_oauth_bearer_refused);
 	g_test_add_func("/imap/conn/oauth/refusals", test_oauth_refusals);
+	g_test_add_func("/imap/conn/login-gate", test_login_gate);
 	g_test_add_func("/imap/conn/enable-behind-login",
 			test_enable_behind_login);
 	g_test_add_func("/imap/conn/idle-notify", test_idle_notify);
