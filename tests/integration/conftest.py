@@ -558,14 +558,20 @@ def _check_requirements():
 		_missing("imapfs binary not found at %s (set IMAPFS_BIN)" % b)
 
 
-@pytest.fixture
-def mounter(server, tmp_path):
+def mounts_on(server, base):
+	"""A Mounter for SERVER, its mounts checked and unmounted at the end:
+	for a fixture of a module's own server (yield from mounts_on(...))."""
 	_check_requirements()
-	mt = Mounter(server, str(tmp_path))
+	mt = Mounter(server, str(base))
 	yield mt
 	problems = mt.cleanup()
 	if problems:
 		pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def mounter(server, tmp_path):
+	yield from mounts_on(server, tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -104,23 +104,14 @@ def xoauth2_server(endpoint):
 	yield from _server(endpoint, ("xoauth2",))
 
 
-def _mounter(info, tmp_path):
-	conftest._check_requirements()
-	mt = conftest.Mounter(info, str(tmp_path))
-	yield mt
-	problems = mt.cleanup()
-	if problems:
-		pytest.fail("\n".join(problems), pytrace=False)
-
-
 @pytest.fixture
 def oauth_mounter(oauth_server, tmp_path):
-	yield from _mounter(oauth_server, tmp_path)
+	yield from conftest.mounts_on(oauth_server, tmp_path)
 
 
 @pytest.fixture
 def xoauth2_mounter(xoauth2_server, tmp_path):
-	yield from _mounter(xoauth2_server, tmp_path)
+	yield from conftest.mounts_on(xoauth2_server, tmp_path)
 
 
 def token_file(tmp_path, token):

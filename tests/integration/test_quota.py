@@ -33,12 +33,7 @@ def quota_server():
 
 @pytest.fixture
 def quota_mounter(quota_server, tmp_path):
-	conftest._check_requirements()
-	mt = conftest.Mounter(quota_server, str(tmp_path))
-	yield mt
-	problems = mt.cleanup()
-	if problems:
-		pytest.fail("\n".join(problems), pytrace=False)
+	yield from conftest.mounts_on(quota_server, tmp_path)
 
 
 def server_quota(info, user):
