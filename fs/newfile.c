@@ -339,7 +339,7 @@ static gboolean drop_locked(FsNewFiles *files, NewFile *file)
 	return TRUE;
 }
 
-void fs_newfiles_abandon(FsNewFiles *files, fuse_ino_t ino, int signal)
+void fs_newfiles_abandon(FsNewFiles *files, fuse_ino_t ino, const char *why)
 {
 	NewFile *file;
 
@@ -347,11 +347,9 @@ void fs_newfiles_abandon(FsNewFiles *files, fuse_ino_t ino, int signal)
 	file = lookup_locked(files, ino);
 	if (drop_locked(files, file)) {
 		close_if_done_locked(file);
-		g_warning(
-			"%s was not added to the mailbox: the program writing "
-			"it was killed (signal %d) before it closed it; what "
-			"it had written is kept in %s",
-			file->name, signal, file->path);
+		g_warning("%s was not added to the mailbox: %s; what was "
+			  "written is kept in %s",
+			  file->name, why, file->path);
 	}
 	g_mutex_unlock(&files->lock);
 }

@@ -52,9 +52,10 @@ typedef enum {
 } FsNewFileClose;
 FsNewFileClose fs_newfiles_closing(FsNewFiles *files, fuse_ino_t ino, pid_t tid,
 				   int *out_signal);
-/* The writer of @ino was killed mid-write: the file is never added and its
- * name goes; its bytes stay in the directory, and a log line says where. */
-void fs_newfiles_abandon(FsNewFiles *files, fuse_ino_t ino, int signal);
+/* @ino is never added, for the reason @why ("the program writing it was
+ * killed ..."): its name goes, its bytes stay in the directory, and a log
+ * line says why and where. */
+void fs_newfiles_abandon(FsNewFiles *files, fuse_ino_t ino, const char *why);
 /* The pending file called @name in @mailbox_id, or 0. */
 fuse_ino_t fs_newfiles_find(FsNewFiles *files, guint32 mailbox_id,
 			    const char *name);

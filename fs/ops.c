@@ -744,11 +744,25 @@ static void fs_op_flush(fuse_req_t req, fuse_ino_t ino,
 
 		switch (fs_newfiles_closing(mnt->newfiles, ino,
 					    fuse_req_ctx(req)->pid, &signal)) {
-		case FS_NEWFILE_CLOSE_KILLED:
-			fs_newfiles_abandon(mnt->newfiles, ino, signal);
+		case FS_NEWFILE_CLOSE_KILLED: {
+			g_autofree char *why = g_strdup_printf(
+				"the program writing it was killed (signal "
+				"%d) before it closed it",
+				signal);
+
+			fs_newfiles_abandon(mnt->newfiles, ino, why);
 			break;
+		}
 		case FS_NEWFILE_CLOSE_LAST:
 			if (!commit_new(mnt, ino, FALSE, &error)) {
+				/* close() says it failed: the message is not
+				 * added later behind the writer's back (a
+				 * copy made again would be a duplicate). */
+				g_autofree char *why = g_strdup_printf(
+					"%s, and close() said so",
+					error->message);
+
+				fs_newfiles_abandon(mnt->newfiles, ino, why);
 				reply_error(req, error,
 					    "adding the new message", ino);
 				return;

@@ -167,3 +167,48 @@ def test_a_lookup_when_the_list_cannot_be_refreshed_fails_cleanly(
 	assert e in (errno.EIO, errno.ENOENT, errno.ETIMEDOUT), os.strerror(e)
 	assert m.proc.poll() is None, "imapfs died:\n" + m.stderr()[-3000:]
 	assert sorted(os.listdir(m.path)) == before
+
+
+def test_a_copy_whose_close_failed_is_not_added_later(server, new_user,
+						      mounter):
+	"""cp while the server cannot be reached: close() fails, and the
+	message is not added behind cp's back once the server is back (cp
+	again would make a duplicate); the log says where the bytes are."""
+	import imapfs_proxy
+
+	user = new_user("closefail")
+	conftest.seed_account(server, user, {"INBOX": 1, "Drafts": 0})
+	proxy = imapfs_proxy.LatencyProxy(("127.0.0.1", server["imaps_port"]))
+	port = proxy.port
+	proxy.start()
+	m = mounter.mount(user, opts=["timeout=5", "list_ttl=1"],
+			  url="imaps://%s@127.0.0.1:%d" % (user, port))
+	drafts = os.path.join(m.path, "Drafts")
+	assert os.listdir(drafts) == []
+	proxy.stop()
+	f = open(os.path.join(drafts, "ghost.eml"), "wb")
+	f.write(b"Subject: ghost\r\n\r\nnot to be added twice\r\n")
+	with pytest.raises(OSError) as e:
+		f.close()
+	assert e.value.errno in (errno.EIO, errno.ETIMEDOUT), e.value
+	proxy = imapfs_proxy.LatencyProxy(("127.0.0.1", server["imaps_port"]),
+					  port=port)
+	proxy.start()
+	try:
+		c = ts.connect(server, user)
+		try:
+			# the mount works again, and the copy stays out of it
+			sm.append(c, "Drafts", sm.make_messages(5, 1)[0])
+			assert wait_until(lambda: len(os.listdir(drafts)) == 1,
+					  timeout=20), m.stderr()[-2000:]
+
+			def more():
+				typ, data = c.select("Drafts", readonly=True)
+				return int(data[0]) > 1
+			assert not wait_until(more, timeout=12, step=0.5)
+		finally:
+			c.logout()
+	finally:
+		proxy.stop()
+	assert "ghost.eml was not added to the mailbox" in m.stderr()
+	assert "close() said so" in m.stderr()
