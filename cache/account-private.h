@@ -63,6 +63,16 @@ CacheWait *cache_account_join(CacheAccount *acct, const char *key,
  * timeout, @cancel (nullable) or cache_account_end(). */
 gboolean cache_account_block(CacheAccount *acct, CacheWait *wait,
 			     GCancellable *cancel, GError **error);
+/* The same for @wait_s seconds at most (0: the timeout), not cancellable
+ * but by cache_account_end(). */
+gboolean cache_account_block_within(CacheAccount *acct, CacheWait *wait,
+				    guint wait_s, GError **error);
+
+/* How long a refresh of a listing already shown is waited for before it is
+ * shown as it is, the refresh going on behind: a server that does not
+ * answer, or a link busy with a prefetch, does not hold up ls for the
+ * whole timeout at each step. */
+#define CACHE_REFRESH_WAIT_S 3
 /* Lists the mailboxes if that was never done, or (@refresh) if the list
  * is older than the TTL. */
 gboolean cache_account_ensure_listed(CacheAccount *acct, gboolean refresh,

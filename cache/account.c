@@ -252,6 +252,14 @@ static void cancel_too(GCancellable *ending, gpointer cancel)
 	g_cancellable_cancel(cancel);
 }
 
+gboolean cache_account_block_within(CacheAccount *acct, CacheWait *wait,
+				    guint wait_s, GError **error)
+{
+	if (!wait_s || wait_s > acct->timeout_s)
+		wait_s = acct->timeout_s;
+	return cache_wait_block(wait, wait_s, acct->ending, error);
+}
+
 gboolean cache_account_block(CacheAccount *acct, CacheWait *wait,
 			     GCancellable *cancel, GError **error)
 {
@@ -343,10 +351,13 @@ gboolean cache_account_ensure_listed(CacheAccount *acct, gboolean refresh,
 	g_mutex_unlock(&acct->lock);
 	if (listed && !loaded && !(refresh && stale))
 		return TRUE;
-	if (!cache_sync_mailboxes(acct, &local)) {
+	if (!cache_sync_mailboxes(acct,
+				  listed && !loaded ? CACHE_REFRESH_WAIT_S : 0,
+				  &local)) {
 		/* A refresh that fails still leaves the old list usable. */
 		if (listed) {
-			g_warning("cannot refresh the mailbox list: %s",
+			g_warning("cannot refresh the mailbox list (it is "
+				  "shown as it was): %s",
 				  local->message);
 			g_error_free(local);
 			return TRUE;
@@ -523,12 +534,24 @@ gboolean cache_account_ensure_synced(CacheAccount *acct, guint32 id,
 	}
 	if (synced && !unconfirmed && !(refresh && stale))
 		return TRUE;
-	if (cache_sync_messages(acct, id, &local)) {
+	/* Only stale: shown as it is if the server is slow to answer. Known
+	 * to have changed (by our own mv, say): waited for. */
+	if (cache_sync_messages(acct, id,
+				synced && !unconfirmed ? CACHE_REFRESH_WAIT_S
+						       : 0,
+				&local)) {
 		save_index(acct, FALSE);
 	} else {
 		if (synced) {
-			g_warning("cannot refresh mailbox %u: %s", id,
-				  local->message);
+			g_autofree char *name = NULL;
+
+			g_mutex_lock(&acct->lock);
+			mbox = cache_index_mailbox(acct->index, id);
+			name = g_strdup(mbox ? mbox->full_name : "?");
+			g_mutex_unlock(&acct->lock);
+			g_warning("cannot refresh mailbox %s (its listing is "
+				  "shown as it was): %s",
+				  name, local->message);
 			g_error_free(local);
 			return TRUE;
 		}

@@ -814,7 +814,7 @@ gboolean cache_account_create_mailbox(CacheAccount *acct, guint32 parent_id,
 	g_mutex_unlock(&acct->lock);
 	if (run(acct, imap_command_new(error, 0, "CREATE %m", name), NULL,
 		&failed))
-		return cache_sync_mailboxes(acct, error);
+		return cache_sync_mailboxes(acct, 0, error);
 	/* Dovecot may answer [ALREADYEXISTS] to a CREATE that did create
 	 * the mailbox, when another session opens a mailbox at that moment
 	 * (seen with the IDLE connection's EXAMINE at mount); and the answer
@@ -824,7 +824,7 @@ gboolean cache_account_create_mailbox(CacheAccount *acct, guint32 parent_id,
 	    !(g_error_matches(failed, IMAPFS_IMAP_ERROR,
 			      IMAP_ERROR_ALREADYEXISTS) ||
 	      is_connection_lost(failed)) ||
-	    !cache_sync_mailboxes(acct, NULL)) {
+	    !cache_sync_mailboxes(acct, 0, NULL)) {
 		g_propagate_error(error, g_steal_pointer(&failed));
 		return FALSE;
 	}
@@ -837,7 +837,7 @@ gboolean cache_account_create_mailbox(CacheAccount *acct, guint32 parent_id,
 		g_clear_error(&failed);
 		if (run(acct, imap_command_new(error, 0, "CREATE %m", name),
 			NULL, error))
-			return cache_sync_mailboxes(acct, error);
+			return cache_sync_mailboxes(acct, 0, error);
 		return FALSE;
 	}
 	if (!there) {
@@ -984,7 +984,7 @@ gboolean cache_account_delete_mailbox(CacheAccount *acct, guint32 id,
 	if (!place.wire) {
 		/* A parent the server never listed: nothing to delete. */
 		place_clear(&place);
-		return cache_sync_mailboxes(acct, error);
+		return cache_sync_mailboxes(acct, 0, error);
 	}
 	/* DELETE takes whatever is inside: ask once more, as late as we can,
 	 * in case another client added a message since we listed. (A
@@ -1021,7 +1021,7 @@ gboolean cache_account_delete_mailbox(CacheAccount *acct, guint32 id,
 			 imap_command_new(NULL, 0, "DELETE %q", place.wire),
 			 place.wire, NULL, error);
 	place_clear(&place);
-	return ok && cache_sync_mailboxes(acct, error);
+	return ok && cache_sync_mailboxes(acct, 0, error);
 }
 
 gboolean cache_account_rename_mailbox(CacheAccount *acct, guint32 id,
@@ -1081,7 +1081,7 @@ gboolean cache_account_rename_mailbox(CacheAccount *acct, guint32 id,
 						   name, wire);
 		}
 		g_mutex_unlock(&acct->lock);
-		ok = cache_sync_mailboxes(acct, error);
+		ok = cache_sync_mailboxes(acct, 0, error);
 	}
 	place_clear(&place);
 	return ok;

@@ -187,7 +187,7 @@ static void list_item_clear(gpointer data)
 	imap_list_item_clear(data);
 }
 
-gboolean cache_sync_mailboxes(CacheAccount *acct, GError **error)
+gboolean cache_sync_mailboxes(CacheAccount *acct, guint wait_s, GError **error)
 {
 	g_autoptr(CacheWait) fresh = cache_wait_new();
 	g_autoptr(CacheWait) wait = NULL;
@@ -215,7 +215,7 @@ gboolean cache_sync_mailboxes(CacheAccount *acct, GError **error)
 		cache_wait_submit(wait, acct->pool, NULL, cmd, on_list_data,
 				  on_list_done, job, list_job_free);
 	}
-	return cache_account_block(acct, wait, NULL, error);
+	return cache_account_block_within(acct, wait, wait_s, error);
 }
 
 /* ---- Messages ----------------------------------------------------------- */
@@ -573,7 +573,8 @@ static void on_sync_done(ImapReply *reply, GError *error, gpointer user_data)
 	sync_job_free(job);
 }
 
-static gboolean sync_once(CacheAccount *acct, guint32 id, GError **error);
+static gboolean sync_once(CacheAccount *acct, guint32 id, guint wait_s,
+			  GError **error);
 
 /* The MODSEQ everything we hold is current as of: every change on the
  * server gets a higher one (RFC 7162 §3.1.1). 0: unknown. */
@@ -587,7 +588,8 @@ static guint64 index_modseq(CacheIndexMailbox *mbox)
 	return max;
 }
 
-gboolean cache_sync_messages(CacheAccount *acct, guint32 id, GError **error)
+gboolean cache_sync_messages(CacheAccount *acct, guint32 id, guint wait_s,
+			     GError **error)
 {
 	/* A second pass when the first could not finish the job: after a
 	 * UIDVALIDITY change (the table was dropped: list it all again),
@@ -598,7 +600,7 @@ gboolean cache_sync_messages(CacheAccount *acct, guint32 id, GError **error)
 		CacheIndexMailbox *mbox;
 		gboolean done = TRUE;
 
-		if (!sync_once(acct, id, error))
+		if (!sync_once(acct, id, wait_s, error))
 			return FALSE;
 		g_mutex_lock(&acct->lock);
 		mbox = cache_index_mailbox(acct->index, id);
@@ -715,11 +717,12 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
 	return wait;
 }
 
-static gboolean sync_once(CacheAccount *acct, guint32 id, GError **error)
+static gboolean sync_once(CacheAccount *acct, guint32 id, guint wait_s,
+			  GError **error)
 {
 	g_autoptr(CacheWait) wait = sync_submit(acct, id, error);
 
-	return wait && cache_account_block(acct, wait, NULL, error);
+	return wait && cache_account_block_within(acct, wait, wait_s, error);
 }
 
 typedef struct {

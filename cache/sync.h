@@ -11,11 +11,14 @@
 
 #include "cache/account-private.h"
 
-/* Lists the mailboxes (LIST "" "*") and updates the index. */
-gboolean cache_sync_mailboxes(CacheAccount *acct, GError **error);
+/* Lists the mailboxes (LIST "" "*") and updates the index. Waits for the
+ * server @wait_s seconds at most (0: the account's timeout); given up, the
+ * job goes on and its answer still reaches the index. */
+gboolean cache_sync_mailboxes(CacheAccount *acct, guint wait_s, GError **error);
 
-/* Refreshes the message table of mailbox @id. */
-gboolean cache_sync_messages(CacheAccount *acct, guint32 id, GError **error);
+/* Refreshes the message table of mailbox @id; @wait_s likewise. */
+gboolean cache_sync_messages(CacheAccount *acct, guint32 id, guint wait_s,
+			     GError **error);
 
 /* Runs once a refresh of mailbox @id succeeded. */
 typedef void (*CacheSyncedFunc)(CacheAccount *acct, guint32 id,

@@ -212,3 +212,36 @@ def test_a_copy_whose_close_failed_is_not_added_later(server, new_user,
 		proxy.stop()
 	assert "ghost.eml was not added to the mailbox" in m.stderr()
 	assert "close() said so" in m.stderr()
+
+
+def test_a_listed_mailbox_shows_at_once_when_the_server_goes_silent(
+		server, new_user, mounter):
+	"""The link stops carrying anything (a laptop's network gone, a NAT
+	that forgot the connections): ls of a mailbox listed before shows
+	that listing after a short wait, not after the whole timeout at each
+	step (list, then mailbox); the refresh goes on behind."""
+	import time
+	import imapfs_proxy
+
+	user = new_user("silent")
+	conftest.seed_account(server, user, {"INBOX": 3, "Other": 2})
+	proxy = imapfs_proxy.LatencyProxy(("127.0.0.1", server["imaps_port"]))
+	proxy.start()
+	try:
+		m = mounter.mount(user, opts=["list_ttl=1", "noidle"],
+				  url="imaps://%s@127.0.0.1:%d" %
+				  (user, proxy.port))
+		inbox = os.path.join(m.path, "INBOX")
+		names = sorted(os.listdir(inbox))
+		top = sorted(os.listdir(m.path))
+		proxy.set_rtt(10 * 60 * 1000)	# nothing gets through now
+		time.sleep(1.5)			# the listings are stale
+		start = time.monotonic()
+		assert sorted(os.listdir(inbox)) == names
+		assert sorted(os.listdir(m.path)) == top
+		took = time.monotonic() - start
+		# -o timeout is 60 s: the two refreshes gave up well before it
+		assert took < 30, took
+		assert "shown as it was" in m.stderr(), m.stderr()[-2000:]
+	finally:
+		proxy.stop()
