@@ -480,11 +480,17 @@ static gboolean on_connected(gpointer data)
 	if (pool->shutting_down)
 		return G_SOURCE_REMOVE; /* pc is gone; the stream is freed */
 	if (job->stream != NULL) {
+		gboolean was_down;
+
 		pool->connect_failures = 0;
 		pool->backoff_us = 0;
 		g_mutex_lock(&pool->connect_lock);
+		was_down = pool->connect_problem != NULL;
 		g_clear_pointer(&pool->connect_problem, g_free);
 		g_mutex_unlock(&pool->connect_lock);
+		/* The log said it could not connect: it says this too. */
+		if (was_down)
+			g_message("connected to %s again", pool->cfg->host);
 		pc_start(pc, g_steal_pointer(&job->stream));
 		pool_dispatch(pool);
 		return G_SOURCE_REMOVE;

@@ -111,7 +111,19 @@ static void handshake_error(SSL *ssl, int ret, const char *host, GError **error)
 				    : g_strerror(errno));
 		return;
 	}
-	g_autofree char *why = ssl_error_text("unknown error");
+	g_autofree char *why = ssl_error_text(NULL);
+
+	/* Bytes that are no TLS record: a plaintext port. Nothing at all,
+	 * or an end of stream: the peer (or a proxy before it) hung up. */
+	if (!why || err == SSL_ERROR_ZERO_RETURN || strstr(why, "eof")) {
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_TLS,
+			    "TLS handshake with %s failed: the connection "
+			    "was closed in the middle of it (the server, or "
+			    "a proxy in front of it, may be down or "
+			    "restarting)",
+			    host);
+		return;
+	}
 	g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_TLS,
 		    "TLS handshake with %s failed: %s (is this a TLS port? "
 		    "for port 143 use STARTTLS)",

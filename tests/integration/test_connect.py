@@ -130,6 +130,45 @@ def test_wrong_port_fails_clearly(user, mounter, tmp_path, server):
 	assert re.search(r"(?i)connect|refused", err), err
 
 
+def test_imaps_to_a_plaintext_port_says_so(user, mounter, tmp_path, server):
+	url = "imaps://%s@%s:%d" % (user, server["host"], server["imap_port"])
+	argv = mounter.argv(user, url=url) + [_mnt(tmp_path)]
+	rc, err = run_imapfs_expect_failure(argv, server["password"])
+	assert rc != 0
+	assert "is this a TLS port?" in err, err
+
+
+def test_a_hang_up_during_the_handshake_is_not_called_a_port_mistake(
+		user, mounter, tmp_path, server):
+	"""A proxy whose server is down takes the connection and hangs up:
+	the message says the connection was closed, not that the port may
+	be a plaintext one."""
+	import socket
+	import threading
+	lsock = socket.socket()
+	lsock.bind(("127.0.0.1", 0))
+	lsock.listen(8)
+
+	def hang_up():
+		while True:
+			try:
+				c, _ = lsock.accept()
+			except OSError:
+				return
+			c.recv(4096)
+			c.close()
+	threading.Thread(target=hang_up, daemon=True).start()
+	try:
+		url = "imaps://%s@127.0.0.1:%d" % (user,
+						   lsock.getsockname()[1])
+		argv = mounter.argv(user, url=url) + [_mnt(tmp_path)]
+		rc, err = run_imapfs_expect_failure(argv, server["password"])
+	finally:
+		lsock.close()
+	assert rc != 0
+	assert "closed" in err and "TLS port" not in err, err
+
+
 def test_untrusted_certificate_fails_clearly(user, mounter, tmp_path,
 					     server):
 	argv = mounter.argv(user, cafile=False) + [_mnt(tmp_path)]

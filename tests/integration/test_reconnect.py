@@ -212,6 +212,8 @@ def test_a_copy_whose_close_failed_is_not_added_later(server, new_user,
 		proxy.stop()
 	assert "ghost.eml was not added to the mailbox" in m.stderr()
 	assert "close() said so" in m.stderr()
+	# it could not connect, and says when it could again
+	assert "connected to 127.0.0.1 again" in m.stderr(), m.stderr()
 
 
 def test_a_listed_mailbox_shows_at_once_when_the_server_goes_silent(
