@@ -177,6 +177,20 @@ gboolean cache_account_claim_dir(const char *dir, const char *account,
 	return FALSE;
 }
 
+/* The server answers again: the watcher, kept away by the outage, need
+ * not wait out its pause (up to 5 minutes) to tell of new mail. */
+static void on_reconnected(gpointer user_data)
+{
+	CacheAccount *acct = user_data;
+
+	/* Under the lock: cache_account_free() takes the watcher away
+	 * under it before it frees it. */
+	g_mutex_lock(&acct->lock);
+	if (acct->idle)
+		imap_idle_nudge(acct->idle);
+	g_mutex_unlock(&acct->lock);
+}
+
 CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 				GError **error)
 {
@@ -219,16 +233,22 @@ CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 	acct->scans = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
 					    g_free);
 	imap_pool_set_select_func(pool, cache_sync_on_select, acct);
+	imap_pool_set_reconnected_func(pool, on_reconnected, acct);
 	return acct;
 }
 
 void cache_account_free(CacheAccount *acct)
 {
+	ImapIdle *idle;
+
 	if (!acct)
 		return;
 	/* First the watcher and the pool: every callback that could touch us
 	 * has run. */
-	imap_idle_free(acct->idle);
+	g_mutex_lock(&acct->lock);
+	idle = g_steal_pointer(&acct->idle);
+	g_mutex_unlock(&acct->lock);
+	imap_idle_free(idle);
 	imap_pool_free(acct->pool);
 	save_index(acct, TRUE);
 	g_free(acct->index_path);
@@ -303,9 +323,13 @@ void cache_account_watch(CacheAccount *acct)
 			  "elsewhere show after list_ttl");
 		return;
 	}
-	acct->idle =
+	ImapIdle *idle =
 		imap_idle_new(imap_pool_config(acct->pool), IMAP_IDLE_CONN_NO,
 			      "INBOX", cache_sync_on_change, acct);
+
+	g_mutex_lock(&acct->lock);
+	acct->idle = idle;
+	g_mutex_unlock(&acct->lock);
 }
 
 CacheWait *cache_account_join(CacheAccount *acct, const char *key,

@@ -40,10 +40,11 @@ struct ImapIdle {
 	ImapIdleFunc changed;
 	gpointer user_data;
 	GThread *thread;
-	int wake[2];		 /* written once, to stop */
+	int wake[2];		 /* written to stop, or to cut a pause short */
 	ImapConnectAbort *abort; /* fired to stop while connecting */
 	gboolean notify_refused; /* said so once */
 	gboolean notified;	 /* NOTIFY was on at some time */
+	gint nudged;		 /* imap_idle_nudge() during the pause */
 
 	GMutex lock;
 	GCond ended_cond;
@@ -88,6 +89,12 @@ static gboolean wait_for(ImapIdle *idle, int fd, gint64 deadline)
 	n = poll(fds, fd >= 0 ? 2 : 1, (int)MIN(left / 1000 + 1, G_MAXINT));
 	if (n < 0 && errno != EINTR)
 		g_usleep(G_TIME_SPAN_SECOND); /* never spin */
+	if (n > 0 && fds[0].revents != 0 && !stopping(idle)) {
+		char buf[16];
+
+		while (read(idle->wake[0], buf, sizeof(buf)) > 0)
+			; /* a nudge: taken */
+	}
 	return n > 0 && fd >= 0 && fds[1].revents != 0;
 }
 
@@ -340,9 +347,12 @@ static gpointer idle_main(gpointer data)
 		g_message("watching %s for changes: %s; trying again in %u s",
 			  idle->mailbox, error ? error->message : "failed",
 			  pause_s);
+		g_atomic_int_set(&idle->nudged, 0);
 		wait_for(idle, -1,
 			 g_get_monotonic_time() + pause_s * G_TIME_SPAN_SECOND);
-		pause_s = MIN(pause_s * 2, IDLE_PAUSE_MAX);
+		pause_s = g_atomic_int_get(&idle->nudged)
+				  ? 1
+				  : MIN(pause_s * 2, IDLE_PAUSE_MAX);
 	}
 	g_mutex_lock(&idle->lock);
 	idle->ended = TRUE;
@@ -374,6 +384,20 @@ ImapIdle *imap_idle_new(const ImapConfig *cfg, guint conn_no,
 	g_cond_init(&idle->ended_cond);
 	idle->thread = g_thread_new("imap-idle", idle_main, idle);
 	return idle;
+}
+
+void imap_idle_nudge(ImapIdle *idle)
+{
+	gboolean pausing;
+
+	g_mutex_lock(&idle->lock);
+	pausing = idle->fd < 0 && !idle->stopping;
+	g_mutex_unlock(&idle->lock);
+	if (!pausing || g_atomic_int_get(&idle->nudged))
+		return;
+	g_atomic_int_set(&idle->nudged, 1);
+	if (write(idle->wake[1], "n", 1) < 0)
+		g_debug("nudging the IDLE thread: %s", g_strerror(errno));
 }
 
 void imap_idle_free(ImapIdle *idle)

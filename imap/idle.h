@@ -46,6 +46,10 @@ ImapIdle *imap_idle_new(const ImapConfig *cfg, guint conn_no,
 
 /* Ends the IDLE (DONE, LOGOUT) and joins the thread; after it returns,
  * @changed is not called again. NULL-safe. */
+/* The server answers other connections again: a watcher pausing after
+ * failed attempts (up to IDLE_PAUSE_MAX) tries again now. Any thread;
+ * cheap when it is connected. */
+void imap_idle_nudge(ImapIdle *idle);
 void imap_idle_free(ImapIdle *idle);
 
 #endif

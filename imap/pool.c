@@ -102,6 +102,8 @@ struct ImapPool {
 	gint changes;
 	ImapSelectFunc select_func;
 	gpointer select_data;
+	void (*reconnected_func)(gpointer);
+	gpointer reconnected_data;
 
 	/* Connector threads still running; imap_pool_free() waits for them,
 	 * so none is inside OpenSSL when the process exits. */
@@ -480,17 +482,19 @@ static gboolean on_connected(gpointer data)
 	if (pool->shutting_down)
 		return G_SOURCE_REMOVE; /* pc is gone; the stream is freed */
 	if (job->stream != NULL) {
-		gboolean was_down;
+		gboolean failed, was_down = !pool_alive(pool);
 
 		pool->connect_failures = 0;
 		pool->backoff_us = 0;
 		g_mutex_lock(&pool->connect_lock);
-		was_down = pool->connect_problem != NULL;
+		failed = pool->connect_problem != NULL;
 		g_clear_pointer(&pool->connect_problem, g_free);
 		g_mutex_unlock(&pool->connect_lock);
 		/* The log said it could not connect: it says this too. */
-		if (was_down)
+		if (failed)
 			g_message("connected to %s again", pool->cfg->host);
+		if ((failed || was_down) && pool->reconnected_func)
+			pool->reconnected_func(pool->reconnected_data);
 		pc_start(pc, g_steal_pointer(&job->stream));
 		pool_dispatch(pool);
 		return G_SOURCE_REMOVE;
@@ -940,6 +944,14 @@ void imap_pool_set_select_func(ImapPool *pool, ImapSelectFunc func,
 	g_return_if_fail(pool != NULL);
 	pool->select_func = func;
 	pool->select_data = user_data;
+}
+
+void imap_pool_set_reconnected_func(ImapPool *pool, void (*func)(gpointer),
+				    gpointer user_data)
+{
+	g_return_if_fail(pool != NULL);
+	pool->reconnected_func = func;
+	pool->reconnected_data = user_data;
 }
 
 const ImapConfig *imap_pool_config(ImapPool *pool)

@@ -79,6 +79,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(ImapPool, imap_pool_free)
 /* Set once, before the first submit. */
 void imap_pool_set_select_func(ImapPool *pool, ImapSelectFunc func,
 			       gpointer user_data);
+/* Runs on the imap-io thread when a connection logs in while none was
+ * (after a drop, or attempts that failed): the server can be reached
+ * again. Set once, likewise. */
+void imap_pool_set_reconnected_func(ImapPool *pool, void (*func)(gpointer),
+				    gpointer user_data);
 
 /* Capabilities of the logged-in server (ImapCaps bits); 0 until a
  * connection has logged in. Any thread. */

@@ -247,3 +247,48 @@ def test_a_listed_mailbox_shows_at_once_when_the_server_goes_silent(
 		assert "shown as it was" in m.stderr(), m.stderr()[-2000:]
 	finally:
 		proxy.stop()
+
+
+def test_new_mail_shows_soon_after_an_outage(server, new_user, mounter):
+	"""The server cannot be reached for a while, so the watcher's pause
+	between attempts has grown (to 16 s here, up to 5 minutes). Once
+	imapfs reaches the server again for anything, the watcher tries at
+	once: new mail shows in about a second, not after the pause or
+	list_ttl."""
+	import time
+	import imapfs_proxy
+
+	user = new_user("outage")
+	conftest.seed_account(server, user, {"INBOX": 1})
+	proxy = imapfs_proxy.LatencyProxy(("127.0.0.1", server["imaps_port"]))
+	port = proxy.port
+	proxy.start()
+	m = mounter.mount(user, opts=["list_ttl=600"], debug=True,
+			  url="imaps://%s@127.0.0.1:%d" % (user, port))
+	inbox = os.path.join(m.path, "INBOX")
+	first = os.listdir(inbox)[0]
+	# the watcher is up (a first connection counts no change)
+	assert wait_until(lambda: re.search(r"\[conn 0\] S: \+ ", m.stderr()),
+			  timeout=10), m.stderr()[-2000:]
+	proxy.stop()
+	assert wait_until(lambda: "trying again in 16 s" in m.stderr(),
+			  timeout=40), m.stderr()[-2000:]
+	proxy = imapfs_proxy.LatencyProxy(("127.0.0.1", server["imaps_port"]),
+					  port=port)
+	proxy.start()
+	try:
+		# anything that reaches the server: a flag set
+		os.setxattr(os.path.join(inbox, first), "user.imap.flags",
+			    b"\\Flagged")
+		c = ts.connect(server, user)
+		try:
+			sm.append(c, "INBOX", sm.make_messages(7, 1)[0])
+		finally:
+			c.logout()
+		start = time.monotonic()
+		assert wait_until(lambda: len(os.listdir(inbox)) == 2,
+				  timeout=30), m.stderr()[-2000:]
+		# the pause had 16 s to go; list_ttl 600
+		assert time.monotonic() - start < 8
+	finally:
+		proxy.stop()
