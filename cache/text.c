@@ -265,19 +265,34 @@ static char *undeclared_iso2022jp(const char *raw)
 	return g_convert(raw, -1, "UTF-8", "ISO-2022-JP-3", NULL, NULL, NULL);
 }
 
+/* @raw as GMime is given it: undeclared ISO-2022-JP in UTF-8, encoded
+ * words as encoded_words_for_gmime() makes them. (transfer full) */
+static char *ready_for_gmime(const char *raw)
+{
+	g_autofree char *jis = undeclared_iso2022jp(raw);
+	const char *text = jis ? jis : raw;
+	char *words = encoded_words_for_gmime(text);
+
+	return words ? words : g_strdup(text);
+}
+
+/* The text of @ready (from ready_for_gmime()) decoded, on one line. */
+static char *decode_ready(const char *ready)
+{
+	g_autofree char *decoded =
+		g_mime_utils_header_decode_text(options, ready);
+
+	return cache_text_one_line(decoded ? decoded : ready);
+}
+
 char *cache_text_decode_header(const char *raw)
 {
-	g_autofree char *decoded = NULL;
-	g_autofree char *jis = NULL;
-	g_autofree char *q = NULL;
+	g_autofree char *ready = NULL;
 
 	if (!raw)
 		return NULL;
-	jis = undeclared_iso2022jp(raw);
-	raw = jis ? jis : raw;
-	q = encoded_words_for_gmime(raw);
-	decoded = g_mime_utils_header_decode_text(options, q ? q : raw);
-	return cache_text_one_line(decoded ? decoded : raw);
+	ready = ready_for_gmime(raw);
+	return decode_ready(ready);
 }
 
 static gboolean blank(const char *s, const char *end)
@@ -355,19 +370,16 @@ char *cache_text_decode_address(const char *raw)
 {
 	InternetAddressList *list;
 	InternetAddressMailbox *mb;
-	g_autofree char *jis = NULL;
-	g_autofree char *q = NULL;
+	g_autofree char *ready = NULL;
 	char *out;
 
 	if (!raw)
 		return NULL;
-	jis = undeclared_iso2022jp(raw);
-	raw = jis ? jis : raw;
-	q = encoded_words_for_gmime(raw);
-	list = internet_address_list_parse(options, q ? q : raw);
+	ready = ready_for_gmime(raw);
+	list = internet_address_list_parse(options, ready);
 	mb = first_mailbox(list);
 	if (!mb) {
-		out = cache_text_decode_header(raw);
+		out = decode_ready(ready);
 	} else {
 		const char *name =
 			internet_address_get_name(INTERNET_ADDRESS(mb));
