@@ -80,7 +80,7 @@ void cache_account_quota(CacheAccount *acct, CacheQuota *out)
 	g_autoptr(CacheWait) wait = NULL;
 	g_autoptr(CacheWait) fresh = NULL;
 	g_autofree char *problem = NULL;
-	gboolean known, is_new;
+	gboolean known, stale, is_new;
 
 	*out = (CacheQuota){0};
 	if (!(imap_pool_caps(acct->pool) & IMAP_CAP_QUOTA))
@@ -88,10 +88,10 @@ void cache_account_quota(CacheAccount *acct, CacheQuota *out)
 	g_mutex_lock(&acct->lock);
 	known = acct->quota_at != 0;
 	*out = acct->quota;
-	is_new = !known ||
-		 g_get_monotonic_time() - acct->quota_at >= acct->list_ttl;
+	stale = !known ||
+		g_get_monotonic_time() - acct->quota_at >= acct->list_ttl;
 	g_mutex_unlock(&acct->lock);
-	if (!is_new)
+	if (!stale)
 		return;
 	fresh = cache_wait_new();
 	wait = cache_account_join(acct, QUOTA_KEY, fresh, &is_new);
