@@ -73,6 +73,7 @@ typedef struct {
 	guint32 uidvalidity;
 	GHashTable *items; /* uid -> Item * (owned) */
 	GArray *uids;	   /* guint32, in order added */
+	gboolean ahead;	   /* fetched ahead of the reader: background */
 } Batch;
 
 static char *job_key(guint32 mailbox_id, guint32 uid)
@@ -292,8 +293,11 @@ static void batch_submit(Batch *batch)
 		return;
 	}
 	set = uid_set(batch->uids);
-	cmd = imap_command_new(&error, IMAP_COMMAND_RETRIABLE,
-			       "UID FETCH %U (BODY.PEEK[])", set);
+	cmd = imap_command_new(
+		&error,
+		IMAP_COMMAND_RETRIABLE |
+			(batch->ahead ? IMAP_COMMAND_BACKGROUND : 0),
+		"UID FETCH %U (BODY.PEEK[])", set);
 	if (!cmd) {
 		on_batch_done(NULL, g_steal_pointer(&error), batch);
 		return;
@@ -388,6 +392,7 @@ static void submit(CacheAccount *acct, guint32 mailbox_id, const char *mailbox,
 		if (!batch) {
 			batch = batch_new(acct, mailbox_id, mailbox,
 					  uidvalidity);
+			batch->ahead = TRUE;
 			batch_bytes = 0;
 		}
 		batch_add(batch, c->uid, c->size, c->size, NULL);

@@ -13,6 +13,15 @@
  * connection is busy elsewhere, one is marked `draining`: it takes no new
  * commands for its mailbox, so it goes idle and can switch.
  *
+ * Background commands (prefetch: IMAP_COMMAND_BACKGROUND) may each carry
+ * megabytes, and a command pipelined behind them waits for all of it: on
+ * a 2 MB/s link a read or a listing of the mailbox being scanned used to
+ * wait 8-16 s. So the others are dispatched first; a background command
+ * goes at most POOL_BACKGROUND_DEPTH deep on a connection (enough to keep
+ * its stream busy) and never onto the last connection free of background
+ * work; and a foreground command takes a connection free of it (selecting
+ * its mailbox there, or opening one) before it queues behind one.
+ *
  * Connections are opened by short-lived connector threads running the
  * blocking imap_stream_connect(); the stream is handed back through an idle
  * source on the imap-io context (never g_main_context_invoke, which could
@@ -43,6 +52,7 @@
 #define POOL_MAX_CONNECT_FAILURES 3
 #define POOL_BACKOFF_MIN_US	  (200 * 1000)
 #define POOL_BACKOFF_MAX_US	  (10 * G_USEC_PER_SEC)
+#define POOL_BACKGROUND_DEPTH	  2
 
 typedef struct PoolConn PoolConn;
 
@@ -89,6 +99,7 @@ struct PoolConn {
 	GError *select_error; /* the last SELECT failed: why, for the
 			       * commands that were sent behind it */
 	gboolean draining;
+	guint background; /* IMAP_COMMAND_BACKGROUND commands in flight */
 };
 
 struct ImapPool {
@@ -152,6 +163,12 @@ static void req_free(PoolReq *req)
 	if (req->untagged != NULL)
 		g_ptr_array_unref(req->untagged);
 	g_free(req);
+}
+
+static gboolean req_background(const PoolReq *req)
+{
+	return req->kind == REQ_USER &&
+	       (imap_command_flags(req->cmd) & IMAP_COMMAND_BACKGROUND);
 }
 
 static ImapReply *reply_from(const ImapResponse *resp, GPtrArray *untagged,
@@ -386,6 +403,8 @@ static void on_conn_tagged(ImapConn *conn, gpointer cmd_data,
 		ImapReply *reply = reply_from(resp, req->untagged, uidv);
 		GError *error = NULL;
 
+		if (req_background(req))
+			pc->background--;
 		if (resp->status != IMAP_STATUS_OK && req->behind_select &&
 		    pc->select_error != NULL)
 			/* Its SELECT failed, so it ran with no mailbox
@@ -589,6 +608,8 @@ static void pc_catch_up(PoolConn *pc)
 
 static void pc_send(PoolConn *pc, PoolReq *req)
 {
+	if (req_background(req))
+		pc->background++;
 	if (req->kind == REQ_USER && req->mailbox != NULL &&
 	    pc->state == PC_READY)
 		pc_catch_up(pc);
@@ -636,32 +657,68 @@ static gboolean pc_usable(const PoolConn *pc)
 	return pc->state != PC_CONNECTING && imap_conn_is_alive(pc->conn);
 }
 
-/* Where @req can go now, or NULL; *out_need: a new connection would
- * help. May start a SELECT. */
-static PoolConn *pool_route(ImapPool *pool, PoolReq *req, gboolean *out_need)
+static guint pool_background_conns(const ImapPool *pool)
+{
+	guint n = 0;
+
+	for (guint i = 0; i < pool->conns->len; i++)
+		if (((PoolConn *)pool->conns->pdata[i])->background > 0)
+			n++;
+	return n;
+}
+
+/* Whether a background command may go to @pc as far as priority goes:
+ * not too deep, and one connection stays free of background work. */
+static gboolean pc_takes_background(const ImapPool *pool, const PoolConn *pc)
+{
+	if (pc->background >= POOL_BACKGROUND_DEPTH)
+		return FALSE;
+	return pc->background > 0 || pool->cfg->max_conns < 2 ||
+	       pool_background_conns(pool) + 1 < pool->cfg->max_conns;
+}
+
+/* Whether @pc suits @req as far as priority goes; @avoid: a foreground
+ * @req takes only a connection free of background work. */
+static gboolean pc_fits(const ImapPool *pool, const PoolConn *pc,
+			const PoolReq *req, gboolean avoid)
+{
+	if (req_background(req))
+		return pc_takes_background(pool, pc);
+	return !avoid || pc->background == 0;
+}
+
+/* pool_route() for a command that needs no mailbox selected. */
+static PoolConn *route_any(ImapPool *pool, PoolReq *req, gboolean avoid)
 {
 	PoolConn *best = NULL;
 
-	*out_need = FALSE;
-	if (req->mailbox == NULL) {
-		for (guint i = 0; i < pool->conns->len; i++) {
-			PoolConn *pc = pool->conns->pdata[i];
-			if (!pc_usable(pc) || pc->draining ||
-			    !imap_conn_has_room(pc->conn))
-				continue;
-			if (best == NULL ||
-			    imap_conn_outstanding(pc->conn) <
-				    imap_conn_outstanding(best->conn))
-				best = pc;
-		}
-		*out_need = best == NULL;
-		return best;
+	for (guint i = 0; i < pool->conns->len; i++) {
+		PoolConn *pc = pool->conns->pdata[i];
+		if (!pc_usable(pc) || pc->draining ||
+		    !imap_conn_has_room(pc->conn) ||
+		    !pc_fits(pool, pc, req, avoid))
+			continue;
+		if (best == NULL || imap_conn_outstanding(pc->conn) <
+					    imap_conn_outstanding(best->conn))
+			best = pc;
 	}
+	return best;
+}
+
+/* pool_route() for a command that needs its mailbox selected: a
+ * connection that has it, or is selecting it, or an idle one (which then
+ * SELECTs it). *out_wait: none of these can take @req yet, but one is
+ * selecting its mailbox for it. */
+static PoolConn *route_mailbox(ImapPool *pool, PoolReq *req, gboolean avoid,
+			       gboolean *out_wait)
+{
+	*out_wait = FALSE;
 	for (guint i = 0; i < pool->conns->len; i++) {
 		PoolConn *pc = pool->conns->pdata[i];
 		if (pc_usable(pc) && pc->state == PC_READY && !pc->draining &&
 		    g_strcmp0(pc->selected, req->mailbox) == 0 &&
-		    imap_conn_has_room(pc->conn))
+		    imap_conn_has_room(pc->conn) &&
+		    pc_fits(pool, pc, req, avoid))
 			return pc;
 	}
 	/* Commands may follow a SELECT of their mailbox in the pipeline
@@ -673,23 +730,64 @@ static PoolConn *pool_route(ImapPool *pool, PoolReq *req, gboolean *out_need)
 	for (guint i = 0; i < pool->conns->len; i++) {
 		PoolConn *pc = pool->conns->pdata[i];
 		if (pc_usable(pc) && pc->state == PC_SELECTING &&
-		    g_strcmp0(pc->selecting, req->mailbox) == 0)
-			return imap_conn_has_room(pc->conn) && !req->uidvalidity
-				       ? pc
-				       : NULL;
+		    g_strcmp0(pc->selecting, req->mailbox) == 0 &&
+		    pc_fits(pool, pc, req, avoid)) {
+			if (imap_conn_has_room(pc->conn) && !req->uidvalidity)
+				return pc;
+			*out_wait = TRUE;
+			return NULL;
+		}
 	}
 	for (guint i = 0; i < pool->conns->len; i++) {
 		PoolConn *pc = pool->conns->pdata[i];
 		if (pc_usable(pc) && pc->state == PC_READY &&
-		    imap_conn_outstanding(pc->conn) == 0) {
+		    imap_conn_outstanding(pc->conn) == 0 &&
+		    pc_fits(pool, pc, req, avoid)) {
 			pc_select(pc, req->mailbox);
-			return pc->state == PC_SELECTING && !req->uidvalidity
-				       ? pc
-				       : NULL;
+			if (pc->state == PC_SELECTING && !req->uidvalidity)
+				return pc;
+			*out_wait = TRUE;
+			return NULL;
 		}
 	}
-	*out_need = TRUE;
 	return NULL;
+}
+
+/* Where @req can go now, or NULL; *out_need: a new connection would
+ * help. May start a SELECT. Unless the pool has a single connection, a
+ * foreground command takes only a connection free of background work
+ * (which the pool always keeps, or opens), never one behind it. */
+static PoolConn *pool_route(ImapPool *pool, PoolReq *req, gboolean *out_need)
+{
+	gboolean background = req_background(req);
+	gboolean avoid = !background && pool->cfg->max_conns >= 2;
+	gboolean wait = FALSE;
+	PoolConn *pc;
+
+	*out_need = FALSE;
+	if (req->mailbox == NULL) {
+		pc = route_any(pool, req, avoid);
+		*out_need = pc == NULL;
+		return pc;
+	}
+	pc = route_mailbox(pool, req, avoid, &wait);
+	if (pc != NULL || wait)
+		return pc;
+	/* A new connection helps background work only where it may take
+	 * some. */
+	*out_need = !background || pool->cfg->max_conns < 2 ||
+		    pool_background_conns(pool) + 1 < pool->cfg->max_conns;
+	return NULL;
+}
+
+/* Every connection carries background work: a command the user waits for
+ * would have to wait for a connection to be opened. */
+static gboolean pool_lacks_spare(const ImapPool *pool)
+{
+	guint n = pool_background_conns(pool);
+
+	return n > 0 && n == pool->conns->len &&
+	       pool->conns->len < pool->cfg->max_conns;
 }
 
 static gboolean on_retry_timer(gpointer data)
@@ -735,7 +833,7 @@ static void pool_grow(ImapPool *pool, guint needed, gboolean mailbox_needed)
 	    pool->conns->len < pool->cfg->max_conns)
 		return;
 	/* Full and busy: let the least loaded connection drain so that it
-	 * can switch mailbox. */
+	 * can switch mailbox; one with background work drains last. */
 	PoolConn *best = NULL;
 	for (guint i = 0; i < pool->conns->len; i++) {
 		PoolConn *pc = pool->conns->pdata[i];
@@ -743,8 +841,10 @@ static void pool_grow(ImapPool *pool, guint needed, gboolean mailbox_needed)
 			continue;
 		if (pc->draining || pc->state == PC_SELECTING)
 			return;
-		if (best == NULL || imap_conn_outstanding(pc->conn) <
-					    imap_conn_outstanding(best->conn))
+		if (best == NULL || pc->background < best->background ||
+		    (pc->background == best->background &&
+		     imap_conn_outstanding(pc->conn) <
+			     imap_conn_outstanding(best->conn)))
 			best = pc;
 	}
 	if (best != NULL)
@@ -774,42 +874,56 @@ static gboolean pool_alive(ImapPool *pool)
 static void pool_dispatch(ImapPool *pool)
 {
 	g_autoptr(GHashTable) need = g_hash_table_new(g_str_hash, g_str_equal);
-	gboolean need_any = FALSE;
-	GList *l;
+	gboolean need_any = FALSE, need_switch = FALSE;
 
 	if (pool->shutting_down)
 		return;
-	l = pool->waiting.head;
-	while (l != NULL) {
-		GList *next = l->next;
-		PoolReq *req = l->data;
-		gboolean more;
-		PoolConn *pc = pool_route(pool, req, &more);
+	/* Foreground commands first, then background ones; each in the
+	 * order they came. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (GList *l = pool->waiting.head, *next; l != NULL;
+		     l = next) {
+			PoolReq *req = l->data;
+			gboolean more;
+			PoolConn *pc;
 
-		/* Selected before the request came, a connection may show
-		 * a mailbox that another client has made anew since: it
-		 * SELECTs again rather than fail the request on old news. */
-		while (pc != NULL && req->uidvalidity &&
-		       pc->uidvalidity != req->uidvalidity &&
-		       pc->select_seq <= req->since) {
-			g_clear_pointer(&pc->selected, g_free);
+			next = l->next;
+			if (req_background(req) != (pass == 1))
+				continue;
 			pc = pool_route(pool, req, &more);
+
+			/* Selected before the request came, a connection may
+			 * show a mailbox that another client has made anew
+			 * since: it SELECTs again rather than fail the request
+			 * on old news. */
+			while (pc != NULL && req->uidvalidity &&
+			       pc->uidvalidity != req->uidvalidity &&
+			       pc->select_seq <= req->since) {
+				g_clear_pointer(&pc->selected, g_free);
+				pc = pool_route(pool, req, &more);
+			}
+			if (pc != NULL) {
+				g_queue_delete_link(&pool->waiting, l);
+				if (req->uidvalidity &&
+				    pc->uidvalidity != req->uidvalidity)
+					fail_uidvalidity(req, pc->uidvalidity);
+				else
+					pc_send(pc, req);
+			} else if (more) {
+				if (req->mailbox != NULL)
+					g_hash_table_add(need, req->mailbox);
+				else
+					need_any = TRUE;
+				/* Background work waits rather than make a
+				 * connection switch mailbox. */
+				need_switch |=
+					req->mailbox != NULL && pass == 0;
+			}
 		}
-		if (pc != NULL) {
-			g_queue_delete_link(&pool->waiting, l);
-			if (req->uidvalidity &&
-			    pc->uidvalidity != req->uidvalidity)
-				fail_uidvalidity(req, pc->uidvalidity);
-			else
-				pc_send(pc, req);
-		} else if (more) {
-			if (req->mailbox != NULL)
-				g_hash_table_add(need, req->mailbox);
-			else
-				need_any = TRUE;
-		}
-		l = next;
 	}
+	/* Keep a connection ready for what the user asks while background
+	 * work streams on the others. */
+	need_any |= pool_lacks_spare(pool);
 	if (g_hash_table_size(need) == 0 && !need_any)
 		return;
 	/* With no connection left and logins held back after a refusal,
@@ -824,7 +938,7 @@ static void pool_dispatch(ImapPool *pool)
 		}
 	}
 	pool_grow(pool, g_hash_table_size(need) + (need_any ? 1 : 0),
-		  g_hash_table_size(need) > 0);
+		  need_switch);
 }
 
 /* ---- public API ------------------------------------------------------ */

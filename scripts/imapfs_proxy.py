@@ -10,6 +10,7 @@ chunk it forwards by a one-way delay (RTT / 2) in each direction.
     ...                             # clients connect to p.port
     c = p.counters()                # dict: see Counters below
     p.set_rtt(60)                   # applies to chunks read from now on
+    p.set_rate(2e6)                 # bytes/s each way, all connections
     p.stop()
 
 Each direction of each connection has a reader thread and a writer
@@ -19,7 +20,14 @@ time and sends it.  Chunks keep their order and many may be in flight at
 once, so the delay does not cap the bandwidth; the queue bound (like a
 TCP window) limits the bytes in flight per direction.
 
-Counters: bytes each way, connections accepted, and "turns": on each
+With a rate, chunks also leave no faster than that many bytes a second
+in each direction, all connections together, as through a slow link
+that queues each connection's packets apart (fair queueing): 16 KB
+slices take turns, so a connection waits for a slice of each other
+busy one, never for a whole backlog of theirs.
+
+Counters: bytes each way as read ("bytes_*") and as passed on after
+the delay and the rate ("sent_*"), connections accepted, and "turns": on each
 connection, the times a chunk from the client follows one from the
 server (or opens the connection).  A client that waits for each answer
 before its next request makes one turn per request; a pipelining client
@@ -32,6 +40,8 @@ import threading
 import time
 
 CHUNK = 256 * 1024
+# What a rate-limited direction sends at a time.
+SLICE = 16 * 1024
 # Bytes in flight per direction before the reader waits (a window).
 WINDOW = 32 * 1024 * 1024
 
@@ -49,9 +59,12 @@ class _Conn:
 
 
 class LatencyProxy:
-	def __init__(self, upstream, rtt_ms=0.0, host="127.0.0.1", port=0):
+	def __init__(self, upstream, rtt_ms=0.0, host="127.0.0.1", port=0,
+		     rate=0):
 		self.upstream = upstream
 		self.delay = rtt_ms / 2000.0
+		self.rate = rate
+		self.free_at = {"c2s": 0.0, "s2c": 0.0}
 		self.lock = threading.Lock()
 		self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 		self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -69,6 +82,19 @@ class LatencyProxy:
 	def set_rtt(self, rtt_ms):
 		self.delay = rtt_ms / 2000.0
 
+	def set_rate(self, rate):
+		"""Bytes a second each way; 0: no limit."""
+		self.rate = rate
+
+	def _paced(self, direction, due, n):
+		"""When a chunk of @n bytes due at @due may leave."""
+		if not self.rate:
+			return due
+		with self.lock:
+			at = max(due, self.free_at[direction])
+			self.free_at[direction] = at + n / self.rate
+		return at
+
 	def rtt_ms(self):
 		return self.delay * 2000.0
 
@@ -78,6 +104,7 @@ class LatencyProxy:
 			self.s2c = 0
 			self.c2s_chunks = 0
 			self.s2c_chunks = 0
+			self.sent = {"c2s": 0, "s2c": 0}
 			self.turns = 0
 			self.accepted = 0
 
@@ -85,8 +112,11 @@ class LatencyProxy:
 		with self.lock:
 			return {
 				"rtt_ms": self.rtt_ms(),
+				"rate": self.rate,
 				"bytes_c2s": self.c2s,
 				"bytes_s2c": self.s2c,
+				"sent_c2s": self.sent["c2s"],
+				"sent_s2c": self.sent["s2c"],
 				"chunks_c2s": self.c2s_chunks,
 				"chunks_s2c": self.s2c_chunks,
 				"turns": self.turns,
@@ -190,14 +220,24 @@ class LatencyProxy:
 					due, data = q.popleft()
 					state["bytes"] -= len(data)
 					cond.notify_all()
-				wait = due - time.monotonic()
-				if wait > 0:
-					time.sleep(wait)
-				if ok:
-					try:
-						dst.sendall(data)
-					except OSError:
-						ok = False
+				# Paced a slice at a time, so that connections
+				# share the rate by bytes, not by chunks.
+				step = SLICE if self.rate else len(data)
+				for i in range(0, len(data), step):
+					piece = data[i:i + step]
+					at = self._paced(direction, max(
+						due, time.monotonic()), len(piece))
+					wait = at - time.monotonic()
+					if wait > 0:
+						time.sleep(wait)
+					if ok:
+						try:
+							dst.sendall(piece)
+						except OSError:
+							ok = False
+					if ok:
+						self._count_sent(direction,
+								 len(piece))
 			try:
 				dst.shutdown(socket.SHUT_WR)
 			except OSError:
@@ -220,6 +260,10 @@ class LatencyProxy:
 				self.s2c += n
 				self.s2c_chunks += 1
 			conn.last = direction
+
+	def _count_sent(self, direction, n):
+		with self.lock:
+			self.sent[direction] += n
 
 	def _finish(self, conn):
 		with conn.lock:

@@ -193,7 +193,10 @@ def test_a_read_waiting_on_the_server_holds_up_nothing(server, new_user,
 	w = witness(user)
 	recs = fresh(w, "INBOX")
 	held = fresh(w, "Other")[0]
-	proxy = HoldAfterCommand(server["imap_port"], b"BODY.PEEK[")
+	# Its own FETCH: the prefetch of the messages after it may go on
+	# another connection.
+	proxy = HoldAfterCommand(server["imap_port"],
+				 b"UID FETCH %d (BODY.PEEK[])" % held["uid"])
 	try:
 		m = proxy.mount(mounter, user,
 				opts=[loop] if loop != "spin" else [])
