@@ -280,10 +280,8 @@ static gboolean notify_all(ImapIdle *idle, ImapStream *stream, gboolean *out_on,
 }
 
 /* EXAMINE, NOTIFY, then IDLE after IDLE until asked to stop (TRUE) or the
- * connection fails (FALSE). After a reconnection (@again), whatever
- * happened meanwhile counts as a change. */
-static gboolean watch(ImapIdle *idle, ImapStream *stream, gboolean again,
-		      GError **error)
+ * connection fails (FALSE). */
+static gboolean watch(ImapIdle *idle, ImapStream *stream, GError **error)
 {
 	ImapCommand *examine =
 		imap_command_new(error, 0, "EXAMINE %q", idle->mailbox);
@@ -292,11 +290,14 @@ static gboolean watch(ImapIdle *idle, ImapStream *stream, gboolean again,
 	if (examine == NULL || !imap_stream_run(stream, examine, NULL, error) ||
 	    !notify_all(idle, stream, &all, error))
 		return FALSE;
-	/* Had NOTIFY been on, changes anywhere may have been missed. */
+	/* What changed before the watch began went unseen: while the
+	 * connection was down, or, on the first, between the mount's first
+	 * listings and now. It counts as a change (anywhere, had NOTIFY been
+	 * on); the cache refreshes only what it has listed. */
 	idle->notified |= all;
-	if (again && idle->notified)
+	if (idle->notified)
 		idle->changed(NULL, IMAP_IDLE_ANY, idle->user_data);
-	else if (again)
+	else
 		idle->changed(idle->mailbox, IMAP_IDLE_MESSAGES,
 			      idle->user_data);
 	while (!stopping(idle))
@@ -311,7 +312,6 @@ static gpointer idle_main(gpointer data)
 {
 	ImapIdle *idle = data;
 	guint pause_s = 1;
-	gboolean again = FALSE; /* a connection was up before */
 
 	while (!stopping(idle)) {
 		g_autoptr(GError) error = NULL;
@@ -329,8 +329,7 @@ static gpointer idle_main(gpointer data)
 
 			if (!set_fd(idle, imap_stream_fd(stream)))
 				break;
-			stopped = watch(idle, stream, again, &error);
-			again = TRUE;
+			stopped = watch(idle, stream, &error);
 			set_fd(idle, -1);
 			if (stopped || stopping(idle))
 				break;

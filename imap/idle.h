@@ -27,13 +27,14 @@ typedef enum {
 	IMAP_IDLE_MAILBOXES, /* mailboxes were made, deleted or renamed;
 			      * @mailbox is NULL */
 	IMAP_IDLE_ANY,	     /* anything, anywhere (changes may have been
-			      * missed while the connection was down, with
+			      * missed before the watch began, with
 			      * NOTIFY); @mailbox is NULL */
 } ImapIdleChange;
 
-/* Runs on the watcher's thread; @mailbox is a wire name. After each
- * reconnection it runs with IMAP_IDLE_MESSAGES for the mailbox watched
- * (IMAP_IDLE_ANY with NOTIFY), since changes may have been missed. */
+/* Runs on the watcher's thread; @mailbox is a wire name. Each time the
+ * watch begins (at the first connection and after each reconnection) it
+ * runs with IMAP_IDLE_MESSAGES for the mailbox watched (IMAP_IDLE_ANY
+ * with NOTIFY), since changes before that went unseen. */
 typedef void (*ImapIdleFunc)(const char *mailbox, ImapIdleChange change,
 			     gpointer user_data);
 

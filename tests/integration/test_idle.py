@@ -60,6 +60,33 @@ def test_a_new_message_shows_at_once(server, inbox, mounter, witness):
 		assert sha256(f.read()) == sha256(sample.raw)
 
 
+def test_mail_that_came_before_the_watch_began_shows(server, inbox, mounter,
+						     witness):
+	"""INBOX is listed before the watcher's IDLE has begun (its EXAMINE
+	reaches the server late), and a message comes in between: it shows
+	once the watch begins, not after list_ttl."""
+	from writehelpers import HoldCommand
+
+	proxy = HoldCommand(server["imap_port"], b"EXAMINE")
+	try:
+		m = proxy.mount(mounter, inbox, opts=["list_ttl=600"])
+		before = names(m)
+		assert len(before) == 3
+		assert proxy.cut.wait(10), "the watcher sent no EXAMINE"
+		writer = Writer(server, inbox)
+		try:
+			writer.append("INBOX", sm.make_messages(53, 1)[0])
+		finally:
+			writer.close()
+		proxy.released.set()
+		want = sorted(r["name"] for r in fresh(witness(inbox), "INBOX"))
+		assert len(want) == 4
+		assert wait_until(lambda: names(m) == want, timeout=15), \
+			(names(m), want, m.stderr()[-3000:])
+	finally:
+		proxy.stop()
+
+
 def test_an_expunge_and_a_flag_change_show_at_once(server, inbox, mounter,
 						   witness):
 	m = mounter.mount(inbox, debug=True)

@@ -268,6 +268,30 @@ class HoldAfterCommand(CutAfterCommand):
 		super().stop()
 
 
+class HoldCommand(CutAfterCommand):
+	"""Holds the first command holding WORD back from the server until
+	released, then passes it on and goes on as a plain proxy: a command
+	the server sees late."""
+
+	def __init__(self, port, word):
+		import threading
+
+		self.released = threading.Event()
+		super().__init__(port, word)
+
+	def _holds(self, conn):
+		return False
+
+	def _on_command(self, data, to_server, conn):
+		self.released.wait()
+		to_server.sendall(data)
+		return False
+
+	def stop(self):
+		self.released.set()
+		super().stop()
+
+
 class QuietAfterFirst(CutAfterCommand):
 	"""Forwards the first connection (imapfs's login at mount, which its
 	pool keeps); later ones are accepted and left silent: a server that
