@@ -64,7 +64,8 @@ CacheWait *cache_account_join(CacheAccount *acct, const char *key,
 gboolean cache_account_block(CacheAccount *acct, CacheWait *wait,
 			     GCancellable *cancel, GError **error);
 /* The same for @wait_s seconds at most (0: the timeout), not cancellable
- * but by cache_account_end(). */
+ * but by cache_account_end(); with @wait_s, not at all while the server
+ * cannot be reached (CACHE_ERROR_TIMEOUT). */
 gboolean cache_account_block_within(CacheAccount *acct, CacheWait *wait,
 				    guint wait_s, GError **error);
 

@@ -275,6 +275,16 @@ static void cancel_too(GCancellable *ending, gpointer cancel)
 gboolean cache_account_block_within(CacheAccount *acct, CacheWait *wait,
 				    guint wait_s, GError **error)
 {
+	g_autofree char *problem = NULL;
+
+	/* A refresh of what is shown already would only wait out its time
+	 * while the server cannot be reached: it goes on behind, and what
+	 * was shown is shown at once. */
+	if (wait_s && (problem = imap_pool_unreachable(acct->pool))) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_TIMEOUT,
+			    "the server cannot be reached: %s", problem);
+		return FALSE;
+	}
 	if (!wait_s || wait_s > acct->timeout_s)
 		wait_s = acct->timeout_s;
 	return cache_wait_block(wait, wait_s, acct->ending, error);

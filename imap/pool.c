@@ -111,6 +111,7 @@ struct ImapPool {
 	 * connection, or news from the watcher): a connection that selected
 	 * its mailbox before the last one may not see them yet. */
 	gint changes;
+	gint logged_in; /* atomic; connections past login */
 	ImapSelectFunc select_func;
 	gpointer select_data;
 	void (*reconnected_func)(gpointer);
@@ -268,6 +269,8 @@ static void pc_free(PoolConn *pc)
 
 static void pool_remove_conn(ImapPool *pool, PoolConn *pc)
 {
+	if (pc->state != PC_CONNECTING)
+		g_atomic_int_add(&pool->logged_in, -1);
 	g_ptr_array_remove(pool->conns, pc);
 }
 
@@ -480,6 +483,7 @@ static void pc_start(PoolConn *pc, ImapStream *stream)
 	pc->conn = imap_conn_new(stream, imap_io_context(pool->io), POOL_DEPTH,
 				 &pool_conn_handlers, pc);
 	pc->state = PC_READY;
+	g_atomic_int_inc(&pool->logged_in);
 }
 
 static void connect_job_free(gpointer data)
@@ -1179,6 +1183,15 @@ void imap_pool_submit_uids(ImapPool *pool, const char *mailbox,
 void imap_pool_note_change(ImapPool *pool)
 {
 	g_atomic_int_inc(&pool->changes);
+}
+
+char *imap_pool_unreachable(ImapPool *pool)
+{
+	char *problem = imap_pool_connect_problem(pool);
+
+	if (problem != NULL && g_atomic_int_get(&pool->logged_in) > 0)
+		g_clear_pointer(&problem, g_free);
+	return problem;
 }
 
 char *imap_pool_connect_problem(ImapPool *pool)

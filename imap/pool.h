@@ -114,6 +114,10 @@ void imap_pool_submit_uids(ImapPool *pool, const char *mailbox,
  * one succeeded (transfer full). Any thread. */
 char *imap_pool_connect_problem(ImapPool *pool);
 
+/* As imap_pool_connect_problem(), but NULL while some connection is
+ * logged in: why the server cannot be reached now. Any thread. */
+char *imap_pool_unreachable(ImapPool *pool);
+
 /* Says that messages may have come to some mailbox by other means than
  * this pool's commands (another client: the watcher's news), so that
  * connections bring their view up to date before their next command.

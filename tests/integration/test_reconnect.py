@@ -249,6 +249,32 @@ def test_a_listed_mailbox_shows_at_once_when_the_server_goes_silent(
 		proxy.stop()
 
 
+def test_listings_show_at_once_while_connections_are_refused(
+		server, new_user, mounter):
+	"""The server refuses connections (down, or a firewall that rejects
+	them): once imapfs has found that out, ls of what it has listed
+	shows it as it was without waiting for a refresh at each step, and
+	the log says why."""
+	import time
+	import imapfs_proxy
+
+	user = new_user("refused")
+	conftest.seed_account(server, user, {"INBOX": 3, "Other": 2})
+	proxy = imapfs_proxy.LatencyProxy(("127.0.0.1", server["imaps_port"]))
+	proxy.start()
+	m = mounter.mount(user, opts=["list_ttl=1", "noidle"],
+			  url="imaps://%s@127.0.0.1:%d" % (user, proxy.port))
+	dirs = [m.path] + [os.path.join(m.path, d) for d in ("INBOX", "Other")]
+	before = [sorted(os.listdir(d)) for d in dirs]
+	proxy.stop()
+	time.sleep(1.5)			# the listings are stale
+	for _ in range(2):
+		assert [sorted(os.listdir(d)) for d in dirs] == before
+	log = m.stderr()
+	assert "shown as it was" in log, log[-2000:]
+	assert "the server cannot be reached" in log, log[-2000:]
+
+
 def test_new_mail_shows_soon_after_an_outage(server, new_user, mounter):
 	"""The server cannot be reached for a while, so the watcher's pause
 	between attempts has grown (to 16 s here, up to 5 minutes). Once
@@ -267,7 +293,7 @@ def test_new_mail_shows_soon_after_an_outage(server, new_user, mounter):
 			  url="imaps://%s@127.0.0.1:%d" % (user, port))
 	inbox = os.path.join(m.path, "INBOX")
 	first = os.listdir(inbox)[0]
-	# the watcher is up (a first connection counts no change)
+	# the watcher is up
 	assert wait_until(lambda: re.search(r"\[conn 0\] S: \+ ", m.stderr()),
 			  timeout=10), m.stderr()[-2000:]
 	proxy.stop()
