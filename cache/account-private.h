@@ -31,6 +31,8 @@ struct CacheAccount {
 
 	/* Prefetch (cache/prefetch.c), under lock: */
 	GHashTable *scans;	/* mailbox id -> Scan * */
+	GHashTable *ahead;	/* job key -> its prefetch batch, while
+				 * background (cache/prefetch.c) */
 	guint64 prefetch_bytes; /* bytes asked for and not yet arrived */
 	gboolean no_condstore;	/* the server refused a CONDSTORE refresh */
 

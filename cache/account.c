@@ -230,6 +230,7 @@ CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 				      (GDestroyNotify)cache_wait_unref);
 	acct->walk_order = -1;
 	acct->ending = g_cancellable_new();
+	acct->ahead = g_hash_table_new(g_str_hash, g_str_equal);
 	acct->scans = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
 					    g_free);
 	imap_pool_set_select_func(pool, cache_sync_on_select, acct);
@@ -254,6 +255,7 @@ void cache_account_free(CacheAccount *acct)
 	g_free(acct->index_path);
 	g_hash_table_unref(acct->inflight);
 	g_hash_table_unref(acct->scans);
+	g_hash_table_unref(acct->ahead);
 	cache_index_free(acct->index);
 	cache_store_free(acct->store);
 	g_object_unref(acct->ending);
@@ -820,11 +822,13 @@ static gboolean locate(CacheAccount *acct, CacheMsgRef ref, MsgPlace *out,
 }
 
 /* Fetches what a read of [off, off+len) needs, or joins the fetch that is
- * already under way, and waits for it. */
+ * already under way, and waits for it. With @note_read, tells the
+ * prefetch's detector of a read from offset 0 once the fetch is asked
+ * for. */
 static gboolean fetch_for_read(CacheAccount *acct, CacheMsgRef ref,
 			       const MsgPlace *place, goffset off, gsize len,
-			       gboolean whole, GCancellable *cancel,
-			       GError **error)
+			       gboolean whole, gboolean note_read,
+			       GCancellable *cancel, GError **error)
 {
 	g_autoptr(CacheWait) fresh = cache_wait_new();
 	g_autoptr(CacheWait) wait = NULL;
@@ -838,7 +842,8 @@ static gboolean fetch_for_read(CacheAccount *acct, CacheMsgRef ref,
 
 	if (whole)
 		return cache_prefetch_whole(acct, ref, place->mailbox,
-					    place->uidvalidity, cancel, error);
+					    place->uidvalidity, note_read,
+					    cancel, error);
 	/* Reading on from the chunk before: read further ahead. */
 	if (start >= CACHE_STORE_CHUNK) {
 		prev = cache_store_open_range(acct->store, &ck, place->size,
@@ -873,6 +878,8 @@ static gboolean fetch_for_read(CacheAccount *acct, CacheMsgRef ref,
 					 ref.uid, (guint)start, (guint)span),
 			on_fetch_data, on_fetch_done, job);
 	}
+	if (note_read)
+		cache_prefetch_note_read(acct, ref);
 	return cache_account_block(acct, wait, cancel, error);
 }
 
@@ -900,10 +907,12 @@ static gboolean read_message(CacheAccount *acct, CacheMsgRef ref,
 			     CacheSpan *out_span, GCancellable *cancel,
 			     GError **error)
 {
-	*out_span = (CacheSpan){.fd = -1, .borrowed = FALSE};
+	/* A read from offset 0 is told to the prefetch's detector once, after
+	 * this read's own fetch (if any) is asked for, which must not go
+	 * behind what the detector then fetches ahead. */
+	gboolean noted = off != 0;
 
-	if (off == 0)
-		cache_prefetch_note_read(acct, ref);
+	*out_span = (CacheSpan){.fd = -1, .borrowed = FALSE};
 	for (guint attempt = 0; attempt < 4; attempt++) {
 		MsgPlace place = {0};
 		CacheKey key;
@@ -925,10 +934,14 @@ static gboolean read_message(CacheAccount *acct, CacheMsgRef ref,
 		key = (CacheKey){place.mailbox, place.uidvalidity, ref.uid};
 		if ((guint64)off >= place.size) {
 			g_free(place.mailbox);
+			if (!noted)
+				cache_prefetch_note_read(acct, ref);
 			out_span->len = 0;
 			return TRUE;
 		}
 		fd = cache_store_open_complete(acct->store, &key);
+		if (fd >= 0 && !noted)
+			cache_prefetch_note_read(acct, ref);
 		if (fd >= 0) {
 			g_free(place.mailbox);
 			/* The file on disk is the whole message: its size is
@@ -948,6 +961,9 @@ static gboolean read_message(CacheAccount *acct, CacheMsgRef ref,
 
 			if (pending) {
 				g_free(place.mailbox);
+				if (!noted)
+					cache_prefetch_note_read(acct, ref);
+				noted = TRUE;
 				if (!cache_account_block(acct, pending, cancel,
 							 error))
 					return FALSE;
@@ -957,17 +973,20 @@ static gboolean read_message(CacheAccount *acct, CacheMsgRef ref,
 						    place.size, off, len);
 			if (fd >= 0) {
 				g_free(place.mailbox);
+				if (!noted)
+					cache_prefetch_note_read(acct, ref);
 				out_span->fd = fd;
 				out_span->pos = off;
 				out_span->len = MIN(len, place.size - off);
 				return TRUE;
 			}
 		}
-		if (!fetch_for_read(acct, ref, &place, off, len, whole, cancel,
-				    error)) {
+		if (!fetch_for_read(acct, ref, &place, off, len, whole, !noted,
+				    cancel, error)) {
 			g_free(place.mailbox);
 			return FALSE;
 		}
+		noted = TRUE;
 		g_free(place.mailbox);
 	}
 	g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_IO,
@@ -1022,7 +1041,7 @@ gboolean cache_account_keep(CacheAccount *acct, CacheMsgRef ref, GError **error)
 		close(fd);
 	else
 		ok = fetch_for_read(acct, ref, &place, 0, place.size, TRUE,
-				    NULL, error);
+				    FALSE, NULL, error);
 	g_free(place.mailbox);
 	return ok;
 }

@@ -24,6 +24,10 @@
  * is full), so what is fetched ahead is not evicted before it is read.
  * Once a scan has brought in its mailbox's last message, cache/lookahead.c
  * starts on the mailbox a walk visits next, through cache_prefetch_begin().
+ *
+ * Batches fetched ahead are background commands for the pool, which sends
+ * them after what the user waits for (imap/pool.c). A reader that comes to
+ * wait for a message of one has it hurried: it may still be queued.
  */
 #include "cache/prefetch.h"
 
@@ -155,6 +159,11 @@ static void next_mailbox_if_last(CacheAccount *acct, guint32 mailbox_id,
  * imap-io thread. */
 static void item_finish(Batch *batch, Item *item, const GError *error)
 {
+	if (batch->ahead) {
+		g_mutex_lock(&batch->acct->lock);
+		g_hash_table_remove(batch->acct->ahead, item->key);
+		g_mutex_unlock(&batch->acct->lock);
+	}
 	item->done = TRUE;
 	release_budget(batch->acct, item->budget);
 	item->budget = 0;
@@ -251,6 +260,12 @@ static void batch_add(Batch *batch, guint32 uid, guint64 size, guint64 budget,
 		item->wait = cache_wait_ref(wait);
 		g_hash_table_insert(batch->items, GUINT_TO_POINTER(uid), item);
 		g_array_append_val(batch->uids, uid);
+		if (batch->ahead) {
+			g_mutex_lock(&batch->acct->lock);
+			g_hash_table_insert(batch->acct->ahead, item->key,
+					    batch);
+			g_mutex_unlock(&batch->acct->lock);
+		}
 	} else {
 		g_free(key);
 		release_budget(batch->acct, budget);
@@ -306,9 +321,24 @@ static void batch_submit(Batch *batch)
 			 on_batch_done, batch);
 }
 
+/* Someone waits for message @ref: if a batch fetched ahead has it, that
+ * batch is background work no longer. */
+static void hurry(CacheAccount *acct, CacheMsgRef ref)
+{
+	g_autofree char *key = job_key(ref.mailbox_id, ref.uid);
+	Batch *batch;
+
+	g_mutex_lock(&acct->lock);
+	batch = g_hash_table_lookup(acct->ahead, key);
+	if (batch)
+		imap_pool_hurry(acct->pool, batch);
+	g_mutex_unlock(&acct->lock);
+}
+
 gboolean cache_prefetch_whole(CacheAccount *acct, CacheMsgRef ref,
 			      const char *mailbox, guint32 uidvalidity,
-			      GCancellable *cancel, GError **error)
+			      gboolean note_read, GCancellable *cancel,
+			      GError **error)
 {
 	Batch *batch = batch_new(acct, ref.mailbox_id, mailbox, uidvalidity);
 	g_autoptr(CacheWait) wait = NULL;
@@ -327,7 +357,11 @@ gboolean cache_prefetch_whole(CacheAccount *acct, CacheMsgRef ref,
 		g_mutex_unlock(&acct->lock);
 	}
 	batch_add(batch, ref.uid, size, 0, &wait);
+	if (!g_hash_table_contains(batch->items, GUINT_TO_POINTER(ref.uid)))
+		hurry(acct, ref); /* another batch has it coming */
 	batch_submit(batch);
+	if (note_read)
+		cache_prefetch_note_read(acct, ref);
 	return cache_account_block(acct, wait, cancel, error);
 }
 
@@ -335,6 +369,8 @@ CacheWait *cache_prefetch_pending(CacheAccount *acct, CacheMsgRef ref)
 {
 	g_autofree char *key = job_key(ref.mailbox_id, ref.uid);
 	CacheWait *wait;
+
+	hurry(acct, ref);
 
 	g_mutex_lock(&acct->lock);
 	wait = g_hash_table_lookup(acct->inflight, key);

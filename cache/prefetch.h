@@ -16,10 +16,14 @@
 #include "cache/account-private.h"
 
 /* Fetches message @ref of @mailbox (wire name) whole, or joins the fetch
- * already under way, and waits until it is in the store. */
+ * already under way (hurrying it if it was fetched ahead), and waits until
+ * it is in the store. With @note_read, for a read from offset 0, the
+ * detector is told of the read once the fetch is asked for, so that what
+ * it fetches ahead goes after it. */
 gboolean cache_prefetch_whole(CacheAccount *acct, CacheMsgRef ref,
 			      const char *mailbox, guint32 uidvalidity,
-			      GCancellable *cancel, GError **error);
+			      gboolean note_read, GCancellable *cancel,
+			      GError **error);
 
 /* Tells the detector that a read of @ref started at offset 0. */
 void cache_prefetch_note_read(CacheAccount *acct, CacheMsgRef ref);
@@ -34,7 +38,9 @@ gboolean cache_prefetch_begin(CacheAccount *acct, guint32 mailbox_id);
  * start) in the last minute. Under the account lock. */
 gboolean cache_prefetch_seen_locked(CacheAccount *acct, guint32 mailbox_id);
 
-/* The wait of a whole fetch of @ref under way, or NULL. (transfer full) */
+/* The wait of a whole fetch of @ref under way, or NULL, for a caller about
+ * to wait for it: a batch fetched ahead that has it is hurried. (transfer
+ * full) */
 CacheWait *cache_prefetch_pending(CacheAccount *acct, CacheMsgRef ref);
 
 #endif

@@ -856,6 +856,45 @@ static void notified_mailboxes(CacheIndex *index, const char *wire,
 		add_once(out, cache_index_mailbox_by_name(index, decoded));
 }
 
+/* The watch has begun (@wire NULL: on every mailbox). What was listed
+ * before may have changed unseen: each such listing counts as stale (a
+ * look refreshes it, waiting 3 s at most), the mailboxes' are refreshed
+ * now, and one being made does not count as confirmed. What was loaded
+ * from disk is asked for before use anyway, and what was not listed
+ * costs nothing. */
+static void on_watch_begun(CacheAccount *acct, const char *wire)
+{
+	g_autoptr(GPtrArray) found = g_ptr_array_new();
+	g_autoptr(GArray) synced = g_array_new(FALSE, FALSE, sizeof(guint32));
+	gint64 stale = MAX(1, g_get_monotonic_time() - acct->list_ttl);
+
+	g_mutex_lock(&acct->lock);
+	if (wire) {
+		notified_mailboxes(acct->index, wire, found);
+	} else {
+		acct->list_changes++;
+		if (cache_index_listed_at(acct->index))
+			cache_index_set_listed_at(acct->index, stale);
+		for (guint32 id = 1; id <= cache_index_max_id(acct->index);
+		     id++)
+			add_once(found, cache_index_mailbox(acct->index, id));
+	}
+	for (guint i = 0; i < found->len; i++) {
+		CacheIndexMailbox *mbox = found->pdata[i];
+
+		mbox->changes++;
+		if (mbox->synced && mbox->synced_at) {
+			mbox->synced_at = MIN(mbox->synced_at, stale);
+			g_array_append_val(synced, mbox->id);
+		}
+	}
+	g_mutex_unlock(&acct->lock);
+	imap_pool_note_change(acct->pool);
+	for (guint i = 0; i < synced->len; i++)
+		cache_sync_messages_start(
+			acct, g_array_index(synced, guint32, i), NULL, NULL);
+}
+
 void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
 			  gpointer user_data)
 {
@@ -863,6 +902,11 @@ void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
 	g_autoptr(GPtrArray) found = g_ptr_array_new();
 	g_autoptr(GArray) dirs = g_array_new(FALSE, FALSE, sizeof(CacheMsgRef));
 	g_autoptr(GArray) synced = g_array_new(FALSE, FALSE, sizeof(guint32));
+
+	if (change == IMAP_IDLE_BEGUN) {
+		on_watch_begun(acct, mailbox);
+		return;
+	}
 
 	if (change == IMAP_IDLE_MAILBOXES || change == IMAP_IDLE_ANY) {
 		on_list_change(acct, change == IMAP_IDLE_ANY);

@@ -31,7 +31,7 @@ typedef enum {
 	IMAP_COMMAND_RETRIABLE = 1 << 0, /* safe to resend after a drop */
 	IMAP_COMMAND_SECRET = 1 << 1,	 /* hide arguments in traces */
 	/* Work no one waits for yet (prefetch): the pool sends it after
-	 * the others and keeps it off one connection; see imap/pool.h. */
+	 * the others, and never where they would queue behind it. */
 	IMAP_COMMAND_BACKGROUND = 1 << 2,
 } ImapCommandFlags;
 

@@ -280,8 +280,9 @@ static gboolean notify_all(ImapIdle *idle, ImapStream *stream, gboolean *out_on,
 }
 
 /* EXAMINE, NOTIFY, then IDLE after IDLE until asked to stop (TRUE) or the
- * connection fails (FALSE). */
-static gboolean watch(ImapIdle *idle, ImapStream *stream, GError **error)
+ * connection fails (FALSE). @again: a connection was up before. */
+static gboolean watch(ImapIdle *idle, ImapStream *stream, gboolean again,
+		      GError **error)
 {
 	ImapCommand *examine =
 		imap_command_new(error, 0, "EXAMINE %q", idle->mailbox);
@@ -290,12 +291,14 @@ static gboolean watch(ImapIdle *idle, ImapStream *stream, GError **error)
 	if (examine == NULL || !imap_stream_run(stream, examine, NULL, error) ||
 	    !notify_all(idle, stream, &all, error))
 		return FALSE;
-	/* What changed before the watch began went unseen: while the
-	 * connection was down, or, on the first, between the mount's first
-	 * listings and now. It counts as a change (anywhere, had NOTIFY been
-	 * on); the cache refreshes only what it has listed. */
+	/* What changed before went unseen: between the mount's first
+	 * listings and now, or while the connection was down (anywhere, had
+	 * NOTIFY been on). */
 	idle->notified |= all;
-	if (idle->notified)
+	if (!again)
+		idle->changed(all ? NULL : idle->mailbox, IMAP_IDLE_BEGUN,
+			      idle->user_data);
+	else if (idle->notified)
 		idle->changed(NULL, IMAP_IDLE_ANY, idle->user_data);
 	else
 		idle->changed(idle->mailbox, IMAP_IDLE_MESSAGES,
@@ -312,6 +315,7 @@ static gpointer idle_main(gpointer data)
 {
 	ImapIdle *idle = data;
 	guint pause_s = 1;
+	gboolean again = FALSE; /* a connection was up before */
 
 	while (!stopping(idle)) {
 		g_autoptr(GError) error = NULL;
@@ -329,7 +333,8 @@ static gpointer idle_main(gpointer data)
 
 			if (!set_fd(idle, imap_stream_fd(stream)))
 				break;
-			stopped = watch(idle, stream, &error);
+			stopped = watch(idle, stream, again, &error);
+			again = TRUE;
 			set_fd(idle, -1);
 			if (stopped || stopping(idle))
 				break;

@@ -27,14 +27,17 @@ typedef enum {
 	IMAP_IDLE_MAILBOXES, /* mailboxes were made, deleted or renamed;
 			      * @mailbox is NULL */
 	IMAP_IDLE_ANY,	     /* anything, anywhere (changes may have been
-			      * missed before the watch began, with
+			      * missed while the connection was down, with
 			      * NOTIFY); @mailbox is NULL */
+	IMAP_IDLE_BEGUN,     /* the watch has just begun: what changed
+			      * before went unseen, in @mailbox (anywhere,
+			      * with NOTIFY: @mailbox NULL) */
 } ImapIdleChange;
 
-/* Runs on the watcher's thread; @mailbox is a wire name. Each time the
- * watch begins (at the first connection and after each reconnection) it
- * runs with IMAP_IDLE_MESSAGES for the mailbox watched (IMAP_IDLE_ANY
- * with NOTIFY), since changes before that went unseen. */
+/* Runs on the watcher's thread; @mailbox is a wire name. When the watch
+ * begins it runs with IMAP_IDLE_BEGUN, and after each reconnection with
+ * IMAP_IDLE_MESSAGES for the mailbox watched (IMAP_IDLE_ANY with
+ * NOTIFY), since changes meanwhile went unseen. */
 typedef void (*ImapIdleFunc)(const char *mailbox, ImapIdleChange change,
 			     gpointer user_data);
 

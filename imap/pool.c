@@ -15,12 +15,13 @@
  *
  * Background commands (prefetch: IMAP_COMMAND_BACKGROUND) may each carry
  * megabytes, and a command pipelined behind them waits for all of it: on
- * a 2 MB/s link a read or a listing of the mailbox being scanned used to
- * wait 8-16 s. So the others are dispatched first; a background command
- * goes at most POOL_BACKGROUND_DEPTH deep on a connection (enough to keep
- * its stream busy) and never onto the last connection free of background
- * work; and a foreground command takes a connection free of it (selecting
- * its mailbox there, or opening one) before it queues behind one.
+ * a 3 MB/s link a flag change in the mailbox being scanned waited for
+ * 31 MB. So the others are dispatched first, and never onto a connection
+ * with background work in flight (unless max_conns is 1): they take one
+ * free of it, selecting their mailbox there if need be. Background work
+ * stays on the connection already streaming its mailbox (a second stream
+ * costs CPU: see the README), never goes onto the last connection free of
+ * it, and while every connection carries some, the pool opens another.
  *
  * Connections are opened by short-lived connector threads running the
  * blocking imap_stream_connect(); the stream is handed back through an idle
@@ -52,7 +53,6 @@
 #define POOL_MAX_CONNECT_FAILURES 3
 #define POOL_BACKOFF_MIN_US	  (200 * 1000)
 #define POOL_BACKOFF_MAX_US	  (10 * G_USEC_PER_SEC)
-#define POOL_BACKGROUND_DEPTH	  2
 
 typedef struct PoolConn PoolConn;
 
@@ -76,6 +76,7 @@ typedef struct {
 	gboolean behind_select; /* sent right after a SELECT, unanswered */
 	guint32 uidvalidity;	/* its UIDs' (0: any); see submit_uids */
 	guint64 since;		/* pool->selects when it was queued */
+	gboolean background;	/* IMAP_COMMAND_BACKGROUND, until hurried */
 } PoolReq;
 
 typedef enum {
@@ -111,7 +112,9 @@ struct ImapPool {
 	 * connection, or news from the watcher): a connection that selected
 	 * its mailbox before the last one may not see them yet. */
 	gint changes;
-	gint logged_in; /* atomic; connections past login */
+	/* Atomic: the last attempt to connect failed with no connection
+	 * up, and none has succeeded since. */
+	gint down;
 	ImapSelectFunc select_func;
 	gpointer select_data;
 	void (*reconnected_func)(gpointer);
@@ -132,6 +135,9 @@ struct ImapPool {
 	gint64 not_before; /* monotonic us: no connect before */
 	GSource *retry_timer;
 	guint connect_failures; /* consecutive */
+	/* Connections to count on: max_conns, or after an attempt failed
+	 * while others were up (a server's limit per user), those up. */
+	guint cap;
 	/* Why the last connection attempt failed, until one succeeds;
 	 * under connect_lock, for any thread. */
 	char *connect_problem;
@@ -168,8 +174,7 @@ static void req_free(PoolReq *req)
 
 static gboolean req_background(const PoolReq *req)
 {
-	return req->kind == REQ_USER &&
-	       (imap_command_flags(req->cmd) & IMAP_COMMAND_BACKGROUND);
+	return req->kind == REQ_USER && req->background;
 }
 
 static ImapReply *reply_from(const ImapResponse *resp, GPtrArray *untagged,
@@ -269,8 +274,6 @@ static void pc_free(PoolConn *pc)
 
 static void pool_remove_conn(ImapPool *pool, PoolConn *pc)
 {
-	if (pc->state != PC_CONNECTING)
-		g_atomic_int_add(&pool->logged_in, -1);
 	g_ptr_array_remove(pool->conns, pc);
 }
 
@@ -483,7 +486,16 @@ static void pc_start(PoolConn *pc, ImapStream *stream)
 	pc->conn = imap_conn_new(stream, imap_io_context(pool->io), POOL_DEPTH,
 				 &pool_conn_handlers, pc);
 	pc->state = PC_READY;
-	g_atomic_int_inc(&pool->logged_in);
+}
+
+static guint pool_logged_in(const ImapPool *pool)
+{
+	guint n = 0;
+
+	for (guint i = 0; i < pool->conns->len; i++)
+		if (((PoolConn *)pool->conns->pdata[i])->state != PC_CONNECTING)
+			n++;
+	return n;
 }
 
 static void connect_job_free(gpointer data)
@@ -509,6 +521,8 @@ static gboolean on_connected(gpointer data)
 
 		pool->connect_failures = 0;
 		pool->backoff_us = 0;
+		pool->cap = pool->cfg->max_conns;
+		g_atomic_int_set(&pool->down, 0);
 		g_mutex_lock(&pool->connect_lock);
 		failed = pool->connect_problem != NULL;
 		g_clear_pointer(&pool->connect_problem, g_free);
@@ -532,6 +546,10 @@ static gboolean on_connected(gpointer data)
 	pool->connect_failures++;
 	pool_note_drop(pool);
 	gboolean alive = pool_alive(pool);
+	if (alive)
+		pool->cap = MAX(1, pool_logged_in(pool));
+	else
+		g_atomic_int_set(&pool->down, 1);
 	gboolean hopeless = job->error->domain == IMAPFS_IMAP_ERROR &&
 			    (job->error->code == IMAP_ERROR_AUTH ||
 			     job->error->code == IMAP_ERROR_TLS ||
@@ -672,13 +690,11 @@ static guint pool_background_conns(const ImapPool *pool)
 }
 
 /* Whether a background command may go to @pc as far as priority goes:
- * not too deep, and one connection stays free of background work. */
+ * one connection stays free of background work. */
 static gboolean pc_takes_background(const ImapPool *pool, const PoolConn *pc)
 {
-	if (pc->background >= POOL_BACKGROUND_DEPTH)
-		return FALSE;
-	return pc->background > 0 || pool->cfg->max_conns < 2 ||
-	       pool_background_conns(pool) + 1 < pool->cfg->max_conns;
+	return pc->background > 0 || pool->cap < 2 ||
+	       pool_background_conns(pool) + 1 < pool->cap;
 }
 
 /* Whether @pc suits @req as far as priority goes; @avoid: a foreground
@@ -698,7 +714,9 @@ static PoolConn *route_any(ImapPool *pool, PoolReq *req, gboolean avoid)
 
 	for (guint i = 0; i < pool->conns->len; i++) {
 		PoolConn *pc = pool->conns->pdata[i];
-		if (!pc_usable(pc) || pc->draining ||
+		/* A draining connection that went idle may as well. */
+		if (!pc_usable(pc) ||
+		    (pc->draining && imap_conn_outstanding(pc->conn) > 0) ||
 		    !imap_conn_has_room(pc->conn) ||
 		    !pc_fits(pool, pc, req, avoid))
 			continue;
@@ -716,15 +734,24 @@ static PoolConn *route_any(ImapPool *pool, PoolReq *req, gboolean avoid)
 static PoolConn *route_mailbox(ImapPool *pool, PoolReq *req, gboolean avoid,
 			       gboolean *out_wait)
 {
+	PoolConn *other = NULL;
+
 	*out_wait = FALSE;
 	for (guint i = 0; i < pool->conns->len; i++) {
 		PoolConn *pc = pool->conns->pdata[i];
 		if (pc_usable(pc) && pc->state == PC_READY && !pc->draining &&
 		    g_strcmp0(pc->selected, req->mailbox) == 0 &&
 		    imap_conn_has_room(pc->conn) &&
-		    pc_fits(pool, pc, req, avoid))
-			return pc;
+		    pc_fits(pool, pc, req, avoid)) {
+			/* Background work joins its stream. */
+			if (!req_background(req) || pc->background > 0)
+				return pc;
+			if (other == NULL)
+				other = pc;
+		}
 	}
+	if (other != NULL)
+		return other;
 	/* Commands may follow a SELECT of their mailbox in the pipeline
 	 * (RFC 9051 §5.5: the server completes SELECT first): no round trip
 	 * is spent waiting for it. If it fails, no mailbox is selected and
@@ -733,9 +760,11 @@ static PoolConn *route_mailbox(ImapPool *pool, PoolReq *req, gboolean avoid,
 	 * SELECT's answer instead. */
 	for (guint i = 0; i < pool->conns->len; i++) {
 		PoolConn *pc = pool->conns->pdata[i];
+		/* Background work joins only a SELECT made for it. */
 		if (pc_usable(pc) && pc->state == PC_SELECTING &&
 		    g_strcmp0(pc->selecting, req->mailbox) == 0 &&
-		    pc_fits(pool, pc, req, avoid)) {
+		    pc_fits(pool, pc, req, avoid) &&
+		    (!req_background(req) || pc->background > 0)) {
 			if (imap_conn_has_room(pc->conn) && !req->uidvalidity)
 				return pc;
 			*out_wait = TRUE;
@@ -757,14 +786,32 @@ static PoolConn *route_mailbox(ImapPool *pool, PoolReq *req, gboolean avoid,
 	return NULL;
 }
 
+static gboolean pool_connecting(const ImapPool *pool)
+{
+	return pool_logged_in(pool) < pool->conns->len;
+}
+
+/* Some connection is up and free of background work, or will be. */
+static gboolean pool_has_spare(const ImapPool *pool)
+{
+	if (pool->conns->len < pool->cap || pool_connecting(pool))
+		return TRUE;
+	for (guint i = 0; i < pool->conns->len; i++) {
+		PoolConn *pc = pool->conns->pdata[i];
+		if (pc_usable(pc) && pc->background == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
 /* Where @req can go now, or NULL; *out_need: a new connection would
- * help. May start a SELECT. Unless the pool has a single connection, a
- * foreground command takes only a connection free of background work
- * (which the pool always keeps, or opens), never one behind it. */
+ * help. May start a SELECT. A foreground command takes only a connection
+ * free of background work (which the pool keeps, or opens), unless there
+ * is none to be had (max_conns 1, or a server that allows fewer). */
 static PoolConn *pool_route(ImapPool *pool, PoolReq *req, gboolean *out_need)
 {
 	gboolean background = req_background(req);
-	gboolean avoid = !background && pool->cfg->max_conns >= 2;
+	gboolean avoid = !background && pool_has_spare(pool);
 	gboolean wait = FALSE;
 	PoolConn *pc;
 
@@ -779,8 +826,8 @@ static PoolConn *pool_route(ImapPool *pool, PoolReq *req, gboolean *out_need)
 		return pc;
 	/* A new connection helps background work only where it may take
 	 * some. */
-	*out_need = !background || pool->cfg->max_conns < 2 ||
-		    pool_background_conns(pool) + 1 < pool->cfg->max_conns;
+	*out_need = !background || pool->cap < 2 ||
+		    pool_background_conns(pool) + 1 < pool->cap;
 	return NULL;
 }
 
@@ -790,8 +837,7 @@ static gboolean pool_lacks_spare(const ImapPool *pool)
 {
 	guint n = pool_background_conns(pool);
 
-	return n > 0 && n == pool->conns->len &&
-	       pool->conns->len < pool->cfg->max_conns;
+	return n > 0 && n == pool->conns->len && pool->conns->len < pool->cap;
 }
 
 static gboolean on_retry_timer(gpointer data)
@@ -869,10 +915,7 @@ static void fail_uidvalidity(PoolReq *req, guint32 now)
 /* Some connection is logged in (not still connecting). */
 static gboolean pool_alive(ImapPool *pool)
 {
-	for (guint i = 0; i < pool->conns->len; i++)
-		if (((PoolConn *)pool->conns->pdata[i])->state != PC_CONNECTING)
-			return TRUE;
-	return FALSE;
+	return pool_logged_in(pool) > 0;
 }
 
 static void pool_dispatch(ImapPool *pool)
@@ -987,6 +1030,7 @@ ImapPool *imap_pool_new(const ImapConfig *cfg, ImapStream *first)
 	pool->cfg = imap_config_copy(cfg);
 	if (pool->cfg->max_conns == 0)
 		pool->cfg->max_conns = 1;
+	pool->cap = pool->cfg->max_conns;
 	pool->conns = g_ptr_array_new_with_free_func((GDestroyNotify)pc_free);
 	g_queue_init(&pool->waiting);
 	pool->io = imap_io_new();
@@ -1157,6 +1201,8 @@ void imap_pool_submit_uids(ImapPool *pool, const char *mailbox,
 	req->data = data;
 	req->done = done;
 	req->user_data = user_data;
+	req->background =
+		cmd != NULL && (imap_command_flags(cmd) & IMAP_COMMAND_BACKGROUND);
 	/* A command that could not be built (NULL) still completes, once,
 	 * with an error: callers count on done. */
 	if (cmd == NULL) {
@@ -1187,11 +1233,41 @@ void imap_pool_note_change(ImapPool *pool)
 
 char *imap_pool_unreachable(ImapPool *pool)
 {
-	char *problem = imap_pool_connect_problem(pool);
+	return g_atomic_int_get(&pool->down) ? imap_pool_connect_problem(pool)
+					     : NULL;
+}
 
-	if (problem != NULL && g_atomic_int_get(&pool->logged_in) > 0)
-		g_clear_pointer(&problem, g_free);
-	return problem;
+typedef struct {
+	ImapPool *pool;
+	gconstpointer user_data;
+} Hurry;
+
+static gboolean on_hurry(gpointer data)
+{
+	Hurry *hurry = data;
+	gboolean found = FALSE;
+
+	for (GList *l = hurry->pool->waiting.head; l != NULL; l = l->next) {
+		PoolReq *req = l->data;
+
+		if (req->kind == REQ_USER && req->background &&
+		    req->user_data == hurry->user_data) {
+			req->background = FALSE;
+			found = TRUE;
+		}
+	}
+	if (found)
+		pool_dispatch(hurry->pool);
+	return G_SOURCE_REMOVE;
+}
+
+void imap_pool_hurry(ImapPool *pool, gconstpointer user_data)
+{
+	Hurry *hurry = g_new(Hurry, 1);
+
+	hurry->pool = pool;
+	hurry->user_data = user_data;
+	imap_io_invoke(pool->io, on_hurry, hurry, g_free);
 }
 
 char *imap_pool_connect_problem(ImapPool *pool)

@@ -16,6 +16,9 @@
  * pool reconnects (with backoff) and resends the commands flagged
  * IMAP_COMMAND_RETRIABLE; the others complete with IMAP_ERROR_CONNECTION_LOST,
  * since their outcome must be worked out by looking, never by resending.
+ * Commands flagged IMAP_COMMAND_BACKGROUND (prefetch) go after the others
+ * and on other connections: nothing the user waits for queues behind
+ * them (see pool.c).
  */
 #ifndef IMAPFS_IMAP_POOL_H
 #define IMAPFS_IMAP_POOL_H
@@ -109,6 +112,13 @@ void imap_pool_submit_uids(ImapPool *pool, const char *mailbox,
 			   guint32 uidvalidity, ImapCommand *cmd,
 			   ImapDataFunc data, ImapDoneFunc done,
 			   gpointer user_data);
+
+/* Someone now waits for the command submitted with @user_data: if it is
+ * still queued as IMAP_COMMAND_BACKGROUND, it goes as any other. Only
+ * compared, never used: a pointer whose command has completed matches
+ * nothing (or a command reusing it, which then merely goes sooner). Any
+ * thread. */
+void imap_pool_hurry(ImapPool *pool, gconstpointer user_data);
 
 /* Why the last attempt to open a connection failed, or NULL if the last
  * one succeeded (transfer full). Any thread. */

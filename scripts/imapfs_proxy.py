@@ -223,7 +223,8 @@ class LatencyProxy:
 				# Paced a slice at a time, so that connections
 				# share the rate by bytes, not by chunks.
 				step = SLICE if self.rate else len(data)
-				for i in range(0, len(data), step):
+				for i in range(0, len(data) if ok else 0,
+					       step):
 					piece = data[i:i + step]
 					at = self._paced(direction, max(
 						due, time.monotonic()), len(piece))

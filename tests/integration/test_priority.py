@@ -1,7 +1,8 @@
 """Priority over prefetch, on a slow link: while a scan of a mailbox has
 megabytes coming ahead of the reader, a command the user waits for in
 that same mailbox (a flag change, a read of a message the prefetch has
-not asked for) does not queue behind them.
+not asked for) does not queue behind them, nor does a read of another
+mailbox whose own prefetch has no connection to go to.
 
 The link is a proxy limited to a few MB/s, and what is measured is how
 many bytes came from the server while the command ran, not how long it
@@ -17,6 +18,7 @@ import imapfs_testserver as ts
 from writehelpers import wait_until
 
 MBOX = "Scan"
+SMALL = "Small"
 COUNT = 80
 SIZE = 512 << 10
 RATE = 3 << 20	# bytes a second, each way
@@ -30,19 +32,22 @@ def scan_user(server):
 		sm.create(c, MBOX)
 		for i in range(COUNT):
 			sm.append(c, MBOX, sm.big_message(seed=i, size=SIZE))
+		sm.create(c, SMALL)
+		for s in sm.make_messages(seed=7, count=6):
+			sm.append(c, SMALL, s)
 	finally:
 		c.logout()
 	return user
 
 
-@pytest.fixture
-def slow(server, scan_user, mounter):
+@pytest.fixture(params=[4])
+def slow(request, server, scan_user, mounter):
 	import imapfs_proxy
 
 	proxy = imapfs_proxy.LatencyProxy(("127.0.0.1", server["imaps_port"]),
 					  rtt_ms=20)
 	proxy.start()
-	m = mounter.mount(scan_user, max_conns=4,
+	m = mounter.mount(scan_user, max_conns=request.param,
 			  url="imaps://%s@127.0.0.1:%d" % (scan_user, proxy.port))
 	try:
 		yield m, proxy
@@ -109,3 +114,27 @@ def test_a_read_past_the_prefetch_does_not_wait_behind_it(slow, witness,
 	rec = [r for r in w.messages(MBOX) if r["name"] == last][0]
 	assert data == w.body(MBOX, rec["uid"])
 	assert "\\Seen" not in w.flags(MBOX, rec["uid"])
+
+
+@pytest.mark.parametrize("slow", [2], indirect=True)
+def test_a_scan_of_another_mailbox_is_not_held_up(slow, witness, scan_user):
+	"""With two connections, one streams the scan and the other is kept
+	for what the user waits for, so a second scan's prefetch has nowhere
+	to go: its reader, waiting for a message of that prefetch, has it
+	sent at once rather than after the first scan's."""
+	m, proxy = slow
+	start_scan(m, proxy)
+	d = os.path.join(m.path, SMALL)
+	before = s2c(proxy)
+	got = {}
+	for name in sorted(os.listdir(d)):
+		with open(os.path.join(d, name), "rb") as f:
+			got[name] = f.read()
+	came = s2c(proxy) - before
+	assert came < 4 * SIZE, (
+		"the reads of %s waited for %d bytes of prefetch" % (SMALL, came))
+	w = witness(scan_user)
+	recs = w.messages(SMALL)
+	assert len(recs) == len(got) == 6
+	for r in recs:
+		assert got[r["name"]] == w.body(SMALL, r["uid"])
