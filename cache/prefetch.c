@@ -233,7 +233,7 @@ static void on_batch_done(ImapReply *reply, GError *error, gpointer user_data)
 	/* Messages the listing still shows are gone: list the mailbox
 	 * again now, so that their names go too. */
 	if (gone)
-		cache_sync_on_change(batch->mailbox, IMAP_IDLE_MESSAGES,
+		cache_sync_on_change(batch->mailbox, IMAP_IDLE_MESSAGES, NULL,
 				     batch->acct);
 	imap_reply_free(reply);
 	g_clear_error(&error);

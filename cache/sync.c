@@ -856,22 +856,38 @@ static void notified_mailboxes(CacheIndex *index, const char *wire,
 		add_once(out, cache_index_mailbox_by_name(index, decoded));
 }
 
-/* The watch has begun (@wire NULL: on every mailbox). What was listed
- * before may have changed unseen: each such listing counts as stale (a
- * look refreshes it, waiting 3 s at most), the mailboxes' are refreshed
- * now, and one being made does not count as confirmed. What was loaded
- * from disk is asked for before use anyway, and what was not listed
- * costs nothing. */
-static void on_watch_begun(CacheAccount *acct, const char *wire)
+/* Whether INBOX's listing, made in this mount, may lack what @now (the
+ * watcher's EXAMINE) shows: unless UIDNEXT, HIGHESTMODSEQ and the count
+ * all agree, it may. With the lock held. */
+static gboolean inbox_may_differ(CacheIndexMailbox *mbox,
+				 const ImapMailboxInfo *now)
+{
+	return !now || !now->highestmodseq ||
+	       now->uidvalidity != mbox->uidvalidity ||
+	       now->uidnext != mbox->uidnext ||
+	       now->highestmodseq != mbox->highestmodseq ||
+	       now->exists != g_hash_table_size(mbox->by_uid);
+}
+
+/* The watch has begun, on INBOX (@inbox_now: what its EXAMINE said) and,
+ * with @all, on every mailbox. What was listed in this mount before may
+ * have changed unseen: such a listing counts as stale (a look refreshes
+ * it, waiting 3 s at most) and INBOX's is refreshed now, unless
+ * @inbox_now shows it as it was; one being made does not count as
+ * confirmed. What was loaded from disk is asked for before use anyway,
+ * and what was not listed costs nothing. */
+static void on_watch_begun(CacheAccount *acct, gboolean all,
+			   const ImapMailboxInfo *inbox_now)
 {
 	g_autoptr(GPtrArray) found = g_ptr_array_new();
-	g_autoptr(GArray) synced = g_array_new(FALSE, FALSE, sizeof(guint32));
+	CacheIndexMailbox *inbox;
+	guint32 refresh = 0;
 	gint64 stale = MAX(1, g_get_monotonic_time() - acct->list_ttl);
 
 	g_mutex_lock(&acct->lock);
-	if (wire) {
-		notified_mailboxes(acct->index, wire, found);
-	} else {
+	inbox = cache_index_mailbox_by_name(acct->index, "INBOX");
+	add_once(found, inbox);
+	if (all) {
 		acct->list_changes++;
 		if (cache_index_listed_at(acct->index))
 			cache_index_set_listed_at(acct->index, stale);
@@ -881,22 +897,25 @@ static void on_watch_begun(CacheAccount *acct, const char *wire)
 	}
 	for (guint i = 0; i < found->len; i++) {
 		CacheIndexMailbox *mbox = found->pdata[i];
+		gboolean listed = mbox->synced && mbox->synced_at;
 
+		if (mbox == inbox && listed &&
+		    !inbox_may_differ(mbox, inbox_now))
+			continue;
 		mbox->changes++;
-		if (mbox->synced && mbox->synced_at) {
+		if (listed)
 			mbox->synced_at = MIN(mbox->synced_at, stale);
-			g_array_append_val(synced, mbox->id);
-		}
+		if (listed && mbox == inbox)
+			refresh = mbox->id;
 	}
 	g_mutex_unlock(&acct->lock);
 	imap_pool_note_change(acct->pool);
-	for (guint i = 0; i < synced->len; i++)
-		cache_sync_messages_start(
-			acct, g_array_index(synced, guint32, i), NULL, NULL);
+	if (refresh)
+		cache_sync_messages_start(acct, refresh, NULL, NULL);
 }
 
 void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
-			  gpointer user_data)
+			  const ImapMailboxInfo *info, gpointer user_data)
 {
 	CacheAccount *acct = user_data;
 	g_autoptr(GPtrArray) found = g_ptr_array_new();
@@ -904,7 +923,7 @@ void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
 	g_autoptr(GArray) synced = g_array_new(FALSE, FALSE, sizeof(guint32));
 
 	if (change == IMAP_IDLE_BEGUN) {
-		on_watch_begun(acct, mailbox);
+		on_watch_begun(acct, mailbox == NULL, info);
 		return;
 	}
 

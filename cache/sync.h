@@ -34,10 +34,11 @@ void cache_sync_messages_start(CacheAccount *acct, guint32 id,
  * server, so its table is no longer confirmed and the kernel is told to
  * drop what it holds of the directory. With IMAP_IDLE_MAILBOXES or
  * IMAP_IDLE_ANY (@mailbox NULL) the mailbox list is no longer confirmed
- * either, and with ANY no table is. Watcher thread, or the imap-io thread
+ * either, and with ANY no table is. With IMAP_IDLE_BEGUN, what was
+ * listed before may be stale (INBOX's, unless @info shows it unchanged). Watcher thread, or the imap-io thread
  * (a fetch found listed messages gone); never blocks. */
 void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
-			  gpointer user_data);
+			  const ImapMailboxInfo *info, gpointer user_data);
 
 /* The pool's SELECT hook: records UIDVALIDITY/UIDNEXT/HIGHESTMODSEQ and
  * drops a mailbox's table when UIDVALIDITY changed. imap-io thread. */

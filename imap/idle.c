@@ -166,7 +166,7 @@ static void report(ImapIdle *idle, GHashTable *pending)
 	g_hash_table_iter_init(&iter, pending);
 	while (g_hash_table_iter_next(&iter, &key, &value))
 		idle->changed(*(char *)key ? key : NULL, GPOINTER_TO_INT(value),
-			      idle->user_data);
+			      NULL, idle->user_data);
 	g_hash_table_remove_all(pending);
 }
 
@@ -286,23 +286,29 @@ static gboolean watch(ImapIdle *idle, ImapStream *stream, gboolean again,
 {
 	ImapCommand *examine =
 		imap_command_new(error, 0, "EXAMINE %q", idle->mailbox);
+	g_autoptr(GPtrArray) said =
+		g_ptr_array_new_with_free_func((GDestroyNotify)imap_response_free);
+	ImapMailboxInfo info = {0};
 	gboolean all;
 
-	if (examine == NULL || !imap_stream_run(stream, examine, NULL, error) ||
+	if (examine == NULL || !imap_stream_run(stream, examine, said, error) ||
 	    !notify_all(idle, stream, &all, error))
 		return FALSE;
 	/* What changed before went unseen: between the mount's first
 	 * listings and now, or while the connection was down (anywhere, had
 	 * NOTIFY been on). */
 	idle->notified |= all;
+	for (guint i = 0; i < said->len; i++)
+		imap_mailbox_info_update(&info, said->pdata[i]);
 	if (!again)
 		idle->changed(all ? NULL : idle->mailbox, IMAP_IDLE_BEGUN,
-			      idle->user_data);
+			      &info, idle->user_data);
 	else if (idle->notified)
-		idle->changed(NULL, IMAP_IDLE_ANY, idle->user_data);
+		idle->changed(NULL, IMAP_IDLE_ANY, NULL, idle->user_data);
 	else
-		idle->changed(idle->mailbox, IMAP_IDLE_MESSAGES,
+		idle->changed(idle->mailbox, IMAP_IDLE_MESSAGES, NULL,
 			      idle->user_data);
+	imap_mailbox_info_clear(&info);
 	while (!stopping(idle))
 		if (!idle_once(idle, stream, error))
 			return FALSE;

@@ -17,6 +17,7 @@
 #include <glib.h>
 
 #include "imap/config.h"
+#include "imap/response.h"
 
 typedef struct ImapIdle ImapIdle;
 
@@ -30,16 +31,18 @@ typedef enum {
 			      * missed while the connection was down, with
 			      * NOTIFY); @mailbox is NULL */
 	IMAP_IDLE_BEGUN,     /* the watch has just begun: what changed
-			      * before went unseen, in @mailbox (anywhere,
-			      * with NOTIFY: @mailbox NULL) */
+			      * before went unseen, in the mailbox watched
+			      * (@info says how it is now) and, with NOTIFY
+			      * (@mailbox NULL), anywhere */
 } ImapIdleChange;
 
-/* Runs on the watcher's thread; @mailbox is a wire name. When the watch
- * begins it runs with IMAP_IDLE_BEGUN, and after each reconnection with
- * IMAP_IDLE_MESSAGES for the mailbox watched (IMAP_IDLE_ANY with
- * NOTIFY), since changes meanwhile went unseen. */
+/* Runs on the watcher's thread; @mailbox is a wire name; @info is NULL but
+ * with IMAP_IDLE_BEGUN. When the watch begins it runs with
+ * IMAP_IDLE_BEGUN, and after each reconnection with IMAP_IDLE_MESSAGES for
+ * the mailbox watched (IMAP_IDLE_ANY with NOTIFY), since changes
+ * meanwhile went unseen. */
 typedef void (*ImapIdleFunc)(const char *mailbox, ImapIdleChange change,
-			     gpointer user_data);
+			     const ImapMailboxInfo *info, gpointer user_data);
 
 /* Starts watching @mailbox (wire name) on a connection made from @cfg.
  * @conn_no numbers its trace lines (IMAP_IDLE_CONN_NO: "[conn 0]"). */

@@ -484,6 +484,27 @@ def doveadm(info, *args, check=True):
 	return p
 
 
+def end_sessions(info):
+	"""Ends the IMAP sessions of the server INFO that outlived its
+	master (stop() leaves them running): the processes its instance
+	name marks as its imap processes."""
+	mark = ("dovecot-imapfs-test-%d/imap" % info["imaps_port"]).encode()
+	for pid in os.listdir("/proc"):
+		if not pid.isdigit():
+			continue
+		try:
+			with open("/proc/%s/cmdline" % pid, "rb") as f:
+				cmd = f.read()
+		except OSError:
+			continue
+		if cmd.startswith(mark) and cmd[len(mark):len(mark) + 1] in \
+				(b"", b"\0", b" "):
+			try:
+				os.kill(int(pid), signal.SIGTERM)
+			except ProcessLookupError:
+				pass
+
+
 def stop(d):
 	"""Stop the server whose PID D/server.json names, and wait for it."""
 	info = load(d)

@@ -87,6 +87,29 @@ def test_mail_that_came_before_the_watch_began_shows(server, inbox, mounter,
 		proxy.stop()
 
 
+def test_a_listing_made_before_the_watch_is_not_asked_again_for_nothing(
+		server, inbox, mounter):
+	"""INBOX is listed before the watcher's EXAMINE reaches the server,
+	and nothing comes meanwhile: the EXAMINE shows the same mailbox, so
+	the listing is not asked for again."""
+	from writehelpers import HoldCommand
+
+	proxy = HoldCommand(server["imap_port"], b"EXAMINE")
+	try:
+		m = proxy.mount(mounter, inbox, opts=["list_ttl=600"],
+				debug=True)
+		assert len(names(m)) == 3
+		assert proxy.cut.wait(10), "the watcher sent no EXAMINE"
+		proxy.released.set()
+		idling(m)
+		time.sleep(0.5)
+		assert not re.search(r"C: \S+ UID FETCH 1:\* \(UID FLAGS\) "
+				     r"\(CHANGEDSINCE", m.stderr()), \
+			m.stderr()[-3000:]
+	finally:
+		proxy.stop()
+
+
 def test_an_expunge_and_a_flag_change_show_at_once(server, inbox, mounter,
 						   witness):
 	m = mounter.mount(inbox, debug=True)

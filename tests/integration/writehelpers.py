@@ -223,9 +223,9 @@ class CutAfterCommand:
 			except OSError:
 				pass
 
-	def mount(self, mounter, user, opts=()):
+	def mount(self, mounter, user, opts=(), debug=False):
 		"""Mounts USER's account through the proxy (plaintext)."""
-		return mounter.mount(user, max_conns=2,
+		return mounter.mount(user, max_conns=2, debug=debug,
 				     opts=["tls=none", "allow_plaintext_auth",
 					   *opts],
 				     url="imap://%s@127.0.0.1:%d" %

@@ -1176,16 +1176,24 @@ static void test_enable_behind_login_unanswered(void)
 typedef struct {
 	GMutex lock;
 	GHashTable *seen; /* wire name ("" for none) -> worst change */
+	ImapMailboxInfo begun; /* what IMAP_IDLE_BEGUN said */
+	guint n_begun;
 } Changes;
 
 static void on_idle_change(const char *mailbox, ImapIdleChange change,
-			   gpointer user_data)
+			   const ImapMailboxInfo *info, gpointer user_data)
 {
 	Changes *c = user_data;
 	gpointer old;
 	const char *key = mailbox ? mailbox : "";
 
 	g_mutex_lock(&c->lock);
+	if (change == IMAP_IDLE_BEGUN) {
+		c->n_begun++;
+		c->begun.uidnext = info->uidnext;
+		c->begun.exists = info->exists;
+		c->begun.highestmodseq = info->highestmodseq;
+	}
 	if (!g_hash_table_lookup_extended(c->seen, key, NULL, &old) ||
 	    (int)change < GPOINTER_TO_INT(old))
 		g_hash_table_insert(c->seen, g_strdup(key),
@@ -1196,7 +1204,9 @@ static void on_idle_change(const char *mailbox, ImapIdleChange change,
 /* With NOTIFY offered, the watcher asks for every mailbox, and reports
  * each: STATUS names (atom, quoted UTF-8, literal) with MESSAGES or
  * UIDNEXT as messages, HIGHESTMODSEQ alone as flags; LIST as the mailbox
- * list; EXISTS in the EXAMINEd mailbox. It ends with DONE and LOGOUT. */
+ * list; EXISTS in the EXAMINEd mailbox. The watch's start is reported
+ * first, once, with what the EXAMINE said (everywhere: no mailbox). It
+ * ends with DONE and LOGOUT. */
 static void test_idle_notify(void)
 {
 	static const char *const script[] = {
@@ -1205,6 +1215,9 @@ static void test_idle_notify(void)
 		"C:A1 AUTHENTICATE PLAIN AHUAcA==",
 		"S:A1 OK [CAPABILITY IMAP4rev1 IDLE NOTIFY] logged in",
 		"C:A2 EXAMINE INBOX",
+		"S:* 2 EXISTS",
+		"S:* OK [UIDNEXT 7] next",
+		"S:* OK [HIGHESTMODSEQ 12] modseq",
 		"S:A2 OK [READ-ONLY] examined",
 		"C:A3 NOTIFY SET (selected (MessageNew MessageExpunge "
 		"FlagChange)) (personal (MessageNew MessageExpunge FlagChange "
@@ -1245,6 +1258,10 @@ static void test_idle_notify(void)
 	}
 	imap_idle_free(idle);
 	fake_server_finish(fs, 1);
+	g_assert_cmpuint(c.n_begun, ==, 1);
+	g_assert_cmpuint(c.begun.uidnext, ==, 7);
+	g_assert_cmpuint(c.begun.exists, ==, 2);
+	g_assert_cmpuint(c.begun.highestmodseq, ==, 12);
 	g_assert_cmpuint(g_hash_table_size(c.seen), ==, 5);
 	g_assert_cmpint(
 		GPOINTER_TO_INT(g_hash_table_lookup(c.seen, "Entw\xc3\xbcrfe")),
