@@ -873,43 +873,45 @@ static gboolean inbox_may_differ(CacheIndexMailbox *mbox,
  * with @all, on every mailbox. What was listed in this mount before may
  * have changed unseen: such a listing counts as stale (a look refreshes
  * it, waiting 3 s at most) and INBOX's is refreshed now, unless
- * @inbox_now shows it as it was; one being made does not count as
- * confirmed. What was loaded from disk is asked for before use anyway,
- * and what was not listed costs nothing. */
+ * @inbox_now shows it as it was. What was loaded from disk is asked for
+ * before use anyway, and what was not listed costs nothing. Left alone,
+ * since each would cost the first `ls` after mounting a round trip for a
+ * window of a fraction of one: a listing still on its way, and the list
+ * of mailboxes (listed at mount, before the watch has logged in). */
 static void on_watch_begun(CacheAccount *acct, gboolean all,
 			   const ImapMailboxInfo *inbox_now)
 {
 	g_autoptr(GPtrArray) found = g_ptr_array_new();
 	CacheIndexMailbox *inbox;
 	guint32 refresh = 0;
+	gboolean marked = FALSE;
 	gint64 stale = MAX(1, g_get_monotonic_time() - acct->list_ttl);
 
 	g_mutex_lock(&acct->lock);
 	inbox = cache_index_mailbox_by_name(acct->index, "INBOX");
 	add_once(found, inbox);
-	if (all) {
-		acct->list_changes++;
-		if (cache_index_listed_at(acct->index))
-			cache_index_set_listed_at(acct->index, stale);
+	if (all)
 		for (guint32 id = 1; id <= cache_index_max_id(acct->index);
 		     id++)
 			add_once(found, cache_index_mailbox(acct->index, id));
-	}
 	for (guint i = 0; i < found->len; i++) {
 		CacheIndexMailbox *mbox = found->pdata[i];
 		gboolean listed = mbox->synced && mbox->synced_at;
 
-		if (mbox == inbox && listed &&
-		    !inbox_may_differ(mbox, inbox_now))
+		if (!listed ||
+		    (mbox == inbox && !inbox_may_differ(mbox, inbox_now)))
 			continue;
 		mbox->changes++;
-		if (listed)
-			mbox->synced_at = MIN(mbox->synced_at, stale);
-		if (listed && mbox == inbox)
+		mbox->synced_at = MIN(mbox->synced_at, stale);
+		if (mbox == inbox)
 			refresh = mbox->id;
+		marked = TRUE;
 	}
 	g_mutex_unlock(&acct->lock);
-	imap_pool_note_change(acct->pool);
+	/* Connections that selected a mailbox before may not show what
+	 * came since either: they catch up before their next command. */
+	if (marked)
+		imap_pool_note_change(acct->pool);
 	if (refresh)
 		cache_sync_messages_start(acct, refresh, NULL, NULL);
 }
