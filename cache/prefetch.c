@@ -330,9 +330,10 @@ static void hurry(CacheAccount *acct, CacheMsgRef ref)
 
 	g_mutex_lock(&acct->lock);
 	batch = g_hash_table_lookup(acct->ahead, key);
+	g_mutex_unlock(&acct->lock);
+	/* The pool only compares the pointer, which may be gone by then. */
 	if (batch)
 		imap_pool_hurry(acct->pool, batch);
-	g_mutex_unlock(&acct->lock);
 }
 
 gboolean cache_prefetch_whole(CacheAccount *acct, CacheMsgRef ref,
