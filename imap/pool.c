@@ -732,7 +732,7 @@ static PoolConn *route_any(ImapPool *pool, PoolReq *req, gboolean avoid)
  * SELECTs it). *out_wait: none of these can take @req yet, but one is
  * selecting its mailbox for it. */
 static PoolConn *route_mailbox(ImapPool *pool, PoolReq *req, gboolean avoid,
-			       gboolean *out_wait)
+			       gboolean may_select, gboolean *out_wait)
 {
 	PoolConn *other = NULL;
 
@@ -771,7 +771,7 @@ static PoolConn *route_mailbox(ImapPool *pool, PoolReq *req, gboolean avoid,
 			return NULL;
 		}
 	}
-	for (guint i = 0; i < pool->conns->len; i++) {
+	for (guint i = 0; i < pool->conns->len && may_select; i++) {
 		PoolConn *pc = pool->conns->pdata[i];
 		if (pc_usable(pc) && pc->state == PC_READY &&
 		    imap_conn_outstanding(pc->conn) == 0 &&
@@ -805,10 +805,11 @@ static gboolean pool_has_spare(const ImapPool *pool)
 }
 
 /* Where @req can go now, or NULL; *out_need: a new connection would
- * help. May start a SELECT. A foreground command takes only a connection
+ * help. With @may_select, may start a SELECT. A foreground command takes only a connection
  * free of background work (which the pool keeps, or opens), unless there
  * is none to be had (max_conns 1, or a server that allows fewer). */
-static PoolConn *pool_route(ImapPool *pool, PoolReq *req, gboolean *out_need)
+static PoolConn *pool_route(ImapPool *pool, PoolReq *req, gboolean may_select,
+			    gboolean *out_need)
 {
 	gboolean background = req_background(req);
 	gboolean avoid = !background && pool_has_spare(pool);
@@ -821,7 +822,7 @@ static PoolConn *pool_route(ImapPool *pool, PoolReq *req, gboolean *out_need)
 		*out_need = pc == NULL;
 		return pc;
 	}
-	pc = route_mailbox(pool, req, avoid, &wait);
+	pc = route_mailbox(pool, req, avoid, may_select, &wait);
 	if (pc != NULL || wait)
 		return pc;
 	/* A new connection helps background work only where it may take
@@ -926,8 +927,13 @@ static void pool_dispatch(ImapPool *pool)
 	if (pool->shutting_down)
 		return;
 	/* Foreground commands first, then background ones; each in the
-	 * order they came. */
-	for (int pass = 0; pass < 2; pass++) {
+	 * order they came, but those whose mailbox a connection has
+	 * selected go before any makes it select another: an older command
+	 * for another mailbox took an idle connection back, again and again,
+	 * from one waiting for the SELECT it had just made. */
+	for (int step = 0; step < 4; step++) {
+		gboolean background = step >= 2, may_select = step % 2;
+
 		for (GList *l = pool->waiting.head, *next; l != NULL;
 		     l = next) {
 			PoolReq *req = l->data;
@@ -935,9 +941,9 @@ static void pool_dispatch(ImapPool *pool)
 			PoolConn *pc;
 
 			next = l->next;
-			if (req_background(req) != (pass == 1))
+			if (req_background(req) != background)
 				continue;
-			pc = pool_route(pool, req, &more);
+			pc = pool_route(pool, req, may_select, &more);
 
 			/* Selected before the request came, a connection may
 			 * show a mailbox that another client has made anew
@@ -947,7 +953,7 @@ static void pool_dispatch(ImapPool *pool)
 			       pc->uidvalidity != req->uidvalidity &&
 			       pc->select_seq <= req->since) {
 				g_clear_pointer(&pc->selected, g_free);
-				pc = pool_route(pool, req, &more);
+				pc = pool_route(pool, req, may_select, &more);
 			}
 			if (pc != NULL) {
 				g_queue_delete_link(&pool->waiting, l);
@@ -956,7 +962,7 @@ static void pool_dispatch(ImapPool *pool)
 					fail_uidvalidity(req, pc->uidvalidity);
 				else
 					pc_send(pc, req);
-			} else if (more) {
+			} else if (more && may_select) {
 				if (req->mailbox != NULL)
 					g_hash_table_add(need, req->mailbox);
 				else
@@ -964,7 +970,7 @@ static void pool_dispatch(ImapPool *pool)
 				/* Background work waits rather than make a
 				 * connection switch mailbox. */
 				need_switch |=
-					req->mailbox != NULL && pass == 0;
+					req->mailbox != NULL && !background;
 			}
 		}
 	}

@@ -9,6 +9,7 @@ many bytes came from the server while the command ran, not how long it
 took: behind the prefetch it would take most of what was asked ahead."""
 
 import os
+import time
 
 import pytest
 
@@ -138,3 +139,31 @@ def test_a_scan_of_another_mailbox_is_not_held_up(slow, witness, scan_user):
 	assert len(recs) == len(got) == 6
 	for r in recs:
 		assert got[r["name"]] == w.body(SMALL, r["uid"])
+
+
+def test_a_slow_link_is_not_asked_for_more_than_seconds_of_mail(slow):
+	"""On a slow link the prefetch asks for what the link carries in a
+	few seconds, not 32 MiB: a reader whose message is in a batch
+	already on the wire would wait for all that came before it (at
+	300 KB/s, past -o timeout)."""
+	m, proxy = slow
+	rate = 512 << 10
+	d = os.path.join(m.path, MBOX)
+	names = sorted(os.listdir(d))
+	proxy.set_rate(rate)
+	start = s2c(proxy)
+	for name in names[:6]:
+		with open(os.path.join(d, name), "rb") as f:
+			assert len(f.read()) > SIZE // 2
+	read = s2c(proxy) - start
+
+	def quiet():
+		before = s2c(proxy)
+		time.sleep(1.0)
+		return s2c(proxy) == before
+	# What was asked for ahead comes in (at most seconds of it), then
+	# nothing more: the reader has stopped.
+	assert wait_until(quiet, timeout=30, step=0), "the prefetch went on"
+	ahead = s2c(proxy) - start - read
+	assert ahead < 6 * rate, (
+		"%d bytes came ahead of the reader at %d bytes/s" % (ahead, rate))
