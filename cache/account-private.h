@@ -34,7 +34,7 @@ struct CacheAccount {
 	GHashTable *ahead;	/* job key -> its prefetch batch, while
 				 * background (cache/prefetch.c) */
 	guint64 prefetch_bytes; /* bytes asked for and not yet arrived */
-	gdouble prefetch_rate;	/* bytes/s batches arrived at; 0: not known */
+	gdouble prefetch_rate;	/* bytes/s batches came at; 0: unknown */
 	gboolean no_condstore;	/* the server refused a CONDSTORE refresh */
 
 	/* Look-ahead (cache/lookahead.c), under lock: */

@@ -35,8 +35,9 @@ void cache_sync_messages_start(CacheAccount *acct, guint32 id,
  * drop what it holds of the directory. With IMAP_IDLE_MAILBOXES or
  * IMAP_IDLE_ANY (@mailbox NULL) the mailbox list is no longer confirmed
  * either, and with ANY no table is. With IMAP_IDLE_BEGUN, what was
- * listed before may be stale (INBOX's, unless @info shows it unchanged). Watcher thread, or the imap-io thread
- * (a fetch found listed messages gone); never blocks. */
+ * listed before may be stale (INBOX's, unless @info shows it unchanged).
+ * Watcher thread, or the imap-io thread (a fetch found listed messages
+ * gone); never blocks. */
 void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
 			  const ImapMailboxInfo *info, gpointer user_data);
 

@@ -286,8 +286,8 @@ static gboolean watch(ImapIdle *idle, ImapStream *stream, gboolean again,
 {
 	ImapCommand *examine =
 		imap_command_new(error, 0, "EXAMINE %q", idle->mailbox);
-	g_autoptr(GPtrArray) said =
-		g_ptr_array_new_with_free_func((GDestroyNotify)imap_response_free);
+	g_autoptr(GPtrArray) said = g_ptr_array_new_with_free_func(
+		(GDestroyNotify)imap_response_free);
 	ImapMailboxInfo info = {0};
 	gboolean all;
 

@@ -805,9 +805,10 @@ static gboolean pool_has_spare(const ImapPool *pool)
 }
 
 /* Where @req can go now, or NULL; *out_need: a new connection would
- * help. With @may_select, may start a SELECT. A foreground command takes only a connection
- * free of background work (which the pool keeps, or opens), unless there
- * is none to be had (max_conns 1, or a server that allows fewer). */
+ * help. With @may_select, may start a SELECT. A foreground command takes
+ * only a connection free of background work (which the pool keeps, or
+ * opens), unless there is none to be had (max_conns 1, or a server that
+ * allows fewer). */
 static PoolConn *pool_route(ImapPool *pool, PoolReq *req, gboolean may_select,
 			    gboolean *out_need)
 {
@@ -1207,8 +1208,8 @@ void imap_pool_submit_uids(ImapPool *pool, const char *mailbox,
 	req->data = data;
 	req->done = done;
 	req->user_data = user_data;
-	req->background =
-		cmd != NULL && (imap_command_flags(cmd) & IMAP_COMMAND_BACKGROUND);
+	req->background = cmd != NULL &&
+			  (imap_command_flags(cmd) & IMAP_COMMAND_BACKGROUND);
 	/* A command that could not be built (NULL) still completes, once,
 	 * with an error: callers count on done. */
 	if (cmd == NULL) {
