@@ -853,12 +853,9 @@ static gboolean on_retry_timer(gpointer data)
 
 static void pool_grow(ImapPool *pool, guint needed, gboolean mailbox_needed)
 {
-	guint connecting = 0;
+	guint connecting = pool->conns->len - pool_logged_in(pool);
 	gint64 now = g_get_monotonic_time();
 
-	for (guint i = 0; i < pool->conns->len; i++)
-		if (((PoolConn *)pool->conns->pdata[i])->state == PC_CONNECTING)
-			connecting++;
 	if (needed > connecting && pool->conns->len < pool->cfg->max_conns) {
 		if (now < pool->not_before) {
 			if (pool->retry_timer == NULL) {
