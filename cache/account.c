@@ -899,6 +899,15 @@ static gboolean span_from_fd(int fd, goffset off, gsize len,
 	return TRUE;
 }
 
+/* Tells the prefetch's detector of a read from offset 0, unless *@noted. */
+static void note_read_once(CacheAccount *acct, CacheMsgRef ref,
+			   gboolean *noted)
+{
+	if (!*noted)
+		cache_prefetch_note_read(acct, ref);
+	*noted = TRUE;
+}
+
 /* The read path. @expect_uidvalidity (0: any) is what an open file was
  * opened under: another UIDVALIDITY means another message with that UID,
  * which is NOT_FOUND for the reader. */
@@ -934,16 +943,14 @@ static gboolean read_message(CacheAccount *acct, CacheMsgRef ref,
 		key = (CacheKey){place.mailbox, place.uidvalidity, ref.uid};
 		if ((guint64)off >= place.size) {
 			g_free(place.mailbox);
-			if (!noted)
-				cache_prefetch_note_read(acct, ref);
+			note_read_once(acct, ref, &noted);
 			out_span->len = 0;
 			return TRUE;
 		}
 		fd = cache_store_open_complete(acct->store, &key);
-		if (fd >= 0 && !noted)
-			cache_prefetch_note_read(acct, ref);
 		if (fd >= 0) {
 			g_free(place.mailbox);
+			note_read_once(acct, ref, &noted);
 			/* The file on disk is the whole message: its size is
 			 * the truth, whatever the server said. */
 			return span_from_fd(fd, off, MIN(len, place.size - off),
@@ -961,9 +968,7 @@ static gboolean read_message(CacheAccount *acct, CacheMsgRef ref,
 
 			if (pending) {
 				g_free(place.mailbox);
-				if (!noted)
-					cache_prefetch_note_read(acct, ref);
-				noted = TRUE;
+				note_read_once(acct, ref, &noted);
 				if (!cache_account_block(acct, pending, cancel,
 							 error))
 					return FALSE;
@@ -973,8 +978,7 @@ static gboolean read_message(CacheAccount *acct, CacheMsgRef ref,
 						    place.size, off, len);
 			if (fd >= 0) {
 				g_free(place.mailbox);
-				if (!noted)
-					cache_prefetch_note_read(acct, ref);
+				note_read_once(acct, ref, &noted);
 				out_span->fd = fd;
 				out_span->pos = off;
 				out_span->len = MIN(len, place.size - off);
