@@ -53,6 +53,8 @@
 #define POOL_MAX_CONNECT_FAILURES 3
 #define POOL_BACKOFF_MIN_US	  (200 * 1000)
 #define POOL_BACKOFF_MAX_US	  (10 * G_USEC_PER_SEC)
+/* Once connecting has failed for good: how soon a command may try again. */
+#define POOL_RETRY_DOWN_US	  G_USEC_PER_SEC
 
 typedef struct PoolConn PoolConn;
 
@@ -134,7 +136,12 @@ struct ImapPool {
 	gint64 backoff_us;
 	gint64 not_before; /* monotonic us: no connect before */
 	GSource *retry_timer;
-	guint connect_failures; /* consecutive */
+	guint connect_failures; /* consecutive rounds */
+	/* Connecting failed POOL_MAX_CONNECT_FAILURES rounds in a row with
+	 * none up, and none has succeeded since: what comes before
+	 * not_before fails at once with given_up_error, and one failed
+	 * round fails what waits. */
+	GError *given_up_error;
 	/* Connections to count on: max_conns, or after an attempt failed
 	 * while others were up (a server's limit per user), those up. */
 	guint cap;
@@ -277,12 +284,20 @@ static void pool_remove_conn(ImapPool *pool, PoolConn *pc)
 	g_ptr_array_remove(pool->conns, pc);
 }
 
-static void pool_note_drop(ImapPool *pool)
+/* A connection was lost or could not be made: none is opened before a
+ * delay that doubles at each drop until one succeeds. Connections lost
+ * together (a server restart drops them all) count as one drop; returns
+ * whether this one counted. */
+static gboolean pool_note_drop(ImapPool *pool)
 {
+	gint64 now = g_get_monotonic_time();
 	gint64 delay = MAX(pool->backoff_us, POOL_BACKOFF_MIN_US);
 
-	pool->not_before = g_get_monotonic_time() + delay;
+	if (now < pool->not_before)
+		return FALSE;
+	pool->not_before = now + delay;
 	pool->backoff_us = MIN(delay * 2, POOL_BACKOFF_MAX_US);
+	return TRUE;
 }
 
 /* One untagged response on its way to the commands in flight. */
@@ -521,6 +536,7 @@ static gboolean on_connected(gpointer data)
 
 		pool->connect_failures = 0;
 		pool->backoff_us = 0;
+		g_clear_error(&pool->given_up_error);
 		pool->cap = pool->cfg->max_conns;
 		g_atomic_int_set(&pool->down, 0);
 		g_mutex_lock(&pool->connect_lock);
@@ -543,8 +559,8 @@ static gboolean on_connected(gpointer data)
 	pool->connect_problem = g_strdup(job->error->message);
 	g_mutex_unlock(&pool->connect_lock);
 	pool_remove_conn(pool, pc);
-	pool->connect_failures++;
-	pool_note_drop(pool);
+	if (pool_note_drop(pool))
+		pool->connect_failures++;
 	gboolean alive = pool_alive(pool);
 	if (alive)
 		pool->cap = MAX(1, pool_logged_in(pool));
@@ -554,9 +570,18 @@ static gboolean on_connected(gpointer data)
 			    (job->error->code == IMAP_ERROR_AUTH ||
 			     job->error->code == IMAP_ERROR_TLS ||
 			     job->error->code == IMAP_ERROR_UNSUPPORTED);
-	if (!alive &&
-	    (hopeless || pool->connect_failures >= POOL_MAX_CONNECT_FAILURES)) {
+	if (!alive && (hopeless || pool->given_up_error != NULL ||
+		       pool->connect_failures >= POOL_MAX_CONNECT_FAILURES)) {
 		pool->connect_failures = 0;
+		g_clear_error(&pool->given_up_error);
+		pool->given_up_error = g_error_copy(job->error);
+		/* A server that refuses (or is down) is asked again at the
+		 * next command a second on, so that it is back in use as
+		 * soon as it is; one that refused the login is not. */
+		if (!hopeless)
+			pool->not_before =
+				MIN(pool->not_before,
+				    g_get_monotonic_time() + POOL_RETRY_DOWN_US);
 		fail_waiting(pool, NULL, job->error, NULL);
 	}
 	pool_dispatch(pool);
@@ -987,6 +1012,13 @@ static void pool_dispatch(ImapPool *pool)
 			fail_waiting(pool, NULL, held, NULL);
 			return;
 		}
+		/* Connecting has failed for good, and it is too soon to try
+		 * again: fail now rather than wait for the next try. */
+		if (pool->given_up_error != NULL && !pool_connecting(pool) &&
+		    g_get_monotonic_time() < pool->not_before) {
+			fail_waiting(pool, NULL, pool->given_up_error, NULL);
+			return;
+		}
 	}
 	pool_grow(pool, g_hash_table_size(need) + (need_any ? 1 : 0),
 		  need_switch);
@@ -1099,6 +1131,7 @@ void imap_pool_free(ImapPool *pool)
 	g_mutex_clear(&pool->connect_lock);
 	g_cond_clear(&pool->connect_done);
 	g_free(pool->connect_problem);
+	g_clear_error(&pool->given_up_error);
 	g_ptr_array_unref(pool->conns);
 	imap_config_free(pool->cfg);
 	g_free(pool);

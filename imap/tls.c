@@ -103,8 +103,11 @@ static void handshake_error(SSL *ssl, int ret, const char *host, GError **error)
 			    "TLS handshake with %s timed out", host);
 		return;
 	}
+	/* A hang-up or a reset before the handshake is done says nothing
+	 * of TLS: the server (or a proxy before it) may be restarting, and
+	 * the next attempt may work. */
 	if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
-		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_TLS,
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_CONNECT,
 			    "TLS handshake with %s failed: %s", host,
 			    ret == 0 || errno == 0
 				    ? "connection closed by the server"
@@ -116,7 +119,7 @@ static void handshake_error(SSL *ssl, int ret, const char *host, GError **error)
 	/* Bytes that are no TLS record: a plaintext port. Nothing at all,
 	 * or an end of stream: the peer (or a proxy before it) hung up. */
 	if (!why || err == SSL_ERROR_ZERO_RETURN || strstr(why, "eof")) {
-		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_TLS,
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_CONNECT,
 			    "TLS handshake with %s failed: the connection "
 			    "was closed in the middle of it (the server, or "
 			    "a proxy in front of it, may be down or "

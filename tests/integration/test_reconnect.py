@@ -320,3 +320,62 @@ def test_new_mail_shows_soon_after_an_outage(server, new_user, mounter):
 		assert time.monotonic() - start < 8
 	finally:
 		proxy.stop()
+
+
+def test_while_connections_are_refused_errors_come_at_once_and_end_soon(
+		server, new_user, mounter, witness):
+	"""The server refuses connections, with -o timeout at its default
+	(60 s): a read of a message not in the cache fails after a short
+	round of attempts, those after it fail at once with the same reason,
+	and the first access once the server is back uses it, without a
+	pause between attempts to wait out."""
+	import time
+	import imapfs_proxy
+
+	user = new_user("refusedops")
+	conftest.seed_account(server, user, {"INBOX": 30}, seed=64)
+	recs = witness(user).messages("INBOX")
+	proxy = imapfs_proxy.LatencyProxy(("127.0.0.1", server["imaps_port"]))
+	port = proxy.port
+	proxy.start()
+	m = mounter.mount(user, opts=["noidle"],
+			  url="imaps://%s@127.0.0.1:%d" % (user, port))
+	inbox = os.path.join(m.path, "INBOX")
+	assert sorted(os.listdir(inbox)) == [r["name"] for r in recs]
+	read_all(path_of(m, "INBOX", recs[0]))
+	proxy.stop()
+
+	def timed(f):
+		start = time.monotonic()
+		try:
+			f()
+			result = 0
+		except OSError as e:
+			result = e.errno
+		return result, time.monotonic() - start
+
+	# The first gives the server a round of attempts (about 1.4 s).
+	got, took = timed(lambda: read_all(path_of(m, "INBOX", recs[-1])))
+	assert got == errno.EIO and took < 15, (got, took)
+	# Those after it do not wait for more.
+	got, took = timed(lambda: read_all(path_of(m, "INBOX", recs[-2])))
+	assert got == errno.EIO and took < 3, (got, took)
+	got, took = timed(lambda: os.setxattr(path_of(m, "INBOX", recs[0]),
+					      "user.imap.flags", b"\\Flagged"))
+	assert got == errno.EIO and took < 3, (got, took)
+	log = m.stderr()
+	assert "UID STORE: cannot connect" in log, log[-2000:]
+	assert "Connection refused" in log, log[-2000:]
+
+	proxy = imapfs_proxy.LatencyProxy(("127.0.0.1", server["imaps_port"]),
+					  port=port)
+	proxy.start()
+	try:
+		time.sleep(1.5)
+		got, took = timed(lambda: read_all(path_of(m, "INBOX",
+							   recs[-3])))
+		assert got == 0 and took < 5, (got, took)
+		assert read_all(path_of(m, "INBOX", recs[-3])) == \
+			witness(user).body("INBOX", recs[-3]["uid"])
+	finally:
+		proxy.stop()
