@@ -1124,6 +1124,30 @@ gboolean cache_account_read_file(CacheAccount *acct, CacheFile *file,
 	return TRUE;
 }
 
+int cache_account_file_whole(CacheAccount *acct, CacheFile *file)
+{
+	int fd = file_fd(acct, file);
+
+	if (fd >= 0)
+		cache_prefetch_note_read(acct, file->ref);
+	return fd;
+}
+
+void cache_account_set_file_gone_func(CacheAccount *acct,
+				      CacheFileGoneFunc func, gpointer data)
+{
+	cache_store_set_gone_func(acct->store, func, data);
+}
+
+void cache_account_tag_file(CacheAccount *acct, const CacheFile *file,
+			    guint64 tag)
+{
+	cache_store_tag(acct->store, &(CacheKey){file->mailbox,
+						 file->uidvalidity,
+						 file->ref.uid},
+			tag);
+}
+
 void cache_span_release(CacheSpan *span)
 {
 	if (span && span->fd >= 0 && !span->borrowed)

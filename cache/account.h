@@ -246,6 +246,20 @@ gboolean cache_account_read_file(CacheAccount *acct, CacheFile *file,
 				 goffset off, gsize len, CacheSpan *out_span,
 				 GCancellable *cancel, GError **error);
 void cache_span_release(CacheSpan *span); /* NULL-safe, idempotent */
+/* The message's file in the store (kept in @file, closed with it) if it
+ * is whole there, else -1. For a reader that reads that file itself
+ * rather than through cache_account_read_file(): it counts as a read
+ * from the start, for the prefetch. */
+int cache_account_file_whole(CacheAccount *acct, CacheFile *file);
+/* @tag (not 0) is told to @func (set once, before the account is used
+ * by other threads) when the store lets go of @file's message (evicted,
+ * or gone from the server), from the thread that dropped it: a holder of
+ * the cache file lets go of it too, so that its blocks come free. */
+typedef void (*CacheFileGoneFunc)(guint64 tag, gpointer data);
+void cache_account_set_file_gone_func(CacheAccount *acct,
+				      CacheFileGoneFunc func, gpointer data);
+void cache_account_tag_file(CacheAccount *acct, const CacheFile *file,
+			    guint64 tag);
 
 /* ---- Changes: the mutation table of DESIGN.md (cache/mutate.c) ----------
  *

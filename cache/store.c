@@ -52,7 +52,8 @@ typedef struct {
 	guint64 bytes; /* complete, or written (partial) */
 	guint64 used;  /* tick of the last use */
 	guint pins;
-	int mem_fd; /* the bytes are in this memfd, not on disk; or -1 */
+	int mem_fd;   /* the bytes are in this memfd, not on disk; or -1 */
+	guint64 tag;  /* cache_store_tag()'s; 0: none */
 } Entry;
 
 struct CacheStore {
@@ -69,6 +70,10 @@ struct CacheStore {
 	gboolean room_said;   /* making room was logged */
 	guint64 tick;
 	GHashTable *dirs; /* directories known to exist */
+	/* Tags of entries gone, to report once the lock is let go. */
+	GArray *gone;
+	CacheStoreGoneFunc gone_func; /* set before any other thread runs */
+	gpointer gone_data;
 };
 
 static void partial_free(Partial *p)
@@ -142,6 +147,7 @@ CacheStore *cache_store_new(const char *dir, guint64 budget, GError **error)
 	g_mutex_init(&store->lock);
 	store->partials = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 						(GDestroyNotify)partial_free);
+	store->gone = g_array_new(FALSE, FALSE, sizeof(guint64));
 	store->entries = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
 					       (GDestroyNotify)entry_free);
 	store->dirs =
@@ -202,6 +208,33 @@ static Entry *entry_locked(CacheStore *store, const char *path)
 	}
 	e->used = ++store->tick;
 	return e;
+}
+
+/* Removes @path's entry; its tag is reported by unlock_reporting(). */
+static void remove_entry_locked(CacheStore *store, const char *path)
+{
+	Entry *e = g_hash_table_lookup(store->entries, path);
+
+	if (e && e->tag)
+		g_array_append_val(store->gone, e->tag);
+	g_hash_table_remove(store->entries, path);
+}
+
+/* Lets go of the lock, then tells of the tagged entries that went. Only
+ * where entries may go, so that no caller of a function that drops none
+ * is called back. */
+static void unlock_reporting(CacheStore *store)
+{
+	g_autoptr(GArray) gone = NULL;
+
+	if (store->gone->len) {
+		gone = store->gone;
+		store->gone = g_array_new(FALSE, FALSE, sizeof(guint64));
+	}
+	g_mutex_unlock(&store->lock);
+	for (guint i = 0; gone && store->gone_func && i < gone->len; i++)
+		store->gone_func(g_array_index(gone, guint64, i),
+				 store->gone_data);
 }
 
 /* Where a message's bytes are and how many: on disk (@mem_fd -1) or in
@@ -268,7 +301,7 @@ static guint64 drop_until_locked(CacheStore *store, gboolean in_memory,
 		}
 		g_hash_table_remove(store->partials, part);
 		*usage -= v->entry->bytes;
-		g_hash_table_remove(store->entries, path);
+		remove_entry_locked(store, path);
 	}
 	return before - *usage;
 }
@@ -290,6 +323,7 @@ void cache_store_free(CacheStore *store)
 	g_hash_table_unref(store->partials);
 	g_hash_table_unref(store->entries);
 	g_hash_table_unref(store->dirs);
+	g_array_unref(store->gone);
 	g_mutex_clear(&store->lock);
 	g_free(store->dir);
 	g_free(store);
@@ -379,6 +413,25 @@ void cache_store_pin(CacheStore *store, const CacheKey *key)
 	g_mutex_unlock(&store->lock);
 }
 
+void cache_store_set_gone_func(CacheStore *store, CacheStoreGoneFunc func,
+			       gpointer data)
+{
+	store->gone_func = func;
+	store->gone_data = data;
+}
+
+void cache_store_tag(CacheStore *store, const CacheKey *key, guint64 tag)
+{
+	g_autofree char *path = key_path(store, key, "");
+	Entry *e;
+
+	g_mutex_lock(&store->lock);
+	e = g_hash_table_lookup(store->entries, path);
+	if (e)
+		e->tag = tag;
+	g_mutex_unlock(&store->lock);
+}
+
 void cache_store_unpin(CacheStore *store, const CacheKey *key)
 {
 	g_autofree char *path = key_path(store, key, "");
@@ -389,10 +442,10 @@ void cache_store_unpin(CacheStore *store, const CacheKey *key)
 	if (e && e->pins > 0)
 		e->pins--;
 	if (e && !e->pins && !e->bytes)
-		g_hash_table_remove(store->entries, path);
+		remove_entry_locked(store, path);
 	else if (e && !e->pins && e->mem_fd >= 0)
 		evict_locked(store, NULL);
-	g_mutex_unlock(&store->lock);
+	unlock_reporting(store);
 }
 
 static gboolean range_present(const Partial *p, goffset off, gsize len)
@@ -643,7 +696,7 @@ static gboolean make_room(CacheStore *store, guint64 len, const char *keep)
 
 	g_mutex_lock(&store->lock);
 	made = make_room_locked(store, len, keep);
-	g_mutex_unlock(&store->lock);
+	unlock_reporting(store);
 	return made;
 }
 
@@ -747,7 +800,7 @@ gboolean cache_store_put_whole(CacheStore *store, const CacheKey *key,
 	place_locked(store, entry_locked(store, path), mem_fd, len);
 	note_disk_locked(store, mem_fd < 0);
 	evict_locked(store, path);
-	g_mutex_unlock(&store->lock);
+	unlock_reporting(store);
 	return TRUE;
 }
 
@@ -926,7 +979,7 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 		g_hash_table_remove(store->partials, part);
 	}
 	evict_locked(store, whole);
-	g_mutex_unlock(&store->lock);
+	unlock_reporting(store);
 	if (!complete)
 		g_warning("cache: cannot complete %s: %s", whole,
 			  g_strerror(errno));
@@ -946,7 +999,7 @@ void cache_store_forget(CacheStore *store, const CacheKey *key)
 	if (e) {
 		place_locked(store, e, -1, 0);
 		if (!e->pins)
-			g_hash_table_remove(store->entries, path);
+			remove_entry_locked(store, path);
 	}
-	g_mutex_unlock(&store->lock);
+	unlock_reporting(store);
 }

@@ -48,6 +48,16 @@ guint64 cache_store_budget(CacheStore *store);
 void cache_store_pin(CacheStore *store, const CacheKey *key);
 void cache_store_unpin(CacheStore *store, const CacheKey *key);
 void cache_store_free(CacheStore *store); /* NULL-safe */
+
+/* A message's entry may carry a tag (not 0); when the entry goes (evicted,
+ * forgotten), @func is called with it, from the thread that removed it,
+ * after the store's lock is let go and before that call returns: a
+ * holder of the file learns it should let go of it too, so that its
+ * blocks come free. Set before other threads use the store. */
+typedef void (*CacheStoreGoneFunc)(guint64 tag, gpointer data);
+void cache_store_set_gone_func(CacheStore *store, CacheStoreGoneFunc func,
+			       gpointer data);
+void cache_store_tag(CacheStore *store, const CacheKey *key, guint64 tag);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CacheStore, cache_store_free)
 
 /* A read-only fd of the complete message, or -1. (transfer full) */

@@ -27,6 +27,7 @@
 #include "fs/newfile.h"
 #include "fs/notify.h"
 #include "fs/options.h"
+#include "fs/passthrough.h"
 #include "fs/password.h"
 #include "imap/connect.h"
 #include "imap/pool.h"
@@ -332,6 +333,8 @@ int main(int argc, char **argv)
 		goto out_session;
 	if (fuse_session_mount(se, cmdline.mountpoint) != 0)
 		goto out_signals;
+	if (!opts.nopassthrough)
+		mnt.passthrough = fs_passthrough_attach(se);
 	if (fuse_daemonize(cmdline.foreground) != 0)
 		goto out_unmount;
 	if (!cmdline.foreground) {
@@ -352,6 +355,7 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	}
 	mnt.notify = fs_notify_new(se);
+	fs_passthrough_bind(mnt.passthrough, mnt.acct);
 	cache_account_set_invalidate_func(
 		mnt.acct, on_invalidate, on_invalidate_entry, on_renewed, &mnt);
 	if (!opts.noidle)
@@ -386,6 +390,7 @@ out_signals:
 	fuse_remove_signal_handlers(se);
 out_session:
 	fuse_session_destroy(se);
+	fs_passthrough_free(mnt.passthrough);
 	fs_newfiles_free(mnt.newfiles);
 	if (mnt.open_count)
 		g_hash_table_unref(mnt.open_count);

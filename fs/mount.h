@@ -10,6 +10,7 @@
 
 typedef struct FsNotify FsNotify;
 typedef struct FsNewFiles FsNewFiles;
+typedef struct FsPassthrough FsPassthrough;
 
 /* An inode whose message was moved: the message it became, and when. */
 typedef struct {
@@ -29,6 +30,7 @@ typedef struct {
 	gboolean no_open;	/* read-only, and the kernel can open files
 				 * without asking us (set at init) */
 	FsNewFiles *newfiles;	/* files being created (fs/newfile.h) */
+	FsPassthrough *passthrough; /* fs/passthrough.h; NULL: none */
 	GMutex lock;		/* guards the tables below; a leaf lock */
 	GHashTable *open_count; /* message ino -> open handles */
 	GHashTable *moved;	/* message ino -> FsMoved * it became by

@@ -22,6 +22,7 @@
 #include "fs/names.h"
 #include "fs/newfile.h"
 #include "fs/notify.h"
+#include "fs/passthrough.h"
 #include "fs/xattr.h"
 
 #define FS_NEGATIVE_TIMEOUT 1.0
@@ -525,6 +526,12 @@ static void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino,
 
 /* ---- Files -------------------------------------------------------------- */
 
+/* An open message (fi->fh). */
+typedef struct {
+	CacheFile file;
+	gboolean passthrough; /* the kernel reads the cache file itself */
+} FsOpenMessage;
+
 static void count_open(FsMount *mnt, fuse_ino_t ino, int delta)
 {
 	gpointer key = GSIZE_TO_POINTER(ino);
@@ -554,7 +561,7 @@ static void fs_op_open(fuse_req_t req, fuse_ino_t ino,
 {
 	FsMount *mnt = mount_of(req);
 	g_autoptr(GError) error = NULL;
-	CacheFile *file;
+	FsOpenMessage *om;
 	CacheMsgRef ref;
 
 	/* A read-only mount needs nothing from an open. ENOSYS says so once:
@@ -582,22 +589,25 @@ static void fs_op_open(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	file = g_new0(CacheFile, 1);
-	if (!cache_account_open(mnt->acct, ref, file, &error)) {
-		g_free(file);
+	om = g_new0(FsOpenMessage, 1);
+	if (!cache_account_open(mnt->acct, ref, &om->file, &error)) {
+		g_free(om);
 		reply_error(req, error, "open", ino);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)file;
-	/* What the kernel cached of a message stays right, and closing it
-	 * needs no word from us. */
-	fi->keep_cache = 1;
-	fi->noflush = 1;
+	fi->fh = (uint64_t)(uintptr_t)om;
 	count_open(mnt, ino, 1);
+	om->passthrough = fs_passthrough_open(mnt->passthrough, ino, &om->file);
+	/* What the kernel cached of a message stays right (it keeps no
+	 * pages of a file it reads through), and closing it needs no word
+	 * from us. */
+	fi->keep_cache = !om->passthrough;
+	fi->noflush = 1;
 	if (fuse_reply_open(req, fi) != 0) {
+		fs_passthrough_close(mnt->passthrough, ino, om->passthrough);
 		count_open(mnt, ino, -1);
-		cache_account_close(mnt->acct, file);
-		g_free(file);
+		cache_account_close(mnt->acct, &om->file);
+		g_free(om);
 	}
 }
 
@@ -637,10 +647,10 @@ static void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	FsMount *mnt = mount_of(req);
-	CacheFile *file = (CacheFile *)(uintptr_t)fi->fh;
+	FsOpenMessage *om = (FsOpenMessage *)(uintptr_t)fi->fh;
 
-	if (file) {
-		reply_read(req, ino, file, size, off);
+	if (om) {
+		reply_read(req, ino, &om->file, size, off);
 	} else if (mnt->no_open) {
 		/* Opened without us: open the message for this read (a pin
 		 * and an open() of the store file, per read: what the kernel
@@ -779,12 +789,13 @@ static void fs_op_release(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
 	FsMount *mnt = mount_of(req);
-	CacheFile *file = (CacheFile *)(uintptr_t)fi->fh;
+	FsOpenMessage *om = (FsOpenMessage *)(uintptr_t)fi->fh;
 
-	if (file) {
+	if (om) {
+		fs_passthrough_close(mnt->passthrough, ino, om->passthrough);
 		count_open(mnt, ino, -1);
-		cache_account_close(mnt->acct, file);
-		g_free(file);
+		cache_account_close(mnt->acct, &om->file);
+		g_free(om);
 	} else if (fs_newfiles_release(mnt->newfiles, ino) &&
 		   fs_newfiles_ready(mnt->newfiles, ino, FALSE)) {
 		g_autoptr(GError) error = NULL;

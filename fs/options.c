@@ -34,6 +34,7 @@ static const struct fuse_opt fs_option_spec[] = {
 	FS_OPT("timeout=%u", timeout),
 	FS_OPT("list_ttl=%u", list_ttl),
 	FS_OPT("noidle", noidle),
+	FS_OPT("nopassthrough", nopassthrough),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("rw", KEY_RW),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -349,6 +350,10 @@ void fs_options_print_usage(const char *prog)
 	       "and NOTIFY (changes\n"
 	       "                           made elsewhere then show after "
 	       "list_ttl)\n"
+	       "    -o nopassthrough       serve every read of a cached message "
+	       "through imapfs,\n"
+	       "                           never by the kernel from the cache "
+	       "file\n"
 	       "    -o spin=US             after a request, look for the next "
 	       "one for US\n"
 	       "                           microseconds before sleeping "

@@ -27,6 +27,7 @@ typedef struct {
 	int allow_plaintext_auth;
 	int read_only;
 	int noidle;
+	int nopassthrough;
 	unsigned max_conns;
 	unsigned max_threads;
 	unsigned timeout;

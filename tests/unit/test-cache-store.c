@@ -991,6 +991,64 @@ static void test_evict_pin(void)
 	tmp_clear(&t);
 }
 
+/* What the gone callback saw: the tags, and that the store's lock was
+ * free (it calls back into the store, which would deadlock otherwise). */
+typedef struct {
+	CacheStore *store;
+	GArray *tags;
+} Gone;
+
+static void on_gone(guint64 tag, gpointer data)
+{
+	Gone *gone = data;
+
+	g_assert_cmpuint(cache_store_usage(gone->store), >, 0);
+	g_array_append_val(gone->tags, tag);
+}
+
+/* A tagged message that is evicted, or forgotten, is told of once, with
+ * its tag; untagged ones and those still held are not. */
+static void test_evict_tells_tag(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	g_autofree guint8 *data = make_bytes(KB100, 140);
+	Gone gone = {NULL, g_array_new(FALSE, FALSE, sizeof(guint64))};
+	CacheKey k[5];
+
+	tmp_init(&t);
+	store = store_new(&t, BUDGET);
+	gone.store = store;
+	cache_store_set_gone_func(store, on_gone, &gone);
+	for (guint i = 0; i < 5; i++)
+		k[i] = (CacheKey){"INBOX", 1, i + 1};
+	put_whole(store, &k[0], data, KB100);
+	put_whole(store, &k[1], data, KB100);
+	put_whole(store, &k[2], data, KB100);
+	cache_store_tag(store, &k[0], 7);
+	cache_store_tag(store, &k[2], 9);
+	cache_store_pin(store, &k[2]);
+
+	/* k[0], least recently used, goes, and says so. */
+	put_whole(store, &k[3], data, KB100);
+	assert_absent(store, &k[0]);
+	g_assert_cmpuint(gone.tags->len, ==, 1);
+	g_assert_cmpuint(g_array_index(gone.tags, guint64, 0), ==, 7);
+	/* k[1] (untagged) goes next, in silence; k[2] is pinned. */
+	put_whole(store, &k[4], data, KB100);
+	assert_absent(store, &k[1]);
+	g_assert_cmpuint(gone.tags->len, ==, 1);
+	/* Once let go and forgotten (expunged), k[2] says so too. */
+	cache_store_unpin(store, &k[2]);
+	cache_store_forget(store, &k[2]);
+	g_assert_cmpuint(gone.tags->len, ==, 2);
+	g_assert_cmpuint(g_array_index(gone.tags, guint64, 1), ==, 9);
+
+	g_array_unref(gone.tags);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
 /* A message pinned before it arrives (an open file) survives even when it
  * alone is over the budget, and so do its partial chunks. */
 static void test_evict_pin_over_budget(void)
@@ -1781,6 +1839,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/cache-store/evict/exact-budget",
 			test_evict_exact_budget);
 	g_test_add_func("/cache-store/evict/pin", test_evict_pin);
+	g_test_add_func("/cache-store/evict/tells-tag", test_evict_tells_tag);
 	g_test_add_func("/cache-store/evict/pin-over-budget",
 			test_evict_pin_over_budget);
 	g_test_add_func("/cache-store/restart", test_restart);

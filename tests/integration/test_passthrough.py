@@ -1,0 +1,143 @@
+"""A message whole in the cache is read by the kernel from the cache file
+itself (FUSE passthrough; Linux 6.9 and later, and imapfs running with
+CAP_SYS_ADMIN): imapfs answers its OPEN and RELEASE, and sees no READ.
+The bytes are the server's; opens of a message made while it was still
+being fetched, which imapfs serves itself, and opens made after, which
+the kernel would refuse to mix, both work; -o nopassthrough turns it off.
+"""
+
+import gzip
+import mmap
+import os
+import re
+
+import pytest
+
+import conftest
+
+READ = re.compile(r"opcode: READ \(15\), nodeid: (\d+)")
+
+
+def kernel_offers_passthrough():
+	try:
+		with gzip.open("/proc/config.gz", "rt") as f:
+			config = f.read()
+	except OSError:
+		return None	# cannot tell
+	return "CONFIG_FUSE_PASSTHROUGH=y" in config
+
+
+def has_cap_sys_admin():
+	with open("/proc/self/status") as f:
+		for line in f:
+			if line.startswith("CapEff:"):
+				return (int(line.split()[1], 16) >> 21) & 1 == 1
+	return False
+
+
+def passthrough_expected():
+	return kernel_offers_passthrough() is not False and has_cap_sys_admin()
+
+
+def read_counts(log):
+	"""READ requests in a libfuse debug log, by node id."""
+	counts = {}
+	for m in READ.finditer(log):
+		counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+	return counts
+
+
+def read_file(path):
+	with open(path, "rb") as f:
+		return f.read()
+
+
+@pytest.fixture
+def account_of(server, new_user, witness):
+	user = new_user("pt")
+	conftest.seed_account(server, user, {"INBOX": 12}, seed=71)
+	w = witness(user)
+	return user, w, w.messages("INBOX")
+
+
+def test_a_cached_message_is_read_without_imapfs(account_of, mounter):
+	"""The first mount fetches every message into the cache; a second
+	mount on the same cache reads them all with no READ reaching
+	imapfs (the kernel's page cache is the new mount's, empty), and
+	gets the server's bytes, also through mmap."""
+	user, w, recs = account_of
+	flags = w.all_flags("INBOX")
+	first = mounter.mount(user)
+	for r in recs:
+		assert read_file(os.path.join(first.path, "INBOX", r["name"])) \
+			== w.body("INBOX", r["uid"])
+	mounter.unmount(first)
+
+	m = mounter.mount(user, cache_dir=first.cache_dir, debug=True)
+	inbox = os.path.join(m.path, "INBOX")
+	for r in recs:
+		want = w.body("INBOX", r["uid"])
+		assert read_file(os.path.join(inbox, r["name"])) == want
+		with open(os.path.join(inbox, r["name"]), "rb") as f:
+			with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) \
+					as mm:
+				assert mm[:] == want
+	log = m.stderr()
+	opens = log.count("opcode: OPEN (14)")
+	assert opens >= 2 * len(recs), log[-3000:]
+	if not passthrough_expected():
+		pytest.skip("no FUSE passthrough here (Linux 6.9+ and "
+			    "CAP_SYS_ADMIN); the bytes were checked")
+	assert read_counts(log) == {}, log[-3000:]
+	# No \Seen from any of it.
+	assert w.all_flags("INBOX") == flags
+
+
+def test_nopassthrough_reads_through_imapfs(account_of, mounter):
+	user, w, recs = account_of
+	first = mounter.mount(user)
+	for r in recs:
+		read_file(os.path.join(first.path, "INBOX", r["name"]))
+	mounter.unmount(first)
+
+	m = mounter.mount(user, cache_dir=first.cache_dir, debug=True,
+			  opts=("nopassthrough",))
+	for r in recs:
+		assert read_file(os.path.join(m.path, "INBOX", r["name"])) == \
+			w.body("INBOX", r["uid"])
+	assert sum(read_counts(m.stderr()).values()) >= len(recs)
+
+
+def test_opens_made_while_a_message_was_fetched_and_after_mix(
+		account_of, mounter):
+	"""A message opened before it was in the cache is served by imapfs
+	(READs); opened again once whole, while the first is still open,
+	it must be too (the kernel refuses an open that reads the cache
+	file beside one that does not). Once every open is closed, the next
+	one has the kernel read the cache file."""
+	user, w, recs = account_of
+	r = recs[-1]
+	want = w.body("INBOX", r["uid"])
+	m = mounter.mount(user, debug=True)
+	path = os.path.join(m.path, "INBOX", r["name"])
+	with open(path, "rb") as first:
+		assert first.read(10) == want[:10]
+		assert first.read() == want[10:]	# whole in the cache now
+		with open(path, "rb") as second:
+			assert second.read() == want
+		with open(path, "rb") as third:
+			assert third.read() == want
+		first.seek(0)
+		assert first.read() == want
+	before = sum(read_counts(m.stderr()).values())
+	assert before >= 1
+	# Another mount's page cache is empty; this one's holds the
+	# message (the opens above kept it): drop it by remounting.
+	mounter.unmount(m)
+	m = mounter.mount(user, cache_dir=m.cache_dir, debug=True)
+	path = os.path.join(m.path, "INBOX", r["name"])
+	with open(path, "rb") as a, open(path, "rb") as b:
+		assert a.read() == want
+		assert b.read() == want
+	if passthrough_expected():
+		assert read_counts(m.stderr()) == {}, m.stderr()[-3000:]
