@@ -1124,13 +1124,23 @@ gboolean cache_account_read_file(CacheAccount *acct, CacheFile *file,
 	return TRUE;
 }
 
-int cache_account_file_whole(CacheAccount *acct, CacheFile *file)
+int cache_account_file_whole(CacheAccount *acct, CacheFile *file,
+			     GCancellable *cancel, GError **error)
 {
+	CacheSpan span;
 	int fd = file_fd(acct, file);
 
-	if (fd >= 0)
+	if (fd >= 0) {
 		cache_prefetch_note_read(acct, file->ref);
-	return fd;
+		return fd;
+	}
+	if (file->size > CACHE_WHOLE_MAX || file->size == 0)
+		return -1;
+	if (!read_message(acct, file->ref, file->uidvalidity, 0, 1, &span,
+			  cancel, error))
+		return -1;
+	cache_span_release(&span);
+	return file_fd(acct, file);
 }
 
 void cache_account_set_file_gone_func(CacheAccount *acct,

@@ -246,11 +246,14 @@ gboolean cache_account_read_file(CacheAccount *acct, CacheFile *file,
 				 goffset off, gsize len, CacheSpan *out_span,
 				 GCancellable *cancel, GError **error);
 void cache_span_release(CacheSpan *span); /* NULL-safe, idempotent */
-/* The message's file in the store (kept in @file, closed with it) if it
- * is whole there, else -1. For a reader that reads that file itself
- * rather than through cache_account_read_file(): it counts as a read
+/* For a reader that reads the store's file itself rather than through
+ * cache_account_read_file(), at open: the message's file, whole, kept in
+ * @file (closed with it). A message not whole in the store yet is
+ * fetched first, as its first read would be, if it is one fetched whole
+ * (up to 1 MiB); else, or if that fails (@error), -1. Counts as a read
  * from the start, for the prefetch. */
-int cache_account_file_whole(CacheAccount *acct, CacheFile *file);
+int cache_account_file_whole(CacheAccount *acct, CacheFile *file,
+			     GCancellable *cancel, GError **error);
 /* @tag (not 0) is told to @func (set once, before the account is used
  * by other threads) when the store lets go of @file's message (evicted,
  * or gone from the server), from the thread that dropped it: a holder of

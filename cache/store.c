@@ -52,8 +52,8 @@ typedef struct {
 	guint64 bytes; /* complete, or written (partial) */
 	guint64 used;  /* tick of the last use */
 	guint pins;
-	int mem_fd;   /* the bytes are in this memfd, not on disk; or -1 */
-	guint64 tag;  /* cache_store_tag()'s; 0: none */
+	int mem_fd;	/* the bytes are in this memfd, not on disk; or -1 */
+	GArray *tags;	/* guint64: cache_store_tag()'s; NULL: none */
 } Entry;
 
 struct CacheStore {
@@ -94,6 +94,8 @@ static void entry_free(Entry *e)
 {
 	if (e->mem_fd >= 0)
 		close(e->mem_fd);
+	if (e->tags)
+		g_array_unref(e->tags);
 	g_free(e);
 }
 
@@ -215,8 +217,8 @@ static void remove_entry_locked(CacheStore *store, const char *path)
 {
 	Entry *e = g_hash_table_lookup(store->entries, path);
 
-	if (e && e->tag)
-		g_array_append_val(store->gone, e->tag);
+	if (e && e->tags)
+		g_array_append_vals(store->gone, e->tags->data, e->tags->len);
 	g_hash_table_remove(store->entries, path);
 }
 
@@ -427,8 +429,13 @@ void cache_store_tag(CacheStore *store, const CacheKey *key, guint64 tag)
 
 	g_mutex_lock(&store->lock);
 	e = g_hash_table_lookup(store->entries, path);
+	for (guint i = 0; e && e->tags && i < e->tags->len; i++)
+		if (g_array_index(e->tags, guint64, i) == tag)
+			e = NULL;
+	if (e && !e->tags)
+		e->tags = g_array_new(FALSE, FALSE, sizeof(guint64));
 	if (e)
-		e->tag = tag;
+		g_array_append_val(e->tags, tag);
 	g_mutex_unlock(&store->lock);
 }
 
@@ -883,7 +890,7 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 	g_autofree char *part = key_path(store, key, ".part");
 	g_autofree char *whole = key_path(store, key, "");
 	g_autoptr(GError) local = NULL;
-	gboolean complete = TRUE, ok, no_dir, tried_disk;
+	gboolean complete = TRUE, ok, no_dir, tried_disk, room_made = FALSE;
 	Partial *p;
 	Entry *e;
 
@@ -909,6 +916,7 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 		return FALSE;
 	}
 
+again:
 	g_mutex_lock(&store->lock);
 	p = g_hash_table_lookup(store->partials, part);
 	e = g_hash_table_lookup(store->entries, whole);
@@ -942,11 +950,14 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 		ok = write_range_locked(store, key, p, e, part, off, data,
 					src_fd, len, &local);
 	}
-	if (!ok && no_space(local) && tried_disk && !no_dir &&
+	if (!ok && no_space(local) && tried_disk && !no_dir && !room_made &&
 	    make_room_locked(store, len, whole)) {
+		/* A dropped file frees its blocks once those told of it
+		 * (after the lock is let go) let go of it too. */
+		room_made = TRUE;
 		g_clear_error(&local);
-		ok = write_range_locked(store, key, p, e, part, off, data,
-					src_fd, len, &local);
+		unlock_reporting(store);
+		goto again;
 	}
 	if (!ok && no_space(local) && tried_disk &&
 	    size <= CACHE_STORE_MEMORY) {
@@ -956,7 +967,7 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 					src_fd, len, &local);
 	}
 	if (!ok) {
-		g_mutex_unlock(&store->lock);
+		unlock_reporting(store);
 		g_propagate_error(error, g_steal_pointer(&local));
 		return FALSE;
 	}

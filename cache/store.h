@@ -49,8 +49,8 @@ void cache_store_pin(CacheStore *store, const CacheKey *key);
 void cache_store_unpin(CacheStore *store, const CacheKey *key);
 void cache_store_free(CacheStore *store); /* NULL-safe */
 
-/* A message's entry may carry a tag (not 0); when the entry goes (evicted,
- * forgotten), @func is called with it, from the thread that removed it,
+/* A message's entry may carry tags (not 0); when the entry goes (evicted,
+ * forgotten), @func is called with each, from the thread that removed it,
  * after the store's lock is let go and before that call returns: a
  * holder of the file learns it should let go of it too, so that its
  * blocks come free. Set before other threads use the store. */

@@ -333,8 +333,10 @@ int main(int argc, char **argv)
 		goto out_session;
 	if (fuse_session_mount(se, cmdline.mountpoint) != 0)
 		goto out_signals;
-	if (!opts.nopassthrough)
-		mnt.passthrough = fs_passthrough_attach(se);
+	/* A read-only mount opens files without asking (see fs_op_init):
+	 * nothing to pass through. */
+	if (!opts.nopassthrough && !opts.read_only)
+		mnt.passthrough = fs_passthrough_attach(se, cache_dir);
 	if (fuse_daemonize(cmdline.foreground) != 0)
 		goto out_unmount;
 	if (!cmdline.foreground) {

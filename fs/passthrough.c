@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/vfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -38,9 +39,9 @@
 
 #define PT_FLAGS2_PASSTHROUGH (1u << (37 - 32)) /* FUSE_PASSTHROUGH */
 #define PT_FOPEN_PASSTHROUGH  (1u << 7)		/* FOPEN_PASSTHROUGH */
-/* Filesystems the cache may sit on stack this deep (an overlayfs is 1);
- * 2 is the kernel's limit, FILESYSTEM_MAX_STACK_DEPTH. */
-#define PT_STACK_DEPTH 2
+/* statfs() types of stacking filesystems the cache may sit on. */
+#define PT_OVERLAYFS_MAGIC 0x794c7630
+#define PT_ECRYPTFS_MAGIC  0xf15f
 
 struct pt_backing_map {
 	int32_t fd;
@@ -74,9 +75,11 @@ struct pt_open_out {
 /* A registered message. */
 typedef struct {
 	fuse_ino_t ino;
-	int32_t id;  /* its backing id */
-	guint opens; /* files open on it */
-	GList idle;  /* in FsPassthrough.idle while none is */
+	guint32 uidvalidity; /* of the message registered */
+	int32_t id;	     /* its backing id */
+	guint opens;	     /* files open on it */
+	gboolean gone;	     /* the store dropped it while open */
+	GList idle;	     /* in FsPassthrough.idle while none is */
 } PtInode;
 
 struct FsPassthrough {
@@ -86,6 +89,7 @@ struct FsPassthrough {
 	gint offered;	     /* the kernel offered passthrough */
 	gint agreed;	     /* and we asked for it in the reply */
 	gint refused;	     /* registering a file failed: not again */
+	guint32 stack_depth; /* asked for at INIT */
 	GMutex lock;
 	GHashTable *inodes; /* fuse_ino_t -> PtInode */
 	GHashTable *paged;  /* fuse_ino_t read through imapfs */
@@ -152,7 +156,7 @@ static ssize_t pt_writev(int fd, struct iovec *iov, int count, void *userdata)
 			if (!(arg.flags & FUSE_WRITEBACK_CACHE)) {
 				arg.flags |= FUSE_INIT_EXT;
 				arg.flags2 |= PT_FLAGS2_PASSTHROUGH;
-				arg.max_stack_depth = PT_STACK_DEPTH;
+				arg.max_stack_depth = pt->stack_depth;
 				g_atomic_int_set(&pt->agreed, TRUE);
 				g_debug("the kernel reads cached messages "
 					"from the cache itself "
@@ -195,7 +199,22 @@ static gboolean may_register(void)
 	return (caps >> 21) & 1; /* CAP_SYS_ADMIN */
 }
 
-FsPassthrough *fs_passthrough_attach(struct fuse_session *se)
+/* The kernel counts the mount one level above the cache's filesystem,
+ * and allows a backing file only from a lower one: the depth asked for
+ * is the least that the cache allows (a higher one would keep the mount
+ * from being stacked on itself, by an overlayfs say). */
+static guint32 stack_depth(const char *cache_dir)
+{
+	struct statfs st;
+
+	if (statfs(cache_dir, &st) == 0 &&
+	    (st.f_type == PT_OVERLAYFS_MAGIC || st.f_type == PT_ECRYPTFS_MAGIC))
+		return 2; /* FILESYSTEM_MAX_STACK_DEPTH */
+	return 1;
+}
+
+FsPassthrough *fs_passthrough_attach(struct fuse_session *se,
+				     const char *cache_dir)
 {
 	FsPassthrough *pt;
 	int err;
@@ -207,6 +226,7 @@ FsPassthrough *fs_passthrough_attach(struct fuse_session *se)
 	}
 	pt = g_new0(FsPassthrough, 1);
 	pt->fd = fuse_session_fd(se);
+	pt->stack_depth = stack_depth(cache_dir);
 	g_mutex_init(&pt->lock);
 	pt->inodes = g_hash_table_new_full(g_direct_hash, g_direct_equal,
 					   NULL, g_free);
@@ -253,6 +273,8 @@ static void on_gone(guint64 tag, gpointer data)
 	if (node != NULL && node->opens == 0) {
 		g_queue_unlink(&pt->idle, &node->idle);
 		unregister_locked(pt, node);
+	} else if (node != NULL) {
+		node->gone = TRUE; /* at the last close */
 	}
 	g_mutex_unlock(&pt->lock);
 }
@@ -293,8 +315,9 @@ static gboolean open_locked(FsPassthrough *pt, PtInode *node)
 }
 
 gboolean fs_passthrough_open(FsPassthrough *pt, fuse_ino_t ino,
-			     CacheFile *file)
+			     CacheFile *file, GCancellable *cancel)
 {
+	g_autoptr(GError) error = NULL;
 	gpointer key = GSIZE_TO_POINTER(ino);
 	gboolean pass;
 	PtInode *node;
@@ -305,6 +328,18 @@ gboolean fs_passthrough_open(FsPassthrough *pt, fuse_ino_t ino,
 		return FALSE;
 	g_mutex_lock(&pt->lock);
 	node = g_hash_table_lookup(pt->inodes, key);
+	/* The inode names another message now (its mailbox was made anew
+	 * under the same id): the old registration goes once unused; while
+	 * the old message is open, the kernel refuses this open (EIO). */
+	if (node != NULL && node->uidvalidity != file->uidvalidity) {
+		if (node->opens > 0) {
+			g_mutex_unlock(&pt->lock);
+			return FALSE;
+		}
+		g_queue_unlink(&pt->idle, &node->idle);
+		unregister_locked(pt, node);
+		node = NULL;
+	}
 	/* Registered; or read through imapfs before (the kernel has its
 	 * pages, or is reading them now). */
 	if (node != NULL || g_atomic_int_get(&pt->refused) ||
@@ -315,7 +350,13 @@ gboolean fs_passthrough_open(FsPassthrough *pt, fuse_ino_t ino,
 	}
 	g_mutex_unlock(&pt->lock);
 
-	fd = cache_account_file_whole(pt->acct, file);
+	/* A message fetched whole is fetched now, where its first read
+	 * would have, so that the kernel reads it from the cache file. One
+	 * that cannot be is opened anyway: its reads tell of it. */
+	fd = cache_account_file_whole(pt->acct, file, cancel, &error);
+	if (error != NULL)
+		g_debug("open of %s %u without passthrough: %s",
+			file->mailbox, file->ref.uid, error->message);
 	id = fd >= 0 ? register_file(pt, fd) : 0;
 	if (id != 0)
 		cache_account_tag_file(pt->acct, file, ino);
@@ -330,12 +371,13 @@ gboolean fs_passthrough_open(FsPassthrough *pt, fuse_ino_t ino,
 			ioctl(pt->fd, PT_IOC_BACKING_CLOSE, &mine);
 		}
 	} else if (id == 0) {
-		/* Not whole yet: read through imapfs from now on. */
+		/* Not whole: read through imapfs from now on. */
 		g_hash_table_add(pt->paged, key);
 	} else {
 		/* Open, so in no queue: counted here. */
 		node = g_new0(PtInode, 1);
 		node->ino = ino;
+		node->uidvalidity = file->uidvalidity;
 		node->id = id;
 		node->opens = 1;
 		node->idle.data = node;
@@ -360,10 +402,15 @@ void fs_passthrough_close(FsPassthrough *pt, fuse_ino_t ino,
 	g_mutex_lock(&pt->lock);
 	node = g_hash_table_lookup(pt->inodes, GSIZE_TO_POINTER(ino));
 	if (node != NULL && node->opens > 0 && --node->opens == 0) {
-		g_queue_push_tail_link(&pt->idle, &node->idle);
-		while (pt->idle.length > PT_KEPT_MAX)
-			unregister_locked(
-				pt, g_queue_pop_head_link(&pt->idle)->data);
+		if (node->gone) {
+			unregister_locked(pt, node);
+		} else {
+			g_queue_push_tail_link(&pt->idle, &node->idle);
+			while (pt->idle.length > PT_KEPT_MAX)
+				unregister_locked(
+					pt,
+					g_queue_pop_head_link(&pt->idle)->data);
+		}
 	}
 	g_mutex_unlock(&pt->lock);
 }
