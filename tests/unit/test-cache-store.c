@@ -1607,6 +1607,61 @@ static void test_full_makes_room(void)
 	tmp_clear_small(&t);
 }
 
+/* Files that are held open elsewhere (the kernel reading a cache file)
+ * free their blocks only once their holder, told the store dropped them,
+ * lets go: a range written on a full disk is written again after that,
+ * and lands on disk, not in memory. */
+typedef struct {
+	int fds[3];
+} Holder;
+
+static void on_gone_let_go(guint64 tag, gpointer data)
+{
+	Holder *h = data;
+
+	g_assert_cmpuint(tag, >=, 1);
+	g_assert_cmpuint(tag, <=, 3);
+	close(h->fds[tag - 1]);
+	h->fds[tag - 1] = -1;
+}
+
+static void test_full_range_after_holders_let_go(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	g_autofree char *log = NULL;
+	g_autofree guint8 *data = make_bytes(300000, 600);
+	Holder h;
+	CacheKey k[4];
+	LogCatch c;
+
+	if (!tmp_init_small(&t, 1024))
+		return;
+	store = store_new(&t, 0);
+	cache_store_set_gone_func(store, on_gone_let_go, &h);
+	for (guint i = 0; i < 4; i++)
+		k[i] = (CacheKey){"INBOX", 1, i + 1};
+	for (guint i = 0; i < 3; i++) {
+		put_whole(store, &k[i], data, 300000);
+		h.fds[i] = cache_store_open_complete(store, &k[i]);
+		g_assert_cmpint(h.fds[i], >=, 0);
+		cache_store_tag(store, &k[i], i + 1);
+	}
+	log_catch_start(&c);
+	put_chunks(store, &k[3], data, 300000, 0, 2);
+	log = log_catch_end(&c);
+	g_assert_nonnull(strstr(log, "is full; making room"));
+	g_assert_null(strstr(log, "memory"));
+	g_assert_true(on_disk(&t, "4"));
+	assert_complete(store, &k[3], data, 300000);
+	g_assert_cmpint(h.fds[0], ==, -1);
+	for (guint i = 0; i < 3; i++)
+		if (h.fds[i] >= 0)
+			close(h.fds[i]);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear_small(&t);
+}
+
 /* The disk is full of other files: messages are held in memory and read
  * back whole, and go to disk again once there is room. */
 static void test_full_memory(void)
@@ -1855,6 +1910,8 @@ int main(int argc, char **argv)
 			test_hostile_negative_off);
 	g_test_add_func("/cache-store/threads", test_threads);
 	g_test_add_func("/cache-store/full/makes-room", test_full_makes_room);
+	g_test_add_func("/cache-store/full/range-after-holders-let-go",
+			test_full_range_after_holders_let_go);
 	g_test_add_func("/cache-store/full/memory", test_full_memory);
 	g_test_add_func("/cache-store/full/range-to-memory",
 			test_full_range_to_memory);
