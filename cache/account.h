@@ -255,9 +255,9 @@ void cache_span_release(CacheSpan *span); /* NULL-safe, idempotent */
 int cache_account_file_whole(CacheAccount *acct, CacheFile *file,
 			     GCancellable *cancel, GError **error);
 /* @tag (not 0) is told to @func (set once, before the account is used
- * by other threads) when the store lets go of @file's message (evicted,
- * or gone from the server), from the thread that dropped it: a holder of
- * the cache file lets go of it too, so that its blocks come free. */
+ * by other threads) when the store drops @file's message (to make room),
+ * from the thread that dropped it: a holder of the cache file lets go of
+ * it too, so that its blocks come free. */
 typedef void (*CacheFileGoneFunc)(guint64 tag, gpointer data);
 void cache_account_set_file_gone_func(CacheAccount *acct,
 				      CacheFileGoneFunc func, gpointer data);

@@ -212,7 +212,7 @@ static Entry *entry_locked(CacheStore *store, const char *path)
 	return e;
 }
 
-/* Removes @path's entry; its tag is reported by unlock_reporting(). */
+/* Removes @path's entry; its tags are reported by unlock_reporting(). */
 static void remove_entry_locked(CacheStore *store, const char *path)
 {
 	Entry *e = g_hash_table_lookup(store->entries, path);

@@ -48,6 +48,7 @@ guint64 cache_store_budget(CacheStore *store);
 void cache_store_pin(CacheStore *store, const CacheKey *key);
 void cache_store_unpin(CacheStore *store, const CacheKey *key);
 void cache_store_free(CacheStore *store); /* NULL-safe */
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(CacheStore, cache_store_free)
 
 /* A message's entry may carry tags (not 0); when the entry goes (evicted,
  * forgotten), @func is called with each, from the thread that removed it,
@@ -58,7 +59,6 @@ typedef void (*CacheStoreGoneFunc)(guint64 tag, gpointer data);
 void cache_store_set_gone_func(CacheStore *store, CacheStoreGoneFunc func,
 			       gpointer data);
 void cache_store_tag(CacheStore *store, const CacheKey *key, guint64 tag);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(CacheStore, cache_store_free)
 
 /* A read-only fd of the complete message, or -1. (transfer full) */
 int cache_store_open_complete(CacheStore *store, const CacheKey *key);
