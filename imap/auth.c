@@ -315,7 +315,8 @@ static gboolean oauth_login(ImapStream *stream, const ImapConfig *cfg,
 				reason ? reason : "");
 
 			*out_refused =
-				g_strcmp0(resp->code, "UNAVAILABLE") != 0;
+				g_strcmp0(resp->code, "UNAVAILABLE") != 0 &&
+				g_strcmp0(resp->code, "LIMIT") != 0;
 			g_propagate_error(error, refused);
 		}
 		stream->caps = caps;
@@ -397,14 +398,20 @@ gboolean imap_auth_login(ImapStream *stream, const ImapConfig *cfg,
 			if (g_str_has_prefix(words, "NO ") ||
 			    g_str_has_prefix(words, "BAD "))
 				words += words[0] == 'N' ? 3 : 4;
+			/* Not the credentials: the server cannot check them
+			 * now, or has no room for another connection. */
+			gboolean for_now =
+				g_str_has_prefix(words, "[UNAVAILABLE]") ||
+				g_str_has_prefix(words, "[LIMIT]");
 			GError *refused = g_error_new(
 				IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH,
-				"login as %s on %s refused: %s (check the "
-				"user name and password)",
-				cfg->user, cfg->host, words);
+				"login as %s on %s refused: %s (%s)", cfg->user,
+				cfg->host, words,
+				for_now ? "for now; fewer connections, -o "
+					  "max_conns=N, may help"
+					: "check the user name and password");
 
-			*out_refused =
-				!g_str_has_prefix(words, "[UNAVAILABLE]");
+			*out_refused = !for_now;
 			g_propagate_error(error, refused);
 		} else {
 			g_propagate_error(error, g_steal_pointer(&local));

@@ -991,8 +991,8 @@ static void test_oauth_bearer_refused(void)
 }
 
 /* After a refusal the gate holds logins back: the next attempt does not
- * even connect. One the server could not check ([UNAVAILABLE]) does not
- * close it. */
+ * even connect. One the server could not check ([UNAVAILABLE]), or had
+ * no room for ([LIMIT]: too many connections), does not close it. */
 static void test_login_gate(void)
 {
 	static const char *const script[] = {
@@ -1000,6 +1000,12 @@ static void test_login_gate(void)
 		"S:* OK [CAPABILITY IMAP4rev1] ready",
 		"C:A1 LOGIN u p",
 		"S:A1 NO [UNAVAILABLE] Temporary authentication failure.",
+		"WAITCLOSE",
+		"ACCEPT",
+		"S:* OK [CAPABILITY IMAP4rev1] ready",
+		"C:A1 LOGIN u p",
+		"S:A1 NO [LIMIT] Maximum number of connections from user+IP "
+		"exceeded (mail_max_userip_connections=10)",
 		"WAITCLOSE",
 		"ACCEPT",
 		"S:* OK [CAPABILITY IMAP4rev1] ready",
@@ -1013,10 +1019,16 @@ static void test_login_gate(void)
 	g_autoptr(GError) e1 = NULL;
 	g_autoptr(GError) e2 = NULL;
 	g_autoptr(GError) e3 = NULL;
+	g_autoptr(GError) limit = NULL;
 
 	cfg.login_gate = imap_login_gate_new();
 	g_assert_null(imap_stream_connect(&cfg, 1, &e1));
 	g_assert_error(e1, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
+	g_assert_null(imap_stream_connect(&cfg, 1, &limit));
+	g_assert_error(limit, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
+	g_assert_nonnull(strstr(limit->message, "[LIMIT]"));
+	g_assert_nonnull(strstr(limit->message, "-o max_conns=N"));
+	g_assert_null(strstr(limit->message, "password"));
 	g_test_expect_message("imapfs-imap", G_LOG_LEVEL_WARNING,
 			      "*no new login for 2 minutes*");
 	g_assert_null(imap_stream_connect(&cfg, 1, &e2));
@@ -1029,7 +1041,7 @@ static void test_login_gate(void)
 				       "no new login to 127.0.0.1 before "));
 	g_assert_nonnull(strstr(e3->message, "(mount again to log in at "
 					     "once)"));
-	fake_server_finish(fs, 2);
+	fake_server_finish(fs, 3);
 	imap_login_gate_free(cfg.login_gate);
 }
 
