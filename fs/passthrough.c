@@ -93,6 +93,7 @@ struct FsPassthrough {
 	GMutex lock;
 	GHashTable *inodes; /* fuse_ino_t -> PtInode */
 	GHashTable *paged;  /* fuse_ino_t read through imapfs */
+	GHashTable *plain;  /* fuse_ino_t -> files open through imapfs */
 	GQueue idle;	    /* PtInode, registered and not open, oldest
 			     * first */
 };
@@ -231,6 +232,7 @@ FsPassthrough *fs_passthrough_attach(struct fuse_session *se,
 	pt->inodes = g_hash_table_new_full(g_direct_hash, g_direct_equal,
 					   NULL, g_free);
 	pt->paged = g_hash_table_new(g_direct_hash, g_direct_equal);
+	pt->plain = g_hash_table_new(g_direct_hash, g_direct_equal);
 	err = fuse_session_custom_io(se, &pt_io, pt->fd);
 	if (err != 0) {
 		g_message("reads go through imapfs: the FUSE session's "
@@ -248,6 +250,7 @@ void fs_passthrough_free(FsPassthrough *pt)
 		return;
 	g_hash_table_destroy(pt->inodes);
 	g_hash_table_destroy(pt->paged);
+	g_hash_table_destroy(pt->plain);
 	g_mutex_clear(&pt->lock);
 	g_free(pt);
 }
@@ -304,14 +307,30 @@ static int32_t register_file(FsPassthrough *pt, int fd)
 	return 0;
 }
 
-/* Counts an open of @node (NULL: one through imapfs), and names its
- * backing id to the reply. */
-static gboolean open_locked(FsPassthrough *pt, PtInode *node)
+/* Counts an open of @node, or of inode @key through imapfs (@node NULL),
+ * and names the backing id to the reply. */
+static gboolean open_locked(FsPassthrough *pt, PtInode *node, gpointer key)
 {
-	if (node != NULL && node->opens++ == 0)
+	if (node == NULL) {
+		guint n = GPOINTER_TO_UINT(g_hash_table_lookup(pt->plain, key));
+
+		g_hash_table_insert(pt->plain, key, GUINT_TO_POINTER(n + 1));
+		reply_backing_id = 0;
+		return FALSE;
+	}
+	if (node->opens++ == 0)
 		g_queue_unlink(&pt->idle, &node->idle);
-	reply_backing_id = node != NULL ? node->id : 0;
-	return node != NULL;
+	reply_backing_id = node->id;
+	return TRUE;
+}
+
+/* Whether an open of @key must be through imapfs: the kernel has (or is
+ * reading) its pages that way, or a file is open that way. */
+static gboolean plain_locked(FsPassthrough *pt, gpointer key)
+{
+	return g_atomic_int_get(&pt->refused) ||
+	       g_hash_table_contains(pt->paged, key) ||
+	       g_hash_table_contains(pt->plain, key);
 }
 
 gboolean fs_passthrough_open(FsPassthrough *pt, fuse_ino_t ino,
@@ -321,7 +340,7 @@ gboolean fs_passthrough_open(FsPassthrough *pt, fuse_ino_t ino,
 	gpointer key = GSIZE_TO_POINTER(ino);
 	gboolean pass;
 	PtInode *node;
-	int32_t id;
+	int32_t id = 0;
 	int fd;
 
 	if (pt == NULL || !g_atomic_int_get(&pt->agreed))
@@ -333,18 +352,16 @@ gboolean fs_passthrough_open(FsPassthrough *pt, fuse_ino_t ino,
 	 * the old message is open, the kernel refuses this open (EIO). */
 	if (node != NULL && node->uidvalidity != file->uidvalidity) {
 		if (node->opens > 0) {
+			pass = open_locked(pt, NULL, key);
 			g_mutex_unlock(&pt->lock);
-			return FALSE;
+			return pass;
 		}
 		g_queue_unlink(&pt->idle, &node->idle);
 		unregister_locked(pt, node);
 		node = NULL;
 	}
-	/* Registered; or read through imapfs before (the kernel has its
-	 * pages, or is reading them now). */
-	if (node != NULL || g_atomic_int_get(&pt->refused) ||
-	    g_hash_table_contains(pt->paged, key)) {
-		pass = open_locked(pt, node);
+	if (node != NULL || plain_locked(pt, key)) {
+		pass = open_locked(pt, node, key);
 		g_mutex_unlock(&pt->lock);
 		return pass;
 	}
@@ -352,28 +369,28 @@ gboolean fs_passthrough_open(FsPassthrough *pt, fuse_ino_t ino,
 
 	/* A message fetched whole is fetched now, where its first read
 	 * would have, so that the kernel reads it from the cache file. One
-	 * that cannot be is opened anyway: its reads tell of it. */
+	 * that cannot be is opened anyway: its reads say why. A cache file
+	 * of another size than the listing's (damaged) is not passed on:
+	 * reads through imapfs stop at the size the kernel was told. */
 	fd = cache_account_file_whole(pt->acct, file, cancel, &error);
 	if (error != NULL)
 		g_debug("open of %s %u without passthrough: %s",
 			file->mailbox, file->ref.uid, error->message);
-	id = fd >= 0 ? register_file(pt, fd) : 0;
+	if (fd >= 0 && file->fd_size == file->size)
+		id = register_file(pt, fd);
 	if (id != 0)
 		cache_account_tag_file(pt->acct, file, ino);
 
 	g_mutex_lock(&pt->lock);
 	node = g_hash_table_lookup(pt->inodes, key);
-	if (node != NULL || g_hash_table_contains(pt->paged, key)) {
+	if (node != NULL || plain_locked(pt, key)) {
 		/* Another open of it came first, either way. */
 		if (id != 0) {
 			uint32_t mine = id;
 
 			ioctl(pt->fd, PT_IOC_BACKING_CLOSE, &mine);
 		}
-	} else if (id == 0) {
-		/* Not whole: read through imapfs from now on. */
-		g_hash_table_add(pt->paged, key);
-	} else {
+	} else if (id != 0) {
 		/* Open, so in no queue: counted here. */
 		node = g_new0(PtInode, 1);
 		node->ino = ino;
@@ -385,8 +402,13 @@ gboolean fs_passthrough_open(FsPassthrough *pt, fuse_ino_t ino,
 		reply_backing_id = id;
 		g_mutex_unlock(&pt->lock);
 		return TRUE;
+	} else if (error == NULL) {
+		/* Not whole, and not to be fetched at open (over 1 MiB): read
+		 * through imapfs from now on. A fetch that failed (the server
+		 * away, or Ctrl-C) is tried again at the next open. */
+		g_hash_table_add(pt->paged, key);
 	}
-	pass = open_locked(pt, node);
+	pass = open_locked(pt, node, key);
 	g_mutex_unlock(&pt->lock);
 	return pass;
 }
@@ -394,13 +416,25 @@ gboolean fs_passthrough_open(FsPassthrough *pt, fuse_ino_t ino,
 void fs_passthrough_close(FsPassthrough *pt, fuse_ino_t ino,
 			  gboolean passthrough)
 {
+	gpointer key = GSIZE_TO_POINTER(ino);
 	PtInode *node;
+	guint n;
 
 	reply_backing_id = 0;
-	if (!passthrough)
+	if (pt == NULL || !g_atomic_int_get(&pt->agreed))
 		return;
 	g_mutex_lock(&pt->lock);
-	node = g_hash_table_lookup(pt->inodes, GSIZE_TO_POINTER(ino));
+	if (!passthrough) {
+		n = GPOINTER_TO_UINT(g_hash_table_lookup(pt->plain, key));
+		if (n > 1)
+			g_hash_table_insert(pt->plain, key,
+					    GUINT_TO_POINTER(n - 1));
+		else
+			g_hash_table_remove(pt->plain, key);
+		g_mutex_unlock(&pt->lock);
+		return;
+	}
+	node = g_hash_table_lookup(pt->inodes, key);
 	if (node != NULL && node->opens > 0 && --node->opens == 0) {
 		if (node->gone) {
 			unregister_locked(pt, node);

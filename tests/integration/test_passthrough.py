@@ -167,3 +167,70 @@ def test_opens_made_while_a_message_was_fetched_and_after_mix(
 		assert b.read() == want
 	if passthrough_expected(m.stderr()):
 		assert read_counts(m.stderr()) == {}, m.stderr()[-3000:]
+
+
+def test_an_open_whose_fetch_failed_is_passed_through_later(
+		account_of, mounter, server):
+	"""The server is away when a message not yet cached is opened: the
+	open succeeds and the read fails (EIO). Once the server is back, the
+	next open fetches it and the kernel reads it from the cache file:
+	one failure does not send the message through imapfs for good."""
+	import errno
+	import time
+	import imapfs_proxy
+
+	user, w, recs = account_of
+	r = recs[-1]
+	proxy = imapfs_proxy.LatencyProxy(("127.0.0.1", server["imaps_port"]))
+	port = proxy.port
+	proxy.start()
+	m = mounter.mount(user, debug=True, opts=("noidle",),
+			  url="imaps://%s@127.0.0.1:%d" % (user, port))
+	path = os.path.join(m.path, "INBOX", r["name"])
+	node = str(os.stat(path).st_ino)
+	proxy.stop()
+	fd = os.open(path, os.O_RDONLY)
+	try:
+		with pytest.raises(OSError) as e:
+			os.read(fd, 4096)
+		assert e.value.errno == errno.EIO
+	finally:
+		os.close(fd)
+	proxy = imapfs_proxy.LatencyProxy(("127.0.0.1", server["imaps_port"]),
+					  port=port)
+	proxy.start()
+	try:
+		time.sleep(1.5)		# the next attempt to connect is due
+		before = read_counts(m.stderr()).get(node, 0)
+		assert read_file(path) == w.body("INBOX", r["uid"])
+		if passthrough_expected(m.stderr()):
+			assert read_counts(m.stderr()).get(node, 0) == before, \
+				m.stderr()[-3000:]
+	finally:
+		proxy.stop()
+
+
+def test_a_cache_file_of_the_wrong_size_is_not_passed_through(
+		account_of, mounter):
+	"""A cache file longer than the message (a damaged cache) is not
+	given to the kernel to read: the reader gets the message's bytes,
+	as many as stat() says, not the file's."""
+	user, w, recs = account_of
+	r = recs[0]
+	want = w.body("INBOX", r["uid"])
+	first = mounter.mount(user)
+	assert read_file(os.path.join(first.path, "INBOX", r["name"])) == want
+	mounter.unmount(first)
+	found = []
+	for top, _, files in os.walk(os.path.join(first.cache_dir,
+						  "messages")):
+		found += [os.path.join(top, f) for f in files
+			  if f == str(r["uid"])]
+	assert len(found) == 1, found
+	with open(found[0], "ab") as f:
+		f.write(b"junk that is not the message\r\n" * 100)
+
+	m = mounter.mount(user, cache_dir=first.cache_dir)
+	path = os.path.join(m.path, "INBOX", r["name"])
+	assert os.stat(path).st_size == len(want)
+	assert read_file(path) == want
