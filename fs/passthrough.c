@@ -11,14 +11,15 @@
  * predate it.
  *
  * The kernel binds an inode to one backing file while any passthrough
- * open of it lasts, and refuses an open of the other kind meanwhile. So
- * an inode is read one way for the life of the mount: the first open
- * that finds its message whole in the cache registers the file, and the
+ * open of it lasts, and refuses an open of the other kind meanwhile: so
+ * opens of each kind are counted, and an inode is opened the kind it is
+ * open already. The first open that finds its message whole in the
+ * cache (up to 1 MiB, fetched at open) registers the file, and the
  * registration is kept after the last close for the opens after (up to
  * PT_KEPT_MAX, and until the store drops the message: a registered file
- * holds its blocks); an inode first opened before its message was whole
- * is read through imapfs from then on, from the kernel's page cache
- * after the first time.
+ * holds its blocks). An inode read through imapfs because its message
+ * was not whole (a larger one) stays so for the mount: the kernel has
+ * its pages.
  *
  * Locks: the store calls back with its own lock let go, but maybe from
  * under the account's; so nothing of cache/ is called with pt->lock held.
