@@ -14,6 +14,7 @@ struct FsNotify {
 	struct fuse_session *se; /* borrowed */
 	GAsyncQueue *queue;	 /* Item * */
 	GThread *thread;
+	gint entries_dropped;	 /* atomic */
 };
 
 static void item_free(Item *item)
@@ -106,7 +107,13 @@ void fs_notify_entry(FsNotify *notify, fuse_ino_t parent, const char *name,
 		     gint64 delay_us)
 {
 	g_return_if_fail(parent != 0);
+	g_atomic_int_inc(&notify->entries_dropped);
 	push(notify, parent, g_strdup(name), g_get_monotonic_time() + delay_us);
+}
+
+guint fs_notify_entries_dropped(FsNotify *notify)
+{
+	return notify ? (guint)g_atomic_int_get(&notify->entries_dropped) : 0;
 }
 
 void fs_notify_free(FsNotify *notify)

@@ -22,5 +22,8 @@ void fs_notify_inode(FsNotify *notify, fuse_ino_t ino);
  * behind it. */
 void fs_notify_entry(FsNotify *notify, fuse_ino_t parent, const char *name,
 		     gint64 delay_us);
+/* How many entries have been queued to be forgotten so far: a listing
+ * made before the count last moved may name one of them. */
+guint fs_notify_entries_dropped(FsNotify *notify);
 
 #endif

@@ -382,6 +382,18 @@ static void add_message_entry(const CacheMessage *msg, gpointer user_data)
 	g_array_append_val(m->dir, entry);
 }
 
+/* An open directory (fi->fh): its listing when opened. */
+typedef struct {
+	GArray *entries;   /* DirEntry */
+	guint dropped;	   /* fs_notify_entries_dropped() before it */
+} FsDir;
+
+static void dir_free(FsDir *dir)
+{
+	g_array_unref(dir->entries);
+	g_free(dir);
+}
+
 static GArray *snapshot_dir(FsMount *mnt, guint32 id, GError **error)
 {
 	g_autoptr(GArray) dir = NULL;
@@ -457,29 +469,40 @@ static void fs_op_opendir(fuse_req_t req, fuse_ino_t ino,
 	FsMount *mnt = mount_of(req);
 	g_autoptr(GError) error = NULL;
 	guint32 id;
-	GArray *dir;
+	FsDir *dir;
 
 	if (!dir_id(mnt, ino, &id)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	dir = snapshot_dir(mnt, id, &error);
-	if (!dir) {
+	dir = g_new0(FsDir, 1);
+	/* Counted before the listing is made: a name dropped meanwhile
+	 * counts as dropped after it. */
+	dir->dropped = fs_notify_entries_dropped(mnt->notify);
+	dir->entries = snapshot_dir(mnt, id, &error);
+	if (!dir->entries) {
+		g_free(dir);
 		reply_error(req, error, "opendir", ino);
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)dir;
 	if (fuse_reply_open(req, fi) != 0)
-		g_array_unref(dir);
+		dir_free(dir);
 }
 
 static void reply_dir(fuse_req_t req, size_t size, off_t off,
 		      struct fuse_file_info *fi, gboolean plus)
 {
 	FsMount *mnt = mount_of(req);
-	GArray *dir = (GArray *)(uintptr_t)fi->fh;
+	FsDir *fsdir = (FsDir *)(uintptr_t)fi->fh;
+	GArray *dir = fsdir->entries;
 	g_autofree char *buf = g_malloc(size);
 	size_t used = 0;
+	/* A name the kernel was told to forget since the listing was made
+	 * may be in it: its entries then come without attributes, which
+	 * would make the kernel take each name for a live one again. */
+	gboolean stale = plus && fs_notify_entries_dropped(mnt->notify) !=
+					 fsdir->dropped;
 
 	for (guint i = off; i < dir->len; i++) {
 		DirEntry *entry = &g_array_index(dir, DirEntry, i);
@@ -492,6 +515,8 @@ static void reply_dir(fuse_req_t req, size_t size, off_t off,
 			struct fuse_entry_param e;
 
 			fill_entry(mnt, &st, &e);
+			if (stale)
+				e.ino = 0;
 			n = fuse_add_direntry_plus(req, buf + used, size - used,
 						   entry->name, &e, i + 1);
 		} else {
@@ -520,7 +545,7 @@ static void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 static void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino,
 			     struct fuse_file_info *fi)
 {
-	g_array_unref((GArray *)(uintptr_t)fi->fh);
+	dir_free((FsDir *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 

@@ -156,3 +156,27 @@ def test_changes_in_mailboxes_with_any_name_show_at_once(
 	assert wait_until(lambda: names(m, name) == want), \
 		(names(m, name), want, m.stderr()[-3000:])
 	assert "not modified UTF-7" not in m.stderr()
+
+
+def test_a_directory_listed_before_a_mailbox_went_does_not_bring_it_back(
+		server, account2, mounter):
+	"""A directory handle opened before a mailbox was deleted elsewhere
+	and read after imapfs had the kernel forget the name: its listing
+	(from when it was opened) names the mailbox, but does not make the
+	kernel take the name for a live one again."""
+	m = mounter.mount(account2, debug=True)
+	assert "Other" in os.listdir(m.path)
+	watching(m)
+	fd = os.open(m.path, os.O_RDONLY | os.O_DIRECTORY)
+	try:
+		write(server, account2,
+		      lambda w: w.c.delete(sm.quote_mailbox("Other")))
+		assert wait_until(
+			lambda: not os.path.exists(os.path.join(m.path,
+								"Other"))), \
+			m.stderr()[-3000:]
+		os.listdir(fd)		# read from the old handle
+	finally:
+		os.close(fd)
+	assert not os.path.exists(os.path.join(m.path, "Other")), \
+		m.stderr()[-3000:]
