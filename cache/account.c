@@ -1128,16 +1128,13 @@ int cache_account_file_whole(CacheAccount *acct, CacheFile *file,
 			     GCancellable *cancel, GError **error)
 {
 	CacheSpan span;
-	int fd = file_fd(acct, file);
 
-	if (fd >= 0) {
-		cache_prefetch_note_read(acct, file->ref);
-		return fd;
-	}
-	if (file->size > CACHE_WHOLE_MAX || file->size == 0)
+	/* Its first byte, read as a reader's first read would: from the
+	 * whole file, or fetching a message fetched whole. */
+	if (file_fd(acct, file) < 0 &&
+	    (file->size > CACHE_WHOLE_MAX || file->size == 0))
 		return -1;
-	if (!read_message(acct, file->ref, file->uidvalidity, 0, 1, &span,
-			  cancel, error))
+	if (!cache_account_read_file(acct, file, 0, 1, &span, cancel, error))
 		return -1;
 	cache_span_release(&span);
 	return file_fd(acct, file);

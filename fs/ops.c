@@ -622,14 +622,8 @@ static void fs_op_open(fuse_req_t req, fuse_ino_t ino,
 	}
 	fi->fh = (uint64_t)(uintptr_t)om;
 	count_open(mnt, ino, 1);
-	if (mnt->passthrough) {
-		g_autoptr(GCancellable) cancel = g_cancellable_new();
-
-		fuse_req_interrupt_func(req, on_interrupt, cancel);
-		om->passthrough = fs_passthrough_open(mnt->passthrough, ino,
-						      &om->file, cancel);
-		fuse_req_interrupt_func(req, NULL, NULL);
-	}
+	om->passthrough =
+		fs_passthrough_open(mnt->passthrough, req, ino, &om->file);
 	/* What the kernel cached of a message stays right (it keeps no
 	 * pages of a file it reads through), and closing it needs no word
 	 * from us. */

@@ -334,9 +334,15 @@ static gboolean plain_locked(FsPassthrough *pt, gpointer key)
 	       g_hash_table_contains(pt->plain, key);
 }
 
-gboolean fs_passthrough_open(FsPassthrough *pt, fuse_ino_t ino,
-			     CacheFile *file, GCancellable *cancel)
+static void on_interrupt(fuse_req_t req, void *data)
 {
+	g_cancellable_cancel(data);
+}
+
+gboolean fs_passthrough_open(FsPassthrough *pt, fuse_req_t req,
+			     fuse_ino_t ino, CacheFile *file)
+{
+	g_autoptr(GCancellable) cancel = NULL;
 	g_autoptr(GError) error = NULL;
 	gpointer key = GSIZE_TO_POINTER(ino);
 	gboolean pass;
@@ -373,7 +379,10 @@ gboolean fs_passthrough_open(FsPassthrough *pt, fuse_ino_t ino,
 	 * that cannot be is opened anyway: its reads say why. A cache file
 	 * of another size than the listing's (damaged) is not passed on:
 	 * reads through imapfs stop at the size the kernel was told. */
+	cancel = g_cancellable_new();
+	fuse_req_interrupt_func(req, on_interrupt, cancel);
 	fd = cache_account_file_whole(pt->acct, file, cancel, &error);
+	fuse_req_interrupt_func(req, NULL, NULL);
 	if (error != NULL)
 		g_debug("open of %s %u without passthrough: %s",
 			file->mailbox, file->ref.uid, error->message);
