@@ -947,7 +947,8 @@ static gboolean read_message(CacheAccount *acct, CacheMsgRef ref,
 			out_span->len = 0;
 			return TRUE;
 		}
-		fd = cache_store_open_complete(acct->store, &key);
+		fd = cache_store_open_complete(acct->store, &key,
+					       place.size);
 		if (fd >= 0) {
 			g_free(place.mailbox);
 			note_read_once(acct, ref, &noted);
@@ -1040,7 +1041,7 @@ gboolean cache_account_keep(CacheAccount *acct, CacheMsgRef ref, GError **error)
 	if (!locate(acct, ref, &place, error))
 		return FALSE;
 	key = (CacheKey){place.mailbox, place.uidvalidity, ref.uid};
-	fd = cache_store_open_complete(acct->store, &key);
+	fd = cache_store_open_complete(acct->store, &key, place.size);
 	if (fd >= 0)
 		close(fd);
 	else
@@ -1060,7 +1061,7 @@ static int file_fd(CacheAccount *acct, CacheFile *file)
 
 	if (fd >= 0)
 		return fd;
-	fd = cache_store_open_complete(acct->store, &key);
+	fd = cache_store_open_complete(acct->store, &key, file->size);
 	if (fd < 0)
 		return -1;
 	if (fstat(fd, &st) < 0) {
@@ -1110,7 +1111,7 @@ gboolean cache_account_read_file(CacheAccount *acct, CacheFile *file,
 	}
 	/* Gone from the index (moved or deleted while open): what the store
 	 * kept is still the message's, byte for byte. */
-	fd = cache_store_open_complete(acct->store, &key);
+	fd = cache_store_open_complete(acct->store, &key, file->size);
 	if (fd < 0) {
 		g_propagate_error(error, local);
 		return FALSE;

@@ -452,7 +452,8 @@ static void submit(CacheAccount *acct, guint32 mailbox_id, const char *mailbox,
 	for (guint i = 0; i < todo->len; i++) {
 		Candidate *c = &g_array_index(todo, Candidate, i);
 		CacheKey key = {mailbox, uidvalidity, c->uid};
-		int fd = cache_store_open_complete(acct->store, &key);
+		int fd = cache_store_open_complete(acct->store, &key,
+						   c->size);
 
 		if (fd >= 0) { /* already here */
 			close(fd);

@@ -53,6 +53,8 @@ typedef struct {
 	guint64 used;  /* tick of the last use */
 	guint pins;
 	int mem_fd;	/* the bytes are in this memfd, not on disk; or -1 */
+	gboolean unchecked; /* an earlier run's file, its size not yet
+			     * held against the message's */
 	GArray *tags;	/* guint64: cache_store_tag()'s; NULL: none */
 } Entry;
 
@@ -120,6 +122,7 @@ static void scan_dir(CacheStore *store, const char *path, guint depth)
 
 			e->bytes = st.st_size;
 			e->used = st.st_atime; /* older runs' order, roughly */
+			e->unchecked = TRUE;
 			store->usage += e->bytes;
 			g_hash_table_insert(store->entries, g_strdup(child), e);
 		} else if (S_ISREG(st.st_mode)) {
@@ -252,6 +255,7 @@ static void place_locked(CacheStore *store, Entry *e, int mem_fd,
 		close(e->mem_fd);
 	e->mem_fd = mem_fd;
 	e->bytes = bytes;
+	e->unchecked = FALSE;
 	if (mem_fd >= 0)
 		store->mem_usage += bytes;
 	else
@@ -382,7 +386,34 @@ static int reopen_memory(const Entry *e)
 	return fd >= 0 ? fd : fcntl(e->mem_fd, F_DUPFD_CLOEXEC, 0);
 }
 
-int cache_store_open_complete(CacheStore *store, const CacheKey *key)
+/* An earlier run's file that is not @size bytes was cut short (the
+ * machine went down before the kernel wrote it all) or is not the
+ * message's: it goes, and FALSE. */
+static gboolean check_size_locked(CacheStore *store, const CacheKey *key,
+				  const char *path, Entry *e, int fd,
+				  guint64 size)
+{
+	struct stat st;
+
+	if (!e->unchecked)
+		return TRUE;
+	if (fstat(fd, &st) == 0 && (guint64)st.st_size == size) {
+		e->unchecked = FALSE;
+		return TRUE;
+	}
+	g_message("the cached copy of UID %u in %s has %lld bytes, not %"
+		  G_GUINT64_FORMAT " (left short by an earlier run): "
+		  "fetching it again", key->uid, key->mailbox,
+		  (long long)st.st_size, size);
+	g_unlink(path);
+	place_locked(store, e, -1, 0);
+	if (!e->pins)
+		remove_entry_locked(store, path);
+	return FALSE;
+}
+
+int cache_store_open_complete(CacheStore *store, const CacheKey *key,
+			      guint64 size)
 {
 	g_autofree char *path = key_path(store, key, "");
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -394,6 +425,11 @@ int cache_store_open_complete(CacheStore *store, const CacheKey *key)
 	g_mutex_lock(&store->lock);
 	e = fd >= 0 ? entry_locked(store, path)
 		    : g_hash_table_lookup(store->entries, path);
+	if (fd >= 0 && !check_size_locked(store, key, path, e, fd, size)) {
+		close(fd);
+		fd = -1;
+		e = NULL; /* it may be gone */
+	}
 	if (fd < 0 && e && e->mem_fd >= 0) {
 		g_autofree char *part = g_strconcat(path, ".part", NULL);
 
@@ -402,7 +438,7 @@ int cache_store_open_complete(CacheStore *store, const CacheKey *key)
 			e->used = ++store->tick;
 		}
 	}
-	g_mutex_unlock(&store->lock);
+	unlock_reporting(store);
 	return fd;
 }
 

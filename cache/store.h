@@ -60,8 +60,11 @@ void cache_store_set_gone_func(CacheStore *store, CacheStoreGoneFunc func,
 			       gpointer data);
 void cache_store_tag(CacheStore *store, const CacheKey *key, guint64 tag);
 
-/* A read-only fd of the complete message, or -1. (transfer full) */
-int cache_store_open_complete(CacheStore *store, const CacheKey *key);
+/* A read-only fd of the complete message, or -1. (transfer full) An
+ * earlier run's file that is not @size bytes (the message's size) is
+ * dropped: one the machine's going down left short. */
+int cache_store_open_complete(CacheStore *store, const CacheKey *key,
+			      guint64 size);
 
 /* A read-only fd of the partial file if every chunk touching
  * [off, off+len) of a message of @size bytes is present, else -1. */

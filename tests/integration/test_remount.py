@@ -428,3 +428,38 @@ def test_cache_disk_full_at_mount(server, new_user, mounter, witness,
 		read_mailbox(m.path, "INBOX", wb)
 		problems = mounter.unmount(m)
 		assert not problems, "\n".join(problems)
+
+
+def test_a_cache_file_left_short_is_fetched_again(account, mounter, imap,
+						  cache):
+	"""A message's cache file left short while nothing was mounted (a
+	power loss before the kernel wrote it all) is not served: the next
+	mount says so, fetches it again, and reads give the whole message."""
+	rec = imap.messages("INBOX")[2]   # a middle one: no scan fetches more
+	want = imap.body("INBOX", rec["uid"])
+	m = mounter.mount(account["user"], cache_dir=cache)
+	path = os.path.join(m.path, "INBOX", rec["name"])
+	with open(path, "rb") as f:
+		assert f.read() == want
+	problems = mounter.unmount(m)
+	assert not problems, "\n".join(problems)
+
+	copies = []
+	for d, _, names in os.walk(cache):
+		for n in names:
+			p = os.path.join(d, n)
+			with open(p, "rb") as f:
+				if f.read() == want:
+					copies.append(p)
+	assert len(copies) == 1, copies
+	os.truncate(copies[0], len(want) // 2)
+
+	m = mounter.mount(account["user"], cache_dir=cache)
+	path = os.path.join(m.path, "INBOX", rec["name"])
+	for _ in range(2):
+		with open(path, "rb") as f:
+			assert f.read() == want
+	assert os.path.getsize(path) == len(want)
+	assert "left short by an earlier run" in m.stderr(), m.stderr()
+	with open(copies[0], "rb") as f:
+		assert f.read() == want
