@@ -5,10 +5,10 @@
  * file name. A complete file appears only by linkat() or rename(), so if
  * imapfs dies it leaves either nothing or the whole message (nothing is
  * fsync'd: a cache is not worth that, but a power loss may leave files
- * short, so an earlier run's file is held against the message's size at its
- * first open). Partial files are sparse; which chunks are real is known only in
- * memory, so after a restart a partial file is started again from scratch
- * (the first write truncates it).
+ * short, so an earlier run's file is held against the message's size at
+ * its first open). Partial files are sparse; which chunks are real is
+ * known only in memory, so after a restart a partial file is started again
+ * from scratch (the first write truncates it).
  *
  * Whole messages are written to an unnamed file (O_TMPFILE) and linked
  * into place, one directory change per message. Those that arrived spooled
