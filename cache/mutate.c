@@ -211,24 +211,27 @@ static guint32 code_uid(const char *arg, guint i)
 
 /* The new UID of @src_uid from COPYUID ("uidvalidity src dst"), which
  * comes with the tagged OK of COPY, and in an untagged OK before the
- * EXPUNGE of MOVE (RFC 6851 §4.3). Untagged data can reach a command that
- * did not ask for it, so the source UID must be ours. */
-static guint32 reply_copyuid(const ImapReply *reply, guint32 src_uid)
+ * EXPUNGE of MOVE (RFC 6851 §4.3), and the target's UIDVALIDITY in
+ * *@out_uidvalidity. Untagged data can reach a command that did not ask
+ * for it, so the source UID must be ours. */
+static guint32 reply_copyuid(const ImapReply *reply, guint32 src_uid,
+			     guint32 *out_uidvalidity)
 {
-	if (!reply)
-		return 0;
+	const char *arg = NULL;
+
 	if (g_strcmp0(reply->code, "COPYUID") == 0 &&
 	    code_uid(reply->code_arg, 1) == src_uid)
-		return code_uid(reply->code_arg, 2);
-	for (guint i = 0; i < reply->untagged->len; i++) {
+		arg = reply->code_arg;
+	for (guint i = 0; i < reply->untagged->len && !arg; i++) {
 		const ImapResponse *resp = reply->untagged->pdata[i];
 
 		if (resp->status == IMAP_STATUS_OK &&
 		    g_strcmp0(resp->code, "COPYUID") == 0 &&
 		    code_uid(resp->code_arg, 1) == src_uid)
-			return code_uid(resp->code_arg, 2);
+			arg = resp->code_arg;
 	}
-	return 0;
+	*out_uidvalidity = code_uid(arg, 0);
+	return code_uid(arg, 2);
 }
 
 /* ---- Flags -------------------------------------------------------------- */
@@ -403,6 +406,20 @@ static gboolean expunge_uid(CacheAccount *acct, const Place *place,
 }
 
 /* The highest UID listed in mailbox @id, or -1 if it was never listed. */
+/* The UIDVALIDITY the index knows of @id; 0 if none. */
+static guint32 known_uidvalidity(CacheAccount *acct, guint32 id)
+{
+	CacheIndexMailbox *mbox;
+	guint32 uidvalidity = 0;
+
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, id);
+	if (mbox && mbox->synced)
+		uidvalidity = mbox->uidvalidity;
+	g_mutex_unlock(&acct->lock);
+	return uidvalidity;
+}
+
 static gint64 synced_max_uid(CacheAccount *acct, guint32 id)
 {
 	CacheIndexMailbox *mbox;
@@ -470,7 +487,7 @@ gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
 	g_autoptr(ImapReply) reply = NULL;
 	Place from = {0}, to = {0};
 	CacheMessage msg = {0};
-	guint32 new_uid = 0, found = 0;
+	guint32 new_uid = 0, found = 0, new_uidvalidity = 0;
 	gint64 before;
 	gboolean ok = FALSE;
 	guint caps;
@@ -535,10 +552,23 @@ gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
 			ok = expunge_uid(acct, &from, ref, error);
 	}
 	if (ok) {
-		new_uid = reply ? reply_copyuid(reply, ref.uid) : found;
+		new_uid = reply ? reply_copyuid(reply, ref.uid,
+						&new_uidvalidity)
+				: found;
 		/* Found by listing: the index has it as the server does. */
 		if (!found)
 			place_copy(acct, to_id, new_uid, &msg);
+		else
+			new_uidvalidity = known_uidvalidity(acct, to_id);
+		/* Its bytes are the same: what the cache has of them is
+		 * the new message's, not fetched again. */
+		if (new_uid && new_uidvalidity)
+			cache_store_move(acct->store,
+					 &(CacheKey){from.wire,
+						     from.uidvalidity,
+						     ref.uid},
+					 &(CacheKey){to.wire, new_uidvalidity,
+						     new_uid});
 		if (out_uid)
 			*out_uid = new_uid;
 	}

@@ -56,6 +56,8 @@ typedef struct {
 	int mem_fd;	/* the bytes are in this memfd, not on disk; or -1 */
 	gboolean unchecked; /* an earlier run's file, its size not yet
 			     * held against the message's */
+	gboolean moved_away; /* the file is another key's now, its path kept
+			      * for open files until the last lets go */
 	GArray *tags;	/* guint64: cache_store_tag()'s; NULL: none */
 } Entry;
 
@@ -257,6 +259,7 @@ static void place_locked(CacheStore *store, Entry *e, int mem_fd,
 	e->mem_fd = mem_fd;
 	e->bytes = bytes;
 	e->unchecked = FALSE;
+	e->moved_away = FALSE;
 	if (mem_fd >= 0)
 		store->mem_usage += bytes;
 	else
@@ -485,6 +488,8 @@ void cache_store_unpin(CacheStore *store, const CacheKey *key)
 	e = g_hash_table_lookup(store->entries, path);
 	if (e && e->pins > 0)
 		e->pins--;
+	if (e && !e->pins && e->moved_away)
+		g_unlink(path);
 	if (e && !e->pins && !e->bytes)
 		remove_entry_locked(store, path);
 	else if (e && !e->pins && e->mem_fd >= 0)
@@ -1032,6 +1037,40 @@ again:
 		g_warning("cache: cannot complete %s: %s", whole,
 			  g_strerror(errno));
 	return TRUE;
+}
+
+void cache_store_move(CacheStore *store, const CacheKey *from,
+		      const CacheKey *to)
+{
+	g_autofree char *src = key_path(store, from, "");
+	g_autofree char *src_part = key_path(store, from, ".part");
+	g_autofree char *dst = key_path(store, to, "");
+	g_autofree char *dst_part = key_path(store, to, ".part");
+	Entry *e, *moved;
+	gboolean unchecked;
+
+	if (!ensure_dir(store, to, NULL))
+		return;
+	g_mutex_lock(&store->lock);
+	e = g_hash_table_lookup(store->entries, src);
+	/* An open file reads by the old name: that stays, as a link. */
+	if (!e || e->mem_fd >= 0 || !e->bytes ||
+	    g_hash_table_contains(store->partials, src_part) ||
+	    (e->pins ? link(src, dst) : rename(src, dst)) < 0) {
+		g_mutex_unlock(&store->lock);
+		return;
+	}
+	unchecked = e->unchecked;
+	drop_partial_locked(store, dst, dst_part);
+	moved = entry_locked(store, dst);
+	place_locked(store, moved, -1, e->bytes);
+	moved->unchecked = unchecked;
+	place_locked(store, e, -1, 0);
+	if (e->pins)
+		e->moved_away = TRUE;
+	else
+		remove_entry_locked(store, src);
+	unlock_reporting(store);
 }
 
 void cache_store_forget(CacheStore *store, const CacheKey *key)

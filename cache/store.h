@@ -91,6 +91,11 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
  * its own writes. TRUE if any went (worth trying again). */
 gboolean cache_store_make_room(CacheStore *store, guint64 bytes);
 
+/* What is stored whole on disk for @from becomes @to's (a message moved
+ * on the server keeps its bytes): one rename. Nothing else is moved. */
+void cache_store_move(CacheStore *store, const CacheKey *from,
+		      const CacheKey *to);
+
 /* Forgets everything stored for @key. */
 void cache_store_forget(CacheStore *store, const CacheKey *key);
 

@@ -237,3 +237,35 @@ def test_mv_whose_answer_is_lost_leaves_the_new_name_resolvable(
 	assert len(new) == 1
 	assert new[0]["flags"] == {"\\Flagged"}
 	assert rec["uid"] not in {r["uid"] for r in fresh(imap, "INBOX")}
+
+
+@pytest.mark.parametrize("opts", [(), ("nopassthrough",)])
+def test_a_cached_message_moved_is_not_fetched_again(account, mounter, imap,
+						     opts):
+	"""mv of a message imapfs has cached: reading it in its new place
+	takes the cached bytes (no FETCH of its body), and a file opened
+	before the mv still reads the whole message by the old handle."""
+	import re
+
+	m = mounter.mount(account["user"], opts=list(opts), debug=True)
+	rec = fresh(imap, "INBOX")[2]   # a middle one: no scan fetches more
+	raw = body(imap, "INBOX", rec["uid"])
+	src = os.path.join(m.path, "INBOX", rec["name"])
+	other_before = {r["uid"] for r in fresh(imap, "Other")}
+	with open(src, "rb") as f:
+		assert f.read() == raw
+	mark = len(m.stderr())
+	with open(src, "rb") as held:
+		os.rename(src, os.path.join(m.path, "Other", rec["name"]))
+		new = _moved_in(imap, other_before)
+		assert len(new) == 1
+		dst = os.path.join(m.path, "Other", new[0]["name"])
+		with open(dst, "rb") as f:
+			assert f.read() == raw
+		assert held.read() == raw
+	with open(dst, "rb") as f:
+		assert f.read() == raw
+	log = m.stderr()[mark:]
+	assert "UID MOVE" in log, log
+	assert not re.search(r"C: \S+ UID FETCH [^\n]*BODY\.PEEK\[\]", log), \
+		log

@@ -1915,6 +1915,57 @@ static void test_restart_short_file(void)
 	tmp_clear(&t);
 }
 
+/* A message moved on the server keeps its bytes: the store renames its
+ * file to the new key. An open file of the old key still reads by the old
+ * name until it lets go; a partial file is not moved. */
+static void test_move(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	CacheKey a = {"INBOX", 1, 1}, a2 = {"Archive/2026", 7, 40};
+	CacheKey b = {"INBOX", 1, 2}, b2 = {"Trash", 9, 3};
+	CacheKey p = {"INBOX", 1, 5}, p2 = {"Trash", 9, 4};
+	guint64 psize = 2 * CHUNK;
+	g_autofree guint8 *da = make_bytes(5000, 170);
+	g_autofree guint8 *db = make_bytes(6000, 171);
+	g_autofree guint8 *dp = make_bytes(psize, 172);
+	g_autofree char *pb = NULL;
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	put_whole(store, &a, da, 5000);
+	cache_store_move(store, &a, &a2);
+	assert_absent(store, &a);
+	assert_complete(store, &a2, da, 5000);
+	g_assert_cmpuint(cache_store_usage(store), ==, 5000);
+
+	put_whole(store, &b, db, 6000);
+	pb = find_file(&t, "2");
+	g_assert_nonnull(pb);
+	cache_store_pin(store, &b);
+	cache_store_move(store, &b, &b2);
+	assert_complete(store, &b, db, 6000);
+	assert_complete(store, &b2, db, 6000);
+	g_assert_cmpuint(cache_store_usage(store), ==, 11000);
+	cache_store_unpin(store, &b);
+	g_assert_false(g_file_test(pb, G_FILE_TEST_EXISTS));
+	assert_absent(store, &b);
+	assert_complete(store, &b2, db, 6000);
+	g_assert_cmpuint(cache_store_usage(store), ==, 11000);
+
+	put_chunks(store, &p, dp, psize, 0, 1);
+	cache_store_move(store, &p, &p2);
+	g_assert_true(range_ok(store, &p, psize, 0, 1, dp));
+	g_assert_false(range_ok(store, &p2, psize, 0, 1, dp));
+	assert_absent(store, &p2);
+
+	/* Nothing stored: nothing happens. */
+	cache_store_move(store, &a, &b);
+	assert_absent(store, &b);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -1950,6 +2001,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/cache-store/evict/pin-over-budget",
 			test_evict_pin_over_budget);
 	g_test_add_func("/cache-store/restart", test_restart);
+	g_test_add_func("/cache-store/move", test_move);
 	g_test_add_func("/cache-store/restart/short-file",
 			test_restart_short_file);
 	g_test_add_func("/cache-store/hostile/unaligned",
