@@ -36,6 +36,7 @@ struct CacheAccount {
 	guint64 prefetch_bytes; /* bytes asked for and not yet arrived */
 	gdouble prefetch_rate;	/* bytes/s batches came at; 0: unknown */
 	gboolean no_condstore;	/* the server refused a CONDSTORE refresh */
+	gboolean no_vanished;	/* and one with VANISHED (QRESYNC) */
 
 	/* Look-ahead (cache/lookahead.c), under lock: */
 	guint32 walk_next[2]; /* the last look-ahead's picks, per order */

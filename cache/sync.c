@@ -18,7 +18,14 @@
  *   UID FETCH <max+1>:* (... MODSEQ)
  *   UID SEARCH RETURN (ALL) ALL        (ESEARCH; else UID SEARCH ALL)
  * where the search says which UIDs still exist. A server that refuses it
- * (BAD) gets the plain refresh from then on.
+ * (BAD) gets the plain refresh from then on. With QRESYNC enabled, the
+ * first command also names who went, and there is no search:
+ *   UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE <modseq> VANISHED)
+ *   UID FETCH <max+1>:* (... MODSEQ)
+ * (RFC 7162 §3.2.6: "* VANISHED (EARLIER) <uids>" before the FETCHes).
+ * The search's answer grows with the gaps in a mailbox's UIDs, once per
+ * refresh: hundreds of KB for a large mailbox long pruned. A server that
+ * refuses VANISHED gets the search from then on.
  *
  * Data arrives on the imap-io thread into a SyncJob; the job's completion
  * applies it to the index under the account lock, and only if the
@@ -233,6 +240,7 @@ typedef struct {
 	GHashTable *flags;     /* refresh: uid -> flags string (everyone, or
 				* with CHANGEDSINCE only who changed) */
 	gboolean changedsince; /* a CONDSTORE refresh */
+	gboolean earlier;      /* with VANISHED: no SEARCH */
 	GArray *present;       /* CONDSTORE: ImapUidRange, from SEARCH */
 	gboolean searched;     /* present holds the server's answer */
 	guint64 max_modseq;    /* highest MODSEQ seen */
@@ -348,18 +356,33 @@ static void note_uidvalidity(SyncJob *job, guint32 uidvalidity)
 	job->uidvalidity = uidvalidity;
 }
 
-/* Notes "* VANISHED set" (QRESYNC; not "(EARLIER)", which is about the
- * past): those UIDs are gone whatever the other answers said. Returns
- * how many. */
+/* Notes "* VANISHED set" (QRESYNC): those UIDs are gone whatever the
+ * other answers said. Returns how many went since EXISTS: none for
+ * "(EARLIER)", which tells of the past, and is taken only where the job
+ * asked for it. */
 static guint64 note_vanished(SyncJob *job, const ImapResponse *resp)
 {
-	const ImapValue *set;
+	const ImapValue *set, *tag;
 	guint first = job->vanished->len;
+	gboolean earlier = FALSE;
 	guint64 n = 0;
 
-	if (!resp->args || resp->args->items->len != 1)
+	if (!resp->args || resp->args->items->len < 1 ||
+	    resp->args->items->len > 2)
 		return 0;
-	set = resp->args->items->pdata[0];
+	if (resp->args->items->len == 2) {
+		tag = resp->args->items->pdata[0];
+		earlier = tag->type == IMAP_VALUE_LIST &&
+			  tag->items->len == 1 &&
+			  ((ImapValue *)tag->items->pdata[0])->type ==
+				  IMAP_VALUE_ATOM &&
+			  g_ascii_strcasecmp(
+				  ((ImapValue *)tag->items->pdata[0])->str,
+				  "EARLIER") == 0;
+		if (!earlier || !job->earlier)
+			return 0;
+	}
+	set = resp->args->items->pdata[resp->args->items->len - 1];
 	if (set->type != IMAP_VALUE_ATOM ||
 	    !imap_parse_uid_set(set->str, job->vanished))
 		return 0;
@@ -369,7 +392,7 @@ static guint64 note_vanished(SyncJob *job, const ImapResponse *resp)
 
 		n += (guint64)r->last - r->first + 1;
 	}
-	return n;
+	return earlier ? 0 : n;
 }
 
 /* Runs on the imap-io thread, as does everything that touches the job
@@ -483,11 +506,15 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 			CacheMessage *msg = g_ptr_array_index(sorted, i);
 			const char *flags = g_hash_table_lookup(
 				job->flags, GUINT_TO_POINTER(msg->uid));
-			gboolean there =
-				(job->changedsince
-					 ? uid_in(job->present, msg->uid)
-					 : flags != NULL) &&
-				!uid_in(job->vanished, msg->uid);
+			gboolean there;
+
+			/* Who is still there: the search's answer, or all
+			 * but who VANISHED, or whose flags came. */
+			if (job->present)
+				there = uid_in(job->present, msg->uid);
+			else
+				there = job->earlier || flags != NULL;
+			there = there && !uid_in(job->vanished, msg->uid);
 
 			if (!there) {
 				g_array_append_val(gone, msg->uid);
@@ -522,6 +549,11 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 	mbox->missing = job->has_exists &&
 			job->exists > g_hash_table_size(mbox->by_uid);
 	mbox->flags_unsure = job->changedsince && job->unattributed;
+	/* More listed than the server has: a VANISHED that left one out.
+	 * Only a scan of every flag makes the table sure again. */
+	if (job->earlier && job->has_exists &&
+	    job->exists < g_hash_table_size(mbox->by_uid))
+		mbox->flags_unsure = TRUE;
 	mbox->gone_unsure = job->expunged;
 }
 
@@ -530,6 +562,7 @@ static void on_sync_done(ImapReply *reply, GError *error, gpointer user_data)
 	SyncJob *job = user_data;
 	CacheAccount *acct = job->acct;
 	CacheIndexMailbox *mbox;
+	gboolean refused = FALSE;
 
 	if (error && !job->error)
 		job->error = g_error_copy(error);
@@ -541,11 +574,27 @@ static void on_sync_done(ImapReply *reply, GError *error, gpointer user_data)
 		return;
 
 	cache_account_leave(acct, job->key);
-	if (!job->error && job->changedsince && !job->searched)
+	if (!job->error && job->present && !job->searched)
 		g_set_error(&job->error, IMAPFS_CACHE_ERROR, CACHE_ERROR_IO,
 			    "the server did not answer UID SEARCH");
-	if (job->changedsince &&
+	if (job->earlier &&
 	    g_error_matches(job->error, IMAPFS_IMAP_ERROR, IMAP_ERROR_BAD)) {
+		/* Nothing applied: the next pass scans every flag (and the
+		 * refreshes after it search instead). */
+		g_message("the server refused a refresh with VANISHED (%s); "
+			  "asking which messages remain from now on",
+			  job->error->message);
+		g_mutex_lock(&acct->lock);
+		acct->no_vanished = TRUE;
+		mbox = cache_index_mailbox(acct->index, job->id);
+		if (mbox)
+			mbox->flags_unsure = TRUE;
+		g_mutex_unlock(&acct->lock);
+		g_clear_error(&job->error);
+		refused = TRUE;
+	} else if (job->changedsince &&
+		   g_error_matches(job->error, IMAPFS_IMAP_ERROR,
+				   IMAP_ERROR_BAD)) {
 		g_message("the server refused a CONDSTORE refresh (%s); "
 			  "refreshing by scanning all flags from now on",
 			  job->error->message);
@@ -553,7 +602,7 @@ static void on_sync_done(ImapReply *reply, GError *error, gpointer user_data)
 		acct->no_condstore = TRUE;
 		g_mutex_unlock(&acct->lock);
 	}
-	if (!job->error) {
+	if (!job->error && !refused) {
 		g_mutex_lock(&acct->lock);
 		mbox = cache_index_mailbox(acct->index, job->id);
 		if (mbox)
@@ -627,11 +676,12 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
 	guint64 modseq = 0;
 	guint changes = 0;
 	guint caps = imap_pool_caps(acct->pool);
-	gboolean condstore;
+	gboolean condstore, vanished;
 	CacheIndexMailbox *mbox;
 
 	g_mutex_lock(&acct->lock);
 	condstore = (caps & IMAP_CAP_CONDSTORE) && !acct->no_condstore;
+	vanished = (caps & IMAP_CAP_QRESYNC) && !acct->no_vanished;
 	mbox = cache_index_mailbox(acct->index, id);
 	if (mbox && mbox->wire_name &&
 	    !(mbox->flags & CACHE_MAILBOX_NOSELECT)) {
@@ -681,23 +731,29 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
 				g_strdup_printf("%" G_GUINT64_FORMAT, modseq);
 
 			job->changedsince = TRUE;
-			job->present =
-				g_array_new(FALSE, FALSE, sizeof(ImapUidRange));
+			job->earlier = vanished;
 			job->flags = g_hash_table_new_full(
 				g_direct_hash, g_direct_equal, NULL, g_free);
 			cmds[n++] = imap_command_new(
 				NULL, IMAP_COMMAND_RETRIABLE,
-				"UID FETCH 1:* (UID FLAGS) (CHANGEDSINCE %a)",
+				vanished ? "UID FETCH 1:* (UID FLAGS) "
+					   "(CHANGEDSINCE %a VANISHED)"
+					 : "UID FETCH 1:* (UID FLAGS) "
+					   "(CHANGEDSINCE %a)",
 				since);
 			cmds[n++] = imap_command_new(
 				NULL, IMAP_COMMAND_RETRIABLE,
 				"UID FETCH %u:* (" LISTED " MODSEQ)",
 				max_uid + 1);
-			cmds[n++] = imap_command_new(
-				NULL, IMAP_COMMAND_RETRIABLE,
-				(caps & IMAP_CAP_ESEARCH)
-					? "UID SEARCH RETURN (ALL) ALL"
-					: "UID SEARCH ALL");
+			if (!vanished) {
+				job->present = g_array_new(
+					FALSE, FALSE, sizeof(ImapUidRange));
+				cmds[n++] = imap_command_new(
+					NULL, IMAP_COMMAND_RETRIABLE,
+					(caps & IMAP_CAP_ESEARCH)
+						? "UID SEARCH RETURN (ALL) ALL"
+						: "UID SEARCH ALL");
+			}
 		} else {
 			job->flags = g_hash_table_new_full(
 				g_direct_hash, g_direct_equal, NULL, g_free);

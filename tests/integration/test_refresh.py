@@ -1,7 +1,9 @@
 """Changes made by another client while imapfs is mounted show up after
 -o list_ttl: new, expunged and re-flagged messages, with Dovecot's
 CONDSTORE and QRESYNC (a CHANGEDSINCE refresh, never a scan of every
-flag) and with a server that offers neither (a full flag scan)."""
+flag, told who went by VANISHED), with CONDSTORE alone (a search says
+who is left) and with a server that offers neither (a full flag
+scan)."""
 
 import os
 import re
@@ -15,16 +17,22 @@ import imapfs_samplemail as sm
 from writehelpers import fresh, wait_until, Writer
 
 CHANGEDSINCE = re.compile(r"C: \S+ UID FETCH 1:\* \(UID FLAGS\) "
-			  r"\(CHANGEDSINCE \d+\)")
+			  r"\(CHANGEDSINCE \d+( VANISHED)?\)")
+VANISHED = re.compile(r"C: \S+ UID FETCH 1:\* \(UID FLAGS\) "
+		      r"\(CHANGEDSINCE \d+ VANISHED\)")
+SEARCH = re.compile(r"C: \S+ UID SEARCH")
 
 
-@pytest.fixture(params=["condstore", "plain"])
+@pytest.fixture(params=["condstore", "noqresync", "plain"])
 def setup(request, server, server_factory, new_user, witness, tmp_path):
-	"""(server info, user, mount, witness) with list_ttl=1; "plain" runs
-	against a Dovecot that does not advertise CONDSTORE or QRESYNC."""
+	"""(server info, user, mount, witness) with list_ttl=1; "noqresync"
+	runs against a Dovecot that does not advertise QRESYNC, "plain" one
+	that advertises neither CONDSTORE nor QRESYNC."""
 	info = server
 	if request.param == "plain":
 		info = server_factory(drop_caps=["CONDSTORE", "QRESYNC"])
+	elif request.param == "noqresync":
+		info = server_factory(drop_caps=["QRESYNC"])
 	user = new_user("refresh")
 	conftest.seed_account(info, user, {"INBOX": 5}, seed=41)
 	mt = conftest.Mounter(info, str(tmp_path))
@@ -44,6 +52,7 @@ def test_other_clients_changes_appear(setup):
 	kind, info, user, m, w = setup
 	before = fresh(w, "INBOX")
 	assert listing(m) == sorted(r["name"] for r in before)
+	mark = len(m.stderr())
 
 	writer = Writer(info, user)
 	try:
@@ -63,6 +72,14 @@ def test_other_clients_changes_appear(setup):
 	flags = os.getxattr(os.path.join(m.path, "INBOX", before[1]["name"]),
 			    "user.imap.flags").decode().split()
 	assert set(flags) == {"\\Answered", "$Refreshed"}
+	log = m.stderr()[mark:]
+	if kind == "condstore":
+		assert VANISHED.search(log), log[-2000:]
+		assert not SEARCH.search(log), log[-2000:]
+	elif kind == "noqresync":
+		assert CHANGEDSINCE.search(log), log[-2000:]
+		assert not VANISHED.search(log), log[-2000:]
+		assert SEARCH.search(log), log[-2000:]
 
 
 def test_refresh_asks_only_for_changes_with_condstore(setup):
@@ -79,7 +96,9 @@ def test_refresh_asks_only_for_changes_with_condstore(setup):
 		os.path.join(m.path, "INBOX", listing(m)[0]),
 		"user.imap.flags").decode().split(), timeout=10)
 	log = m.stderr()[mark:]
-	if kind == "condstore":
+	if kind == "noqresync":
+		assert CHANGEDSINCE.search(log), log[-2000:]
+	elif kind == "condstore":
 		assert CHANGEDSINCE.search(log), log[-2000:]
 		# With QRESYNC enabled the server names the changed message by
 		# UID, so no scan of every flag is needed to place it.
