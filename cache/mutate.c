@@ -405,7 +405,6 @@ static gboolean expunge_uid(CacheAccount *acct, const Place *place,
 	return ok;
 }
 
-/* The highest UID listed in mailbox @id, or -1 if it was never listed. */
 /* The UIDVALIDITY the index knows of @id; 0 if none. */
 static guint32 known_uidvalidity(CacheAccount *acct, guint32 id)
 {
@@ -420,6 +419,7 @@ static guint32 known_uidvalidity(CacheAccount *acct, guint32 id)
 	return uidvalidity;
 }
 
+/* The highest UID listed in mailbox @id, or -1 if it was never listed. */
 static gint64 synced_max_uid(CacheAccount *acct, guint32 id)
 {
 	CacheIndexMailbox *mbox;
