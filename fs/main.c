@@ -377,8 +377,12 @@ int main(int argc, char **argv)
 		ret = fuse_session_loop_mt(se, loop);
 		fuse_loop_cfg_destroy(loop);
 	}
-	/* libfuse's loops give the signal that ended them: a clean end. */
-	ret = ret < 0 ? 1 : 0;
+	/* libfuse's loops give the signal that ended them: a clean end. So
+	 * is ECONNABORTED: a read of the device that took a request (an
+	 * asynchronous RELEASE) just as the unmount shut the connection
+	 * down gets it (the kernel's fuse_dev_do_read), where the reads
+	 * after it get ENODEV, which libfuse takes for the end. */
+	ret = ret < 0 && ret != -ECONNABORTED ? 1 : 0;
 
 	/* The account's last callbacks may still queue invalidations and
 	 * move pending files. */
