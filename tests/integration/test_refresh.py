@@ -108,3 +108,68 @@ def test_refresh_asks_only_for_changes_with_condstore(setup):
 		assert not CHANGEDSINCE.search(log), log[-2000:]
 		assert re.search(r"UID FETCH 1:\* \(UID FLAGS\)\r?$", log,
 				 re.M), log[-2000:]
+
+
+class SpoilVanished:
+	"""A plaintext proxy that turns the first VANISHED modifier imapfs
+	sends into one the server does not know, so that it answers BAD: a
+	server that offers QRESYNC but refuses the refresh that uses it."""
+
+	def __new__(cls, port):
+		from writehelpers import CutAfterCommand
+
+		class Proxy(CutAfterCommand):
+			def _on_command(self, data, to_server, conn):
+				to_server.sendall(data.replace(b" VANISHED)",
+							       b" XVANISHED)"))
+				return False
+
+			def _holds(self, conn):
+				return False
+
+		return Proxy(port, b" VANISHED)")
+
+
+def test_a_server_refusing_vanished_gets_a_search(server, new_user, witness,
+						   mounter):
+	"""The server answers BAD to the refresh with VANISHED: the log says
+	so, that refresh is made by a scan of every flag instead (an expunge
+	still shows), and the next one asks which messages remain."""
+	user = new_user("novanish")
+	conftest.seed_account(server, user, {"INBOX": 5}, seed=43)
+	w = witness(user)
+	proxy = SpoilVanished(server["imap_port"])
+	try:
+		m = proxy.mount(mounter, user, opts=("list_ttl=1",), debug=True)
+		before = fresh(w, "INBOX")
+		assert listing(m) == sorted(r["name"] for r in before)
+		writer = Writer(server, user)
+		try:
+			writer.store("INBOX", before[1]["uid"], "+FLAGS",
+				     "(\\Deleted)")
+			writer.c.uid("EXPUNGE", str(before[1]["uid"]))
+		finally:
+			writer.close()
+		want = sorted(r["name"] for r in fresh(w, "INBOX"))
+		assert wait_until(lambda: listing(m) == want, timeout=10), \
+			listing(m)
+		assert proxy.cut.is_set(), "no refresh with VANISHED was sent"
+		log = m.stderr()
+		assert "refused a refresh with VANISHED" in log, log[-3000:]
+		mark = len(log)
+
+		writer = Writer(server, user)
+		try:
+			writer.store("INBOX", before[2]["uid"], "+FLAGS",
+				     "(\\Deleted)")
+			writer.c.uid("EXPUNGE", str(before[2]["uid"]))
+		finally:
+			writer.close()
+		want = sorted(r["name"] for r in fresh(w, "INBOX"))
+		assert wait_until(lambda: listing(m) == want, timeout=10), \
+			listing(m)
+		log = m.stderr()[mark:]
+		assert SEARCH.search(log), log[-3000:]
+		assert not VANISHED.search(log), log[-3000:]
+	finally:
+		proxy.stop()
