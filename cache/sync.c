@@ -577,30 +577,31 @@ static void on_sync_done(ImapReply *reply, GError *error, gpointer user_data)
 	if (!job->error && job->present && !job->searched)
 		g_set_error(&job->error, IMAPFS_CACHE_ERROR, CACHE_ERROR_IO,
 			    "the server did not answer UID SEARCH");
-	if (job->earlier &&
+	if (job->changedsince &&
 	    g_error_matches(job->error, IMAPFS_IMAP_ERROR, IMAP_ERROR_BAD)) {
-		/* Nothing applied: the next pass scans every flag (and the
-		 * refreshes after it search instead). */
-		g_message("the server refused a refresh with VANISHED (%s); "
-			  "asking which messages remain from now on",
-			  job->error->message);
+		/* Nothing applied: the next pass scans every flag, and the
+		 * refreshes after it do without what was refused. */
+		if (job->earlier)
+			g_message("the server refused a refresh with VANISHED "
+				  "(%s); asking which messages remain from "
+				  "now on",
+				  job->error->message);
+		else
+			g_message("the server refused a CONDSTORE refresh "
+				  "(%s); refreshing by scanning all flags "
+				  "from now on",
+				  job->error->message);
 		g_mutex_lock(&acct->lock);
-		acct->no_vanished = TRUE;
+		if (job->earlier)
+			acct->no_vanished = TRUE;
+		else
+			acct->no_condstore = TRUE;
 		mbox = cache_index_mailbox(acct->index, job->id);
 		if (mbox)
 			mbox->flags_unsure = TRUE;
 		g_mutex_unlock(&acct->lock);
 		g_clear_error(&job->error);
 		refused = TRUE;
-	} else if (job->changedsince &&
-		   g_error_matches(job->error, IMAPFS_IMAP_ERROR,
-				   IMAP_ERROR_BAD)) {
-		g_message("the server refused a CONDSTORE refresh (%s); "
-			  "refreshing by scanning all flags from now on",
-			  job->error->message);
-		g_mutex_lock(&acct->lock);
-		acct->no_condstore = TRUE;
-		g_mutex_unlock(&acct->lock);
 	}
 	if (!job->error && !refused) {
 		g_mutex_lock(&acct->lock);

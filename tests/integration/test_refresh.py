@@ -110,66 +110,75 @@ def test_refresh_asks_only_for_changes_with_condstore(setup):
 				 re.M), log[-2000:]
 
 
-class SpoilVanished:
-	"""A plaintext proxy that turns the first VANISHED modifier imapfs
-	sends into one the server does not know, so that it answers BAD: a
-	server that offers QRESYNC but refuses the refresh that uses it."""
+class Spoil:
+	"""A plaintext proxy that spoils the first command holding WORD
+	(with NEW in its place), so that the server answers BAD: a server
+	that offers an extension but refuses the refresh that uses it."""
 
-	def __new__(cls, port):
+	def __new__(cls, port, word, new):
 		from writehelpers import CutAfterCommand
 
 		class Proxy(CutAfterCommand):
 			def _on_command(self, data, to_server, conn):
-				to_server.sendall(data.replace(b" VANISHED)",
-							       b" XVANISHED)"))
+				to_server.sendall(data.replace(word, new))
 				return False
 
 			def _holds(self, conn):
 				return False
 
-		return Proxy(port, b" VANISHED)")
+		return Proxy(port, word)
 
 
-def test_a_server_refusing_vanished_gets_a_search(server, new_user, witness,
-						   mounter):
-	"""The server answers BAD to the refresh with VANISHED: the log says
-	so, that refresh is made by a scan of every flag instead (an expunge
-	still shows), and the next one asks which messages remain."""
-	user = new_user("novanish")
-	conftest.seed_account(server, user, {"INBOX": 5}, seed=43)
-	w = witness(user)
-	proxy = SpoilVanished(server["imap_port"])
+@pytest.mark.parametrize("refused", ["VANISHED", "CONDSTORE"])
+def test_a_server_refusing_a_refresh_gets_a_scan(server, server_factory,
+						  new_user, witness, mounter,
+						  tmp_path, refused):
+	"""The server answers BAD to the refresh with VANISHED (or, without
+	QRESYNC, with CHANGEDSINCE): the log says so, that refresh is made
+	by a scan of every flag instead (an expunge shows, ls never fails),
+	and the next one does without what was refused."""
+	info = server
+	if refused == "CONDSTORE":
+		info = server_factory(drop_caps=["QRESYNC"])
+		mounter = conftest.Mounter(info, str(tmp_path))
+		proxy = Spoil(info["imap_port"], b" (CHANGEDSINCE",
+			      b" (XCHANGEDSINCE")
+		said = "refused a CONDSTORE refresh"
+		then = re.compile(r"C: \S+ UID FETCH 1:\* \(UID FLAGS\)\r?$",
+				  re.M)
+	else:
+		proxy = Spoil(info["imap_port"], b" VANISHED)",
+			      b" XVANISHED)")
+		said = "refused a refresh with VANISHED"
+		then = SEARCH
+	user = new_user("refusing")
+	conftest.seed_account(info, user, {"INBOX": 5}, seed=43)
+	w = conftest.Witness(info, user) if info is not server else \
+		witness(user)
 	try:
 		m = proxy.mount(mounter, user, opts=("list_ttl=1",), debug=True)
 		before = fresh(w, "INBOX")
 		assert listing(m) == sorted(r["name"] for r in before)
-		writer = Writer(server, user)
-		try:
-			writer.store("INBOX", before[1]["uid"], "+FLAGS",
-				     "(\\Deleted)")
-			writer.c.uid("EXPUNGE", str(before[1]["uid"]))
-		finally:
-			writer.close()
-		want = sorted(r["name"] for r in fresh(w, "INBOX"))
-		assert wait_until(lambda: listing(m) == want, timeout=10), \
-			listing(m)
-		assert proxy.cut.is_set(), "no refresh with VANISHED was sent"
-		log = m.stderr()
-		assert "refused a refresh with VANISHED" in log, log[-3000:]
-		mark = len(log)
-
-		writer = Writer(server, user)
-		try:
-			writer.store("INBOX", before[2]["uid"], "+FLAGS",
-				     "(\\Deleted)")
-			writer.c.uid("EXPUNGE", str(before[2]["uid"]))
-		finally:
-			writer.close()
-		want = sorted(r["name"] for r in fresh(w, "INBOX"))
-		assert wait_until(lambda: listing(m) == want, timeout=10), \
-			listing(m)
-		log = m.stderr()[mark:]
-		assert SEARCH.search(log), log[-3000:]
-		assert not VANISHED.search(log), log[-3000:]
+		for n, rec in enumerate(before[1:3]):
+			writer = Writer(info, user)
+			try:
+				writer.store("INBOX", rec["uid"], "+FLAGS",
+					     "(\\Deleted)")
+				writer.c.uid("EXPUNGE", str(rec["uid"]))
+			finally:
+				writer.close()
+			mark = len(m.stderr())
+			want = sorted(r["name"] for r in fresh(w, "INBOX"))
+			assert wait_until(lambda: listing(m) == want,
+					  timeout=10), listing(m)
+			log = m.stderr()[mark:]
+			if n == 0:
+				assert proxy.cut.is_set(), "nothing was spoilt"
+				assert said in log, log[-3000:]
+			else:
+				assert said not in log, log[-3000:]
+				assert then.search(log), log[-3000:]
 	finally:
 		proxy.stop()
+		if info is not server:
+			mounter.cleanup()
