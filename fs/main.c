@@ -301,6 +301,7 @@ int main(int argc, char **argv)
 			ret = fail(error->message);
 			goto out_session;
 		}
+		fs_password_wipe_env();
 	}
 	probe = imap_stream_connect(cfg, 1, &error);
 	if (!probe) {

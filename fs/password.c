@@ -171,3 +171,14 @@ char *fs_password_get(const char *passcmd, const char *passfile,
 		return g_strdup(env);
 	return from_prompt(user, host, error);
 }
+
+void fs_password_wipe_env(void)
+{
+	static const char name[] = "IMAPFS_PASSWORD=";
+
+	for (char **e = environ; *e != NULL; e++)
+		if (strncmp(*e, name, sizeof(name) - 1) == 0)
+			OPENSSL_cleanse(*e + sizeof(name) - 1,
+					strlen(*e + sizeof(name) - 1));
+	g_unsetenv("IMAPFS_PASSWORD");
+}

@@ -18,4 +18,9 @@ char *fs_password_get(const char *passcmd, const char *passfile,
 		      const char *user, const char *host, const char *workdir,
 		      guint timeout_s, GError **error);
 
+/* Wipes $IMAPFS_PASSWORD where the process was given it, and unsets it:
+ * once copied, it is not left readable in /proc/PID/environ, nor passed
+ * on to commands imapfs runs. Main thread, before others start. */
+void fs_password_wipe_env(void);
+
 #endif

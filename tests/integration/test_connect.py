@@ -113,6 +113,19 @@ def test_password_from_passfile(user, mounter, tmp_path, server):
 	assert len(os.listdir(os.path.join(m.path, "INBOX"))) == 2
 
 
+def test_password_from_the_environment_is_not_left_there(user, mounter,
+							server):
+	"""$IMAPFS_PASSWORD is wiped once read: not readable in the
+	process's /proc/PID/environ while mounted (logins after a drop use
+	imapfs's own copy)."""
+	m = mounter.mount(user)
+	assert len(os.listdir(os.path.join(m.path, "INBOX"))) == 2
+	with open("/proc/%d/environ" % m.proc.pid, "rb") as f:
+		env = f.read()
+	assert b"IMAPFS_PASSWORD=" + server["password"].encode() not in env
+	assert server["password"].encode() not in env
+
+
 def test_wrong_password_fails_clearly(user, mounter, tmp_path, server):
 	argv = mounter.argv(user) + [_mnt(tmp_path)]
 	rc, err = run_imapfs_expect_failure(argv, "not-the-password")
