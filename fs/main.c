@@ -252,6 +252,7 @@ int main(int argc, char **argv)
 		g_free(path);
 	}
 	cfg->allow_plaintext_auth = opts.allow_plaintext_auth;
+	cfg->no_compress = opts.nocompress;
 	cfg->max_conns = opts.max_conns;
 	cfg->trace = cmdline.debug;
 	cfg->timeout_s = opts.timeout;

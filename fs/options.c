@@ -35,6 +35,7 @@ static const struct fuse_opt fs_option_spec[] = {
 	FS_OPT("list_ttl=%u", list_ttl),
 	FS_OPT("noidle", noidle),
 	FS_OPT("nopassthrough", nopassthrough),
+	FS_OPT("nocompress", nocompress),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("rw", KEY_RW),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -350,6 +351,9 @@ void fs_options_print_usage(const char *prog)
 	       "and NOTIFY (changes\n"
 	       "                           made elsewhere then show after "
 	       "list_ttl)\n"
+	       "    -o nocompress          do not ask for COMPRESS=DEFLATE "
+	       "where the server\n"
+	       "                           offers it\n"
 	       "    -o nopassthrough       serve every read of a cached message "
 	       "through imapfs,\n"
 	       "                           never by the kernel from the cache "

@@ -28,6 +28,7 @@ typedef struct {
 	int read_only;
 	int noidle;
 	int nopassthrough;
+	int nocompress;
 	unsigned max_conns;
 	unsigned max_threads;
 	unsigned timeout;

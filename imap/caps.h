@@ -32,6 +32,7 @@ typedef enum {
 	IMAP_CAP_QUOTA = 1 << 23, /* RFC 9208 (2087) */
 	IMAP_CAP_AUTH_OAUTHBEARER = 1 << 24, /* RFC 7628 */
 	IMAP_CAP_AUTH_XOAUTH2 = 1 << 25,     /* Google, Microsoft */
+	IMAP_CAP_COMPRESS_DEFLATE = 1 << 26, /* RFC 4978 */
 } ImapCaps;
 
 /* Bits for the capability words in @words (the args of "* CAPABILITY", or

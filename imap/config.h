@@ -35,6 +35,7 @@ typedef struct {
 	char *spool_dir; /* for big literals; nullable: no spool */
 	gboolean trace;	 /* log the wire at debug level */
 	guint timeout_s; /* connect and silence timeout */
+	gboolean no_compress; /* no COMPRESS DEFLATE where offered */
 } ImapConfig;
 
 /* After the server refuses the credentials of a mount (a password

@@ -548,7 +548,7 @@ static void conn_update_source(ImapConn *conn)
 		events |= G_IO_OUT;
 	g_source_modify_unix_fd(conn->source, conn->fd_tag, events);
 	if (conn->more_to_read || conn->more_to_write ||
-	    (conn->stream->ssl != NULL && SSL_pending(conn->stream->ssl) > 0))
+	    imap_stream_buffered(conn->stream))
 		ready = 0;
 	else if (conn->in_flight.length > 0 && conn->stream->timeout_s > 0)
 		ready = conn->last_activity +

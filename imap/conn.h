@@ -17,6 +17,7 @@
 #include <openssl/ssl.h>
 
 #include "imap/command.h"
+#include "imap/compress.h"
 #include "imap/connect.h"
 #include "imap/parser.h"
 #include "imap/response.h"
@@ -34,6 +35,9 @@ struct ImapStream {
 	guint timeout_s;
 	char *host;		 /* for messages */
 	ImapConnectAbort *abort; /* while connecting: fd is registered there */
+	ImapCompress *z;	 /* after COMPRESS DEFLATE; else NULL */
+	gsize z_taken;		 /* bytes of the write whose deflated form
+				  * is not all sent yet */
 };
 
 /* ---- wire helpers (connect.c and conn.c) ----------------------------- */
@@ -56,10 +60,12 @@ char *imap_wire_status_text(const ImapResponse *resp);
  * "UID FETCH: NO [NONEXISTENT] Mailbox doesn't exist: x". */
 GError *imap_wire_status_error(const char *cmd_name, const ImapResponse *resp);
 
-/* Raw I/O on a stream (TLS or not), blocking or not depending on the
- * socket. Return > 0: bytes moved; 0: end of stream (recv only); -1: error
- * set (IMAP_ERROR_CONNECTION_LOST); -2: would block or timed out, and
- * *out_want_other says the SSL layer waits for the other direction. */
+/* Raw I/O on a stream (TLS or not, compressed or not), blocking or not
+ * depending on the socket. Return > 0: bytes moved; 0: end of stream
+ * (recv only); -1: error set (IMAP_ERROR_CONNECTION_LOST); -2: would
+ * block or timed out, and *out_want_other says the SSL layer waits for
+ * the other direction. After -2 from send, the next send starts with the
+ * same bytes (what was deflated of them is still going out). */
 gssize imap_stream_recv(ImapStream *stream, void *buf, gsize len,
 			gboolean *out_want_other, GError **error);
 gssize imap_stream_send(ImapStream *stream, const void *buf, gsize len,

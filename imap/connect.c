@@ -270,8 +270,8 @@ static gssize ssl_outcome(ImapStream *stream, int n, gboolean reading,
 	return -1;
 }
 
-gssize imap_stream_recv(ImapStream *stream, void *buf, gsize len,
-			gboolean *out_want_other, GError **error)
+static gssize raw_recv(ImapStream *stream, void *buf, gsize len,
+		       gboolean *out_want_other, GError **error)
 {
 	*out_want_other = FALSE;
 	if (stream->ssl != NULL) {
@@ -318,8 +318,8 @@ static int ssl_write_nosigpipe(SSL *ssl, const void *buf, int len)
 	return n;
 }
 
-gssize imap_stream_send(ImapStream *stream, const void *buf, gsize len,
-			gboolean *out_want_other, GError **error)
+static gssize raw_send(ImapStream *stream, const void *buf, gsize len,
+		       gboolean *out_want_other, GError **error)
 {
 	*out_want_other = FALSE;
 	if (len == 0)
@@ -345,6 +345,64 @@ gssize imap_stream_send(ImapStream *stream, const void *buf, gsize len,
 			return -2;
 		return stream_failed(stream, errno, error);
 	}
+}
+
+gssize imap_stream_recv(ImapStream *stream, void *buf, gsize len,
+			gboolean *out_want_other, GError **error)
+{
+	if (stream->z == NULL)
+		return raw_recv(stream, buf, len, out_want_other, error);
+	for (;;) {
+		gssize n = imap_compress_inflate(stream->z, buf, len, error);
+		gsize room;
+		guint8 *space;
+
+		if (n != 0)
+			return n;
+		space = imap_compress_in_space(stream->z, &room);
+		if (room == 0) {
+			g_set_error(error, IMAPFS_IMAP_ERROR,
+				    IMAP_ERROR_CONNECTION_LOST,
+				    "the server's compressed data from %s "
+				    "does not inflate",
+				    stream->host);
+			return -1;
+		}
+		n = raw_recv(stream, space, room, out_want_other, error);
+		if (n <= 0)
+			return n;
+		imap_compress_in_added(stream->z, (gsize)n);
+	}
+}
+
+/* What one compressed send deflates at most. */
+#define DEFLATE_CHUNK (256 * 1024)
+
+gssize imap_stream_send(ImapStream *stream, const void *buf, gsize len,
+			gboolean *out_want_other, GError **error)
+{
+	gsize taken, left;
+	const guint8 *out;
+
+	if (stream->z == NULL)
+		return raw_send(stream, buf, len, out_want_other, error);
+	*out_want_other = FALSE;
+	if (len == 0)
+		return 0;
+	if (stream->z_taken == 0) {
+		stream->z_taken = MIN(len, DEFLATE_CHUNK);
+		imap_compress_deflate(stream->z, buf, stream->z_taken);
+	}
+	while ((out = imap_compress_out(stream->z, &left)), left > 0) {
+		gssize n = raw_send(stream, out, left, out_want_other, error);
+
+		if (n < 0)
+			return n;
+		imap_compress_consume(stream->z, (gsize)n);
+	}
+	taken = stream->z_taken;
+	stream->z_taken = 0;
+	return (gssize)taken;
 }
 
 static gboolean stream_write_all(ImapStream *stream, GBytes *bytes,
@@ -475,7 +533,8 @@ ImapResponse *imap_stream_read(ImapStream *stream, GError **error)
 gboolean imap_stream_buffered(const ImapStream *stream)
 {
 	return stream->inbuf->len > 0 ||
-	       (stream->ssl != NULL && SSL_pending(stream->ssl) > 0);
+	       (stream->ssl != NULL && SSL_pending(stream->ssl) > 0) ||
+	       (stream->z != NULL && imap_compress_has_input(stream->z));
 }
 
 int imap_stream_fd(const ImapStream *stream)
@@ -721,6 +780,43 @@ static gint no_early_enable;
 /* One attempt of imap_stream_connect(); *out_again when it failed for the
  * early ENABLE alone, and another attempt without it may succeed;
  * *out_refused when the server refused the credentials. */
+/* COMPRESS DEFLATE (RFC 4978): from its OK on, both ways are deflated,
+ * which on a slow link cuts what mail takes to come to a half or less.
+ * Refused (NO, BAD): the connection goes on as it was. */
+static gboolean start_compress(ImapStream *stream, GError **error)
+{
+	g_autoptr(GError) refused = NULL;
+	guint8 *space;
+	gsize room;
+
+	if (!imap_stream_run(stream,
+			     imap_command_new(NULL, 0, "COMPRESS DEFLATE"),
+			     NULL, &refused)) {
+		if (refused->code == IMAP_ERROR_CONNECTION_LOST ||
+		    refused->code == IMAP_ERROR_TIMEOUT ||
+		    refused->code == IMAP_ERROR_PROTOCOL) {
+			g_propagate_error(error, g_steal_pointer(&refused));
+			return FALSE;
+		}
+		g_message("%s: %s; going on without compression",
+			  stream->host, refused->message);
+		return TRUE;
+	}
+	stream->z = imap_compress_new();
+	/* What came after the OK is deflated already. */
+	space = imap_compress_in_space(stream->z, &room);
+	if (stream->inbuf->len > room) {
+		g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_PROTOCOL,
+			    "%s sent more than a response after COMPRESS",
+			    stream->host);
+		return FALSE;
+	}
+	memcpy(space, stream->inbuf->data, stream->inbuf->len);
+	imap_compress_in_added(stream->z, stream->inbuf->len);
+	g_byte_array_set_size(stream->inbuf, 0);
+	return TRUE;
+}
+
 static ImapStream *stream_connect(const ImapConfig *cfg, const char *token,
 				  guint conn_no, ImapConnectAbort *abort,
 				  gboolean *out_again, gboolean *out_refused,
@@ -828,6 +924,9 @@ static ImapStream *stream_connect(const ImapConfig *cfg, const char *token,
 			g_message("%s: %s", cfg->host, refused->message);
 		}
 	}
+	if ((stream->caps & IMAP_CAP_COMPRESS_DEFLATE) && !cfg->no_compress &&
+	    !start_compress(stream, error))
+		return NULL;
 	abort_unwatch(abort, stream->fd);
 	stream->abort = NULL;
 	return g_steal_pointer(&stream);
@@ -931,6 +1030,7 @@ void imap_stream_free(ImapStream *stream)
 	if (stream->spool_fd >= 0)
 		close(stream->spool_fd);
 	g_byte_array_unref(stream->inbuf);
+	imap_compress_free(stream->z);
 	g_free(stream->host);
 	g_free(stream);
 }

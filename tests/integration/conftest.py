@@ -146,13 +146,14 @@ def server_factory():
 	teardown."""
 	dirs = []
 
-	def start(drop_caps=None, quota=None):
+	def start(drop_caps=None, quota=None, compress=False):
 		if ts.dovecot_binary() is None:
 			_missing("dovecot is not installed")
 		d = tempfile.mkdtemp(prefix="imapfs-dovecot-")
 		dirs.append(d)
 		try:
-			return ts.start(d, drop_caps=drop_caps, quota=quota)
+			return ts.start(d, drop_caps=drop_caps, quota=quota,
+					compress=compress)
 		except ts.ServerError as e:
 			pytest.fail("cannot start dovecot: %s" % e,
 				    pytrace=False)
