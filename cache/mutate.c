@@ -328,6 +328,9 @@ static void place_copy(CacheAccount *acct, guint32 to_id, guint32 new_uid,
 
 		copy->uid = new_uid;
 		copy->flags = g_strdup(flags);
+		/* MODSEQs count within one mailbox: the source's would make
+		 * this one's refreshes ask for changes since then. */
+		copy->modseq = 0;
 		g_clear_pointer(&copy->alias, g_free);
 		cache_index_put_message(mbox, copy);
 	} else if (mbox) {

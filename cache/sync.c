@@ -690,6 +690,11 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
 		synced = mbox->synced;
 		max_uid = synced ? cache_index_max_uid(mbox) : 0;
 		modseq = synced ? index_modseq(mbox) : 0;
+		/* Never past what the server last said it had: a MODSEQ of
+		 * another mailbox's (an index of an older imapfs copied one
+		 * with a moved message) would hide what happened since. */
+		if (mbox->highestmodseq)
+			modseq = MIN(modseq, mbox->highestmodseq);
 		changes = mbox->changes;
 		/* A change could not be placed: only a scan of every flag
 		 * makes the table sure again (a CHANGEDSINCE from a MODSEQ it

@@ -269,3 +269,36 @@ def test_a_cached_message_moved_is_not_fetched_again(account, mounter, imap,
 	assert "UID MOVE" in log, log
 	assert not re.search(r"C: \S+ UID FETCH [^\n]*BODY\.PEEK\[\]", log), \
 		log
+
+
+def test_an_expunge_where_a_message_was_moved_to_still_shows(
+		account, server, mounter, imap):
+	"""A message moved from a mailbox whose MODSEQs run higher: the
+	mailbox it went to is still refreshed from its own, so a message
+	another client expunges there afterwards leaves the listing."""
+	writer = Writer(server, account["user"])
+	try:
+		rec = fresh(imap, "INBOX")[2]
+		for i in range(30):     # its MODSEQ runs ahead of Other's
+			writer.store("INBOX", rec["uid"], "FLAGS",
+				     "($Bump%d)" % i)
+		m = mounter.mount(account["user"], opts=["list_ttl=1"])
+		other = os.path.join(m.path, "Other")
+		os.listdir(other)
+		os.listdir(os.path.join(m.path, "INBOX"))
+		rec = fresh(imap, "INBOX")[2]
+		os.rename(os.path.join(m.path, "INBOX", rec["name"]),
+			  os.path.join(other, rec["name"]))
+		before = fresh(imap, "Other")
+		assert sorted(os.listdir(other)) == sorted(r["name"]
+							   for r in before)
+		gone = [r for r in before if r["message_id"] !=
+			rec["message_id"]][0]
+		writer.store("Other", gone["uid"], "+FLAGS", "(\\Deleted)")
+		writer.c.uid("EXPUNGE", str(gone["uid"]))
+	finally:
+		writer.close()
+	want = sorted(r["name"] for r in fresh(imap, "Other"))
+	assert gone["name"] not in want
+	assert wait_until(lambda: sorted(os.listdir(other)) == want,
+			  timeout=10), sorted(os.listdir(other))
