@@ -408,20 +408,6 @@ static gboolean expunge_uid(CacheAccount *acct, const Place *place,
 	return ok;
 }
 
-/* The UIDVALIDITY the index knows of @id; 0 if none. */
-static guint32 known_uidvalidity(CacheAccount *acct, guint32 id)
-{
-	CacheIndexMailbox *mbox;
-	guint32 uidvalidity = 0;
-
-	g_mutex_lock(&acct->lock);
-	mbox = cache_index_mailbox(acct->index, id);
-	if (mbox && mbox->synced)
-		uidvalidity = mbox->uidvalidity;
-	g_mutex_unlock(&acct->lock);
-	return uidvalidity;
-}
-
 /* The highest UID listed in mailbox @id, or -1 if it was never listed. */
 static gint64 synced_max_uid(CacheAccount *acct, guint32 id)
 {
@@ -561,11 +547,11 @@ gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
 		/* Found by listing: the index has it as the server does. */
 		if (!found)
 			place_copy(acct, to_id, new_uid, &msg);
-		else
-			new_uidvalidity = known_uidvalidity(acct, to_id);
 		/* Its bytes are the same: what the cache has of them is
-		 * the new message's, not fetched again. */
-		if (new_uid && new_uidvalidity)
+		 * the new message's, not fetched again. Only where the
+		 * server said which it is (one found by its size and date
+		 * may be another). */
+		if (!found && new_uid && new_uidvalidity)
 			cache_store_move(acct->store,
 					 &(CacheKey){from.wire,
 						     from.uidvalidity,

@@ -328,8 +328,16 @@ static void evict_locked(CacheStore *store, const char *keep)
 
 void cache_store_free(CacheStore *store)
 {
+	GHashTableIter iter;
+	gpointer path, e;
+
 	if (!store)
 		return;
+	/* Old names kept for files still open (a lazy unmount) go too. */
+	g_hash_table_iter_init(&iter, store->entries);
+	while (g_hash_table_iter_next(&iter, &path, &e))
+		if (((Entry *)e)->moved_away)
+			g_unlink(path);
 	g_hash_table_unref(store->partials);
 	g_hash_table_unref(store->entries);
 	g_hash_table_unref(store->dirs);
@@ -390,6 +398,14 @@ static int reopen_memory(const Entry *e)
 	return fd >= 0 ? fd : fcntl(e->mem_fd, F_DUPFD_CLOEXEC, 0);
 }
 
+/* Whether the file open on @fd has no name any more. */
+static gboolean unlinked(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && st.st_nlink == 0;
+}
+
 /* An earlier run's file that is not @size bytes was cut short (the
  * machine went down before the kernel wrote it all) or is not the
  * message's: it goes, and FALSE. */
@@ -427,6 +443,12 @@ int cache_store_open_complete(CacheStore *store, const CacheKey *key,
 	if (fd < 0 && err != ENOENT)
 		return -1;
 	g_mutex_lock(&store->lock);
+	/* Another thread dropped the file between our open() and the lock
+	 * (found short, or evicted): a miss, not a fresh entry. */
+	if (fd >= 0 && unlinked(fd)) {
+		close(fd);
+		fd = -1;
+	}
 	e = fd >= 0 ? entry_locked(store, path)
 		    : g_hash_table_lookup(store->entries, path);
 	if (fd >= 0 && !check_size_locked(store, key, path, e, fd, size)) {

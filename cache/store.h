@@ -92,7 +92,9 @@ gboolean cache_store_put_range(CacheStore *store, const CacheKey *key,
 gboolean cache_store_make_room(CacheStore *store, guint64 bytes);
 
 /* What is stored whole on disk for @from becomes @to's (a message moved
- * on the server keeps its bytes): one rename. Nothing else is moved. */
+ * on the server keeps its bytes): a rename, or a link while @from is
+ * pinned (an open file reads by that name until it lets go). Nothing but
+ * a whole file on disk is moved. */
 void cache_store_move(CacheStore *store, const CacheKey *from,
 		      const CacheKey *to);
 

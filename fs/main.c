@@ -383,7 +383,8 @@ int main(int argc, char **argv)
 	 * is ECONNABORTED: a read of the device that took a request (an
 	 * asynchronous RELEASE) just as the unmount shut the connection
 	 * down gets it (the kernel's fuse_dev_do_read), where the reads
-	 * after it get ENODEV, which libfuse takes for the end. */
+	 * after it get ENODEV, which libfuse takes for the end. (An abort
+	 * through /sys/fs/fuse/connections ends the mount the same way.) */
 	ret = ret < 0 && ret != -ECONNABORTED ? 1 : 0;
 
 	/* The account's last callbacks may still queue invalidations and

@@ -1962,6 +1962,17 @@ static void test_move(void)
 	/* Nothing stored: nothing happens. */
 	cache_store_move(store, &a, &b);
 	assert_absent(store, &b);
+
+	/* An old name still pinned when the store goes (a lazy unmount)
+	 * goes with it. */
+	put_whole(store, &b, db, 6000);
+	cache_store_pin(store, &b);
+	cache_store_move(store, &b, &p);
+	g_assert_true(g_file_test(pb, G_FILE_TEST_EXISTS));
+	g_clear_pointer(&store, cache_store_free);
+	g_assert_false(g_file_test(pb, G_FILE_TEST_EXISTS));
+	store = store_new(&t, 0);
+	assert_complete(store, &p, db, 6000);
 	g_clear_pointer(&store, cache_store_free);
 	tmp_clear(&t);
 }
