@@ -14,7 +14,8 @@ struct ImapCompress {
 	guint8 *in;	 /* raw bytes received, from inflater.next_in on */
 	GByteArray *out; /* deflated, not yet sent, from out_pos on */
 	gsize out_pos;
-	gboolean full; /* the last inflate filled its buffer: maybe more */
+	guint8 peek;	 /* inflated, not yet given: after a call that filled */
+	gboolean peeked; /* its buffer, whether there was more */
 };
 
 ImapCompress *imap_compress_new(void)
@@ -54,37 +55,60 @@ void imap_compress_in_added(ImapCompress *z, gsize n)
 	z->inflater.avail_in = (uInt)n;
 }
 
-gssize imap_compress_inflate(ImapCompress *z, void *buf, gsize len,
+/* One inflate() into @out: FALSE with @error if the data is damaged. */
+static gboolean inflate_into(ImapCompress *z, guint8 *out, gsize len,
 			     GError **error)
 {
 	int ret;
 
-	z->inflater.next_out = buf;
-	z->inflater.avail_out = (uInt)MIN(len, G_MAXUINT32);
+	z->inflater.next_out = out;
+	z->inflater.avail_out = (uInt)len;
 	ret = inflate(&z->inflater, Z_SYNC_FLUSH);
-	if (ret != Z_OK && ret != Z_BUF_ERROR) {
-		g_set_error(error, IMAPFS_IMAP_ERROR,
-			    IMAP_ERROR_CONNECTION_LOST,
-			    "the server's compressed data is damaged (%s)",
-			    z->inflater.msg ? z->inflater.msg
-					    : (ret == Z_STREAM_END
-						       ? "it ended"
-						       : "zlib error"));
-		return -1;
+	/* The end of the stream: a server may end it at LOGOUT. */
+	if (ret == Z_OK || ret == Z_BUF_ERROR || ret == Z_STREAM_END)
+		return TRUE;
+	g_set_error(error, IMAPFS_IMAP_ERROR, IMAP_ERROR_CONNECTION_LOST,
+		    "the server's compressed data is damaged (%s)",
+		    z->inflater.msg ? z->inflater.msg : "zlib error");
+	return FALSE;
+}
+
+gssize imap_compress_inflate(ImapCompress *z, void *buf, gsize len,
+			     GError **error)
+{
+	guint8 *out = buf;
+	gsize done = 0;
+
+	len = MIN(len, G_MAXUINT32);
+	if (len == 0)
+		return 0;
+	if (z->peeked) {
+		out[done++] = z->peek;
+		z->peeked = FALSE;
 	}
-	z->full = z->inflater.avail_out == 0;
-	return (gssize)(MIN(len, G_MAXUINT32) - z->inflater.avail_out);
+	if (!inflate_into(z, out + done, len - done, error))
+		return -1;
+	done = len - z->inflater.avail_out;
+	/* A full buffer may leave more to come without new bytes: one byte
+	 * more says whether it does, so that has_input() is exact. */
+	if (done == len) {
+		if (!inflate_into(z, &z->peek, 1, error))
+			return -1;
+		z->peeked = z->inflater.avail_out == 0;
+	}
+	return (gssize)done;
 }
 
 gboolean imap_compress_has_input(const ImapCompress *z)
 {
-	return z->inflater.avail_in > 0 || z->full;
+	return z->peeked;
 }
 
 void imap_compress_deflate(ImapCompress *z, const void *data, gsize len)
 {
 	guint8 chunk[16 * 1024];
 
+	g_return_if_fail(len <= G_MAXUINT32);
 	z->deflater.next_in = (Bytef *)data;
 	z->deflater.avail_in = (uInt)len;
 	do {
@@ -106,7 +130,13 @@ void imap_compress_consume(ImapCompress *z, gsize n)
 {
 	z->out_pos += n;
 	if (z->out_pos == z->out->len) {
-		g_byte_array_set_size(z->out, 0);
+		/* What a big write grew is not kept. */
+		if (z->out->len > 64 * 1024) {
+			g_byte_array_unref(z->out);
+			z->out = g_byte_array_new();
+		} else {
+			g_byte_array_set_size(z->out, 0);
+		}
 		z->out_pos = 0;
 	}
 }

@@ -616,7 +616,8 @@ ImapConn *imap_conn_new(ImapStream *stream, GMainContext *context, guint depth,
 	g_source_set_static_name(conn->source, "imap-conn");
 	conn->fd_tag = g_source_add_unix_fd(conn->source, stream->fd, G_IO_IN);
 	/* Bytes read during login may already hold a response. */
-	g_source_set_ready_time(conn->source, stream->inbuf->len > 0 ? 0 : -1);
+	g_source_set_ready_time(conn->source,
+				imap_stream_buffered(stream) ? 0 : -1);
 	g_source_attach(conn->source, context);
 	return conn;
 }

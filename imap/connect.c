@@ -347,6 +347,20 @@ static gssize raw_send(ImapStream *stream, const void *buf, gsize len,
 	}
 }
 
+/* Set once compression failed on a connection (COMPRESS unanswered, or
+ * data that does not inflate): connections are made without it from then
+ * on. */
+static gint compress_failed;
+
+static void give_up_compress(ImapStream *stream, const char *why)
+{
+	if (!g_atomic_int_get(&compress_failed))
+		g_message("%s; connecting to %s without compression from now "
+			  "on (-o nocompress says so from the start)",
+			  why, stream->host);
+	g_atomic_int_set(&compress_failed, 1);
+}
+
 gssize imap_stream_recv(ImapStream *stream, void *buf, gsize len,
 			gboolean *out_want_other, GError **error)
 {
@@ -357,6 +371,9 @@ gssize imap_stream_recv(ImapStream *stream, void *buf, gsize len,
 		gsize room;
 		guint8 *space;
 
+		if (n == -1)
+			give_up_compress(stream, "compressed data from the "
+						 "server did not inflate");
 		if (n != 0)
 			return n;
 		space = imap_compress_in_space(stream->z, &room);
@@ -777,13 +794,12 @@ static gboolean stream_starttls(ImapStream *stream, const ImapConfig *cfg,
  * sent after the login from then on. */
 static gint no_early_enable;
 
-/* One attempt of imap_stream_connect(); *out_again when it failed for the
- * early ENABLE alone, and another attempt without it may succeed;
- * *out_refused when the server refused the credentials. */
 /* COMPRESS DEFLATE (RFC 4978): from its OK on, both ways are deflated,
  * which on a slow link cuts what mail takes to come to a half or less.
- * Refused (NO, BAD): the connection goes on as it was. */
-static gboolean start_compress(ImapStream *stream, GError **error)
+ * Refused (NO, BAD): the connection goes on as it was. Unanswered:
+ * *@out_again, for an attempt without it. */
+static gboolean start_compress(ImapStream *stream, gboolean *out_again,
+			       GError **error)
 {
 	g_autoptr(GError) refused = NULL;
 	guint8 *space;
@@ -795,6 +811,8 @@ static gboolean start_compress(ImapStream *stream, GError **error)
 		if (refused->code == IMAP_ERROR_CONNECTION_LOST ||
 		    refused->code == IMAP_ERROR_TIMEOUT ||
 		    refused->code == IMAP_ERROR_PROTOCOL) {
+			give_up_compress(stream, refused->message);
+			*out_again = TRUE;
 			g_propagate_error(error, g_steal_pointer(&refused));
 			return FALSE;
 		}
@@ -817,6 +835,10 @@ static gboolean start_compress(ImapStream *stream, GError **error)
 	return TRUE;
 }
 
+/* One attempt of imap_stream_connect(); *out_again when it failed for the
+ * early ENABLE or for COMPRESS alone, and another attempt without it may
+ * succeed;
+ * *out_refused when the server refused the credentials. */
 static ImapStream *stream_connect(const ImapConfig *cfg, const char *token,
 				  guint conn_no, ImapConnectAbort *abort,
 				  gboolean *out_again, gboolean *out_refused,
@@ -925,7 +947,8 @@ static ImapStream *stream_connect(const ImapConfig *cfg, const char *token,
 		}
 	}
 	if ((stream->caps & IMAP_CAP_COMPRESS_DEFLATE) && !cfg->no_compress &&
-	    !start_compress(stream, error))
+	    !g_atomic_int_get(&compress_failed) &&
+	    !start_compress(stream, out_again, error))
 		return NULL;
 	abort_unwatch(abort, stream->fd);
 	stream->abort = NULL;

@@ -5,6 +5,7 @@ over it: the tree, reading, flags, adding and moving mail, and changes
 another client makes (the watching connection is compressed too)."""
 
 import os
+import re
 
 import pytest
 
@@ -73,11 +74,31 @@ def test_mail_reads_and_changes_over_a_compressed_link(zserver, zmounter,
 		want = sorted(r["name"] for r in fresh(w, "INBOX"))
 		assert wait_until(lambda: names(inbox) == want, timeout=10), \
 			names(inbox)
-		log = m.stderr()
-		assert "COMPRESS DEFLATE" in log, log[-2000:]
-		assert "without compression" not in log, log[-2000:]
+
+		# A message larger than a deflated write, both ways.
+		big = sm.make_messages(55, 1)[0].raw + b"".join(
+			b"line %d of a long message, with %s\r\n" %
+			(i, os.urandom(8).hex().encode()) for i in range(12000))
+		with open(os.path.join(other, "big.eml"), "wb") as f:
+			f.write(big)
+		rec = [r for r in fresh(w, "Other") if r["size"] == len(big)]
+		assert len(rec) == 1
+		assert body(w, "Other", rec[0]["uid"]) == big
+		with open(os.path.join(other, rec[0]["name"]), "rb") as f:
+			assert f.read() == big
 	finally:
 		w.close()
+	log = m.stderr()
+	problems = zmounter.unmount(m)
+	assert not problems, "\n".join(problems)
+	log = m.stderr()
+	# Every connection that logged in turned compression on, and none
+	# of it failed, up to the LOGOUTs.
+	logins = set(re.findall(r"\[conn (\d+)\] C: \S+ AUTHENTICATE", log))
+	on = set(re.findall(r"\[conn (\d+)\] S: \S+ OK Begin compression",
+			    log))
+	assert logins and on == logins, (logins, on)
+	assert "without compression" not in log, log[-3000:]
 
 
 def test_the_wire_carries_less_and_nocompress_turns_it_off(zserver, zmounter,
