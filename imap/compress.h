@@ -26,7 +26,8 @@ void imap_compress_in_added(ImapCompress *z, gsize n);
 gssize imap_compress_inflate(ImapCompress *z, void *buf, gsize len,
 			     GError **error);
 
-/* Whether inflating may give more without new raw bytes. */
+/* Whether inflating gives more without new raw bytes (exact: poll()
+ * cannot see what is held here). */
 gboolean imap_compress_has_input(const ImapCompress *z);
 
 /* Deflates @len bytes of @data (all of them) into the bytes to send,
