@@ -371,20 +371,20 @@ gssize imap_stream_recv(ImapStream *stream, void *buf, gsize len,
 		gsize room;
 		guint8 *space;
 
-		if (n == -1)
-			give_up_compress(stream, "compressed data from the "
-						 "server did not inflate");
-		if (n != 0)
-			return n;
 		space = imap_compress_in_space(stream->z, &room);
-		if (room == 0) {
+		if (n == 0 && room == 0) {
 			g_set_error(error, IMAPFS_IMAP_ERROR,
 				    IMAP_ERROR_CONNECTION_LOST,
 				    "the server's compressed data from %s "
 				    "does not inflate",
 				    stream->host);
-			return -1;
+			n = -1;
 		}
+		if (n == -1)
+			give_up_compress(stream, "compressed data from the "
+						 "server did not inflate");
+		if (n != 0)
+			return n;
 		n = raw_recv(stream, space, room, out_want_other, error);
 		if (n <= 0)
 			return n;
