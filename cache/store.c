@@ -398,33 +398,23 @@ static int reopen_memory(const Entry *e)
 	return fd >= 0 ? fd : fcntl(e->mem_fd, F_DUPFD_CLOEXEC, 0);
 }
 
-/* Whether the file open on @fd has no name any more. */
-static gboolean unlinked(int fd)
-{
-	struct stat st;
-
-	return fstat(fd, &st) == 0 && st.st_nlink == 0;
-}
-
-/* An earlier run's file that is not @size bytes was cut short (the
+/* An earlier run's file of @has bytes, not @size, was cut short (the
  * machine went down before the kernel wrote it all) or is not the
  * message's: it goes, and FALSE. */
 static gboolean check_size_locked(CacheStore *store, const CacheKey *key,
-				  const char *path, Entry *e, int fd,
+				  const char *path, Entry *e, guint64 has,
 				  guint64 size)
 {
-	struct stat st;
-
 	if (!e->unchecked)
 		return TRUE;
-	if (fstat(fd, &st) == 0 && (guint64)st.st_size == size) {
+	if (has == size) {
 		e->unchecked = FALSE;
 		return TRUE;
 	}
-	g_message("the cached copy of UID %u in %s has %lld bytes, not %"
-		  G_GUINT64_FORMAT " (left short by an earlier run): "
-		  "fetching it again", key->uid, key->mailbox,
-		  (long long)st.st_size, size);
+	g_message("the cached copy of UID %u in %s has %" G_GUINT64_FORMAT
+		  " bytes, not %" G_GUINT64_FORMAT " (left short by an "
+		  "earlier run): fetching it again",
+		  key->uid, key->mailbox, has, size);
 	g_unlink(path);
 	place_locked(store, e, -1, 0);
 	if (!e->pins)
@@ -438,6 +428,7 @@ int cache_store_open_complete(CacheStore *store, const CacheKey *key,
 	g_autofree char *path = key_path(store, key, "");
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	int err = errno;
+	struct stat st;
 	Entry *e;
 
 	if (fd < 0 && err != ENOENT)
@@ -445,13 +436,14 @@ int cache_store_open_complete(CacheStore *store, const CacheKey *key,
 	g_mutex_lock(&store->lock);
 	/* Another thread dropped the file between our open() and the lock
 	 * (found short, or evicted): a miss, not a fresh entry. */
-	if (fd >= 0 && unlinked(fd)) {
+	if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_nlink == 0)) {
 		close(fd);
 		fd = -1;
 	}
 	e = fd >= 0 ? entry_locked(store, path)
 		    : g_hash_table_lookup(store->entries, path);
-	if (fd >= 0 && !check_size_locked(store, key, path, e, fd, size)) {
+	if (fd >= 0 &&
+	    !check_size_locked(store, key, path, e, st.st_size, size)) {
 		close(fd);
 		fd = -1;
 		e = NULL; /* it may be gone */
