@@ -1043,6 +1043,40 @@ gboolean cache_account_delete_mailbox(CacheAccount *acct, guint32 id,
 	return ok && cache_sync_mailboxes(acct, 0, error);
 }
 
+/* A mailbox whose cached messages follow it to its new name. */
+typedef struct {
+	guint32 id;
+	guint32 uidvalidity;
+	char *from; /* wire names */
+	char *to;
+} Renamed;
+
+static void renamed_clear(gpointer data)
+{
+	Renamed *r = data;
+
+	g_free(r->from);
+	g_free(r->to);
+}
+
+/* Notes @id's mailbox and those below it, with what names their cached
+ * messages now. Under acct->lock. */
+static void note_renamed_locked(CacheAccount *acct, guint32 id, GArray *out)
+{
+	CacheIndexMailbox *mbox = cache_index_mailbox(acct->index, id);
+	g_autoptr(GPtrArray) kids = cache_index_children(acct->index, id);
+
+	if (mbox && mbox->wire_name && mbox->uidvalidity) {
+		Renamed r = {id, mbox->uidvalidity, g_strdup(mbox->wire_name),
+			     NULL};
+
+		g_array_append_val(out, r);
+	}
+	for (guint i = 0; i < kids->len; i++)
+		note_renamed_locked(
+			acct, ((CacheIndexMailbox *)kids->pdata[i])->id, out);
+}
+
 gboolean cache_account_rename_mailbox(CacheAccount *acct, guint32 id,
 				      guint32 parent_id, const char *component,
 				      GError **error)
@@ -1090,16 +1124,39 @@ gboolean cache_account_rename_mailbox(CacheAccount *acct, guint32 id,
 		imap_command_new(NULL, 0, "RENAME %q %m", place.wire, name),
 		place.wire, wire, error);
 	if (ok) {
+		g_autoptr(GArray) renamed =
+			g_array_new(FALSE, TRUE, sizeof(Renamed));
+
+		g_array_set_clear_func(renamed, renamed_clear);
 		g_mutex_lock(&acct->lock);
 		{
 			CacheIndexMailbox *mbox =
 				cache_index_mailbox(acct->index, id);
 
-			if (mbox && wire)
+			if (mbox && wire) {
+				note_renamed_locked(acct, id, renamed);
 				cache_index_rename(acct->index, mbox, parent_id,
 						   name, wire);
+			}
+			for (guint i = 0; i < renamed->len; i++) {
+				Renamed *r =
+					&g_array_index(renamed, Renamed, i);
+
+				r->to = g_strdup(
+					cache_index_mailbox(acct->index, r->id)
+						->wire_name);
+			}
 		}
 		g_mutex_unlock(&acct->lock);
+		/* The server keeps a renamed mailbox's UIDVALIDITY and UIDs
+		 * (one that does not is listed afresh at its next sync, and
+		 * what moved here is never read). */
+		for (guint i = 0; i < renamed->len; i++) {
+			Renamed *r = &g_array_index(renamed, Renamed, i);
+
+			cache_store_move_mailbox(acct->store, r->from, r->to,
+						 r->uidvalidity);
+		}
 		ok = cache_sync_mailboxes(acct, 0, error);
 	}
 	place_clear(&place);

@@ -1087,6 +1087,37 @@ void cache_store_move(CacheStore *store, const CacheKey *from,
 	unlock_reporting(store);
 }
 
+void cache_store_move_mailbox(CacheStore *store, const char *from,
+			      const char *to, guint32 uidvalidity)
+{
+	const CacheKey dir_key = {from, uidvalidity, 0};
+	g_autofree char *dir = key_dir(store, &dir_key);
+	g_autoptr(GArray) uids = g_array_new(FALSE, FALSE, sizeof(guint32));
+	gsize dir_len = strlen(dir);
+	GHashTableIter iter;
+	gpointer path;
+
+	g_mutex_lock(&store->lock);
+	g_hash_table_iter_init(&iter, store->entries);
+	while (g_hash_table_iter_next(&iter, &path, NULL)) {
+		const char *name = (const char *)path + dir_len + 1;
+		guint64 uid;
+
+		if (strncmp(path, dir, dir_len) == 0 &&
+		    ((const char *)path)[dir_len] == G_DIR_SEPARATOR &&
+		    g_ascii_string_to_unsigned(name, 10, 1, G_MAXUINT32, &uid,
+					       NULL))
+			g_array_append_val(uids, (guint32){uid});
+	}
+	g_mutex_unlock(&store->lock);
+	for (guint i = 0; i < uids->len; i++) {
+		guint32 uid = g_array_index(uids, guint32, i);
+
+		cache_store_move(store, &(CacheKey){from, uidvalidity, uid},
+				 &(CacheKey){to, uidvalidity, uid});
+	}
+}
+
 void cache_store_forget(CacheStore *store, const CacheKey *key)
 {
 	g_autofree char *part = key_path(store, key, ".part");

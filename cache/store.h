@@ -98,6 +98,12 @@ gboolean cache_store_make_room(CacheStore *store, guint64 bytes);
 void cache_store_move(CacheStore *store, const CacheKey *from,
 		      const CacheKey *to);
 
+/* cache_store_move() for every message stored for mailbox @from under
+ * @uidvalidity, to mailbox @to (a mailbox renamed on the server keeps its
+ * messages and their UIDs). */
+void cache_store_move_mailbox(CacheStore *store, const char *from,
+			      const char *to, guint32 uidvalidity);
+
 /* Forgets everything stored for @key. */
 void cache_store_forget(CacheStore *store, const CacheKey *key);
 

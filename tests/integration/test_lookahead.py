@@ -14,13 +14,13 @@ import time
 import pytest
 
 from conftest import Witness, file_sha256, seed_account, sha256
+from writehelpers import by_mailbox
 
 # Name order: Alpha, Beta, Carton (empty), Delta, Echo, Echo.kid, INBOX.
 TREE = {"Alpha": 40, "Beta": 12, "Carton": 0, "Delta": 10, "Echo": 6,
 	"Echo.kid": 5}
 KID = "Echo/kid"	# as the tree shows "Echo.kid"
 
-COMMAND = re.compile(r"\[conn (\d+)\] C: \S+ (.*)")
 LISTING = re.compile(r"UID FETCH 1:\* \(UID FLAGS RFC822\.SIZE")
 BODIES = re.compile(r"UID FETCH (\S+) \(BODY\.PEEK\[\]\)")
 NON_PEEK = re.compile(r"C: \S+ UID FETCH \S+ \([^)]*\bBODY\[")
@@ -46,21 +46,6 @@ def walk(server):
 			out["flags"][mbox] = {r["uid"]: r["flags"] for r in recs}
 	finally:
 		w.close()
-	return out
-
-
-def by_mailbox(log):
-	"""{mailbox: [commands sent while it was selected]}, from the trace.
-	The mounts here run without the IDLE watcher (-o noidle), whose
-	EXAMINE INBOX would count as a look at INBOX."""
-	selected, out = {}, {}
-	for m in COMMAND.finditer(log):
-		conn, cmd = m.group(1), m.group(2)
-		word = cmd.split(" ", 1)
-		if word[0] in ("SELECT", "EXAMINE"):
-			selected[conn] = word[1].strip('"')
-		elif conn in selected:
-			out.setdefault(selected[conn], []).append(cmd)
 	return out
 
 

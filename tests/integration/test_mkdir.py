@@ -7,7 +7,8 @@ import os
 import pytest
 
 import imapfs_samplemail as sm
-from writehelpers import errno_of, fresh, names, raw_list, run, Writer
+from writehelpers import body, by_mailbox, errno_of, fresh, names, \
+	raw_list, run, Writer
 
 
 @pytest.fixture
@@ -154,6 +155,41 @@ def test_mv_dir_renames_mailbox(m, imap):
 	assert sorted(os.listdir(os.path.join(m.path, "Renamed"))) == \
 		sorted(r["name"] for r in fresh(imap, "Renamed"))
 	assert not os.path.exists(os.path.join(m.path, "Other"))
+
+
+def test_a_renamed_mailbox_keeps_its_cached_messages(account, mounter, imap,
+						      tmp_path):
+	"""mv of a mailbox: the messages imapfs had cached, its own and
+	those of the mailbox below it, are still cached under the new name.
+	After a remount (the kernel then has none of their pages) they are
+	read with no FETCH of their bodies, and their bytes are the
+	server's."""
+	cache = str(tmp_path / "cache")
+	m = mounter.mount(account["user"], cache_dir=cache)
+	other = os.path.join(m.path, "Other")
+	os.mkdir(os.path.join(other, "Kid"))
+	with open(os.path.join(other, "Kid", "new.eml"), "wb") as f:
+		f.write(body(imap, "INBOX", fresh(imap, "INBOX")[0]["uid"]))
+	for top in (other, os.path.join(other, "Kid")):
+		for name in os.listdir(top):
+			if name != "Kid":
+				with open(os.path.join(top, name), "rb") as f:
+					f.read()
+	os.rename(other, os.path.join(m.path, "Renamed"))
+	assert not mounter.unmount(m)
+
+	m = mounter.mount(account["user"], cache_dir=cache, debug=True)
+	for mbox in ("Renamed", "Renamed.Kid"):
+		recs = fresh(imap, mbox)
+		assert recs
+		top = os.path.join(m.path, *mbox.split("."))
+		for rec in recs:
+			with open(os.path.join(top, rec["name"]), "rb") as f:
+				assert f.read() == body(imap, mbox, rec["uid"])
+	sent = by_mailbox(m.stderr())
+	bodies = [c for mbox in ("Renamed", "Renamed.Kid")
+		  for c in sent.get(mbox, []) if "BODY.PEEK[]" in c]
+	assert not bodies, sent
 
 
 def test_mv_dir_into_other_parent(m, imap):

@@ -9,6 +9,7 @@ that what they report is the server's state now.
 import errno
 import hashlib
 import os
+import re
 import subprocess
 import time
 
@@ -93,6 +94,24 @@ def new_log(m, since):
 
 def log_mark(m):
 	return len(m.stderr())
+
+
+COMMAND = re.compile(r"\[conn (\d+)\] C: \S+ (.*)")
+
+
+def by_mailbox(log):
+	"""{mailbox: [commands sent while it was selected]}, from the trace.
+	The IDLE watcher's EXAMINE INBOX counts as a look at INBOX (mount
+	with -o noidle where that matters)."""
+	selected, out = {}, {}
+	for m in COMMAND.finditer(log):
+		conn, cmd = m.group(1), m.group(2)
+		word = cmd.split(" ", 1)
+		if word[0] in ("SELECT", "EXAMINE"):
+			selected[conn] = word[1].strip('"')
+		elif conn in selected:
+			out.setdefault(selected[conn], []).append(cmd)
+	return out
 
 
 class Writer:

@@ -1977,6 +1977,51 @@ static void test_move(void)
 	tmp_clear(&t);
 }
 
+/* A renamed mailbox takes its whole messages along, and only those of its
+ * UIDVALIDITY (4, not 40, whose directory's name starts alike); a partial
+ * one and a child mailbox's stay; an earlier run's files move too. */
+static void test_move_mailbox(void)
+{
+	Tmp t;
+	g_autoptr(CacheStore) store = NULL;
+	CacheKey a1 = {"Old", 4, 1}, a2 = {"Old", 4, 20}, p = {"Old", 4, 3};
+	CacheKey other_uv = {"Old", 40, 1}, alike = {"Old.Kid", 4, 1};
+	CacheKey n1 = {"New", 4, 1}, n2 = {"New", 4, 20}, np = {"New", 4, 3};
+	guint64 psize = 2 * CHUNK;
+	g_autofree guint8 *d1 = make_bytes(3000, 180);
+	g_autofree guint8 *d2 = make_bytes(4000, 181);
+	g_autofree guint8 *d3 = make_bytes(5000, 182);
+	g_autofree guint8 *d4 = make_bytes(6000, 183);
+	g_autofree guint8 *dp = make_bytes(psize, 184);
+
+	tmp_init(&t);
+	store = store_new(&t, 0);
+	put_whole(store, &a1, d1, 3000);
+	put_whole(store, &other_uv, d3, 5000);
+	put_whole(store, &alike, d4, 6000);
+	put_chunks(store, &p, dp, psize, 0, 1);
+	/* One from an earlier run. */
+	g_clear_pointer(&store, cache_store_free);
+	store = store_new(&t, 0);
+	put_whole(store, &a2, d2, 4000);
+
+	cache_store_move_mailbox(store, "Old", "New", 4);
+	assert_absent(store, &a1);
+	assert_absent(store, &a2);
+	assert_complete(store, &n1, d1, 3000);
+	assert_complete(store, &n2, d2, 4000);
+	assert_complete(store, &other_uv, d3, 5000);
+	assert_complete(store, &alike, d4, 6000);
+	assert_absent(store, &np);
+	g_assert_cmpuint(cache_store_usage(store), ==, 18000);
+
+	/* Nothing stored under that name: nothing happens. */
+	cache_store_move_mailbox(store, "Gone", "New", 4);
+	assert_complete(store, &n1, d1, 3000);
+	g_clear_pointer(&store, cache_store_free);
+	tmp_clear(&t);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -2013,6 +2058,7 @@ int main(int argc, char **argv)
 			test_evict_pin_over_budget);
 	g_test_add_func("/cache-store/restart", test_restart);
 	g_test_add_func("/cache-store/move", test_move);
+	g_test_add_func("/cache-store/move-mailbox", test_move_mailbox);
 	g_test_add_func("/cache-store/restart/short-file",
 			test_restart_short_file);
 	g_test_add_func("/cache-store/hostile/unaligned",
