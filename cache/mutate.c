@@ -935,20 +935,24 @@ static gboolean run_checked(CacheAccount *acct, ImapCommand *cmd,
 	return FALSE;
 }
 
-/* MESSAGES of "* STATUS name (MESSAGES n)" in @reply, or -1. */
-static gint64 status_messages(const ImapReply *reply)
+/* Item @item of "* STATUS @wire (... ITEM n ...)" in @reply, or -1. */
+static gint64 status_number(const ImapReply *reply, const char *wire,
+			    const char *item)
 {
 	for (guint i = 0; reply && i < reply->untagged->len; i++) {
 		const ImapResponse *resp = reply->untagged->pdata[i];
 		const ImapValue *items = imap_value_item(resp->args, 1);
 
-		if (g_strcmp0(resp->name, "STATUS") != 0)
+		if (g_strcmp0(resp->name, "STATUS") != 0 ||
+		    g_strcmp0(imap_value_get_string(
+				      imap_value_item(resp->args, 0)),
+			      wire) != 0)
 			continue;
 		for (guint k = 0; k + 1 < imap_value_n_items(items); k += 2) {
 			guint64 n;
 
 			if (imap_value_is_atom(imap_value_item(items, k),
-					       "MESSAGES") &&
+					       item) &&
 			    imap_value_get_number(imap_value_item(items, k + 1),
 						  &n))
 				return n;
@@ -1017,7 +1021,7 @@ gboolean cache_account_delete_mailbox(CacheAccount *acct, guint32 id,
 			place_clear(&place);
 			return FALSE;
 		}
-		counted = status_messages(status);
+		counted = status_number(status, place.wire, "MESSAGES");
 	}
 	if (counted != 0) {
 		if (counted < 0)
@@ -1075,6 +1079,51 @@ static void note_renamed_locked(CacheAccount *acct, guint32 id, GArray *out)
 	for (guint i = 0; i < kids->len; i++)
 		note_renamed_locked(
 			acct, ((CacheIndexMailbox *)kids->pdata[i])->id, out);
+}
+
+/* Moves what the cache holds of each of the @renamed mailboxes to its new
+ * name, where the server says it kept its UIDVALIDITY (asked of all at
+ * once): a mailbox that got a new one may some day get the old one back,
+ * and the moved files would then be taken for its messages. */
+static void carry_cache(CacheAccount *acct, GArray *renamed)
+{
+	g_autoptr(GPtrArray) waits = g_ptr_array_new_with_free_func(
+		(GDestroyNotify)cache_wait_unref);
+	g_autoptr(GArray) kept =
+		g_array_new(FALSE, FALSE, sizeof(CacheStoreRename));
+
+	for (guint i = 0; i < renamed->len; i++) {
+		const Renamed *r = &g_array_index(renamed, Renamed, i);
+		ImapCommand *cmd =
+			imap_command_new(NULL, IMAP_COMMAND_RETRIABLE,
+					 "STATUS %q (UIDVALIDITY)", r->to);
+
+		g_ptr_array_add(waits, cmd ? cache_wait_start(acct->pool, NULL,
+							     0, cmd)
+					   : NULL);
+	}
+	for (guint i = 0; i < renamed->len; i++) {
+		const Renamed *r = &g_array_index(renamed, Renamed, i);
+		g_autoptr(ImapReply) reply = NULL;
+		CacheWait *wait = waits->pdata[i];
+
+		if (wait &&
+		    cache_wait_finish(wait, acct->timeout_s, NULL, &reply,
+				      NULL) &&
+		    status_number(reply, r->to, "UIDVALIDITY") ==
+			    r->uidvalidity)
+			g_array_append_val(kept,
+					   ((CacheStoreRename){r->from, r->to,
+							       r->uidvalidity}));
+		else
+			g_debug("%s: the server did not say it kept its "
+				"UIDVALIDITY: what was cached of it is "
+				"fetched again",
+				r->to);
+	}
+	cache_store_move_mailboxes(acct->store,
+				   (const CacheStoreRename *)kept->data,
+				   kept->len);
 }
 
 gboolean cache_account_rename_mailbox(CacheAccount *acct, guint32 id,
@@ -1148,15 +1197,7 @@ gboolean cache_account_rename_mailbox(CacheAccount *acct, guint32 id,
 			}
 		}
 		g_mutex_unlock(&acct->lock);
-		/* The server keeps a renamed mailbox's UIDVALIDITY and UIDs
-		 * (one that does not is listed afresh at its next sync, and
-		 * what moved here is never read). */
-		for (guint i = 0; i < renamed->len; i++) {
-			Renamed *r = &g_array_index(renamed, Renamed, i);
-
-			cache_store_move_mailbox(acct->store, r->from, r->to,
-						 r->uidvalidity);
-		}
+		carry_cache(acct, renamed);
 		ok = cache_sync_mailboxes(acct, 0, error);
 	}
 	place_clear(&place);

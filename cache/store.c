@@ -1063,7 +1063,7 @@ void cache_store_move(CacheStore *store, const CacheKey *from,
 	Entry *e, *moved;
 	gboolean unchecked;
 
-	if (!ensure_dir(store, to, NULL))
+	if (strcmp(src, dst) == 0 || !ensure_dir(store, to, NULL))
 		return;
 	g_mutex_lock(&store->lock);
 	e = g_hash_table_lookup(store->entries, src);
@@ -1080,41 +1080,65 @@ void cache_store_move(CacheStore *store, const CacheKey *from,
 	place_locked(store, moved, -1, e->bytes);
 	moved->unchecked = unchecked;
 	place_locked(store, e, -1, 0);
-	if (e->pins)
+	if (e->pins) {
 		e->moved_away = TRUE;
-	else
+		/* An open file may still open it by that name: its size is
+		 * still to be checked there too. */
+		e->unchecked = unchecked;
+	} else {
 		remove_entry_locked(store, src);
+	}
 	unlock_reporting(store);
 }
 
-void cache_store_move_mailbox(CacheStore *store, const char *from,
-			      const char *to, guint32 uidvalidity)
-{
-	const CacheKey dir_key = {from, uidvalidity, 0};
-	g_autofree char *dir = key_dir(store, &dir_key);
-	g_autoptr(GArray) uids = g_array_new(FALSE, FALSE, sizeof(guint32));
-	gsize dir_len = strlen(dir);
-	GHashTableIter iter;
-	gpointer path;
+typedef struct {
+	guint which; /* index in the renames */
+	guint32 uid;
+} Moving;
 
+void cache_store_move_mailboxes(CacheStore *store,
+				const CacheStoreRename *renames, guint n)
+{
+	g_autoptr(GHashTable) dirs =
+		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+	g_autoptr(GArray) moving = g_array_new(FALSE, FALSE, sizeof(Moving));
+	GHashTableIter iter;
+	gpointer key;
+
+	for (guint i = 0; i < n; i++) {
+		const CacheKey dir_key = {renames[i].from,
+					  renames[i].uidvalidity, 0};
+
+		if (strcmp(renames[i].from, renames[i].to) != 0)
+			g_hash_table_insert(dirs, key_dir(store, &dir_key),
+					    GUINT_TO_POINTER(i + 1));
+	}
 	g_mutex_lock(&store->lock);
 	g_hash_table_iter_init(&iter, store->entries);
-	while (g_hash_table_iter_next(&iter, &path, NULL)) {
-		const char *name = (const char *)path + dir_len + 1;
+	while (g_hash_table_iter_next(&iter, &key, NULL)) {
+		const char *path = key;
+		const char *name = strrchr(path, G_DIR_SEPARATOR);
+		g_autofree char *dir =
+			name ? g_strndup(path, name - path) : NULL;
+		guint which = dir ? GPOINTER_TO_UINT(
+					    g_hash_table_lookup(dirs, dir))
+				  : 0;
 		guint64 uid;
 
-		if (strncmp(path, dir, dir_len) == 0 &&
-		    ((const char *)path)[dir_len] == G_DIR_SEPARATOR &&
-		    g_ascii_string_to_unsigned(name, 10, 1, G_MAXUINT32, &uid,
-					       NULL))
-			g_array_append_val(uids, (guint32){uid});
+		if (which && g_ascii_string_to_unsigned(name + 1, 10, 1,
+							G_MAXUINT32, &uid,
+							NULL))
+			g_array_append_val(moving,
+					   ((Moving){which - 1, uid}));
 	}
 	g_mutex_unlock(&store->lock);
-	for (guint i = 0; i < uids->len; i++) {
-		guint32 uid = g_array_index(uids, guint32, i);
+	for (guint i = 0; i < moving->len; i++) {
+		const Moving *m = &g_array_index(moving, Moving, i);
+		const CacheStoreRename *r = &renames[m->which];
 
-		cache_store_move(store, &(CacheKey){from, uidvalidity, uid},
-				 &(CacheKey){to, uidvalidity, uid});
+		cache_store_move(store,
+				 &(CacheKey){r->from, r->uidvalidity, m->uid},
+				 &(CacheKey){r->to, r->uidvalidity, m->uid});
 	}
 }
 

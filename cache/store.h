@@ -98,11 +98,16 @@ gboolean cache_store_make_room(CacheStore *store, guint64 bytes);
 void cache_store_move(CacheStore *store, const CacheKey *from,
 		      const CacheKey *to);
 
-/* cache_store_move() for every message stored for mailbox @from under
- * @uidvalidity, to mailbox @to (a mailbox renamed on the server keeps its
- * messages and their UIDs). */
-void cache_store_move_mailbox(CacheStore *store, const char *from,
-			      const char *to, guint32 uidvalidity);
+/* A mailbox renamed on the server, keeping its UIDVALIDITY and UIDs. */
+typedef struct {
+	const char *from; /* wire names */
+	const char *to;
+	guint32 uidvalidity;
+} CacheStoreRename;
+/* cache_store_move() for every message stored for each of the @n
+ * @renames, to its new name. */
+void cache_store_move_mailboxes(CacheStore *store,
+				const CacheStoreRename *renames, guint n);
 
 /* Forgets everything stored for @key. */
 void cache_store_forget(CacheStore *store, const CacheKey *key);

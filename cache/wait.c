@@ -196,21 +196,37 @@ gboolean cache_wait_block(CacheWait *wait, guint timeout_s,
 	return ok;
 }
 
-gboolean cache_wait_run(ImapPool *pool, const char *mailbox,
-			guint32 uidvalidity, ImapCommand *cmd, guint timeout_s,
-			GCancellable *cancel, ImapReply **out_reply,
-			GError **error)
+CacheWait *cache_wait_start(ImapPool *pool, const char *mailbox,
+			    guint32 uidvalidity, ImapCommand *cmd)
 {
-	g_autoptr(CacheWait) wait = cache_wait_new();
-	gboolean ok;
+	CacheWait *wait = cache_wait_new();
 
 	imap_pool_submit_uids(pool, mailbox, uidvalidity, cmd, NULL, on_done,
 			      cache_wait_ref(wait));
-	ok = cache_wait_block(wait, timeout_s, cancel, error);
+	return wait;
+}
+
+gboolean cache_wait_finish(CacheWait *wait, guint timeout_s,
+			   GCancellable *cancel, ImapReply **out_reply,
+			   GError **error)
+{
+	gboolean ok = cache_wait_block(wait, timeout_s, cancel, error);
+
 	if (out_reply) {
 		g_mutex_lock(&wait->lock);
 		*out_reply = g_steal_pointer(&wait->reply);
 		g_mutex_unlock(&wait->lock);
 	}
 	return ok;
+}
+
+gboolean cache_wait_run(ImapPool *pool, const char *mailbox,
+			guint32 uidvalidity, ImapCommand *cmd, guint timeout_s,
+			GCancellable *cancel, ImapReply **out_reply,
+			GError **error)
+{
+	g_autoptr(CacheWait) wait =
+		cache_wait_start(pool, mailbox, uidvalidity, cmd);
+
+	return cache_wait_finish(wait, timeout_s, cancel, out_reply, error);
 }

@@ -50,8 +50,17 @@ void cache_wait_then(CacheWait *wait, CacheWaitThenFunc func,
 gboolean cache_wait_block(CacheWait *wait, guint timeout_s,
 			  GCancellable *cancel, GError **error);
 
-/* Runs @cmd and blocks for it; *out_reply (nullable) gets the reply.
+/* Submits @cmd (transfer full), keeping its reply for
+ * cache_wait_finish(): several such commands go out together.
  * @uidvalidity: see imap_pool_submit_uids() (0: any). */
+CacheWait *cache_wait_start(ImapPool *pool, const char *mailbox,
+			    guint32 uidvalidity, ImapCommand *cmd);
+/* Blocks as cache_wait_block(); *out_reply (nullable) gets the reply. */
+gboolean cache_wait_finish(CacheWait *wait, guint timeout_s,
+			   GCancellable *cancel, ImapReply **out_reply,
+			   GError **error);
+
+/* cache_wait_start() and cache_wait_finish() in one. */
 gboolean cache_wait_run(ImapPool *pool, const char *mailbox,
 			guint32 uidvalidity, ImapCommand *cmd, guint timeout_s,
 			GCancellable *cancel, ImapReply **out_reply,

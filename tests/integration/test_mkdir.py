@@ -8,7 +8,7 @@ import pytest
 
 import imapfs_samplemail as sm
 from writehelpers import body, by_mailbox, errno_of, fresh, names, \
-	raw_list, run, Writer
+	raw_list, run, Spoil, Writer
 
 
 @pytest.fixture
@@ -157,39 +157,63 @@ def test_mv_dir_renames_mailbox(m, imap):
 	assert not os.path.exists(os.path.join(m.path, "Other"))
 
 
-def test_a_renamed_mailbox_keeps_its_cached_messages(account, mounter, imap,
-						      tmp_path):
+@pytest.mark.parametrize("status", ["kept", "unsaid"])
+def test_a_renamed_mailbox_keeps_its_cached_messages(server, account, mounter,
+						      imap, tmp_path, status):
 	"""mv of a mailbox: the messages imapfs had cached, its own and
-	those of the mailbox below it, are still cached under the new name.
-	After a remount (the kernel then has none of their pages) they are
-	read with no FETCH of their bodies, and their bytes are the
-	server's."""
+	those of the mailbox below it, are still cached under the new name,
+	where the server's STATUS says the UIDVALIDITY was kept. After a
+	remount (the kernel then has none of their pages) they are read with
+	no FETCH of their bodies, and their bytes are the server's. With the
+	UIDVALIDITY unsaid (a proxy asks for UIDNEXT instead), that
+	mailbox's are fetched again, the other's are not."""
 	cache = str(tmp_path / "cache")
-	m = mounter.mount(account["user"], cache_dir=cache)
-	other = os.path.join(m.path, "Other")
-	os.mkdir(os.path.join(other, "Kid"))
-	with open(os.path.join(other, "Kid", "new.eml"), "wb") as f:
-		f.write(body(imap, "INBOX", fresh(imap, "INBOX")[0]["uid"]))
-	for top in (other, os.path.join(other, "Kid")):
-		for name in os.listdir(top):
-			if name != "Kid":
-				with open(os.path.join(top, name), "rb") as f:
-					f.read()
-	os.rename(other, os.path.join(m.path, "Renamed"))
-	assert not mounter.unmount(m)
+	proxy = None
+	if status == "unsaid":
+		proxy = Spoil(server["imap_port"], b"Renamed (UIDVALIDITY)",
+			      b"Renamed (UIDNEXT)")
 
-	m = mounter.mount(account["user"], cache_dir=cache, debug=True)
-	for mbox in ("Renamed", "Renamed.Kid"):
-		recs = fresh(imap, mbox)
-		assert recs
-		top = os.path.join(m.path, *mbox.split("."))
-		for rec in recs:
-			with open(os.path.join(top, rec["name"]), "rb") as f:
-				assert f.read() == body(imap, mbox, rec["uid"])
+	def mount(**kw):
+		if proxy:
+			return proxy.mount(mounter, account["user"],
+					   cache_dir=cache, **kw)
+		return mounter.mount(account["user"], cache_dir=cache, **kw)
+
+	try:
+		m = mount()
+		other = os.path.join(m.path, "Other")
+		os.mkdir(os.path.join(other, "Kid"))
+		with open(os.path.join(other, "Kid", "new.eml"), "wb") as f:
+			f.write(body(imap, "INBOX",
+				     fresh(imap, "INBOX")[0]["uid"]))
+		for top in (other, os.path.join(other, "Kid")):
+			for name in os.listdir(top):
+				if name != "Kid":
+					with open(os.path.join(top, name),
+						  "rb") as f:
+						f.read()
+		os.rename(other, os.path.join(m.path, "Renamed"))
+		assert not mounter.unmount(m)
+		if proxy:
+			assert proxy.cut.is_set(), "nothing was spoilt"
+
+		m = mount(debug=True)
+		for mbox in ("Renamed", "Renamed.Kid"):
+			recs = fresh(imap, mbox)
+			assert recs
+			top = os.path.join(m.path, *mbox.split("."))
+			for rec in recs:
+				with open(os.path.join(top, rec["name"]),
+					  "rb") as f:
+					assert f.read() == body(imap, mbox,
+								rec["uid"])
+	finally:
+		if proxy:
+			proxy.stop()
 	sent = by_mailbox(m.stderr())
-	bodies = [c for mbox in ("Renamed", "Renamed.Kid")
-		  for c in sent.get(mbox, []) if "BODY.PEEK[]" in c]
-	assert not bodies, sent
+	fetched = {mbox for mbox in ("Renamed", "Renamed.Kid")
+		   if any("BODY.PEEK[]" in c for c in sent.get(mbox, []))}
+	assert fetched == ({"Renamed"} if proxy else set()), sent
 
 
 def test_mv_dir_into_other_parent(m, imap):

@@ -14,7 +14,7 @@ import pytest
 
 import conftest
 import imapfs_samplemail as sm
-from writehelpers import fresh, wait_until, Writer
+from writehelpers import fresh, wait_until, Spoil, Writer
 
 CHANGEDSINCE = re.compile(r"C: \S+ UID FETCH 1:\* \(UID FLAGS\) "
 			  r"\(CHANGEDSINCE \d+( VANISHED)?\)")
@@ -108,25 +108,6 @@ def test_refresh_asks_only_for_changes_with_condstore(setup):
 		assert not CHANGEDSINCE.search(log), log[-2000:]
 		assert re.search(r"UID FETCH 1:\* \(UID FLAGS\)\r?$", log,
 				 re.M), log[-2000:]
-
-
-class Spoil:
-	"""A plaintext proxy that spoils the first command holding WORD
-	(with NEW in its place), so that the server answers BAD: a server
-	that offers an extension but refuses the refresh that uses it."""
-
-	def __new__(cls, port, word, new):
-		from writehelpers import CutAfterCommand
-
-		class Proxy(CutAfterCommand):
-			def _on_command(self, data, to_server, conn):
-				to_server.sendall(data.replace(word, new))
-				return False
-
-			def _holds(self, conn):
-				return False
-
-		return Proxy(port, word)
 
 
 @pytest.mark.parametrize("refused", ["VANISHED", "CONDSTORE"])

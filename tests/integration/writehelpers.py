@@ -242,9 +242,9 @@ class CutAfterCommand:
 			except OSError:
 				pass
 
-	def mount(self, mounter, user, opts=(), debug=False):
+	def mount(self, mounter, user, opts=(), debug=False, **kw):
 		"""Mounts USER's account through the proxy (plaintext)."""
-		return mounter.mount(user, max_conns=2, debug=debug,
+		return mounter.mount(user, max_conns=2, debug=debug, **kw,
 				     opts=["tls=none", "allow_plaintext_auth",
 					   *opts],
 				     url="imap://%s@127.0.0.1:%d" %
@@ -253,6 +253,23 @@ class CutAfterCommand:
 	def stop(self):
 		self.stopping = True
 		self.sock.close()
+
+
+class Spoil:
+	"""A plaintext proxy that spoils the first command holding WORD
+	(with NEW in its place): a server that answers other than it
+	should, or BAD (one that offers an extension but refuses it)."""
+
+	def __new__(cls, port, word, new):
+		class Proxy(CutAfterCommand):
+			def _on_command(self, data, to_server, conn):
+				to_server.sendall(data.replace(word, new))
+				return False
+
+			def _holds(self, conn):
+				return False
+
+		return Proxy(port, word)
 
 
 class HoldAfterCommand(CutAfterCommand):

@@ -1977,46 +1977,72 @@ static void test_move(void)
 	tmp_clear(&t);
 }
 
-/* A renamed mailbox takes its whole messages along, and only those of its
- * UIDVALIDITY (4, not 40, whose directory's name starts alike); a partial
- * one and a child mailbox's stay; an earlier run's files move too. */
-static void test_move_mailbox(void)
+/* Renamed mailboxes take their whole messages along, and only those of
+ * their UIDVALIDITY (4, not 40, whose directory's name starts alike); a
+ * partial one and a mailbox not renamed keep theirs; an earlier run's
+ * files move too. A message open (pinned) when its mailbox is renamed
+ * keeps its old name, and a file an earlier run left short is still
+ * refused there. A rename onto the same name changes nothing. */
+static void test_move_mailboxes(void)
 {
 	Tmp t;
 	g_autoptr(CacheStore) store = NULL;
 	CacheKey a1 = {"Old", 4, 1}, a2 = {"Old", 4, 20}, p = {"Old", 4, 3};
-	CacheKey other_uv = {"Old", 40, 1}, alike = {"Old.Kid", 4, 1};
+	CacheKey other_uv = {"Old", 40, 1}, kid = {"Old.Kid", 4, 1};
+	CacheKey stay = {"Stay", 4, 1}, short_key = {"Old", 4, 7};
 	CacheKey n1 = {"New", 4, 1}, n2 = {"New", 4, 20}, np = {"New", 4, 3};
+	CacheKey nkid = {"New.Kid", 4, 1}, nshort = {"New", 4, 7};
+	const CacheStoreRename renames[] = {
+		{"Old", "New", 4}, {"Old.Kid", "New.Kid", 4}, {"Stay", "Stay", 4}};
 	guint64 psize = 2 * CHUNK;
 	g_autofree guint8 *d1 = make_bytes(3000, 180);
 	g_autofree guint8 *d2 = make_bytes(4000, 181);
 	g_autofree guint8 *d3 = make_bytes(5000, 182);
 	g_autofree guint8 *d4 = make_bytes(6000, 183);
+	g_autofree guint8 *d5 = make_bytes(12345, 185);
 	g_autofree guint8 *dp = make_bytes(psize, 184);
+	g_autofree char *short_path = NULL;
+	LogCatch lc;
 
 	tmp_init(&t);
 	store = store_new(&t, 0);
 	put_whole(store, &a1, d1, 3000);
 	put_whole(store, &other_uv, d3, 5000);
-	put_whole(store, &alike, d4, 6000);
+	put_whole(store, &kid, d4, 6000);
+	put_whole(store, &stay, d2, 4000);
+	put_whole(store, &short_key, d5, 12345);
 	put_chunks(store, &p, dp, psize, 0, 1);
-	/* One from an earlier run. */
+	/* One from an earlier run, and one it left short. */
 	g_clear_pointer(&store, cache_store_free);
+	short_path = find_file(&t, "7");
+	g_assert_nonnull(short_path);
+	g_assert_cmpint(truncate(short_path, 4096), ==, 0);
 	store = store_new(&t, 0);
 	put_whole(store, &a2, d2, 4000);
+	cache_store_pin(store, &short_key);
 
-	cache_store_move_mailbox(store, "Old", "New", 4);
+	cache_store_move_mailboxes(store, renames, G_N_ELEMENTS(renames));
 	assert_absent(store, &a1);
 	assert_absent(store, &a2);
 	assert_complete(store, &n1, d1, 3000);
 	assert_complete(store, &n2, d2, 4000);
+	assert_complete(store, &nkid, d4, 6000);
 	assert_complete(store, &other_uv, d3, 5000);
-	assert_complete(store, &alike, d4, 6000);
+	assert_complete(store, &stay, d2, 4000);
 	assert_absent(store, &np);
-	g_assert_cmpuint(cache_store_usage(store), ==, 18000);
+	g_assert_cmpuint(cache_store_usage(store), ==,
+			 3000 + 4000 + 6000 + 5000 + 4000 + 4096);
+	log_catch_start(&lc);
+	g_assert_cmpint(cache_store_open_complete(store, &short_key, 12345),
+			<, 0);
+	g_assert_cmpint(cache_store_open_complete(store, &nshort, 12345), <,
+			0);
+	g_free(log_catch_end(&lc));
+	cache_store_unpin(store, &short_key);
 
 	/* Nothing stored under that name: nothing happens. */
-	cache_store_move_mailbox(store, "Gone", "New", 4);
+	cache_store_move_mailboxes(store,
+				   &(CacheStoreRename){"Gone", "New", 4}, 1);
 	assert_complete(store, &n1, d1, 3000);
 	g_clear_pointer(&store, cache_store_free);
 	tmp_clear(&t);
@@ -2058,7 +2084,7 @@ int main(int argc, char **argv)
 			test_evict_pin_over_budget);
 	g_test_add_func("/cache-store/restart", test_restart);
 	g_test_add_func("/cache-store/move", test_move);
-	g_test_add_func("/cache-store/move-mailbox", test_move_mailbox);
+	g_test_add_func("/cache-store/move-mailboxes", test_move_mailboxes);
 	g_test_add_func("/cache-store/restart/short-file",
 			test_restart_short_file);
 	g_test_add_func("/cache-store/hostile/unaligned",
