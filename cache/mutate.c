@@ -935,7 +935,8 @@ static gboolean run_checked(CacheAccount *acct, ImapCommand *cmd,
 	return FALSE;
 }
 
-/* Item @item of "* STATUS @wire (... ITEM n ...)" in @reply, or -1. */
+/* Item @item of "* STATUS @wire (... ITEM n ...)" in @reply, or -1; @wire
+ * NULL: of any mailbox (the reply of a lone STATUS). */
 static gint64 status_number(const ImapReply *reply, const char *wire,
 			    const char *item)
 {
@@ -944,9 +945,9 @@ static gint64 status_number(const ImapReply *reply, const char *wire,
 		const ImapValue *items = imap_value_item(resp->args, 1);
 
 		if (g_strcmp0(resp->name, "STATUS") != 0 ||
-		    g_strcmp0(imap_value_get_string(
-				      imap_value_item(resp->args, 0)),
-			      wire) != 0)
+		    (wire && g_strcmp0(imap_value_get_string(
+					       imap_value_item(resp->args, 0)),
+				       wire) != 0))
 			continue;
 		for (guint k = 0; k + 1 < imap_value_n_items(items); k += 2) {
 			guint64 n;
@@ -1021,7 +1022,7 @@ gboolean cache_account_delete_mailbox(CacheAccount *acct, guint32 id,
 			place_clear(&place);
 			return FALSE;
 		}
-		counted = status_number(status, place.wire, "MESSAGES");
+		counted = status_number(status, NULL, "MESSAGES");
 	}
 	if (counted != 0) {
 		if (counted < 0)
@@ -1091,6 +1092,8 @@ static void carry_cache(CacheAccount *acct, GArray *renamed)
 		(GDestroyNotify)cache_wait_unref);
 	g_autoptr(GArray) kept =
 		g_array_new(FALSE, FALSE, sizeof(CacheStoreRename));
+	gint64 deadline =
+		g_get_monotonic_time() + acct->timeout_s * G_TIME_SPAN_SECOND;
 
 	for (guint i = 0; i < renamed->len; i++) {
 		const Renamed *r = &g_array_index(renamed, Renamed, i);
@@ -1106,10 +1109,13 @@ static void carry_cache(CacheAccount *acct, GArray *renamed)
 		const Renamed *r = &g_array_index(renamed, Renamed, i);
 		g_autoptr(ImapReply) reply = NULL;
 		CacheWait *wait = waits->pdata[i];
+		gint64 left = deadline - g_get_monotonic_time();
 
-		if (wait &&
-		    cache_wait_finish(wait, acct->timeout_s, NULL, &reply,
-				      NULL) &&
+		/* They answer together, or not: one timeout for all. */
+		if (wait && left > 0 &&
+		    cache_wait_finish(wait,
+				      MAX(1, left / G_TIME_SPAN_SECOND), NULL,
+				      &reply, NULL) &&
 		    status_number(reply, r->to, "UIDVALIDITY") ==
 			    r->uidvalidity)
 			g_array_append_val(kept,

@@ -1102,6 +1102,7 @@ void cache_store_move_mailboxes(CacheStore *store,
 	g_autoptr(GHashTable) dirs =
 		g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 	g_autoptr(GArray) moving = g_array_new(FALSE, FALSE, sizeof(Moving));
+	g_autoptr(GString) dir = g_string_new(NULL);
 	GHashTableIter iter;
 	gpointer key;
 
@@ -1118,13 +1119,15 @@ void cache_store_move_mailboxes(CacheStore *store,
 	while (g_hash_table_iter_next(&iter, &key, NULL)) {
 		const char *path = key;
 		const char *name = strrchr(path, G_DIR_SEPARATOR);
-		g_autofree char *dir =
-			name ? g_strndup(path, name - path) : NULL;
-		guint which = dir ? GPOINTER_TO_UINT(
-					    g_hash_table_lookup(dirs, dir))
-				  : 0;
+		guint which = 0;
 		guint64 uid;
 
+		if (name) {
+			g_string_truncate(dir, 0);
+			g_string_append_len(dir, path, name - path);
+			which = GPOINTER_TO_UINT(
+				g_hash_table_lookup(dirs, dir->str));
+		}
 		if (which && g_ascii_string_to_unsigned(name + 1, 10, 1,
 							G_MAXUINT32, &uid,
 							NULL))
