@@ -49,6 +49,11 @@ struct CacheAccount {
 	CacheQuota quota;
 	gint64 quota_at; /* monotonic time it came; 0: not yet */
 
+	/* Mailbox renames under way (cache/mutate.c), under lock; each
+	 * signals renamed as it ends, its index change made. */
+	guint renaming;
+	GCond renamed;
+
 	ImapIdle *idle;	      /* watches INBOX; nullable */
 	GCancellable *ending; /* cancelled by cache_account_end() */
 

@@ -223,6 +223,7 @@ CacheAccount *cache_account_new(ImapPool *pool, const CacheOptions *opts,
 	acct->list_ttl = (gint64)opts->list_ttl_s * G_TIME_SPAN_SECOND;
 	g_mutex_init(&acct->lock);
 	g_mutex_init(&acct->save_lock);
+	g_cond_init(&acct->renamed);
 	acct->index_path = g_build_filename(opts->cache_dir, "index", NULL);
 	acct->index = load_index(acct->index_path);
 	acct->inflight =
@@ -259,6 +260,7 @@ void cache_account_free(CacheAccount *acct)
 	cache_index_free(acct->index);
 	cache_store_free(acct->store);
 	g_object_unref(acct->ending);
+	g_cond_clear(&acct->renamed);
 	g_mutex_clear(&acct->lock);
 	g_free(acct->cache_dir);
 	g_free(acct);
@@ -821,6 +823,24 @@ static gboolean locate(CacheAccount *acct, CacheMsgRef ref, MsgPlace *out,
 	return msg != NULL;
 }
 
+/* After a fetch under the name @wire failed: whether @ref's mailbox has
+ * another name now, once no rename is under way (the failure may be the
+ * rename's, and its index change may come just after). */
+static gboolean renamed_from(CacheAccount *acct, CacheMsgRef ref,
+			     const char *wire)
+{
+	CacheIndexMailbox *mbox;
+	gboolean renamed;
+
+	g_mutex_lock(&acct->lock);
+	while (acct->renaming)
+		g_cond_wait(&acct->renamed, &acct->lock);
+	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
+	renamed = mbox && g_strcmp0(mbox->wire_name, wire) != 0;
+	g_mutex_unlock(&acct->lock);
+	return renamed;
+}
+
 /* Fetches what a read of [off, off+len) needs, or joins the fetch that is
  * already under way, and waits for it. With @note_read, tells the
  * prefetch's detector of a read from offset 0 once the fetch is asked
@@ -924,6 +944,7 @@ static gboolean read_message(CacheAccount *acct, CacheMsgRef ref,
 	*out_span = (CacheSpan){.fd = -1, .borrowed = FALSE};
 	for (guint attempt = 0; attempt < 4; attempt++) {
 		MsgPlace place = {0};
+		GError *failed = NULL;
 		CacheKey key;
 		gboolean whole;
 		int fd;
@@ -987,9 +1008,19 @@ static gboolean read_message(CacheAccount *acct, CacheMsgRef ref,
 			}
 		}
 		if (!fetch_for_read(acct, ref, &place, off, len, whole, !noted,
-				    cancel, error)) {
-			g_free(place.mailbox);
-			return FALSE;
+				    cancel, &failed)) {
+			/* Asked for under a name that a rename took away:
+			 * again under the new one. */
+			if (g_cancellable_is_cancelled(cancel) ||
+			    !renamed_from(acct, ref, place.mailbox)) {
+				g_free(place.mailbox);
+				g_propagate_error(error, failed);
+				return FALSE;
+			}
+			g_debug("UID %u of %s: asked again, the mailbox was "
+				"renamed: %s", ref.uid, place.mailbox,
+				failed->message);
+			g_clear_error(&failed);
 		}
 		noted = TRUE;
 		g_free(place.mailbox);

@@ -1138,9 +1138,11 @@ gboolean cache_account_rename_mailbox(CacheAccount *acct, guint32 id,
 {
 	g_autofree char *name = NULL;
 	g_autofree char *wire = NULL;
+	g_autoptr(GArray) renamed = g_array_new(FALSE, TRUE, sizeof(Renamed));
 	Place place = {0};
 	gboolean ok;
 
+	g_array_set_clear_func(renamed, renamed_clear);
 	if (!cache_account_ensure_listed(acct, FALSE, error) ||
 	    !place_of(acct, id, &place, error))
 		return FALSE;
@@ -1173,36 +1175,37 @@ gboolean cache_account_rename_mailbox(CacheAccount *acct, guint32 id,
 		place_clear(&place);
 		return FALSE;
 	}
+	/* A read whose fetch fails meanwhile waits for the index to say
+	 * whether the name changed (cache/account.c). */
+	g_mutex_lock(&acct->lock);
+	acct->renaming++;
+	g_mutex_unlock(&acct->lock);
 	ok = run_checked(
 		acct,
 		imap_command_new(error, 0, "RENAME %q %m", place.wire, name),
 		imap_command_new(NULL, 0, "RENAME %q %m", place.wire, name),
 		place.wire, wire, error);
+	g_mutex_lock(&acct->lock);
 	if (ok) {
-		g_autoptr(GArray) renamed =
-			g_array_new(FALSE, TRUE, sizeof(Renamed));
+		CacheIndexMailbox *mbox = cache_index_mailbox(acct->index, id);
 
-		g_array_set_clear_func(renamed, renamed_clear);
-		g_mutex_lock(&acct->lock);
-		{
-			CacheIndexMailbox *mbox =
-				cache_index_mailbox(acct->index, id);
-
-			if (mbox && wire) {
-				note_renamed_locked(acct, id, renamed);
-				cache_index_rename(acct->index, mbox, parent_id,
-						   name, wire);
-			}
-			for (guint i = 0; i < renamed->len; i++) {
-				Renamed *r =
-					&g_array_index(renamed, Renamed, i);
-
-				r->to = g_strdup(
-					cache_index_mailbox(acct->index, r->id)
-						->wire_name);
-			}
+		if (mbox) {
+			note_renamed_locked(acct, id, renamed);
+			cache_index_rename(acct->index, mbox, parent_id, name,
+					   wire);
 		}
-		g_mutex_unlock(&acct->lock);
+		for (guint i = 0; i < renamed->len; i++) {
+			Renamed *r = &g_array_index(renamed, Renamed, i);
+
+			r->to = g_strdup(
+				cache_index_mailbox(acct->index, r->id)
+					->wire_name);
+		}
+	}
+	acct->renaming--;
+	g_cond_broadcast(&acct->renamed);
+	g_mutex_unlock(&acct->lock);
+	if (ok) {
 		carry_cache(acct, renamed);
 		ok = cache_sync_mailboxes(acct, 0, error);
 	}

@@ -3,12 +3,13 @@ the witness's LIST shows."""
 
 import errno
 import os
+import threading
 
 import pytest
 
 import imapfs_samplemail as sm
-from writehelpers import body, by_mailbox, errno_of, fresh, names, \
-	raw_list, run, Spoil, Writer
+from writehelpers import body, by_mailbox, errno_of, fresh, HoldCommand, \
+	names, raw_list, run, Spoil, wait_until, Writer
 
 
 @pytest.fixture
@@ -214,6 +215,44 @@ def test_a_renamed_mailbox_keeps_its_cached_messages(server, account, mounter,
 	fetched = {mbox for mbox in ("Renamed", "Renamed.Kid")
 		   if any("BODY.PEEK[]" in c for c in sent.get(mbox, []))}
 	assert fetched == ({"Renamed"} if proxy else set()), sent
+
+
+def test_a_read_racing_a_mailbox_rename_gets_its_bytes(server, account,
+							mounter, imap):
+	"""A read whose FETCH reaches the server only after `mv` renamed the
+	mailbox (a proxy holds it back till then) is asked again under the
+	new name: no read fails."""
+	proxy = HoldCommand(server["imap_port"], b"BODY.PEEK[]")
+	got = {}
+
+	def cat(path):
+		try:
+			with open(path, "rb") as f:
+				got["bytes"] = f.read()
+		except OSError as e:
+			got["error"] = e
+
+	try:
+		m = proxy.mount(mounter, account["user"], max_conns=4,
+				opts=["noidle", "nopassthrough"])
+		rec = fresh(imap, "Other")[0]
+		reader = threading.Thread(target=cat, args=(
+			os.path.join(m.path, "Other", rec["name"]),))
+		reader.start()
+		assert wait_until(proxy.cut.is_set, timeout=10), \
+			"no FETCH was held"
+		os.rename(os.path.join(m.path, "Other"),
+			  os.path.join(m.path, "Renamed"))
+		proxy.released.set()
+		reader.join(60)
+	finally:
+		proxy.stop()
+	assert "Renamed" in names(imap) and "Other" not in names(imap)
+	assert got.get("bytes") == body(imap, "Renamed", rec["uid"]), \
+		(got.get("error"), m.stderr())
+	# The kernel reads a page again after its readahead failed, so cat
+	# alone would not show a read that failed: the log does.
+	assert "WARNING" not in m.stderr(), m.stderr()
 
 
 def test_mv_dir_into_other_parent(m, imap):

@@ -244,7 +244,8 @@ class CutAfterCommand:
 
 	def mount(self, mounter, user, opts=(), debug=False, **kw):
 		"""Mounts USER's account through the proxy (plaintext)."""
-		return mounter.mount(user, max_conns=2, debug=debug, **kw,
+		kw.setdefault("max_conns", 2)
+		return mounter.mount(user, debug=debug, **kw,
 				     opts=["tls=none", "allow_plaintext_auth",
 					   *opts],
 				     url="imap://%s@127.0.0.1:%d" %
