@@ -508,6 +508,7 @@ gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
 			      imap_command_new(error, 0, "UID MOVE %u %q",
 					       ref.uid, to.wire),
 			      &reply, error);
+		imap_pool_note_change(acct->pool, to.wire);
 		if (ok) {
 			forget_message(acct, ref, from.uidvalidity);
 		} else if (is_connection_lost(*error)) {
@@ -534,6 +535,7 @@ gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
 			      imap_command_new(error, 0, "UID COPY %u %q",
 					       ref.uid, to.wire),
 			      &reply, error);
+		imap_pool_note_change(acct->pool, to.wire);
 		/* A COPY whose answer was lost may or may not have
 		 * happened; the source is untouched either way, so report
 		 * the failure and let the user look. */
@@ -721,6 +723,8 @@ gboolean cache_account_append(CacheAccount *acct, guint32 mailbox_id, int fd,
 	/* APPEND needs no selected mailbox; NULL lets any connection take
 	 * it. */
 	ok = run(acct, cmd, &reply, error);
+	/* Whatever came of it: a lost answer may hide an APPEND made. */
+	imap_pool_note_change(acct->pool, place.wire);
 	if (ok && g_strcmp0(reply->code, "APPENDUID") == 0)
 		uid = code_uid(reply->code_arg, 1);
 	if (!ok && !is_connection_lost(*error)) {

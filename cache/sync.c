@@ -973,7 +973,7 @@ static void on_watch_begun(CacheAccount *acct, gboolean all,
 	/* Connections that selected a mailbox before may not show what
 	 * came since either: they catch up before their next command. */
 	if (marked)
-		imap_pool_note_change(acct->pool);
+		imap_pool_note_change(acct->pool, NULL);
 	if (refresh)
 		cache_sync_messages_start(acct, refresh, NULL, NULL);
 }
@@ -985,6 +985,7 @@ void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
 	g_autoptr(GPtrArray) found = g_ptr_array_new();
 	g_autoptr(GArray) dirs = g_array_new(FALSE, FALSE, sizeof(CacheMsgRef));
 	g_autoptr(GArray) synced = g_array_new(FALSE, FALSE, sizeof(guint32));
+	g_autoptr(GPtrArray) wires = g_ptr_array_new_with_free_func(g_free);
 
 	if (change == IMAP_IDLE_BEGUN) {
 		on_watch_begun(acct, mailbox == NULL, info);
@@ -1010,9 +1011,13 @@ void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
 		g_array_append_val(dirs, dir);
 		if (mbox->synced)
 			g_array_append_val(synced, mbox->id);
+		if (mbox->wire_name)
+			g_ptr_array_add(wires, g_strdup(mbox->wire_name));
 	}
 	g_mutex_unlock(&acct->lock);
-	imap_pool_note_change(acct->pool);
+	/* Connections that have it selected may not show what came. */
+	for (guint i = 0; i < wires->len; i++)
+		imap_pool_note_change(acct->pool, wires->pdata[i]);
 	g_debug("mailbox %s changed on the server", mailbox);
 	for (guint i = 0; i < dirs->len && acct->invalidate; i++)
 		acct->invalidate(g_array_index(dirs, CacheMsgRef, i),

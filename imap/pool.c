@@ -85,6 +85,7 @@ typedef enum {
 	PC_CONNECTING,
 	PC_READY,
 	PC_SELECTING,
+	PC_CATCHING_UP, /* a NOOP shows its mailbox's newcomers */
 } PcState;
 
 struct PoolConn {
@@ -95,7 +96,7 @@ struct PoolConn {
 	char *selected;	      /* nullable */
 	guint32 uidvalidity;  /* of selected */
 	guint64 select_seq;   /* pool->selects when its SELECT was answered */
-	gint seen_changes;    /* pool->changes when its view was last
+	guint seen_changes;   /* pool->changes when its view was last
 			       * brought up to date (SELECT, NOOP) */
 	char *selecting;      /* PC_SELECTING: the mailbox */
 	ImapMailboxInfo info; /* collected during SELECT */
@@ -109,11 +110,14 @@ struct ImapPool {
 	ImapConfig *cfg;
 	ImapIo *io;
 	gint caps; /* atomic; any thread */
-	/* Atomic; any thread. Counts changes that may have added messages
-	 * to some mailbox (an APPEND, COPY or MOVE of ours on any
-	 * connection, or news from the watcher): a connection that selected
-	 * its mailbox before the last one may not see them yet. */
-	gint changes;
+	/* Changes that may have added messages to a mailbox (see
+	 * imap_pool_note_change()), numbered: a connection that brought
+	 * its view up to date before its mailbox's last one may not see
+	 * them yet. Any thread, under changes_lock. */
+	GMutex changes_lock;
+	guint changes;	       /* the last number given */
+	guint all_changed;     /* the last change of a mailbox not named */
+	GHashTable *changed;   /* mailbox -> its last change (guint) */
 	/* Atomic: the last attempt to connect failed with no connection
 	 * up, and none has succeeded since. */
 	gint down;
@@ -418,6 +422,7 @@ static void on_conn_tagged(ImapConn *conn, gpointer cmd_data,
 		select_done(pc, req, resp);
 		req_free(req);
 	} else if (req->kind == REQ_NOOP) {
+		pc->state = PC_READY;
 		req_free(req);
 	} else {
 		guint32 uidv = req->mailbox != NULL ? pc->uidvalidity : 0;
@@ -437,8 +442,6 @@ static void on_conn_tagged(ImapConn *conn, gpointer cmd_data,
 		else if (resp->status != IMAP_STATUS_OK)
 			error = imap_wire_status_error(
 				imap_command_name(req->cmd), resp);
-		if (resp->status == IMAP_STATUS_OK && adds_messages(req->cmd))
-			g_atomic_int_inc(&pc->pool->changes);
 		req_finish(req, reply, error);
 	}
 	imap_response_free(resp);
@@ -460,13 +463,14 @@ static void on_conn_lost(ImapConn *conn, const GError *why, GQueue *unfinished,
 
 	g_debug("connection %u lost: %s", pc->no, error->message);
 	pool_remove_conn(pool, pc); /* frees pc and conn */
-	/* An APPEND, COPY or MOVE whose answer is lost may have happened:
-	 * other connections catch up before their next command. */
+	/* An APPEND, COPY or MOVE whose answer is lost may have happened
+	 * (to which mailbox, the pool does not know): other connections
+	 * catch up before their next command. */
 	for (GList *l = unfinished->head; l != NULL; l = l->next) {
 		PoolReq *lost = l->data;
 
 		if (lost->kind == REQ_USER && adds_messages(lost->cmd)) {
-			g_atomic_int_inc(&pool->changes);
+			imap_pool_note_change(pool, NULL);
 			break;
 		}
 	}
@@ -634,19 +638,43 @@ static void pool_open_conn(ImapPool *pool)
 
 /* ---- routing --------------------------------------------------------- */
 
-/* Sends NOOP ahead of a command on @pc's selected mailbox when messages
- * may have come to some mailbox since its view was last brought up to
- * date: the server shows them to the session at the end of a command, so
- * the command behind the NOOP sees them. No round trip is added. */
+static guint pool_changes_now(ImapPool *pool)
+{
+	guint now;
+
+	g_mutex_lock(&pool->changes_lock);
+	now = pool->changes;
+	g_mutex_unlock(&pool->changes_lock);
+	return now;
+}
+
+/* Whether messages may have come to @pc's selected mailbox since its
+ * view was last brought up to date. */
+static gboolean pc_behind(PoolConn *pc)
+{
+	ImapPool *pool = pc->pool;
+	guint last;
+
+	g_mutex_lock(&pool->changes_lock);
+	last = MAX(pool->all_changed,
+		   GPOINTER_TO_UINT(
+			   g_hash_table_lookup(pool->changed, pc->selected)));
+	g_mutex_unlock(&pool->changes_lock);
+	return last > pc->seen_changes;
+}
+
+/* Sends NOOP on @pc, whose mailbox may have messages its view does not
+ * show yet: the commands for that mailbox wait for its answer. (Sent
+ * behind the NOOP, they would not see the newcomers: Dovecot runs
+ * pipelined commands before it brings the view up to date, and a UID
+ * command that names a message the view lacks does nothing and says
+ * OK.) */
 static void pc_catch_up(PoolConn *pc)
 {
-	gint now = g_atomic_int_get(&pc->pool->changes);
-	PoolReq *noop;
+	PoolReq *noop = g_new0(PoolReq, 1);
 
-	if (pc->seen_changes == now)
-		return;
-	pc->seen_changes = now;
-	noop = g_new0(PoolReq, 1);
+	pc->seen_changes = pool_changes_now(pc->pool);
+	pc->state = PC_CATCHING_UP;
 	noop->kind = REQ_NOOP;
 	noop->cmd = imap_command_new(NULL, IMAP_COMMAND_RETRIABLE, "NOOP");
 	noop->attempts = 1;
@@ -657,9 +685,6 @@ static void pc_send(PoolConn *pc, PoolReq *req)
 {
 	if (req_background(req))
 		pc->background++;
-	if (req->kind == REQ_USER && req->mailbox != NULL &&
-	    pc->state == PC_READY)
-		pc_catch_up(pc);
 	req->attempts++;
 	req->behind_select = pc->state == PC_SELECTING;
 	if (req->kind == REQ_USER) {
@@ -691,7 +716,7 @@ static void pc_select(PoolConn *pc, const char *mailbox)
 	g_clear_pointer(&pc->selected, g_free);
 	g_clear_error(&pc->select_error);
 	pc->uidvalidity = 0;
-	pc->seen_changes = g_atomic_int_get(&pc->pool->changes);
+	pc->seen_changes = pool_changes_now(pc->pool);
 	pc->selecting = g_strdup(mailbox);
 	pc->state = PC_SELECTING;
 	pc->draining = FALSE;
@@ -768,6 +793,11 @@ static PoolConn *route_mailbox(ImapPool *pool, PoolReq *req, gboolean avoid,
 		    g_strcmp0(pc->selected, req->mailbox) == 0 &&
 		    imap_conn_has_room(pc->conn) &&
 		    pc_fits(pool, pc, req, avoid)) {
+			if (pc_behind(pc)) {
+				pc_catch_up(pc);
+				*out_wait = TRUE;
+				return NULL;
+			}
 			/* Background work joins its stream. */
 			if (!req_background(req) || pc->background > 0)
 				return pc;
@@ -777,6 +807,17 @@ static PoolConn *route_mailbox(ImapPool *pool, PoolReq *req, gboolean avoid,
 	}
 	if (other != NULL)
 		return other;
+	/* One is catching up on this mailbox: its answer is a round trip
+	 * away, no later than a SELECT's elsewhere. */
+	for (guint i = 0; i < pool->conns->len; i++) {
+		PoolConn *pc = pool->conns->pdata[i];
+
+		if (pc_usable(pc) && pc->state == PC_CATCHING_UP &&
+		    g_strcmp0(pc->selected, req->mailbox) == 0) {
+			*out_wait = TRUE;
+			return NULL;
+		}
+	}
 	/* Commands may follow a SELECT of their mailbox in the pipeline
 	 * (RFC 9051 §5.5: the server completes SELECT first): no round trip
 	 * is spent waiting for it. If it fails, no mailbox is selected and
@@ -913,7 +954,8 @@ static void pool_grow(ImapPool *pool, guint needed, gboolean mailbox_needed)
 		PoolConn *pc = pool->conns->pdata[i];
 		if (!pc_usable(pc))
 			continue;
-		if (pc->draining || pc->state == PC_SELECTING)
+		if (pc->draining || pc->state == PC_SELECTING ||
+		    pc->state == PC_CATCHING_UP)
 			return;
 		if (best == NULL || pc->background < best->background ||
 		    (pc->background == best->background &&
@@ -1061,6 +1103,9 @@ ImapPool *imap_pool_new(const ImapConfig *cfg, ImapStream *first)
 
 	pool = g_new0(ImapPool, 1);
 	g_mutex_init(&pool->connect_lock);
+	g_mutex_init(&pool->changes_lock);
+	pool->changed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+					      NULL);
 	g_cond_init(&pool->connect_done);
 	pool->abort = imap_connect_abort_new();
 	pool->cfg = imap_config_copy(cfg);
@@ -1129,6 +1174,8 @@ void imap_pool_free(ImapPool *pool)
 	g_mutex_unlock(&pool->connect_lock);
 	imap_connect_abort_free(pool->abort);
 	g_mutex_clear(&pool->connect_lock);
+	g_mutex_clear(&pool->changes_lock);
+	g_hash_table_unref(pool->changed);
 	g_cond_clear(&pool->connect_done);
 	g_free(pool->connect_problem);
 	g_clear_error(&pool->given_up_error);
@@ -1263,9 +1310,16 @@ void imap_pool_submit_uids(ImapPool *pool, const char *mailbox,
 	imap_io_invoke(pool->io, on_submit, submit, on_submit_dropped);
 }
 
-void imap_pool_note_change(ImapPool *pool)
+void imap_pool_note_change(ImapPool *pool, const char *mailbox)
 {
-	g_atomic_int_inc(&pool->changes);
+	g_mutex_lock(&pool->changes_lock);
+	pool->changes++;
+	if (mailbox == NULL)
+		pool->all_changed = pool->changes;
+	else
+		g_hash_table_insert(pool->changed, g_strdup(mailbox),
+				    GUINT_TO_POINTER(pool->changes));
+	g_mutex_unlock(&pool->changes_lock);
 }
 
 char *imap_pool_unreachable(ImapPool *pool)

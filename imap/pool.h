@@ -128,10 +128,12 @@ char *imap_pool_connect_problem(ImapPool *pool);
  * logged in: why the server cannot be reached now. Any thread. */
 char *imap_pool_unreachable(ImapPool *pool);
 
-/* Says that messages may have come to some mailbox by other means than
- * this pool's commands (another client: the watcher's news), so that
- * connections bring their view up to date before their next command.
- * (The pool notes its own APPEND, COPY and MOVE itself.) Any thread. */
-void imap_pool_note_change(ImapPool *pool);
+/* Says that messages may have come to @mailbox (wire name; NULL: to some
+ * mailbox, which is not known): after an APPEND, COPY or MOVE to it, or
+ * the watcher's news. A connection that has it selected then brings its
+ * view up to date (a NOOP, answered) before its next command on it, which
+ * may name the newcomers. (The pool notes on its own only an APPEND, COPY
+ * or MOVE whose answer was lost.) Any thread. */
+void imap_pool_note_change(ImapPool *pool, const char *mailbox);
 
 #endif

@@ -7,8 +7,9 @@ import os
 
 import pytest
 
-from writehelpers import body, errno_of, fresh, run, sha, wait_until, \
-	CutAfterCommand, Writer
+from writehelpers import body, errno_of, fresh, HoldCommand, \
+	listed_on_another_connection, run, sha, wait_until, CutAfterCommand, \
+	Writer
 
 
 def _first(imap, mbox="INBOX", pred=lambda r: True):
@@ -209,6 +210,40 @@ def test_move_with_flag_change_first_keeps_new_flags(mnt, imap):
 			"user.imap.flags")
 	assert set(v.decode().split()) - {"\\Recent"} == \
 		{"\\Flagged", "$Moved"}
+
+
+def test_a_message_just_moved_into_a_listed_mailbox_takes_changes(
+		server, account, mounter, imap):
+	"""Other is selected on a connection of imapfs's before messages
+	come to it (ls): flags set on one right after, and a move of the
+	other on to a third mailbox, reach the server (that connection
+	sees the newcomers first)."""
+	recs = fresh(imap, "INBOX")
+	proxy = HoldCommand(server["imap_port"], b"BODY.PEEK[]")
+	try:
+		m = proxy.mount(mounter, account["user"], max_conns=4)
+		inbox, other = (os.path.join(m.path, d)
+				for d in ("INBOX", "Other"))
+		os.mkdir(os.path.join(m.path, "Third"))
+		before = set(listed_on_another_connection(
+			proxy, os.path.join(inbox, recs[2]["name"]), other))
+		for rec in recs[:2]:
+			os.rename(os.path.join(inbox, rec["name"]),
+				  os.path.join(other, rec["name"]))
+		new = sorted(set(os.listdir(other)) - before)
+		assert len(new) == 2
+		os.setxattr(os.path.join(other, new[0]), "user.imap.flags",
+			    b"\\Flagged $Later")
+		os.rename(os.path.join(other, new[1]),
+			  os.path.join(m.path, "Third", new[1]))
+	finally:
+		proxy.stop()
+	ids = {r["message_id"] for r in recs[:2]}
+	now = [r for r in fresh(imap, "Other") if r["message_id"] in ids]
+	third = [r["message_id"] for r in fresh(imap, "Third")]
+	assert len(now) == 1 and len(third) == 1, (now, third)
+	assert now[0]["flags"] - {"\\Recent"} == {"\\Flagged", "$Later"}
+	assert ids == {now[0]["message_id"], third[0]}
 
 
 def test_mv_whose_answer_is_lost_leaves_the_new_name_resolvable(

@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from writehelpers import body, errno_of, fresh, run, sha, Writer
+from writehelpers import body, errno_of, fresh, HoldCommand, \
+	listed_on_another_connection, run, sha, Writer
 
 
 def _trash_name(imap):
@@ -66,6 +67,30 @@ def test_rm_in_trash_expunges(mnt, imap):
 			continue
 		ids = [r["message_id"] for r in fresh(imap, name)]
 		assert rec["message_id"] not in ids, name
+
+
+def test_rm_in_trash_of_a_message_just_moved_there(server, account, mounter,
+						   imap):
+	"""Trash is selected on a connection of imapfs's before a message
+	comes to it (ls), and that connection must see the newcomer before
+	it expunges it: else the server expunges nothing, says OK, and the
+	message is back at the next refresh."""
+	trash = _trash_name(imap)
+	recs = fresh(imap, "INBOX")
+	proxy = HoldCommand(server["imap_port"], b"BODY.PEEK[]")
+	try:
+		m = proxy.mount(mounter, account["user"], max_conns=4)
+		inbox = os.path.join(m.path, "INBOX")
+		assert listed_on_another_connection(
+			proxy, os.path.join(inbox, recs[1]["name"]),
+			os.path.join(m.path, trash)) == []
+		os.unlink(os.path.join(inbox, recs[0]["name"]))
+		p = run(["sh", "-c", 'rm "$1"/*', "rm",
+			 os.path.join(m.path, trash)])
+		assert p.returncode == 0, p.stderr
+	finally:
+		proxy.stop()
+	assert fresh(imap, trash) == []
 
 
 def test_rm_expunge_option_expunges(account, mounter, imap):

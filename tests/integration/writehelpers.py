@@ -329,6 +329,23 @@ class HoldCommand(CutAfterCommand):
 		super().stop()
 
 
+def listed_on_another_connection(proxy, path, top):
+	"""Lists TOP (a mailbox's directory) while a read of PATH (through
+	a HoldCommand(..., b"BODY.PEEK[]") PROXY) holds the connection that
+	has PATH's mailbox selected: TOP's mailbox is then selected on
+	another connection, which keeps it. Returns the listing."""
+	import threading
+
+	reader = threading.Thread(target=lambda: open(path, "rb").read())
+	reader.start()
+	try:
+		assert wait_until(proxy.cut.is_set, timeout=10), "nothing held"
+		return os.listdir(top)
+	finally:
+		proxy.released.set()
+		reader.join(30)
+
+
 class QuietAfterFirst(CutAfterCommand):
 	"""Forwards the first connection (imapfs's login at mount, which its
 	pool keeps); later ones are accepted and left silent: a server that
