@@ -92,10 +92,11 @@ static char *describe(FsMount *mnt, fuse_ino_t ino)
 	return g_string_free(path, FALSE);
 }
 
-static void reply_error(fuse_req_t req, const GError *error, const char *what,
-			guint64 ino)
+/* Answers @req with @error's errno and logs it, saying what failed
+ * where. */
+static void reply_error_in(fuse_req_t req, const GError *error,
+			   const char *what, const char *place)
 {
-	g_autofree char *place = describe(mount_of(req), ino);
 	g_autofree char *where = g_strdup_printf("%s %s", what, place);
 	g_autofree char *problem = NULL;
 	g_autoptr(GError) told = NULL;
@@ -110,6 +111,27 @@ static void reply_error(fuse_req_t req, const GError *error, const char *what,
 		error = told;
 	}
 	fuse_reply_err(req, fs_errno_log(error, where));
+}
+
+static void reply_error(fuse_req_t req, const GError *error, const char *what,
+			guint64 ino)
+{
+	g_autofree char *place = describe(mount_of(req), ino);
+
+	reply_error_in(req, error, what, place);
+}
+
+/* As reply_error(), for the entry @name of directory @parent. */
+static void reply_error_at(fuse_req_t req, const GError *error,
+			   const char *what, fuse_ino_t parent,
+			   const char *name)
+{
+	g_autofree char *dir = describe(mount_of(req), parent);
+	g_autofree char *place =
+		parent == FUSE_ROOT_ID ? g_strdup(name)
+				       : g_strdup_printf("%s/%s", dir, name);
+
+	reply_error_in(req, error, what, place);
 }
 
 /* A FUSE interrupt (the reader got a signal) cancels the wait. */
@@ -1071,7 +1093,7 @@ static void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	if (!fs_newfiles_create(mnt->newfiles, id, name, fuse_req_ctx(req)->pid,
 				&ino, &error)) {
-		reply_error(req, error, "create", parent);
+		reply_error_at(req, error, "create", parent, name);
 		return;
 	}
 	/* Made anew meanwhile, after its pending files were moved. */
@@ -1122,7 +1144,7 @@ static void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	if (!cache_account_create_mailbox(mnt->acct, pid, component, &error)) {
-		reply_error(req, error, "mkdir", parent);
+		reply_error_at(req, error, "mkdir", parent, name);
 		return;
 	}
 	id = cache_account_find_child(mnt->acct, pid, component);
@@ -1132,7 +1154,7 @@ static void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 				    "mailbox \"%s\" was created but is not "
 				    "listed by the server",
 				    component);
-		reply_error(req, error, "mkdir", parent);
+		reply_error_at(req, error, "mkdir", parent, name);
 		return;
 	}
 	fs_inode_stat_dir(&mbox, mnt->uid, mnt->gid, mnt->mount_time, &st);
@@ -1183,7 +1205,7 @@ static void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	uid = find_message(mnt, pid, name, &error);
 	if (!uid) {
 		if (error)
-			reply_error(req, error, "unlink", parent);
+			reply_error_at(req, error, "unlink", parent, name);
 		else
 			fuse_reply_err(req, ENOENT);
 		return;
@@ -1192,12 +1214,12 @@ static void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	/* An open file stays readable until closed: keep its bytes. */
 	if (is_open(mnt, ino) &&
 	    !cache_account_keep(mnt->acct, (CacheMsgRef){pid, uid}, &error)) {
-		reply_error(req, error, "unlink", parent);
+		reply_error_at(req, error, "unlink", parent, name);
 		return;
 	}
 	if (!cache_account_delete(mnt->acct, (CacheMsgRef){pid, uid},
 				  mnt->rm_expunge, &error)) {
-		reply_error(req, error, "unlink", parent);
+		reply_error_at(req, error, "unlink", parent, name);
 		return;
 	}
 	fuse_reply_err(req, 0);
@@ -1296,7 +1318,7 @@ static void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		}
 		if (!cache_account_rename_mailbox(mnt->acct, id, nid, component,
 						  &error)) {
-			reply_error(req, error, "rename", parent);
+			reply_error_at(req, error, "rename", parent, name);
 			return;
 		}
 		fs_notify_inode(mnt->notify, parent);
@@ -1320,7 +1342,7 @@ static void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	uid = find_message(mnt, pid, name, &error);
 	if (!uid) {
 		if (error)
-			reply_error(req, error, "rename", parent);
+			reply_error_at(req, error, "rename", parent, name);
 		else
 			fuse_reply_err(req, ENOENT);
 		return;
@@ -1344,12 +1366,12 @@ static void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	ino = fs_inode_msg(pid, uid);
 	if (is_open(mnt, ino) &&
 	    !cache_account_keep(mnt->acct, (CacheMsgRef){pid, uid}, &error)) {
-		reply_error(req, error, "rename", parent);
+		reply_error_at(req, error, "rename", parent, name);
 		return;
 	}
 	if (!cache_account_move(mnt->acct, (CacheMsgRef){pid, uid}, nid,
 				&new_uid, &error)) {
-		reply_error(req, error, "rename", parent);
+		reply_error_at(req, error, "rename", parent, name);
 		return;
 	}
 	/* Without UIDPLUS the source stays (marked \Deleted): then its inode

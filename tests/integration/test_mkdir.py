@@ -30,6 +30,15 @@ def test_mkdir_creates_mailbox(mnt, imap):
 	assert "New" in os.listdir(mnt.path)
 
 
+def test_a_refused_mkdir_names_the_new_directory_in_its_log_line(m, imap):
+	"""The server refuses CREATE of "inbox" (INBOX is taken, whatever its
+	case): the log line says which mkdir it was, not just where."""
+	mark = len(m.stderr())
+	assert errno_of(os.mkdir, os.path.join(m.path, "inbox")) != 0
+	log = m.stderr()[mark:]
+	assert "mkdir inbox: CREATE" in log, log
+
+
 def test_new_mailbox_is_selectable(m, imap):
 	os.mkdir(os.path.join(m.path, "Fresh"))
 	assert fresh(imap, "Fresh") == []
