@@ -55,6 +55,9 @@
 #define POOL_BACKOFF_MAX_US	  (10 * G_USEC_PER_SEC)
 /* Once connecting has failed for good: how soon a command may try again. */
 #define POOL_RETRY_DOWN_US	  G_USEC_PER_SEC
+/* A connection that served this long is no sign of a server that keeps
+ * dropping them: its loss starts the backoff afresh. */
+#define POOL_SERVED_US		  (2 * G_USEC_PER_SEC)
 
 typedef struct PoolConn PoolConn;
 
@@ -104,6 +107,7 @@ struct PoolConn {
 			       * commands that were sent behind it */
 	gboolean draining;
 	guint background; /* IMAP_COMMAND_BACKGROUND commands in flight */
+	gint64 started_at; /* monotonic time it logged in */
 };
 
 struct ImapPool {
@@ -462,6 +466,12 @@ static void on_conn_lost(ImapConn *conn, const GError *why, GQueue *unfinished,
 		IMAPFS_IMAP_ERROR, IMAP_ERROR_CONNECTION_LOST, why->message);
 
 	g_debug("connection %u lost: %s", pc->no, error->message);
+	/* A server shutting down ends its sessions one by one, over some
+	 * seconds: counted as drops that double the backoff each, they held
+	 * the first command after for 6 s and more, where the server was
+	 * back (or said it was down) within one. */
+	if (g_get_monotonic_time() - pc->started_at >= POOL_SERVED_US)
+		pool->backoff_us = 0;
 	pool_remove_conn(pool, pc); /* frees pc and conn */
 	/* An APPEND, COPY or MOVE whose answer is lost may have happened
 	 * (to which mailbox, the pool does not know): other connections
@@ -505,6 +515,7 @@ static void pc_start(PoolConn *pc, ImapStream *stream)
 	pc->conn = imap_conn_new(stream, imap_io_context(pool->io), POOL_DEPTH,
 				 &pool_conn_handlers, pc);
 	pc->state = PC_READY;
+	pc->started_at = g_get_monotonic_time();
 }
 
 static guint pool_logged_in(const ImapPool *pool)

@@ -385,3 +385,55 @@ def test_while_connections_are_refused_errors_come_at_once_and_end_soon(
 			witness(user).body("INBOX", recs[-3]["uid"])
 	finally:
 		proxy.stop()
+
+
+def test_sessions_ended_one_by_one_do_not_hold_up_the_next_access(
+		server, new_user, mounter, witness):
+	"""A server shutting down ends its sessions one by one, over seconds
+	(here a proxy refuses new connections and cuts imapfs's four a
+	second apart): the first change after it gets the short round of
+	attempts (about 1.4 s) and its EIO, not a wait that doubled at each
+	cut (some 10 s)."""
+	import socket
+	import time
+	import imapfs_proxy
+
+	user = new_user("onebyone")
+	boxes = ["INBOX", "A", "B", "C", "D"]
+	conftest.seed_account(server, user, {b: 4 for b in boxes}, seed=65)
+	recs = witness(user).messages("INBOX")
+	proxy = imapfs_proxy.LatencyProxy(("127.0.0.1", server["imaps_port"]))
+	proxy.start()
+	try:
+		m = mounter.mount(user, max_conns=4, opts=["noidle"],
+				  url="imaps://%s@127.0.0.1:%d" %
+				  (user, proxy.port))
+		# Mailboxes listed at once: one connection each, up to 4.
+		for _ in range(2):
+			listers = [threading.Thread(
+				target=os.listdir,
+				args=(os.path.join(m.path, b),)) for b in boxes]
+			for t in listers:
+				t.start()
+			for t in listers:
+				t.join(30)
+			if proxy.counters()["open"] == 4:
+				break
+		assert proxy.counters()["open"] == 4, proxy.counters()
+		time.sleep(2.5)  # they have served a while
+		proxy.stopping = True
+		proxy.sock.close()
+		for c in list(proxy.conns):
+			for s in (c.client, c.upstream):
+				try:
+					s.shutdown(socket.SHUT_RDWR)
+				except OSError:
+					pass    # gone already
+			time.sleep(1.0)
+		start = time.monotonic()
+		got = errno_of(os.setxattr, path_of(m, "INBOX", recs[0]),
+			       "user.imap.flags", b"\\Flagged")
+		took = time.monotonic() - start
+	finally:
+		proxy.stop()
+	assert got == errno.EIO and took < 5, (got, took)
