@@ -30,6 +30,7 @@
 #include "cache/sync.h"
 #include "cache/text.h"
 #include "imap/caps.h"
+#include "imap/error.h"
 
 #define CACHE_WHOLE_MAX	    (1024 * 1024)
 #define CACHE_READAHEAD_MAX (4 * 1024 * 1024)
@@ -546,6 +547,43 @@ guint32 cache_account_find_child(CacheAccount *acct, guint32 parent_id,
 /* ---- Messages ----------------------------------------------------------- */
 
 /* Syncs mailbox @id if it never was, or (with @refresh) if it is stale. */
+/* After asking mailbox @id for something failed with *@error: where the
+ * server refused (a NO, as for a mailbox it does not have), the list is
+ * asked again, and if the mailbox is no longer in it (another client
+ * deleted or renamed it), *@error says so, as NOT_FOUND. Returns whether
+ * it did. */
+static gboolean mailbox_gone(CacheAccount *acct, guint32 id, GError **error)
+{
+	g_autofree char *name = NULL;
+	CacheIndexMailbox *mbox;
+	gboolean gone;
+
+	if (!g_error_matches(*error, IMAPFS_IMAP_ERROR,
+			     IMAP_ERROR_NONEXISTENT) &&
+	    !g_error_matches(*error, IMAPFS_IMAP_ERROR, IMAP_ERROR_FAILED))
+		return FALSE;
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, id);
+	name = g_strdup(mbox ? mbox->full_name : NULL);
+	g_mutex_unlock(&acct->lock);
+	if (!name || !cache_sync_mailboxes(acct, 0, NULL))
+		return FALSE;
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, id);
+	gone = !mbox || (mbox->flags & CACHE_MAILBOX_NOSELECT) ||
+	       g_strcmp0(mbox->full_name, name) != 0;
+	g_mutex_unlock(&acct->lock);
+	if (!gone)
+		return FALSE;
+	g_debug("%s: %s", name, (*error)->message);
+	g_clear_error(error);
+	g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
+		    "mailbox %s is no longer on the server (another client "
+		    "deleted or renamed it)",
+		    name);
+	return TRUE;
+}
+
 gboolean cache_account_ensure_synced(CacheAccount *acct, guint32 id,
 				     gboolean refresh, GError **error)
 {
@@ -580,7 +618,7 @@ gboolean cache_account_ensure_synced(CacheAccount *acct, guint32 id,
 				&local)) {
 		save_index(acct, FALSE);
 	} else {
-		if (synced) {
+		if (!mailbox_gone(acct, id, &local) && synced) {
 			g_autofree char *name = NULL;
 
 			g_mutex_lock(&acct->lock);
@@ -1013,6 +1051,7 @@ static gboolean read_message(CacheAccount *acct, CacheMsgRef ref,
 			 * again under the new one. */
 			if (g_cancellable_is_cancelled(cancel) ||
 			    !renamed_from(acct, ref, place.mailbox)) {
+				mailbox_gone(acct, ref.mailbox_id, &failed);
 				g_free(place.mailbox);
 				g_propagate_error(error, failed);
 				return FALSE;

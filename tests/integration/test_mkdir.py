@@ -264,6 +264,27 @@ def test_a_read_racing_a_mailbox_rename_gets_its_bytes(server, account,
 	assert "WARNING" not in m.stderr(), m.stderr()
 
 
+def test_a_mailbox_renamed_by_another_client_is_gone_at_its_old_name(
+		server, account, mounter, imap):
+	"""Another client renames Other while imapfs still lists it (no
+	watcher, the list not due for a refresh): listing it by its old name
+	says ENOENT, not EIO, and the root shows the new name."""
+	m = mounter.mount(account["user"], opts=["noidle"])
+	assert "Other" in os.listdir(m.path)
+	w = Writer(server, account["user"])
+	try:
+		typ, data = w.c.rename("Other", "Elsewhere")
+		assert typ == "OK", data
+	finally:
+		w.close()
+	mark = len(m.stderr())
+	assert errno_of(os.listdir, os.path.join(m.path, "Other")) == \
+		errno.ENOENT
+	top = os.listdir(m.path)
+	assert "Elsewhere" in top and "Other" not in top, top
+	assert "WARNING" not in m.stderr()[mark:], m.stderr()[mark:]
+
+
 def test_mv_dir_into_other_parent(m, imap):
 	os.mkdir(os.path.join(m.path, "Box"))
 	p = run(["mv", os.path.join(m.path, "Other"),
