@@ -25,6 +25,7 @@
 #include "cache/account-private.h"
 #include "cache/flags.h"
 #include "cache/sync.h"
+#include "cache/text.h"
 #include "imap/caps.h"
 #include "imap/error.h"
 #include "imap/utf7.h"
@@ -670,6 +671,56 @@ gboolean cache_account_same_message(CacheAccount *acct, CacheMsgRef ref, int fd,
 	return ok;
 }
 
+/* A message of mailbox @mailbox_id that is the new file @fd, whose bytes
+ * (bare LFs made CRLF) are @body: found by Message-ID and size, then
+ * compared byte for byte; 0 if none. */
+static guint32 held_already(CacheAccount *acct, guint32 mailbox_id,
+			    GBytes *body, int fd)
+{
+	g_autoptr(GArray) uids = g_array_new(FALSE, FALSE, sizeof(guint32));
+	g_autofree char *raw = NULL;
+	g_autofree char *message_id = NULL;
+	CacheIndexMailbox *mbox;
+	const char *data;
+	const char *end;
+	gsize len;
+
+	data = g_bytes_get_data(body, &len);
+	end = memmem(data, len, "\r\n\r\n", 4);
+	raw = cache_text_header_field(data, end ? (gsize)(end - data) + 2 : len,
+				      "Message-ID");
+	message_id = cache_text_one_line(raw);
+	if (!message_id || !*message_id)
+		return 0;
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, mailbox_id);
+	if (mbox) {
+		GHashTableIter iter;
+		gpointer value;
+
+		g_hash_table_iter_init(&iter, mbox->by_uid);
+		while (g_hash_table_iter_next(&iter, NULL, &value)) {
+			CacheMessage *msg = value;
+
+			if (msg->size == len &&
+			    g_strcmp0(msg->message_id, message_id) == 0)
+				g_array_append_val(uids, msg->uid);
+		}
+	}
+	g_mutex_unlock(&acct->lock);
+	for (guint i = 0; i < uids->len; i++) {
+		guint32 uid = g_array_index(uids, guint32, i);
+		gboolean same = FALSE;
+
+		if (cache_account_same_message(acct,
+					       (CacheMsgRef){mailbox_id, uid},
+					       fd, &same, NULL) &&
+		    same)
+			return uid;
+	}
+	return 0;
+}
+
 gboolean cache_account_append(CacheAccount *acct, guint32 mailbox_id, int fd,
 			      const char *flags, gint64 internaldate,
 			      const char *alias, guint32 *out_uid,
@@ -712,6 +763,16 @@ gboolean cache_account_append(CacheAccount *acct, guint32 mailbox_id, int fd,
 		place_clear(&place);
 		return FALSE;
 	}
+	/* A backup's file (its name, @alias, is a message's) that the
+	 * mailbox holds already: a restore run again from a mount whose
+	 * cache knows none of the names the last run kept. Not added twice;
+	 * only its flags are taken, as where the name is known. */
+	if (alias && (uid = held_already(acct, mailbox_id, body, fd))) {
+		ok = !flags || cache_account_set_flags(
+				       acct, (CacheMsgRef){mailbox_id, uid},
+				       flags, error);
+		goto named;
+	}
 	date = internaldate > 0 ? imap_format_internaldate(internaldate) : NULL;
 	before = (guint32)MAX(synced_max_uid(acct, mailbox_id), 0);
 	if (date)
@@ -749,6 +810,7 @@ gboolean cache_account_append(CacheAccount *acct, guint32 mailbox_id, int fd,
 		g_clear_error(error);
 		ok = TRUE;
 	}
+named:
 	if (uid && alias) {
 		g_mutex_lock(&acct->lock);
 		{

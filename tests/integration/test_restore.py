@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from writehelpers import body, fresh, run, sha
+import imapfs_samplemail as sm
+from writehelpers import body, fresh, run, sha, Writer
 
 
 def _rsync(src, dst, *extra):
@@ -88,6 +89,44 @@ def test_restore_twice_after_remount_appends_nothing(backup, account,
 	stats = _rsync(backup, os.path.join(m.path, "Empty"))
 	assert len(fresh(imap, "Empty")) == 3
 	assert _transferred(stats) == 0, stats
+
+
+def test_restore_again_from_a_mount_with_another_cache_appends_nothing(
+		backup, account, server, mounter, imap, tmp_path):
+	"""The restored messages get other UIDs than the backup's (Empty has
+	used UID 1), so their names differ from the backup's; a mount with
+	a cache of its own, which knows none of the backup's names, finds
+	them by Message-ID, size and bytes: rsync again adds nothing, takes a
+	flag changed in the backup, and a third run has nothing to send."""
+	w = Writer(server, account["user"])
+	try:
+		w.append("Empty", sm.make_messages(7, 1)[0])
+		w.select("Empty")
+		w.c.uid("STORE", "1", "+FLAGS", "(\\Deleted)")
+		w.c.uid("EXPUNGE", "1")
+	finally:
+		w.close()
+	m = mounter.mount(account["user"], max_conns=2)
+	_rsync(backup, os.path.join(m.path, "Empty"))
+	assert _summary(imap, "Empty") == _summary(imap, "Other")
+	assert not set(r["name"] for r in fresh(imap, "Empty")) & \
+		set(os.listdir(backup))
+	assert mounter.unmount(m) == []
+
+	first = sorted(os.listdir(backup))[0]
+	os.setxattr(os.path.join(backup, first), "user.imap.flags",
+		    b"\\Flagged $Again")
+	m = mounter.mount(account["user"], max_conns=2,
+			  cache_dir=str(tmp_path / "other-cache"))
+	_rsync(backup, os.path.join(m.path, "Empty"))
+	recs = fresh(imap, "Empty")
+	assert len(recs) == 3
+	with open(os.path.join(backup, first), "rb") as f:
+		want = sha(f.read())
+	assert [r["flags"] - {"\\Recent"} for r in recs
+		if sha(body(imap, "Empty", r["uid"])) == want] == \
+		[{"\\Flagged", "$Again"}]
+	assert _transferred(_rsync(backup, os.path.join(m.path, "Empty"))) == 0
 
 
 def test_restore_into_other_account(backup, account, new_user, server,
