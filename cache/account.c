@@ -570,8 +570,8 @@ static gboolean mailbox_gone(CacheAccount *acct, guint32 id, GError **error)
 		return FALSE;
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox(acct->index, id);
-	gone = !mbox || (mbox->flags & CACHE_MAILBOX_NOSELECT) ||
-	       g_strcmp0(mbox->full_name, name) != 0;
+	/* (One left as the parent of others, \Noselect, is still there.) */
+	gone = !mbox || g_strcmp0(mbox->full_name, name) != 0;
 	g_mutex_unlock(&acct->lock);
 	if (!gone)
 		return FALSE;
@@ -863,16 +863,18 @@ static gboolean locate(CacheAccount *acct, CacheMsgRef ref, MsgPlace *out,
 
 /* After a fetch under the name @wire failed: whether @ref's mailbox has
  * another name now, once no rename is under way (the failure may be the
- * rename's, and its index change may come just after). */
+ * rename's, and its index change may come just after), or @cancel. */
 static gboolean renamed_from(CacheAccount *acct, CacheMsgRef ref,
-			     const char *wire)
+			     const char *wire, GCancellable *cancel)
 {
 	CacheIndexMailbox *mbox;
 	gboolean renamed;
 
 	g_mutex_lock(&acct->lock);
-	while (acct->renaming)
-		g_cond_wait(&acct->renamed, &acct->lock);
+	while (acct->renaming && !g_cancellable_is_cancelled(cancel))
+		g_cond_wait_until(&acct->renamed, &acct->lock,
+				  g_get_monotonic_time() +
+					  G_TIME_SPAN_SECOND / 10);
 	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
 	renamed = mbox && g_strcmp0(mbox->wire_name, wire) != 0;
 	g_mutex_unlock(&acct->lock);
@@ -1050,7 +1052,7 @@ static gboolean read_message(CacheAccount *acct, CacheMsgRef ref,
 			/* Asked for under a name that a rename took away:
 			 * again under the new one. */
 			if (g_cancellable_is_cancelled(cancel) ||
-			    !renamed_from(acct, ref, place.mailbox)) {
+			    !renamed_from(acct, ref, place.mailbox, cancel)) {
 				mailbox_gone(acct, ref.mailbox_id, &failed);
 				g_free(place.mailbox);
 				g_propagate_error(error, failed);

@@ -52,6 +52,7 @@ static void mailbox_free(CacheIndexMailbox *mbox)
 	g_free(mbox->component);
 	g_strfreev(mbox->permanentflags);
 	g_clear_pointer(&mbox->sorted, g_ptr_array_unref);
+	g_clear_pointer(&mbox->by_message_id, g_hash_table_unref);
 	g_hash_table_unref(mbox->by_alias);
 	g_hash_table_unref(mbox->by_uid);
 	g_free(mbox);
@@ -258,10 +259,49 @@ static void forget_alias(CacheIndexMailbox *mbox, guint32 uid)
 		g_hash_table_remove(mbox->by_alias, old->alias);
 }
 
+/* Adds @msg to by_message_id, if made, or (@add FALSE) takes it out. */
+static void list_message_id(CacheIndexMailbox *mbox, CacheMessage *msg,
+			    gboolean add)
+{
+	GPtrArray *same;
+
+	if (!mbox->by_message_id || !msg || !msg->message_id)
+		return;
+	same = g_hash_table_lookup(mbox->by_message_id, msg->message_id);
+	if (add && !same) {
+		same = g_ptr_array_new();
+		g_hash_table_insert(mbox->by_message_id,
+				    g_strdup(msg->message_id), same);
+	}
+	if (add)
+		g_ptr_array_add(same, msg);
+	else if (same && g_ptr_array_remove_fast(same, msg) && !same->len)
+		g_hash_table_remove(mbox->by_message_id, msg->message_id);
+}
+
+GPtrArray *cache_index_by_message_id(CacheIndexMailbox *mbox,
+				     const char *message_id)
+{
+	if (!mbox->by_message_id) {
+		GHashTableIter iter;
+		gpointer value;
+
+		mbox->by_message_id = g_hash_table_new_full(
+			g_str_hash, g_str_equal, g_free,
+			(GDestroyNotify)g_ptr_array_unref);
+		g_hash_table_iter_init(&iter, mbox->by_uid);
+		while (g_hash_table_iter_next(&iter, NULL, &value))
+			list_message_id(mbox, value, TRUE);
+	}
+	return g_hash_table_lookup(mbox->by_message_id, message_id);
+}
+
 void cache_index_put_message(CacheIndexMailbox *mbox, CacheMessage *msg)
 {
 	forget_alias(mbox, msg->uid);
+	list_message_id(mbox, cache_index_message(mbox, msg->uid), FALSE);
 	g_hash_table_replace(mbox->by_uid, GUINT_TO_POINTER(msg->uid), msg);
+	list_message_id(mbox, msg, TRUE);
 	if (msg->alias)
 		g_hash_table_replace(mbox->by_alias, msg->alias, msg);
 	g_clear_pointer(&mbox->sorted, g_ptr_array_unref);
@@ -271,6 +311,7 @@ void cache_index_put_message(CacheIndexMailbox *mbox, CacheMessage *msg)
 void cache_index_remove_message(CacheIndexMailbox *mbox, guint32 uid)
 {
 	forget_alias(mbox, uid);
+	list_message_id(mbox, cache_index_message(mbox, uid), FALSE);
 	if (g_hash_table_remove(mbox->by_uid, GUINT_TO_POINTER(uid))) {
 		g_clear_pointer(&mbox->sorted, g_ptr_array_unref);
 		mbox->generation++;
@@ -288,6 +329,7 @@ void cache_index_clear_messages(CacheIndexMailbox *mbox, GArray *out_uids)
 				((CacheMessage *)sorted->pdata[i])->uid);
 	}
 	g_clear_pointer(&mbox->sorted, g_ptr_array_unref);
+	g_clear_pointer(&mbox->by_message_id, g_hash_table_unref);
 	g_hash_table_remove_all(mbox->by_alias);
 	g_hash_table_remove_all(mbox->by_uid);
 	mbox->synced = FALSE;

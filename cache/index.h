@@ -41,6 +41,9 @@ typedef struct {
 	GHashTable *by_uid;    /* uid -> CacheMessage * (owned) */
 	GHashTable *by_alias;  /* alias -> CacheMessage * (borrowed) */
 	GPtrArray *sorted;     /* CacheMessage * in UID order, or NULL */
+	GHashTable *by_message_id; /* Message-ID -> GPtrArray of
+				    * CacheMessage * (borrowed); made at
+				    * first use, or NULL */
 } CacheIndexMailbox;
 
 typedef struct CacheIndex CacheIndex;
@@ -107,6 +110,10 @@ guint32 cache_index_current(CacheIndex *index, guint32 id);
 /* CacheMessage * in UID order. (transfer none, valid under the lock) */
 GPtrArray *cache_index_sorted(CacheIndexMailbox *mbox);
 guint32 cache_index_max_uid(CacheIndexMailbox *mbox);
+/* The messages whose Message-ID is @message_id, or NULL. (transfer none,
+ * valid under the lock until the table changes) */
+GPtrArray *cache_index_by_message_id(CacheIndexMailbox *mbox,
+				     const char *message_id);
 /* The message added under file name @alias, or NULL. */
 CacheMessage *cache_index_message_by_alias(CacheIndexMailbox *mbox,
 					   const char *alias);

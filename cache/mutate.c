@@ -672,8 +672,9 @@ gboolean cache_account_same_message(CacheAccount *acct, CacheMsgRef ref, int fd,
 }
 
 /* A message of mailbox @mailbox_id that is the new file @fd, whose bytes
- * (bare LFs made CRLF) are @body: found by Message-ID and size, then
- * compared byte for byte; 0 if none. */
+ * (bare LFs made CRLF) are @body, and that no other file was taken for
+ * (so that a backup's two copies of one message stay two): found by
+ * Message-ID and size, then compared byte for byte; 0 if none. */
 static guint32 held_already(CacheAccount *acct, guint32 mailbox_id,
 			    GBytes *body, int fd)
 {
@@ -695,15 +696,12 @@ static guint32 held_already(CacheAccount *acct, guint32 mailbox_id,
 	g_mutex_lock(&acct->lock);
 	mbox = cache_index_mailbox(acct->index, mailbox_id);
 	if (mbox) {
-		GHashTableIter iter;
-		gpointer value;
+		GPtrArray *same = cache_index_by_message_id(mbox, message_id);
 
-		g_hash_table_iter_init(&iter, mbox->by_uid);
-		while (g_hash_table_iter_next(&iter, NULL, &value)) {
-			CacheMessage *msg = value;
+		for (guint i = 0; same && i < same->len; i++) {
+			CacheMessage *msg = same->pdata[i];
 
-			if (msg->size == len &&
-			    g_strcmp0(msg->message_id, message_id) == 0)
+			if (msg->size == len && !msg->alias)
 				g_array_append_val(uids, msg->uid);
 		}
 	}

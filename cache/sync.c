@@ -1011,16 +1011,13 @@ void cache_sync_on_change(const char *mailbox, ImapIdleChange change,
 		g_array_append_val(dirs, dir);
 		if (mbox->synced)
 			g_array_append_val(synced, mbox->id);
-		/* Messages came that the index does not have (not only
-		 * went, nor only came by imapfs's own hand, which noted them
-		 * then): connections that have the mailbox selected may not
-		 * show them. */
-		if (mbox->wire_name &&
-		    (!info || !info->uidnext ||
-		     info->uidnext > cache_index_max_uid(mbox) + 1))
+		if (mbox->wire_name)
 			g_ptr_array_add(wires, g_strdup(mbox->wire_name));
 	}
 	g_mutex_unlock(&acct->lock);
+	/* Connections that have it selected may not show what came. (That
+	 * the index has every UID says nothing of what an older view
+	 * shows.) */
 	for (guint i = 0; i < wires->len; i++)
 		imap_pool_note_change(acct->pool, wires->pdata[i]);
 	g_debug("mailbox %s changed on the server", mailbox);

@@ -121,16 +121,25 @@ static void reply_error(fuse_req_t req, const GError *error, const char *what,
 	reply_error_in(req, error, what, place);
 }
 
-/* As reply_error(), for the entry @name of directory @parent. */
+/* As reply_error(), for the entry @name of directory @parent; @name as
+ * the log can show it (valid UTF-8, control characters as '?'). */
 static void reply_error_at(fuse_req_t req, const GError *error,
 			   const char *what, fuse_ino_t parent,
 			   const char *name)
 {
-	g_autofree char *dir = describe(mount_of(req), parent);
-	g_autofree char *place =
-		parent == FUSE_ROOT_ID ? g_strdup(name)
-				       : g_strdup_printf("%s/%s", dir, name);
+	g_autofree char *shown = g_utf8_make_valid(name, -1);
+	g_autofree char *dir = NULL;
+	g_autofree char *place = NULL;
 
+	for (char *c = shown; *c; c++)
+		if ((guchar)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	if (parent == FUSE_ROOT_ID) {
+		place = g_strdup(shown);
+	} else {
+		dir = describe(mount_of(req), parent);
+		place = g_strdup_printf("%s/%s", dir, shown);
+	}
 	reply_error_in(req, error, what, place);
 }
 

@@ -81,6 +81,8 @@ typedef struct {
 	gboolean behind_select; /* sent right after a SELECT, unanswered */
 	guint32 uidvalidity;	/* its UIDs' (0: any); see submit_uids */
 	guint64 since;		/* pool->selects when it was queued */
+	guint changed;		/* its mailbox's last change then: a view
+				 * older than that may lack its messages */
 	gboolean background;	/* IMAP_COMMAND_BACKGROUND, until hurried */
 } PoolReq;
 
@@ -659,19 +661,17 @@ static guint pool_changes_now(ImapPool *pool)
 	return now;
 }
 
-/* Whether messages may have come to @pc's selected mailbox since its
- * view was last brought up to date. */
-static gboolean pc_behind(PoolConn *pc)
+/* The number of the last change that may have added messages to
+ * @mailbox. */
+static guint pool_last_change(ImapPool *pool, const char *mailbox)
 {
-	ImapPool *pool = pc->pool;
 	guint last;
 
 	g_mutex_lock(&pool->changes_lock);
 	last = MAX(pool->all_changed,
-		   GPOINTER_TO_UINT(
-			   g_hash_table_lookup(pool->changed, pc->selected)));
+		   GPOINTER_TO_UINT(g_hash_table_lookup(pool->changed, mailbox)));
 	g_mutex_unlock(&pool->changes_lock);
-	return last > pc->seen_changes;
+	return last;
 }
 
 /* Sends NOOP on @pc, whose mailbox may have messages its view does not
@@ -804,7 +804,11 @@ static PoolConn *route_mailbox(ImapPool *pool, PoolReq *req, gboolean avoid,
 		    g_strcmp0(pc->selected, req->mailbox) == 0 &&
 		    imap_conn_has_room(pc->conn) &&
 		    pc_fits(pool, pc, req, avoid)) {
-			if (pc_behind(pc)) {
+			/* Its view may lack what came before the request
+			 * did. (Background work, the prefetch's, asks for
+			 * messages the view has: no stream waits.) */
+			if (pc->seen_changes < req->changed &&
+			    !req_background(req)) {
 				pc_catch_up(pc);
 				*out_wait = TRUE;
 				return NULL;
@@ -824,7 +828,8 @@ static PoolConn *route_mailbox(ImapPool *pool, PoolReq *req, gboolean avoid,
 		PoolConn *pc = pool->conns->pdata[i];
 
 		if (pc_usable(pc) && pc->state == PC_CATCHING_UP &&
-		    g_strcmp0(pc->selected, req->mailbox) == 0) {
+		    g_strcmp0(pc->selected, req->mailbox) == 0 &&
+		    pc_fits(pool, pc, req, avoid)) {
 			*out_wait = TRUE;
 			return NULL;
 		}
@@ -842,7 +847,10 @@ static PoolConn *route_mailbox(ImapPool *pool, PoolReq *req, gboolean avoid,
 		    g_strcmp0(pc->selecting, req->mailbox) == 0 &&
 		    pc_fits(pool, pc, req, avoid) &&
 		    (!req_background(req) || pc->background > 0)) {
-			if (imap_conn_has_room(pc->conn) && !req->uidvalidity)
+			/* A SELECT sent before the request's change may not
+			 * show it: the request waits, and catches up. */
+			if (imap_conn_has_room(pc->conn) && !req->uidvalidity &&
+			    pc->seen_changes >= req->changed)
 				return pc;
 			*out_wait = TRUE;
 			return NULL;
@@ -965,8 +973,7 @@ static void pool_grow(ImapPool *pool, guint needed, gboolean mailbox_needed)
 		PoolConn *pc = pool->conns->pdata[i];
 		if (!pc_usable(pc))
 			continue;
-		if (pc->draining || pc->state == PC_SELECTING ||
-		    pc->state == PC_CATCHING_UP)
+		if (pc->draining || pc->state == PC_SELECTING)
 			return;
 		if (best == NULL || pc->background < best->background ||
 		    (pc->background == best->background &&
@@ -1298,6 +1305,9 @@ void imap_pool_submit_uids(ImapPool *pool, const char *mailbox,
 	req->user_data = user_data;
 	req->background = cmd != NULL &&
 			  (imap_command_flags(cmd) & IMAP_COMMAND_BACKGROUND);
+	/* On the caller's thread, after any change it noted itself. */
+	if (mailbox != NULL)
+		req->changed = pool_last_change(pool, mailbox);
 	/* A command that could not be built (NULL) still completes, once,
 	 * with an error: callers count on done. */
 	if (cmd == NULL) {

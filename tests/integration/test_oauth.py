@@ -128,6 +128,22 @@ def logins(info, user):
 			if "Login: user=<%s>" % user in line]
 
 
+def both_logged_in(info, user):
+	"""Waits for the mount's two logins (its first connection's and the
+	watcher's, which the mount does not wait for): a token changed
+	before the watcher's login would race it."""
+	assert wait_until(lambda: len(logins(info, user)) >= 2, timeout=20), \
+		logins(info, user)
+
+
+def rotate(path, token):
+	"""Writes the token file as a token helper should: whole, at once."""
+	tmp = path.with_name(path.name + ".new")
+	tmp.write_text(token + "\n")
+	tmp.chmod(0o600)
+	os.replace(tmp, path)
+
+
 def check_inbox(m, info, user, n):
 	"""INBOX lists n messages whose bytes are the server's."""
 	names = sorted(os.listdir(os.path.join(m.path, "INBOX")))
@@ -182,9 +198,10 @@ def test_each_login_takes_a_fresh_token(endpoint, oauth_server,
 	m = oauth_mounter.mount(user, opts=["auth=oauth2", "list_ttl=1",
 					    "passcmd=cat %s" % path])
 	assert len(os.listdir(os.path.join(m.path, "INBOX"))) == 2
-	endpoint.revoke("old-%s" % user)
+	both_logged_in(oauth_server, user)
 	endpoint.grant("new-%s" % user, user)
-	path.write_text("new-%s\n" % user)
+	rotate(path, "new-%s" % user)
+	endpoint.revoke("old-%s" % user)
 	before = len(logins(oauth_server, user))
 	ts.doveadm(oauth_server, "kick", user)
 	c = ts.connect(oauth_server, user)
@@ -229,8 +246,9 @@ def test_a_refused_token_is_not_tried_again_and_again(endpoint, oauth_server,
 					    "passfile=%s" % path])
 	inbox = os.path.join(m.path, "INBOX")
 	assert len(os.listdir(inbox)) == 2
-	endpoint.revoke("gone-%s" % user)
+	both_logged_in(oauth_server, user)
 	asked = len(endpoint.asked)
+	endpoint.revoke("gone-%s" % user)
 	ts.doveadm(oauth_server, "kick", user)
 	assert wait_until(lambda: "no new login for 2 minutes" in m.stderr(),
 			  timeout=20), m.stderr()

@@ -4,6 +4,7 @@ its flags and INTERNALDATE; a second run appends nothing."""
 
 import os
 import re
+import shutil
 
 import pytest
 
@@ -97,7 +98,8 @@ def test_restore_again_from_a_mount_with_another_cache_appends_nothing(
 	used UID 1), so their names differ from the backup's; a mount with
 	a cache of its own, which knows none of the backup's names, finds
 	them by Message-ID, size and bytes: rsync again adds nothing, takes a
-	flag changed in the backup, and a third run has nothing to send."""
+	flag changed in the backup, and a third run has nothing to send. A
+	second copy of one message in the backup stays a second copy."""
 	w = Writer(server, account["user"])
 	try:
 		w.append("Empty", sm.make_messages(7, 1)[0])
@@ -116,16 +118,18 @@ def test_restore_again_from_a_mount_with_another_cache_appends_nothing(
 	first = sorted(os.listdir(backup))[0]
 	os.setxattr(os.path.join(backup, first), "user.imap.flags",
 		    b"\\Flagged $Again")
+	shutil.copy2(os.path.join(backup, first),
+		     os.path.join(backup, "0000000099-copy.eml"))
 	m = mounter.mount(account["user"], max_conns=2,
 			  cache_dir=str(tmp_path / "other-cache"))
 	_rsync(backup, os.path.join(m.path, "Empty"))
 	recs = fresh(imap, "Empty")
-	assert len(recs) == 3
+	assert len(recs) == 4
 	with open(os.path.join(backup, first), "rb") as f:
 		want = sha(f.read())
 	assert [r["flags"] - {"\\Recent"} for r in recs
 		if sha(body(imap, "Empty", r["uid"])) == want] == \
-		[{"\\Flagged", "$Again"}]
+		[{"\\Flagged", "$Again"}] * 2
 	assert _transferred(_rsync(backup, os.path.join(m.path, "Empty"))) == 0
 
 

@@ -463,7 +463,8 @@ static void test_select_fetch_no(void)
  * imap_pool_note_change() says (Dovecot runs a command pipelined behind
  * the NOOP before it shows the newcomers): not for a change to another
  * mailbox, once for one change, and for a change whose mailbox is not
- * known. Commands that come meanwhile wait for the same NOOP. */
+ * known. Commands that come meanwhile wait for the same NOOP; a change
+ * noted while it is out holds back only the commands after it. */
 static void test_catch_up_noop(void)
 {
 	static const char *const script[] = {
@@ -493,12 +494,21 @@ static void test_catch_up_noop(void)
 		"S:A10 OK noop",
 		"C:A11 UID STORE 6 FLAGS (\\Seen)",
 		"S:A11 OK stored",
+		"C:A12 NOOP",
+		"QUIET:300",
+		"S:A12 OK noop",
+		"C:A13 UID STORE 7 FLAGS (\\Seen)",
+		"S:A13 OK stored",
+		"C:A14 NOOP",
+		"S:A14 OK noop",
+		"C:A15 UID STORE 8 FLAGS (\\Seen)",
+		"S:A15 OK stored",
 		"C:* LOGOUT",
 		"WAITCLOSE",
 		NULL,
 	};
-	/* {mailbox noted, command}; a NULL command waits for the ones
-	 * before it. */
+	/* {mailbox noted ("": any), command}; a NULL command waits for the
+	 * ones before it, an empty one only notes, a moment later. */
 	const char *const steps[][2] = {
 		{NULL, "UID FETCH 1:* (UID)"},
 		{NULL, NULL},
@@ -512,6 +522,11 @@ static void test_catch_up_noop(void)
 		{NULL, "UID STORE 5 FLAGS (\\Seen)"},
 		{NULL, NULL},
 		{"", "UID STORE 6 FLAGS (\\Seen)"},
+		{NULL, NULL},
+		{"Box", "UID STORE 7 FLAGS (\\Seen)"},
+		{"Box", ""}, /* a note while the NOOP is out */
+		{NULL, NULL},
+		{NULL, "UID STORE 8 FLAGS (\\Seen)"},
 		{NULL, NULL},
 	};
 	FakeServer *fs = fake_server_start(script);
@@ -531,6 +546,11 @@ static void test_catch_up_noop(void)
 				waiter_free(w);
 			}
 			g_ptr_array_set_size(sent, 0);
+			continue;
+		}
+		if (!*steps[i][1]) {
+			g_usleep(100 * 1000);
+			imap_pool_note_change(pool, noted);
 			continue;
 		}
 		if (noted != NULL)
