@@ -546,7 +546,6 @@ guint32 cache_account_find_child(CacheAccount *acct, guint32 parent_id,
 
 /* ---- Messages ----------------------------------------------------------- */
 
-/* Syncs mailbox @id if it never was, or (with @refresh) if it is stale. */
 /* After asking mailbox @id for something failed with *@error: where the
  * server refused (a NO, as for a mailbox it does not have), the list is
  * asked again, and if the mailbox is no longer in it (another client
@@ -584,6 +583,7 @@ static gboolean mailbox_gone(CacheAccount *acct, guint32 id, GError **error)
 	return TRUE;
 }
 
+/* Syncs mailbox @id if it never was, or (with @refresh) if it is stale. */
 gboolean cache_account_ensure_synced(CacheAccount *acct, guint32 id,
 				     gboolean refresh, GError **error)
 {
