@@ -223,6 +223,10 @@ def test_a_refused_token_is_reported_and_nothing_mounted(
 					      "passcmd=cat %s" % path])
 	argv.append(oauth_mounter.new_dir("mnt"))
 	rc, err = conftest.run_imapfs_expect_failure(argv, "unused")
+	# Dovecot says [UNAVAILABLE] when its check of the token did not
+	# complete (seen once on a loaded machine): not what is tested here.
+	if "[UNAVAILABLE]" in err:
+		rc, err = conftest.run_imapfs_expect_failure(argv, "unused")
 	assert rc != 0
 	assert "OAuth 2.0 login (OAUTHBEARER) as %s" % user in err, err
 	assert "invalid_token" in err, err
