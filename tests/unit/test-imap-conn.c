@@ -563,6 +563,60 @@ static void test_catch_up_noop(void)
 	fake_server_finish(fs, 1);
 }
 
+/* A catch-up that ends otherwise than with OK lets its commands go: a
+ * NOOP answered NO (the view is as up to date as the server makes it),
+ * and one whose connection drops (the command goes to a new connection,
+ * whose SELECT shows everything). */
+static void test_catch_up_ends(void)
+{
+	static const char *const script[] = {
+		"ACCEPT",
+		GREETING_PLAIN,
+		"C:A2 SELECT Box",
+		"S:* OK [UIDVALIDITY 5] ok",
+		"S:A2 OK [READ-WRITE] selected",
+		"C:A3 UID FETCH 1:* (UID)",
+		"S:A3 OK fetched",
+		"C:A4 NOOP",
+		"S:A4 NO not now",
+		"C:A5 UID STORE 2 FLAGS (\\Seen)",
+		"S:A5 OK stored",
+		"C:A6 NOOP",
+		"CLOSE",
+		"ACCEPT",
+		GREETING_PLAIN,
+		"C:A2 SELECT Box",
+		"S:* OK [UIDVALIDITY 5] ok",
+		"C:A3 UID STORE 3 FLAGS (\\Seen)",
+		"S:A2 OK [READ-WRITE] selected",
+		"S:A3 OK stored",
+		"C:* LOGOUT",
+		"WAITCLOSE",
+		NULL,
+	};
+	const char *const steps[] = {
+		"UID FETCH 1:* (UID)",
+		"UID STORE 2 FLAGS (\\Seen)",
+		"UID STORE 3 FLAGS (\\Seen)",
+	};
+	FakeServer *fs = fake_server_start(script);
+	ImapConfig cfg = test_config(fs->port);
+	ImapPool *pool = imap_pool_new(&cfg, NULL);
+
+	for (guint i = 0; i < G_N_ELEMENTS(steps); i++) {
+		Waiter *w;
+
+		if (i > 0)
+			imap_pool_note_change(pool, "Box");
+		w = submit(pool, "Box", cmd(0, steps[i]), FALSE);
+		waiter_wait(w);
+		g_assert_no_error(w->error);
+		waiter_free(w);
+	}
+	imap_pool_free(pool);
+	fake_server_finish(fs, 2);
+}
+
 static Waiter *submit_uids(ImapPool *pool, const char *mailbox,
 			   guint32 uidvalidity, const char *text)
 {
@@ -1404,6 +1458,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/imap/conn/select-fetch-no", test_select_fetch_no);
 	g_test_add_func("/imap/conn/uidvalidity-guard", test_uidvalidity_guard);
 	g_test_add_func("/imap/conn/catch-up-noop", test_catch_up_noop);
+	g_test_add_func("/imap/conn/catch-up-ends", test_catch_up_ends);
 	g_test_add_func("/imap/conn/sync-literal", test_sync_literal);
 	g_test_add_func("/imap/conn/drop-mid-literal", test_drop_mid_literal);
 	g_test_add_func("/imap/conn/bye", test_bye);
