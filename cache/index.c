@@ -53,6 +53,7 @@ static void mailbox_free(CacheIndexMailbox *mbox)
 	g_strfreev(mbox->permanentflags);
 	g_clear_pointer(&mbox->sorted, g_ptr_array_unref);
 	g_clear_pointer(&mbox->by_message_id, g_hash_table_unref);
+	g_clear_pointer(&mbox->gaps, g_array_unref);
 	g_hash_table_unref(mbox->by_alias);
 	g_hash_table_unref(mbox->by_uid);
 	g_free(mbox);
@@ -330,6 +331,7 @@ void cache_index_clear_messages(CacheIndexMailbox *mbox, GArray *out_uids)
 	}
 	g_clear_pointer(&mbox->sorted, g_ptr_array_unref);
 	g_clear_pointer(&mbox->by_message_id, g_hash_table_unref);
+	g_clear_pointer(&mbox->gaps, g_array_unref);
 	g_hash_table_remove_all(mbox->by_alias);
 	g_hash_table_remove_all(mbox->by_uid);
 	mbox->synced = FALSE;

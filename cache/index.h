@@ -44,6 +44,9 @@ typedef struct {
 	GHashTable *by_message_id; /* Message-ID -> GPtrArray of
 				    * CacheMessage * (borrowed); made at
 				    * first use, or NULL */
+	GArray *gaps; /* guint32: UIDs a refresh saw below the highest it
+		       * lists, and not listed (they came between UIDs
+		       * COPYUID gave): the next refresh lists them */
 } CacheIndexMailbox;
 
 typedef struct CacheIndex CacheIndex;

@@ -234,6 +234,7 @@ typedef struct {
 	char *key;
 	gboolean full;	       /* a first listing, not a refresh */
 	guint32 max_uid;       /* refresh: the highest UID we knew */
+	GArray *gaps;	       /* guint32: UIDs below it asked for too */
 	guint32 uidvalidity;   /* what the data was fetched under */
 	gboolean mixed;	       /* data came under two UIDVALIDITYs */
 	GHashTable *meta;      /* uid -> CacheMessage * (new messages) */
@@ -266,6 +267,7 @@ static void sync_job_free(SyncJob *job)
 	g_clear_pointer(&job->present, g_array_unref);
 	g_clear_pointer(&job->gone, g_array_unref);
 	g_clear_pointer(&job->vanished, g_array_unref);
+	g_clear_pointer(&job->gaps, g_array_unref);
 	g_clear_error(&job->error);
 	g_free(job->key);
 	g_free(job);
@@ -397,6 +399,14 @@ static guint64 note_vanished(SyncJob *job, const ImapResponse *resp)
 
 /* Runs on the imap-io thread, as does everything that touches the job
  * until it is applied. */
+static gboolean has_uid(GArray *uids, guint32 uid)
+{
+	for (guint i = 0; uids && i < uids->len; i++)
+		if (g_array_index(uids, guint32, i) == uid)
+			return TRUE;
+	return FALSE;
+}
+
 static void on_sync_data(const ImapResponse *resp, guint32 uidvalidity,
 			 gpointer user_data)
 {
@@ -445,7 +455,8 @@ static void on_sync_data(const ImapResponse *resp, guint32 uidvalidity,
 		return;
 	}
 	if (fetch.has_size && fetch.has_internaldate &&
-	    (job->full || fetch.uid > job->max_uid)) {
+	    (job->full || fetch.uid > job->max_uid ||
+	     has_uid(job->gaps, fetch.uid))) {
 		g_hash_table_replace(job->meta, GUINT_TO_POINTER(fetch.uid),
 				     message_from_fetch(&fetch));
 	} else if (job->flags && fetch.flags) {
@@ -479,6 +490,30 @@ static gboolean uid_in(GArray *ranges, guint32 uid)
 			return TRUE;
 	}
 	return FALSE;
+}
+
+/* UIDs the refresh saw (their flags came) below the highest it knew,
+ * that the table does not list: the next pass asks for them. */
+static void note_gaps_locked(SyncJob *job, CacheIndexMailbox *mbox)
+{
+	GHashTableIter iter;
+	gpointer key;
+
+	if (mbox->gaps)
+		g_array_set_size(mbox->gaps, 0);
+	if (!job->flags)
+		return;
+	g_hash_table_iter_init(&iter, job->flags);
+	while (g_hash_table_iter_next(&iter, &key, NULL)) {
+		guint32 uid = GPOINTER_TO_UINT(key);
+
+		if (uid > job->max_uid || cache_index_message(mbox, uid) ||
+		    uid_in(job->vanished, uid))
+			continue;
+		if (!mbox->gaps)
+			mbox->gaps = g_array_new(FALSE, FALSE, sizeof(guint32));
+		g_array_append_val(mbox->gaps, uid);
+	}
 }
 
 static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
@@ -546,8 +581,10 @@ static void apply_locked(SyncJob *job, CacheIndexMailbox *mbox)
 	mbox->synced_at = job->changes == mbox->changes && !job->expunged
 				  ? g_get_monotonic_time()
 				  : 0;
-	mbox->missing = job->has_exists &&
-			job->exists > g_hash_table_size(mbox->by_uid);
+	note_gaps_locked(job, mbox);
+	mbox->missing = (job->has_exists &&
+			 job->exists > g_hash_table_size(mbox->by_uid)) ||
+			(mbox->gaps && mbox->gaps->len);
 	mbox->flags_unsure = job->changedsince && job->unattributed;
 	/* More listed than the server has: a VANISHED that left one out.
 	 * Only a scan of every flag makes the table sure again. */
@@ -677,6 +714,8 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
 	guint64 modseq = 0;
 	guint changes = 0;
 	guint caps = imap_pool_caps(acct->pool);
+	g_autoptr(GArray) gaps = NULL;
+	g_autoptr(GString) gap_set = g_string_new(NULL);
 	gboolean condstore, vanished;
 	CacheIndexMailbox *mbox;
 
@@ -689,6 +728,17 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
 		wire = g_strdup(mbox->wire_name);
 		synced = mbox->synced;
 		max_uid = synced ? cache_index_max_uid(mbox) : 0;
+		for (guint i = 0; synced && mbox->gaps && i < mbox->gaps->len;
+		     i++) {
+			guint32 uid = g_array_index(mbox->gaps, guint32, i);
+
+			if (!gaps)
+				gaps = g_array_new(FALSE, FALSE,
+						   sizeof(guint32));
+			g_array_append_val(gaps, uid);
+			g_string_append_printf(gap_set, "%s%u",
+					       i ? "," : "", uid);
+		}
 		modseq = synced ? index_modseq(mbox) : 0;
 		/* Never past what the server last said it had: a MODSEQ of
 		 * another mailbox's (an index of an older imapfs copied one
@@ -712,7 +762,7 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
 	wait = cache_account_join(acct, key, fresh, &is_new);
 	if (is_new) {
 		SyncJob *job = g_new0(SyncJob, 1);
-		ImapCommand *cmds[3] = {NULL, NULL, NULL};
+		ImapCommand *cmds[4] = {NULL, NULL, NULL, NULL};
 		guint n = 0;
 
 		job->acct = acct;
@@ -769,6 +819,14 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
 			cmds[n++] = imap_command_new(
 				NULL, IMAP_COMMAND_RETRIABLE,
 				"UID FETCH %u:* (" LISTED ")", max_uid + 1);
+		}
+		if (!job->full && gaps) {
+			job->gaps = g_steal_pointer(&gaps);
+			cmds[n++] = imap_command_new(
+				NULL, IMAP_COMMAND_RETRIABLE,
+				condstore ? "UID FETCH %U (" LISTED " MODSEQ)"
+					  : "UID FETCH %U (" LISTED ")",
+				gap_set->str);
 		}
 		/* Set before the first submit: completions may run at once. */
 		job->pending = n;

@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+import imapfs_samplemail as sm
+
 from writehelpers import body, errno_of, fresh, HoldCommand, \
 	listed_on_another_connection, run, sha, wait_until, CutAfterCommand, \
 	Writer
@@ -244,6 +246,32 @@ def test_a_message_just_moved_into_a_listed_mailbox_takes_changes(
 	assert len(now) == 1 and len(third) == 1, (now, third)
 	assert now[0]["flags"] - {"\\Recent"} == {"\\Flagged", "$Later"}
 	assert ids == {now[0]["message_id"], third[0]}
+
+
+def test_mail_another_client_adds_between_moves_is_listed(
+		server, account, mounter, imap):
+	"""Another client adds a message to Other between two of imapfs's
+	moves into it, so its UID lies below the last one COPYUID gave: the
+	next refresh still lists it (its flags come, it is asked for)."""
+	import time
+
+	m = mounter.mount(account["user"], opts=["noidle", "list_ttl=1"])
+	inbox, other = (os.path.join(m.path, d) for d in ("INBOX", "Other"))
+	os.listdir(other)
+	recs = fresh(imap, "INBOX")[:2]
+	os.rename(os.path.join(inbox, recs[0]["name"]),
+		  os.path.join(other, recs[0]["name"]))
+	w = Writer(server, account["user"])
+	try:
+		w.append("Other", sm.make_messages(77, 1)[0])
+	finally:
+		w.close()
+	os.rename(os.path.join(inbox, recs[1]["name"]),
+		  os.path.join(other, recs[1]["name"]))
+	time.sleep(1.2)  # the listing is due for a refresh
+	want = sorted(r["name"] for r in fresh(imap, "Other"))
+	assert wait_until(lambda: sorted(os.listdir(other)) == want,
+			  timeout=10), (sorted(os.listdir(other)), want)
 
 
 def test_mv_whose_answer_is_lost_leaves_the_new_name_resolvable(
