@@ -634,10 +634,10 @@ static GBytes *read_message(int fd, GError **error)
 	return g_byte_array_free_to_bytes(out);
 }
 
-gboolean cache_account_same_message(CacheAccount *acct, CacheMsgRef ref, int fd,
-				    gboolean *out_same, GError **error)
+/* Whether message @ref is @body, byte for byte. */
+static gboolean same_bytes(CacheAccount *acct, CacheMsgRef ref, GBytes *body,
+			   gboolean *out_same, GError **error)
 {
-	g_autoptr(GBytes) body = read_message(fd, error);
 	g_autofree guint8 *buf = NULL;
 	const guint8 *want;
 	gsize len, off = 0;
@@ -645,7 +645,7 @@ gboolean cache_account_same_message(CacheAccount *acct, CacheMsgRef ref, int fd,
 	gboolean ok = TRUE;
 
 	*out_same = FALSE;
-	if (!body || !cache_account_open(acct, ref, &file, error))
+	if (!cache_account_open(acct, ref, &file, error))
 		return FALSE;
 	want = g_bytes_get_data(body, &len);
 	*out_same = file.size == len;
@@ -671,12 +671,21 @@ gboolean cache_account_same_message(CacheAccount *acct, CacheMsgRef ref, int fd,
 	return ok;
 }
 
-/* A message of mailbox @mailbox_id that is the new file @fd, whose bytes
- * (bare LFs made CRLF) are @body, and that no other file was taken for
- * (so that a backup's two copies of one message stay two): found by
- * Message-ID and size, then compared byte for byte; 0 if none. */
+gboolean cache_account_same_message(CacheAccount *acct, CacheMsgRef ref, int fd,
+				    gboolean *out_same, GError **error)
+{
+	g_autoptr(GBytes) body = read_message(fd, error);
+
+	*out_same = FALSE;
+	return body && same_bytes(acct, ref, body, out_same, error);
+}
+
+/* A message of mailbox @mailbox_id whose bytes are @body (a new file's,
+ * bare LFs made CRLF), and that no other file was taken for (so that a
+ * backup's two copies of one message stay two): found by Message-ID and
+ * size, then compared byte for byte; 0 if none. */
 static guint32 held_already(CacheAccount *acct, guint32 mailbox_id,
-			    GBytes *body, int fd)
+			    GBytes *body)
 {
 	g_autoptr(GArray) uids = g_array_new(FALSE, FALSE, sizeof(guint32));
 	g_autofree char *raw = NULL;
@@ -710,9 +719,8 @@ static guint32 held_already(CacheAccount *acct, guint32 mailbox_id,
 		guint32 uid = g_array_index(uids, guint32, i);
 		gboolean same = FALSE;
 
-		if (cache_account_same_message(acct,
-					       (CacheMsgRef){mailbox_id, uid},
-					       fd, &same, NULL) &&
+		if (same_bytes(acct, (CacheMsgRef){mailbox_id, uid}, body,
+			       &same, NULL) &&
 		    same)
 			return uid;
 	}
@@ -765,7 +773,7 @@ gboolean cache_account_append(CacheAccount *acct, guint32 mailbox_id, int fd,
 	 * mailbox holds already: a restore run again from a mount whose
 	 * cache knows none of the names the last run kept. Not added twice;
 	 * only its flags are taken, as where the name is known. */
-	if (alias && (uid = held_already(acct, mailbox_id, body, fd))) {
+	if (alias && (uid = held_already(acct, mailbox_id, body))) {
 		ok = !flags || cache_account_set_flags(
 				       acct, (CacheMsgRef){mailbox_id, uid},
 				       flags, error);

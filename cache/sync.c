@@ -397,8 +397,6 @@ static guint64 note_vanished(SyncJob *job, const ImapResponse *resp)
 	return earlier ? 0 : n;
 }
 
-/* Runs on the imap-io thread, as does everything that touches the job
- * until it is applied. */
 static gboolean has_uid(GArray *uids, guint32 uid)
 {
 	for (guint i = 0; uids && i < uids->len; i++)
@@ -407,6 +405,8 @@ static gboolean has_uid(GArray *uids, guint32 uid)
 	return FALSE;
 }
 
+/* Runs on the imap-io thread, as does everything that touches the job
+ * until it is applied. */
 static void on_sync_data(const ImapResponse *resp, guint32 uidvalidity,
 			 gpointer user_data)
 {
@@ -715,7 +715,6 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
 	guint changes = 0;
 	guint caps = imap_pool_caps(acct->pool);
 	g_autoptr(GArray) gaps = NULL;
-	g_autoptr(GString) gap_set = g_string_new(NULL);
 	gboolean condstore, vanished;
 	CacheIndexMailbox *mbox;
 
@@ -728,17 +727,8 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
 		wire = g_strdup(mbox->wire_name);
 		synced = mbox->synced;
 		max_uid = synced ? cache_index_max_uid(mbox) : 0;
-		for (guint i = 0; synced && mbox->gaps && i < mbox->gaps->len;
-		     i++) {
-			guint32 uid = g_array_index(mbox->gaps, guint32, i);
-
-			if (!gaps)
-				gaps = g_array_new(FALSE, FALSE,
-						   sizeof(guint32));
-			g_array_append_val(gaps, uid);
-			g_string_append_printf(gap_set, "%s%u",
-					       i ? "," : "", uid);
-		}
+		if (synced && mbox->gaps && mbox->gaps->len)
+			gaps = g_array_copy(mbox->gaps);
 		modseq = synced ? index_modseq(mbox) : 0;
 		/* Never past what the server last said it had: a MODSEQ of
 		 * another mailbox's (an index of an older imapfs copied one
@@ -821,12 +811,18 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
 				"UID FETCH %u:* (" LISTED ")", max_uid + 1);
 		}
 		if (!job->full && gaps) {
+			g_autoptr(GString) set = g_string_new(NULL);
+
+			for (guint i = 0; i < gaps->len; i++)
+				g_string_append_printf(
+					set, "%s%u", i ? "," : "",
+					g_array_index(gaps, guint32, i));
 			job->gaps = g_steal_pointer(&gaps);
 			cmds[n++] = imap_command_new(
 				NULL, IMAP_COMMAND_RETRIABLE,
 				condstore ? "UID FETCH %U (" LISTED " MODSEQ)"
 					  : "UID FETCH %U (" LISTED ")",
-				gap_set->str);
+				set->str);
 		}
 		/* Set before the first submit: completions may run at once. */
 		job->pending = n;
