@@ -66,6 +66,28 @@ fail:
 	return NULL;
 }
 
+/* Whether every flag of @a is in @b. */
+static gboolean flags_within(char **a, char **b)
+{
+	for (guint i = 0; a[i]; i++) {
+		gboolean in = !*a[i];
+
+		for (guint k = 0; b[k] && !in; k++)
+			in = g_ascii_strcasecmp(a[i], b[k]) == 0;
+		if (!in)
+			return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean cache_flags_equal(const char *a, const char *b)
+{
+	g_auto(GStrv) as = g_strsplit(a ? a : "", " ", -1);
+	g_auto(GStrv) bs = g_strsplit(b ? b : "", " ", -1);
+
+	return flags_within(as, bs) && flags_within(bs, as);
+}
+
 gboolean cache_flags_keywords_allowed(const char *flags,
 				      char *const *permanentflags)
 {

@@ -18,4 +18,8 @@ char *cache_flags_normalize(const char *text, GError **error);
 gboolean cache_flags_keywords_allowed(const char *flags,
 				      char *const *permanentflags);
 
+/* TRUE if space-separated flag lists @a and @b (nullable: none) hold the
+ * same flags, in any order and case (flags are case-insensitive). */
+gboolean cache_flags_equal(const char *a, const char *b);
+
 #endif

@@ -163,6 +163,10 @@ static gboolean run_uids(CacheAccount *acct, guint32 id, const Place *place,
 			  "any of them (%s)",
 			  place->full_name, local->message);
 		mark_stale(acct, id);
+	} else if (g_error_matches(local, IMAPFS_IMAP_ERROR,
+				   IMAP_ERROR_EXPUNGED)) {
+		/* Another client expunged it: the next listing drops it. */
+		mark_stale(acct, id);
 	}
 	g_propagate_error(error, g_steal_pointer(&local));
 	return FALSE;
@@ -235,6 +239,68 @@ static guint32 reply_copyuid(const ImapReply *reply, guint32 src_uid,
 	return code_uid(arg, 2);
 }
 
+/* Whether @reply has an untagged FETCH of @uid; its flags, normalized, in
+ * *@out_flags (nullable) where it has them. */
+static gboolean reply_fetch(const ImapReply *reply, guint32 uid,
+			    char **out_flags)
+{
+	gboolean found = FALSE;
+
+	for (guint i = 0; i < reply->untagged->len && !found; i++) {
+		const ImapResponse *resp = reply->untagged->pdata[i];
+		ImapFetch fetch;
+
+		if (g_strcmp0(resp->name, "FETCH") != 0 ||
+		    !imap_response_get_fetch(resp, &fetch, NULL))
+			continue;
+		if (fetch.uid == uid) {
+			found = TRUE;
+			if (fetch.flags && out_flags) {
+				g_autofree char *joined =
+					g_strjoinv(" ", fetch.flags);
+
+				*out_flags =
+					cache_flags_normalize(joined, NULL);
+			}
+		}
+		imap_fetch_clear(&fetch);
+	}
+	return found;
+}
+
+/* What the index shows of the flags of @ref under @uidvalidity, or NULL. */
+static char *listed_flags(CacheAccount *acct, CacheMsgRef ref,
+			  guint32 uidvalidity)
+{
+	CacheIndexMailbox *mbox;
+	CacheMessage *msg = NULL;
+	char *flags;
+
+	g_mutex_lock(&acct->lock);
+	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
+	if (mbox && mbox->uidvalidity == uidvalidity)
+		msg = cache_index_message(mbox, ref.uid);
+	flags = msg ? g_strdup(msg->flags) : NULL;
+	g_mutex_unlock(&acct->lock);
+	return flags;
+}
+
+/* A UID command that named only @ref was answered OK without touching
+ * it: if the server no longer has it (another client expunged it, and
+ * the server says nothing of UIDs it does not have), *@error says so,
+ * as NOT_FOUND, and FALSE is returned. */
+static gboolean check_still_there(CacheAccount *acct, CacheMsgRef ref,
+				  const Place *place, GError **error)
+{
+	if (still_there(acct, ref.mailbox_id, ref.uid, NULL))
+		return TRUE;
+	g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
+		    "UID %u is no longer in %s on the server (another client "
+		    "moved or deleted it)",
+		    ref.uid, place->full_name);
+	return FALSE;
+}
+
 /* ---- Flags -------------------------------------------------------------- */
 
 char *cache_account_check_flags(const char *flags, GError **error)
@@ -268,29 +334,19 @@ gboolean cache_account_set_flags(CacheAccount *acct, CacheMsgRef ref,
 				       "UID STORE %u FLAGS %F", ref.uid,
 				       wanted),
 		      &reply, error);
+	/* The server tells of each message whose flags changed, and of
+	 * none it does not have: with no word of one whose flags were
+	 * listed otherwise, look whether it is still there. */
+	if (ok && !reply_fetch(reply, ref.uid, &stored)) {
+		g_autofree char *had =
+			listed_flags(acct, ref, place.uidvalidity);
+
+		if (!cache_flags_equal(had, wanted))
+			ok = check_still_there(acct, ref, &place, error);
+	}
 	if (ok) {
 		/* The server's answer is the truth (it may drop what it
 		 * cannot keep); without one, what we asked for. */
-		for (guint i = 0; i < reply->untagged->len && !stored; i++) {
-			ImapFetch fetch;
-
-			if (g_strcmp0(
-				    ((ImapResponse *)reply->untagged->pdata[i])
-					    ->name,
-				    "FETCH") != 0 ||
-			    !imap_response_get_fetch(reply->untagged->pdata[i],
-						     &fetch, NULL))
-				continue;
-			if (fetch.uid == ref.uid && fetch.flags) {
-				g_autofree char *joined =
-					g_strjoinv(" ", fetch.flags);
-
-				stored = cache_flags_normalize(joined, NULL);
-				if (!stored) /* \Recent and the like */
-					stored = g_strdup(wanted);
-			}
-			imap_fetch_clear(&fetch);
-		}
 		g_mutex_lock(&acct->lock);
 		{
 			CacheIndexMailbox *mbox = cache_index_mailbox(
@@ -471,6 +527,47 @@ static guint32 find_arrived(CacheAccount *acct, guint32 id, guint32 before,
 	return n == 1 ? uid : 0;
 }
 
+/* A UID MOVE of @ref was answered OK without COPYUID by a server with
+ * UIDPLUS, which says where what it moves goes: it moved nothing, as for
+ * a message another client has expunged (Dovecot: "No messages found"),
+ * unless it kept the new UID to itself. Looks which: FALSE with *@error
+ * if the message is still in the source (nothing moved) or in neither
+ * mailbox (NOT_FOUND); else TRUE, with the UID it has in @to_id in
+ * *@out_found where one message there fits @msg. */
+static gboolean moved_unsaid(CacheAccount *acct, CacheMsgRef ref,
+			     const Place *from, guint32 to_id, gint64 before,
+			     const CacheMessage *msg, guint32 *out_found,
+			     GError **error)
+{
+	g_autoptr(GError) look = NULL;
+	guint32 uid;
+	guint n;
+
+	if (still_there(acct, ref.mailbox_id, ref.uid, &look)) {
+		if (look)
+			return TRUE; /* cannot tell; as the server said */
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_IO,
+			    "the server moved nothing: UID %u is still in %s; "
+			    "try again",
+			    ref.uid, from->full_name);
+		return FALSE;
+	}
+	mark_stale(acct, to_id);
+	if (!cache_account_ensure_synced(acct, to_id, TRUE, NULL))
+		return TRUE; /* cannot tell; it left the source */
+	uid = find_new(acct, to_id, before < 0 ? 0 : (guint32)before,
+		       msg->size, msg->internaldate, &n);
+	if (n == 0) {
+		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
+			    "UID %u is no longer in %s on the server (another "
+			    "client moved or deleted it)",
+			    ref.uid, from->full_name);
+		return FALSE;
+	}
+	*out_found = n == 1 ? uid : 0;
+	return TRUE;
+}
+
 gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
 			    guint32 *out_uid, GError **error)
 {
@@ -510,6 +607,14 @@ gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
 					       ref.uid, to.wire),
 			      &reply, error);
 		imap_pool_note_change(acct->pool, to.wire);
+		/* A server with UIDPLUS says where what it moved went; an
+		 * OK without it moved nothing (Dovecot: "No messages
+		 * found"), unless it did and kept that to itself. */
+		if (ok && (caps & IMAP_CAP_UIDPLUS) &&
+		    !reply_copyuid(reply, ref.uid, &new_uidvalidity)) {
+			ok = moved_unsaid(acct, ref, &from, to_id, before,
+					  &msg, &found, error);
+		}
 		if (ok) {
 			forget_message(acct, ref, from.uidvalidity);
 		} else if (is_connection_lost(*error)) {
@@ -544,9 +649,10 @@ gboolean cache_account_move(CacheAccount *acct, CacheMsgRef ref, guint32 to_id,
 			ok = expunge_uid(acct, &from, ref, error);
 	}
 	if (ok) {
-		new_uid = reply ? reply_copyuid(reply, ref.uid,
-						&new_uidvalidity)
-				: found;
+		new_uid = found	  ? found
+			  : reply ? reply_copyuid(reply, ref.uid,
+						  &new_uidvalidity)
+				  : 0;
 		/* Found by listing: the index has it as the server does. */
 		if (!found)
 			place_copy(acct, to_id, new_uid, &msg);

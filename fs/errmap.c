@@ -23,6 +23,7 @@ static int fs_errmap_imap(int code)
 	switch ((ImapErrorCode)code) {
 	case IMAP_ERROR_NONEXISTENT:
 	case IMAP_ERROR_UIDVALIDITY:
+	case IMAP_ERROR_EXPUNGED:
 		return ENOENT;
 	case IMAP_ERROR_ALREADYEXISTS:
 		return EEXIST;

@@ -28,6 +28,7 @@ ImapErrorCode imap_error_code_from_response(const char *code, gboolean is_bad)
 		{"LIMIT", IMAP_ERROR_TOOBIG},
 		{"AUTHENTICATIONFAILED", IMAP_ERROR_AUTH},
 		{"AUTHORIZATIONFAILED", IMAP_ERROR_AUTH},
+		{"EXPUNGEISSUED", IMAP_ERROR_EXPUNGED},
 	};
 
 	if (code) {

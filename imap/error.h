@@ -32,6 +32,8 @@ typedef enum {
 	IMAP_ERROR_INVALID,	    /* we refused to build the command */
 	IMAP_ERROR_UIDVALIDITY,	    /* not sent: the mailbox was made anew, its
 				     * UIDs name other messages now */
+	IMAP_ERROR_EXPUNGED,	    /* [EXPUNGEISSUED]: another client expunged
+				     * a message the command names */
 } ImapErrorCode;
 
 /* Maps a response code name ("OVERQUOTA", nullable) of a NO/BAD reply to an

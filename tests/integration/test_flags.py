@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from writehelpers import errno_of, fresh, log_mark, new_log, run
+from writehelpers import errno_of, fresh, log_mark, new_log, run, \
+	wait_until, Writer
 
 
 @pytest.fixture
@@ -216,3 +217,25 @@ def test_flags_survive_remount(account, mounter, imap):
 	v = os.getxattr(os.path.join(m2.path, rel), "user.imap.flags")
 	assert set(v.decode().split()) - {"\\Recent"} == {"$Label1",
 							    "\\Answered"}
+
+
+@pytest.mark.parametrize("opts", [(), ("noidle",)],
+			 ids=["idle", "noidle"])
+def test_setfattr_of_a_message_another_client_expunged_is_enoent(
+		server, account, mounter, imap, opts):
+	"""Another client expunges a message imapfs lists: setfattr of its
+	flags says ENOENT instead of 0 (the server says nothing of a UID
+	it no longer has), and the name goes from the listing."""
+	m = mounter.mount(account["user"], opts=opts)
+	rec, rel = _pick(imap, lambda f: "\\Flagged" not in f)
+	path = os.path.join(m.path, rel)
+	assert os.getxattr(path, "user.imap.flags") is not None
+	w = Writer(server, account["user"])
+	try:
+		w.expunge("INBOX", rec["uid"])
+	finally:
+		w.close()
+	e = errno_of(os.setxattr, path, "user.imap.flags", b"\\Flagged")
+	assert e == errno.ENOENT, os.strerror(e) if e else "success"
+	assert wait_until(lambda: rec["name"] not in
+			  os.listdir(os.path.dirname(path)))

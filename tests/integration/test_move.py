@@ -199,6 +199,32 @@ def test_move_of_missing_name_is_enoent(mnt, imap):
 	assert fresh(imap, "INBOX") == before
 
 
+@pytest.mark.parametrize("opts", [(), ("noidle",)],
+			 ids=["idle", "noidle"])
+def test_mv_of_a_message_another_client_expunged_is_enoent(
+		server, account, mounter, imap, opts):
+	"""Another client expunges a message imapfs lists: mv of it says
+	ENOENT (the server answers NO [EXPUNGEISSUED] on a connection that
+	has not seen the expunge yet, else OK with nothing moved), and the
+	name goes from the listing."""
+	m = mounter.mount(account["user"], opts=opts)
+	inbox, other = (os.path.join(m.path, d) for d in ("INBOX", "Other"))
+	rec = fresh(imap, "INBOX")[0]
+	os.listdir(other)
+	assert rec["name"] in os.listdir(inbox)
+	other_before = fresh(imap, "Other")
+	w = Writer(server, account["user"])
+	try:
+		w.expunge("INBOX", rec["uid"])
+	finally:
+		w.close()
+	e = errno_of(os.rename, os.path.join(inbox, rec["name"]),
+		     os.path.join(other, rec["name"]))
+	assert e == errno.ENOENT, os.strerror(e) if e else "success"
+	assert fresh(imap, "Other") == other_before
+	assert wait_until(lambda: rec["name"] not in os.listdir(inbox))
+
+
 def test_move_with_flag_change_first_keeps_new_flags(mnt, imap):
 	rec = _first(imap)
 	src = os.path.join(mnt.path, "INBOX", rec["name"])

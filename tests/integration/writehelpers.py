@@ -136,6 +136,11 @@ class Writer:
 		typ, data = self.c.uid("STORE", str(uid), op, flags)
 		assert typ == "OK", data
 
+	def expunge(self, mbox, uid):
+		self.store(mbox, uid, "+FLAGS.SILENT", r"(\Deleted)")
+		typ, data = self.c.uid("EXPUNGE", str(uid))
+		assert typ == "OK", data
+
 	def create(self, mbox):
 		sm.create(self.c, mbox)
 

@@ -4,6 +4,20 @@
 #include "cache/error.h"
 #include "cache/flags.h"
 
+static void test_equal(void)
+{
+	g_assert_true(cache_flags_equal("", NULL));
+	g_assert_true(cache_flags_equal(NULL, NULL));
+	g_assert_true(cache_flags_equal("\\Seen $Work", "$work \\seen"));
+	g_assert_true(cache_flags_equal("\\Seen  $Work", "$Work \\Seen"));
+	g_assert_true(cache_flags_equal("a a", "a"));
+	g_assert_false(cache_flags_equal("\\Seen", ""));
+	g_assert_false(cache_flags_equal(NULL, "\\Seen"));
+	g_assert_false(cache_flags_equal("\\Seen $Work", "\\Seen"));
+	g_assert_false(cache_flags_equal("\\Seen", "\\Seen $Work"));
+	g_assert_false(cache_flags_equal("$Work", "$Worker"));
+}
+
 static void test_normalize_table(void)
 {
 	static const struct {
@@ -76,5 +90,6 @@ int main(int argc, char **argv)
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/cache/flags/normalize", test_normalize_table);
 	g_test_add_func("/cache/flags/keywords", test_keywords);
+	g_test_add_func("/cache/flags/equal", test_equal);
 	return g_test_run();
 }

@@ -34,7 +34,8 @@ static const CodeCase imap_cases[] = {
 	{IMAP_ERROR_SHUTDOWN, EIO},
 	{IMAP_ERROR_INVALID, EINVAL},
 	{IMAP_ERROR_UIDVALIDITY, ENOENT},
-	{IMAP_ERROR_UIDVALIDITY + 1, EIO}, /* unknown code */
+	{IMAP_ERROR_EXPUNGED, ENOENT},
+	{IMAP_ERROR_EXPUNGED + 1, EIO}, /* unknown code */
 	{-1, EIO},
 	{1000, EIO},
 };
