@@ -42,6 +42,7 @@ static int fs_errmap_imap(int code)
 	case IMAP_ERROR_FAILED:
 	case IMAP_ERROR_BAD:
 	case IMAP_ERROR_AUTH:
+	case IMAP_ERROR_UNAVAILABLE:
 	case IMAP_ERROR_TLS:
 	case IMAP_ERROR_CONNECT:
 	case IMAP_ERROR_CONNECTION_LOST:

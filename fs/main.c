@@ -30,6 +30,7 @@
 #include "fs/passthrough.h"
 #include "fs/password.h"
 #include "imap/connect.h"
+#include "imap/error.h"
 #include "imap/pool.h"
 
 static GLogWriterOutput log_to_syslog(GLogLevelFlags level,
@@ -163,6 +164,28 @@ static char *oauth_token(gpointer user_data, GError **error)
 	return fs_password_get(opts->passcmd, opts->passfile, opts->user,
 			       opts->host, opts->workdir, opts->timeout,
 			       error);
+}
+
+/* The mount's first login, which mount(8) waits for. One the server
+ * cannot take now ([UNAVAILABLE]: it could not check the password;
+ * [LIMIT]: no room for another connection) is tried again after 1, 2, 4
+ * and 8 seconds before the mount gives up. */
+static ImapStream *first_login(const ImapConfig *cfg, GError **error)
+{
+	for (guint wait_s = 1;; wait_s *= 2) {
+		g_autoptr(GError) local = NULL;
+		ImapStream *stream = imap_stream_connect(cfg, 1, &local);
+
+		if (stream)
+			return stream;
+		if (wait_s > 8 || !g_error_matches(local, IMAPFS_IMAP_ERROR,
+						   IMAP_ERROR_UNAVAILABLE)) {
+			g_propagate_error(error, g_steal_pointer(&local));
+			return NULL;
+		}
+		g_message("%s; trying again in %u s", local->message, wait_s);
+		g_usleep(wait_s * G_USEC_PER_SEC);
+	}
 }
 
 static int fail(const char *message)
@@ -304,7 +327,7 @@ int main(int argc, char **argv)
 		}
 		fs_password_wipe_env();
 	}
-	probe = imap_stream_connect(cfg, 1, &error);
+	probe = first_login(cfg, &error);
 	if (!probe) {
 		ret = fail(error->message);
 		goto out_session;

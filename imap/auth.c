@@ -304,8 +304,13 @@ static gboolean oauth_login(ImapStream *stream, const ImapConfig *cfg,
 		{
 			g_autofree char *text = imap_wire_status_text(resp);
 			const char *words = strchr(text, ' ');
+			gboolean for_now =
+				g_strcmp0(resp->code, "UNAVAILABLE") == 0 ||
+				g_strcmp0(resp->code, "LIMIT") == 0;
 			GError *refused = g_error_new(
-				IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH,
+				IMAPFS_IMAP_ERROR,
+				for_now ? IMAP_ERROR_UNAVAILABLE
+					: IMAP_ERROR_AUTH,
 				"OAuth 2.0 login (%s) as %s on %s refused: "
 				"%s%s%s (check that the password command "
 				"prints a fresh access token for this "
@@ -314,9 +319,7 @@ static gboolean oauth_login(ImapStream *stream, const ImapConfig *cfg,
 				words ? words + 1 : text, reason ? " " : "",
 				reason ? reason : "");
 
-			*out_refused =
-				g_strcmp0(resp->code, "UNAVAILABLE") != 0 &&
-				g_strcmp0(resp->code, "LIMIT") != 0;
+			*out_refused = !for_now;
 			g_propagate_error(error, refused);
 		}
 		stream->caps = caps;
@@ -400,15 +403,21 @@ gboolean imap_auth_login(ImapStream *stream, const ImapConfig *cfg,
 				words += words[0] == 'N' ? 3 : 4;
 			/* Not the credentials: the server cannot check them
 			 * now, or has no room for another connection. */
+			gboolean busy = g_str_has_prefix(words, "[LIMIT]");
 			gboolean for_now =
-				g_str_has_prefix(words, "[UNAVAILABLE]") ||
-				g_str_has_prefix(words, "[LIMIT]");
+				busy ||
+				g_str_has_prefix(words, "[UNAVAILABLE]");
 			GError *refused = g_error_new(
-				IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH,
+				IMAPFS_IMAP_ERROR,
+				for_now ? IMAP_ERROR_UNAVAILABLE
+					: IMAP_ERROR_AUTH,
 				"login as %s on %s refused: %s (%s)", cfg->user,
 				cfg->host, words,
-				for_now ? "for now; fewer connections, -o "
-					  "max_conns=N, may help"
+				busy ? "for now; fewer connections, -o "
+				       "max_conns=N, may help"
+				: for_now
+					? "for now: the server could not check "
+					  "it; try again later"
 					: "check the user name and password");
 
 			*out_refused = !for_now;

@@ -22,6 +22,9 @@ typedef enum {
 	IMAP_ERROR_TOOBIG,	    /* [TOOBIG], [LIMIT] */
 	IMAP_ERROR_READONLY,	    /* mailbox selected read-only */
 	IMAP_ERROR_AUTH,	    /* login refused */
+	IMAP_ERROR_UNAVAILABLE,	    /* no login for now: the server could not
+				     * check it ([UNAVAILABLE]) or has no room
+				     * ([LIMIT]) */
 	IMAP_ERROR_TLS,		    /* handshake or certificate check failed */
 	IMAP_ERROR_CONNECT,	    /* could not reach the server */
 	IMAP_ERROR_CONNECTION_LOST, /* dropped while a command was out */

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from conftest import imapfs_bin, run_imapfs_expect_failure, seed_account
-from writehelpers import wait_until
+from writehelpers import RefuseLogins, wait_until
 
 
 @pytest.fixture
@@ -131,6 +131,23 @@ def test_wrong_password_fails_clearly(user, mounter, tmp_path, server):
 	rc, err = run_imapfs_expect_failure(argv, "not-the-password")
 	assert rc != 0
 	assert re.search(r"(?i)auth|login|password|credential", err), err
+
+
+def test_a_login_the_server_cannot_check_now_is_tried_again_at_mount(
+		user, mounter, server):
+	"""The server answers the mount's login NO [UNAVAILABLE] twice
+	(it could not check the password): imapfs says so, tries again,
+	and mounts."""
+	proxy = RefuseLogins(server["imap_port"], 2)
+	try:
+		m = proxy.mount(mounter, user)
+		assert len(os.listdir(os.path.join(m.path, "INBOX"))) == 2
+	finally:
+		proxy.stop()
+	assert proxy.left == 0
+	log = m.stderr()
+	assert log.count("trying again in") == 2, log
+	assert "could not check it" in log, log
 
 
 def test_wrong_port_fails_clearly(user, mounter, tmp_path, server):

@@ -334,6 +334,30 @@ class HoldCommand(CutAfterCommand):
 		super().stop()
 
 
+class RefuseLogins(CutAfterCommand):
+	"""Answers the first N logins itself with NO [UNAVAILABLE], as
+	Dovecot does when its password database does not answer, then
+	forwards them: a server that cannot check logins for a while."""
+
+	def __init__(self, port, n):
+		self.left = n
+		super().__init__(port, b" AUTHENTICATE ")
+
+	def _armed(self):
+		return self.left > 0
+
+	def _holds(self, conn):
+		return False
+
+	def _on_command(self, data, to_server, conn):
+		self.left -= 1
+		self.cut.clear()
+		tag = data.split(b" ", 1)[0]
+		conn["pair"][0].sendall(tag + b" NO [UNAVAILABLE] Temporary "
+					b"authentication failure.\r\n")
+		return False
+
+
 def listed_on_another_connection(proxy, path, top):
 	"""Lists TOP (a mailbox's directory) while a read of PATH (through
 	a HoldCommand(..., b"BODY.PEEK[]") PROXY) holds the connection that

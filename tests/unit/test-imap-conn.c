@@ -1113,9 +1113,9 @@ static void test_login_gate(void)
 
 	cfg.login_gate = imap_login_gate_new();
 	g_assert_null(imap_stream_connect(&cfg, 1, &e1));
-	g_assert_error(e1, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
+	g_assert_error(e1, IMAPFS_IMAP_ERROR, IMAP_ERROR_UNAVAILABLE);
 	g_assert_null(imap_stream_connect(&cfg, 1, &limit));
-	g_assert_error(limit, IMAPFS_IMAP_ERROR, IMAP_ERROR_AUTH);
+	g_assert_error(limit, IMAPFS_IMAP_ERROR, IMAP_ERROR_UNAVAILABLE);
 	g_assert_nonnull(strstr(limit->message, "[LIMIT]"));
 	g_assert_nonnull(strstr(limit->message, "-o max_conns=N"));
 	g_assert_null(strstr(limit->message, "password"));
