@@ -701,6 +701,14 @@ gboolean cache_sync_messages(CacheAccount *acct, guint32 id, guint wait_s,
 	return TRUE;
 }
 
+/* The first UID above @uid to ask for. None is above the highest UID
+ * there can be, and "0:*" is not a set: that one is asked for again
+ * (n:* names the highest UID when n is above it). */
+static guint32 uid_after(guint32 uid)
+{
+	return uid == G_MAXUINT32 ? uid : uid + 1;
+}
+
 /* Starts one pass of the refresh of mailbox @id, or joins the one under
  * way. Returns the wait, or NULL with @error. */
 static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
@@ -790,7 +798,7 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
 			cmds[n++] = imap_command_new(
 				NULL, IMAP_COMMAND_RETRIABLE,
 				"UID FETCH %u:* (" LISTED " MODSEQ)",
-				max_uid + 1);
+				uid_after(max_uid));
 			if (!vanished) {
 				job->present = g_array_new(
 					FALSE, FALSE, sizeof(ImapUidRange));
@@ -808,7 +816,8 @@ static CacheWait *sync_submit(CacheAccount *acct, guint32 id, GError **error)
 						 "UID FETCH 1:* (UID FLAGS)");
 			cmds[n++] = imap_command_new(
 				NULL, IMAP_COMMAND_RETRIABLE,
-				"UID FETCH %u:* (" LISTED ")", max_uid + 1);
+				"UID FETCH %u:* (" LISTED ")",
+				uid_after(max_uid));
 		}
 		if (!job->full && gaps) {
 			g_autoptr(GString) set = g_string_new(NULL);
