@@ -1287,6 +1287,15 @@ static void rename_new(FsMount *mnt, fuse_req_t req, fuse_ino_t ino,
 	}
 	if (fs_newfiles_ready(mnt->newfiles, ino, TRUE) &&
 	    !commit_new(mnt, ino, !taken, &error)) {
+		/* As at close(): the rename says it failed, so the name
+		 * goes and the message is not added later behind the
+		 * writer's back; rsync's next run sends it again. */
+		g_autofree char *why = g_strdup_printf(
+			"%s, and the rename onto its name said so",
+			error->message);
+
+		fs_newfiles_abandon(mnt->newfiles, ino, why);
+		fs_notify_entry(mnt->notify, fs_inode_dir(to_id), newname, 0);
 		reply_error(req, error, "adding the new message", ino);
 		return;
 	}

@@ -541,3 +541,31 @@ def test_emptying_the_cache_directory_while_mounted(account, mounter,
 	log = new_log(m, mark)
 	assert "WARNING" not in log, log
 	assert not mounter.unmount(m)
+
+
+def test_a_rename_whose_append_failed_leaves_no_name_and_adds_nothing(
+		account, server, mounter, imap):
+	"""rsync's way (write .name.XXXXXX, rename onto the name): the
+	APPEND at the rename is lost with its connection, so the rename
+	fails; the name is then not there (a second rsync sends the file
+	again), and the message is not added later behind rsync's back."""
+	from writehelpers import CutAfterCommand
+
+	before = fresh(imap, "INBOX")
+	proxy = CutAfterCommand(server["imap_port"], b"APPEND", forward=False)
+	try:
+		m = proxy.mount(mounter, account["user"])
+		inbox = os.path.join(m.path, "INBOX")
+		tmp = os.path.join(inbox, ".restored.eml.Xa1b2C")
+		with open(tmp, "wb") as f:
+			f.write(sm.make_messages(91, 1)[0].raw)
+		e = errno_of(os.rename, tmp,
+			     os.path.join(inbox, "restored.eml"))
+		assert e == errno.EIO, os.strerror(e) if e else "success"
+		assert not os.path.exists(os.path.join(inbox, "restored.eml"))
+		time.sleep(2)
+		assert "restored.eml" not in os.listdir(inbox)
+	finally:
+		proxy.stop()
+	assert fresh(imap, "INBOX") == before
+	assert "was not added to the mailbox" in m.stderr()
