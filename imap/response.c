@@ -286,10 +286,13 @@ static gboolean response_fetch_item(ImapFetch *out, const char *name,
 			*why = "bad body item";
 			return FALSE;
 		}
-		/* Several body items in one response: the first one wins. */
+		/* imapfs asks for one body section a command: two in one
+		 * response cannot be told apart (which bytes are the
+		 * message?), so neither is taken. */
 		if (out->body) {
 			g_free(section);
-			return TRUE;
+			*why = "two body items";
+			return FALSE;
 		}
 		out->body = val;
 		out->body_section = section;
