@@ -172,14 +172,25 @@ static gboolean run_uids(CacheAccount *acct, guint32 id, const Place *place,
 	return FALSE;
 }
 
+/* Mailbox @id of the index while it has @uidvalidity (that of the UIDs
+ * a command named), or NULL. Under acct->lock. */
+static CacheIndexMailbox *listed_mailbox_locked(CacheAccount *acct,
+						guint32 id,
+						guint32 uidvalidity)
+{
+	CacheIndexMailbox *mbox = cache_index_mailbox(acct->index, id);
+
+	return mbox && mbox->uidvalidity == uidvalidity ? mbox : NULL;
+}
+
 static void forget_message(CacheAccount *acct, CacheMsgRef ref,
 			   guint32 uidvalidity)
 {
 	CacheIndexMailbox *mbox;
 
 	g_mutex_lock(&acct->lock);
-	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
-	if (mbox && mbox->uidvalidity == uidvalidity)
+	mbox = listed_mailbox_locked(acct, ref.mailbox_id, uidvalidity);
+	if (mbox)
 		cache_index_remove_message(mbox, ref.uid);
 	g_mutex_unlock(&acct->lock);
 }
@@ -277,27 +288,34 @@ static char *listed_flags(CacheAccount *acct, CacheMsgRef ref,
 	char *flags;
 
 	g_mutex_lock(&acct->lock);
-	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
-	if (mbox && mbox->uidvalidity == uidvalidity)
+	mbox = listed_mailbox_locked(acct, ref.mailbox_id, uidvalidity);
+	if (mbox)
 		msg = cache_index_message(mbox, ref.uid);
 	flags = msg ? g_strdup(msg->flags) : NULL;
 	g_mutex_unlock(&acct->lock);
 	return flags;
 }
 
+/* Says in *@error, as NOT_FOUND, that @ref has left @place. */
+static void set_gone_error(GError **error, CacheMsgRef ref,
+			   const Place *place)
+{
+	g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
+		    "UID %u is no longer in %s on the server (another client "
+		    "moved or deleted it)",
+		    ref.uid, place->full_name);
+}
+
 /* A UID command that named only @ref was answered OK without touching
  * it: if the server no longer has it (another client expunged it, and
  * the server says nothing of UIDs it does not have), *@error says so,
- * as NOT_FOUND, and FALSE is returned. */
+ * and FALSE is returned. */
 static gboolean check_still_there(CacheAccount *acct, CacheMsgRef ref,
 				  const Place *place, GError **error)
 {
 	if (still_there(acct, ref.mailbox_id, ref.uid, NULL))
 		return TRUE;
-	g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
-		    "UID %u is no longer in %s on the server (another client "
-		    "moved or deleted it)",
-		    ref.uid, place->full_name);
+	set_gone_error(error, ref, place);
 	return FALSE;
 }
 
@@ -349,12 +367,11 @@ gboolean cache_account_set_flags(CacheAccount *acct, CacheMsgRef ref,
 		 * cannot keep); without one, what we asked for. */
 		g_mutex_lock(&acct->lock);
 		{
-			CacheIndexMailbox *mbox = cache_index_mailbox(
-				acct->index, ref.mailbox_id);
+			CacheIndexMailbox *mbox = listed_mailbox_locked(
+				acct, ref.mailbox_id, place.uidvalidity);
 			CacheMessage *msg =
-				mbox && mbox->uidvalidity == place.uidvalidity
-					? cache_index_message(mbox, ref.uid)
-					: NULL;
+				mbox ? cache_index_message(mbox, ref.uid)
+				     : NULL;
 
 			if (msg) {
 				g_free(msg->flags);
@@ -406,8 +423,8 @@ static void add_flag(CacheAccount *acct, CacheMsgRef ref, guint32 uidvalidity,
 	CacheMessage *msg = NULL;
 
 	g_mutex_lock(&acct->lock);
-	mbox = cache_index_mailbox(acct->index, ref.mailbox_id);
-	if (mbox && mbox->uidvalidity == uidvalidity)
+	mbox = listed_mailbox_locked(acct, ref.mailbox_id, uidvalidity);
+	if (mbox)
 		msg = cache_index_message(mbox, ref.uid);
 	if (msg) {
 		g_auto(GStrv) have = g_strsplit(msg->flags, " ", -1);
@@ -558,10 +575,7 @@ static gboolean moved_unsaid(CacheAccount *acct, CacheMsgRef ref,
 	uid = find_new(acct, to_id, before < 0 ? 0 : (guint32)before,
 		       msg->size, msg->internaldate, &n);
 	if (n == 0) {
-		g_set_error(error, IMAPFS_CACHE_ERROR, CACHE_ERROR_NOT_FOUND,
-			    "UID %u is no longer in %s on the server (another "
-			    "client moved or deleted it)",
-			    ref.uid, from->full_name);
+		set_gone_error(error, ref, from);
 		return FALSE;
 	}
 	*out_found = n == 1 ? uid : 0;
